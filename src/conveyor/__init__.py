@@ -1,0 +1,62 @@
+"""Conveyor: background jobs and events on Redis, for asyncio."""
+
+from conveyor.engine.backoff import Backoff as Backoff
+from conveyor.engine.backoff import Custom as Custom
+from conveyor.engine.backoff import Exponential as Exponential
+from conveyor.engine.backoff import Fixed as Fixed
+from conveyor.engine.clock import ManualClock as ManualClock
+from conveyor.engine.connection import connect as connect
+from conveyor.engine.connection import ping as ping
+from conveyor.engine.job import Job as Job
+from conveyor.engine.job import JobContext as JobContext
+from conveyor.engine.options import KeepJobs as KeepJobs
+from conveyor.engine.options import Priority as Priority
+from conveyor.engine.queue import Queue as Queue
+from conveyor.engine.runner import ProcessJob as ProcessJob
+from conveyor.engine.states import JobState as JobState
+from conveyor.engine.worker import Worker as Worker
+from conveyor.errors import ConnectionFailed as ConnectionFailed
+from conveyor.errors import ConveyorError as ConveyorError
+from conveyor.errors import Discard as Discard
+from conveyor.errors import InvalidJobOptions as InvalidJobOptions
+from conveyor.errors import JobIsActive as JobIsActive
+from conveyor.errors import JobNotFound as JobNotFound
+from conveyor.errors import PayloadError as PayloadError
+from conveyor.errors import PayloadTooLarge as PayloadTooLarge
+from conveyor.errors import QueueNotEmpty as QueueNotEmpty
+from conveyor.errors import Retry as Retry
+from conveyor.errors import StaleLease as StaleLease
+from conveyor.settings import RedisSettings as RedisSettings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backoff",
+    "ConnectionFailed",
+    "ConveyorError",
+    "Custom",
+    "Discard",
+    "Exponential",
+    "Fixed",
+    "InvalidJobOptions",
+    "Job",
+    "JobContext",
+    "JobIsActive",
+    "JobNotFound",
+    "JobState",
+    "KeepJobs",
+    "ManualClock",
+    "PayloadError",
+    "PayloadTooLarge",
+    "Priority",
+    "ProcessJob",
+    "Queue",
+    "QueueNotEmpty",
+    "RedisSettings",
+    "Retry",
+    "StaleLease",
+    "Worker",
+    "__version__",
+    "connect",
+    "ping",
+]

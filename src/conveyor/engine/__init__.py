@@ -1,0 +1,1 @@
+"""The engine: queues, workers and jobs on Redis."""

@@ -1,0 +1,35 @@
+"""JSON encoding of payloads and results. No pickle, ever."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from conveyor.errors import PayloadError, PayloadTooLarge
+
+DEFAULT_MAX_PAYLOAD = 512 * 1024
+
+
+def dumps(value: Any) -> bytes:
+    """Encodes ``value`` as JSON; raises PayloadError if it cannot be."""
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise PayloadError(f"not JSON-serialisable: {exc}") from None
+
+
+def dumps_payload(value: Any, limit: int) -> bytes:
+    """Encodes job data, enforcing the size limit (bytes; 0 = none)."""
+    raw = dumps(value)
+    if limit and len(raw) > limit:
+        raise PayloadTooLarge(len(raw), limit)
+    return raw
+
+
+def loads(raw: bytes | str) -> Any:
+    """Decodes JSON; raises PayloadError for bytes that are not JSON."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"undecodable JSON: {exc}") from None

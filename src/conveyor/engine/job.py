@@ -1,0 +1,161 @@
+"""Jobs as readers see them (:class:`Job`) and as handlers hold them
+(:class:`JobContext`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from conveyor.engine.codec import PayloadError, loads
+from conveyor.engine.states import JobState
+
+if TYPE_CHECKING:
+    from conveyor.engine.options import RunOptions
+    from conveyor.engine.worker import Worker
+
+
+def _ms_to_dt(raw: bytes | None) -> datetime | None:
+    if raw is None:
+        return None
+    return datetime.fromtimestamp(int(raw) / 1000, tz=timezone.utc)
+
+
+def _json_or_raw(raw: bytes | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return loads(raw)
+    except PayloadError:
+        return raw.decode(errors="replace")
+
+
+@dataclass(slots=True)
+class Job:
+    """A snapshot of one job as stored in Redis."""
+
+    id: str
+    queue: str
+    name: str
+    data: Any
+    state: JobState
+    options: dict[str, Any]
+    priority: int = 0
+    attempts_made: int = 0
+    attempts_started: int = 0
+    stalled_count: int = 0
+    progress: Any = None
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    run_at: datetime | None = None
+    worker_id: str | None = None
+    cancel_requested: str | None = None
+
+    @classmethod
+    def from_hash(cls, queue: str, job_id: str, h: dict[bytes, bytes]) -> Job:
+        """Builds a snapshot from the job's hash; undecodable fields are kept as text."""
+        g = h.get
+        state_raw = (g(b"st") or b"waiting").decode()
+        try:
+            state = JobState(state_raw)
+        except ValueError:
+            state = JobState.WAITING
+        opts = _json_or_raw(g(b"opts"))
+        hist = _json_or_raw(g(b"hist"))
+        err = g(b"err")
+        tb = g(b"tb")
+        cx = g(b"cx")
+        wid = g(b"wid")
+        return cls(
+            id=job_id,
+            queue=queue,
+            name=(g(b"name") or b"").decode(errors="replace"),
+            data=_json_or_raw(g(b"data")),
+            state=state,
+            options=opts if isinstance(opts, dict) else {},
+            priority=int(g(b"pr") or 0),
+            attempts_made=int(g(b"atm") or 0),
+            attempts_started=int(g(b"ats") or 0),
+            stalled_count=int(g(b"stc") or 0),
+            progress=_json_or_raw(g(b"prog")),
+            result=_json_or_raw(g(b"rv")),
+            error=err.decode(errors="replace") if err else None,
+            traceback=tb.decode(errors="replace") if tb else None,
+            history=hist if isinstance(hist, list) else [],
+            created_at=_ms_to_dt(g(b"ts")),
+            started_at=_ms_to_dt(g(b"pon")),
+            finished_at=_ms_to_dt(g(b"fon")),
+            run_at=_ms_to_dt(g(b"due")),
+            worker_id=wid.decode() if wid else None,
+            cancel_requested=cx.decode(errors="replace") if cx else None,
+        )
+
+
+class JobContext:
+    """What a handler receives: the job's data and identity, and ways to
+    report progress and log lines while it holds the job's lock.
+
+    ``update_progress`` and ``log`` raise StaleLease when another worker has
+    taken the job over, so a handler that lost its lease stops early.
+    """
+
+    __slots__ = (
+        "id",
+        "name",
+        "data",
+        "attempt",
+        "fence",
+        "token",
+        "created_ms",
+        "run",
+        "_worker",
+    )
+
+    def __init__(
+        self,
+        worker: Worker,
+        job_id: str,
+        name: str,
+        data: Any,
+        attempt: int,
+        fence: int,
+        token: str,
+        created_ms: int,
+        run: RunOptions,
+    ) -> None:
+        self._worker = worker
+        self.id = job_id
+        self.name = name
+        self.data = data
+        #: 1 for the first attempt, 2 for the first retry, ...
+        self.attempt = attempt
+        #: Grows with every start of this job (a fencing number for side effects).
+        self.fence = fence
+        self.token = token
+        self.created_ms = created_ms
+        self.run = run
+
+    @property
+    def queue(self) -> str:
+        return self._worker.queue.name
+
+    @property
+    def attempts(self) -> int:
+        """The number of attempts this job may use in all."""
+        return self.run.attempts
+
+    async def update_progress(self, progress: Any) -> None:
+        """Stores the job's progress (any JSON value, e.g. a percentage)."""
+        await self._worker._report(self, progress, ())
+
+    async def log(self, *lines: str) -> None:
+        """Appends lines to the job's log (kept with the job, capped)."""
+        await self._worker._report(self, None, lines)
+
+    def __repr__(self) -> str:
+        return f"<JobContext {self.queue}/{self.id} attempt={self.attempt}>"

@@ -1,0 +1,137 @@
+"""The lease keeper: a thread that renews the locks of a worker's running
+jobs and runs the stalled-job check.
+
+It runs on its own thread with its own blocking Redis connection, so a
+handler that blocks the event loop or burns CPU cannot starve it: while the
+worker process lives, its jobs are not declared stalled. A process that is
+killed or frozen stops renewing, and its jobs are recovered once their
+lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+from conveyor.engine.clock import Clock, clock_arg
+from conveyor.engine.keys import QueueKeys
+from conveyor.engine.scripts import script
+from conveyor.errors import ConnectionFailed
+
+log = logging.getLogger("conveyor.worker")
+
+#: (lost job ids, {job id: cancel reason})
+LeaseReport = Callable[[list[str], dict[str, str]], None]
+
+
+class LeaseKeeper:
+    """Renews every ``renew_interval`` seconds the leases of the jobs in
+    ``tokens`` (job id -> token, shared with the event loop) and checks for
+    stalled jobs every ``stalled_interval`` seconds."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: QueueKeys,
+        tokens: dict[str, str],
+        report: LeaseReport,
+        *,
+        clock: Clock,
+        lock_ms: int,
+        renew_interval: float,
+        stalled_interval: float,
+        max_stalled: int,
+        failed_keep: tuple[int, int],
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._tokens = tokens
+        self._report = report
+        self._clock = clock
+        self._lock_ms = lock_ms
+        self._renew_interval = renew_interval
+        self._stalled_interval = stalled_interval
+        self._max_stalled = max_stalled
+        self._failed_keep = failed_keep
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="conveyor-lease", daemon=True)
+        self.renewals = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+        self._client.close()
+
+    def _run(self) -> None:
+        next_check = 0.0
+        failures = 0
+        while not self._stop.wait(self._renew_interval if failures == 0 else min(2.0, 0.2 * failures)):
+            try:
+                self.renew()
+                if time.monotonic() >= next_check:
+                    self.check_stalled()
+                    next_check = time.monotonic() + self._stalled_interval
+                if failures:
+                    log.info("lease keeper reconnected to Redis", extra={"event": "reconnected"})
+                failures = 0
+            except (ConnectionFailed, redis.RedisError, OSError) as exc:
+                failures += 1
+                if failures == 1 or failures % 20 == 0:
+                    log.warning("lease renewal failed: %s", exc, extra={"event": "renew_failed"})
+            except Exception:  # keep renewing whatever happens
+                log.exception("lease keeper error")
+
+    def renew(self) -> None:
+        tokens = self._tokens.copy()
+        if not tokens:
+            return
+        args: list[str | int] = [self._keys.job_prefix, clock_arg(self._clock), self._lock_ms]
+        for job_id, token in tokens.items():
+            args.append(job_id)
+            args.append(token)
+        reply = script("extend_locks").run_sync(self._client, [self._keys.active], args)
+        self.renewals += 1
+        sep = reply.index(b"")
+        lost = [r.decode() for r in reply[:sep]]
+        rest = reply[sep + 1 :]
+        cancels = {rest[i].decode(): rest[i + 1].decode() for i in range(0, len(rest), 2)}
+        if lost or cancels:
+            self._report(lost, cancels)
+
+    def check_stalled(self) -> None:
+        k = self._keys
+        guard_ms = max(1, int(self._stalled_interval * 1000) - 50)
+        reply = script("recover_stalled").run_sync(
+            self._client,
+            [k.active, k.wait, k.marker, k.seq, k.failed, k.completed, k.stalled_guard],
+            [
+                k.job_prefix,
+                k.logs_prefix,
+                clock_arg(self._clock),
+                self._max_stalled,
+                guard_ms,
+                *self._failed_keep,
+            ],
+        )
+        if not reply:
+            return
+        sep = reply.index(b"")
+        for raw in reply[:sep]:
+            log.warning(
+                "job %s stalled; back to waiting",
+                raw.decode(),
+                extra={"event": "stalled", "queue": k.queue, "job_id": raw.decode()},
+            )
+        for raw in reply[sep + 1 :]:
+            log.warning(
+                "job %s stalled too often; failed",
+                raw.decode(),
+                extra={"event": "failed", "queue": k.queue, "job_id": raw.decode()},
+            )

@@ -1,0 +1,38 @@
+-- clean_jobs: removes up to `limit` jobs of one state (waiting, delayed,
+-- completed or failed) older than `grace` ms, oldest first.
+-- KEYS: 1 the state's zset
+-- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 grace ms, 5 limit,
+--       6 state name
+-- Returns: the removed ids
+--@include now
+--@include remove_job_keys
+
+local now = now_ms(ARGV[3])
+local cutoff = now - tonumber(ARGV[4])
+local limit = tonumber(ARGV[5])
+local removed = {}
+local start = 0
+while #removed < limit do
+  local batch = redis.call('ZRANGE', KEYS[1], start, start + 499)
+  if #batch == 0 then break end
+  local kept = 0
+  for _, id in ipairs(batch) do
+    local jk = ARGV[1] .. id
+    local f = redis.call('HMGET', jk, 'ts', 'fon')
+    local t = tonumber(f[2] or f[1] or '0') or 0
+    if ARGV[6] == 'waiting' or ARGV[6] == 'delayed' then
+      t = tonumber(f[1] or '0') or 0
+    end
+    if f[1] == false and f[2] == false then
+      redis.call('ZREM', KEYS[1], id)
+    elseif t <= cutoff and #removed < limit then
+      redis.call('ZREM', KEYS[1], id)
+      remove_job_keys(ARGV[1], ARGV[2], id)
+      removed[#removed + 1] = id
+    else
+      kept = kept + 1
+    end
+  end
+  start = start + kept
+end
+return removed

@@ -1,0 +1,23 @@
+-- drain: removes every waiting job (and delayed ones when asked), up to
+-- `limit` per call; running jobs are left alone.
+-- KEYS: 1 wait, 2 delayed
+-- ARGV: 1 job key prefix, 2 logs prefix, 3 limit, 4 include delayed ('1'/'0')
+-- Returns: jobs removed in this call
+--@include remove_job_keys
+
+local limit = tonumber(ARGV[3])
+local removed = 0
+local sets = { KEYS[1] }
+if ARGV[4] == '1' then sets[2] = KEYS[2] end
+for _, set_key in ipairs(sets) do
+  while removed < limit do
+    local ids = redis.call('ZRANGE', set_key, 0, 499)
+    if #ids == 0 then break end
+    for _, id in ipairs(ids) do
+      remove_job_keys(ARGV[1], ARGV[2], id)
+    end
+    redis.call('ZREMRANGEBYRANK', set_key, 0, #ids - 1)
+    removed = removed + #ids
+  end
+end
+return removed

@@ -1,0 +1,20 @@
+-- promote_delayed(delayed_key, wait_key, seq_key, prefix, now, limit):
+-- moves delayed jobs whose time has come to wait. Returns how many moved.
+local function promote_delayed(delayed_key, wait_key, seq_key, prefix, now, limit)
+  local head = redis.call('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
+  if #head == 0 or tonumber(head[2]) > now then
+    return 0
+  end
+  local due = redis.call('ZRANGEBYSCORE', delayed_key, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(due) do
+    local jk = prefix .. id
+    local lifo = redis.call('HGET', jk, 'lifo')
+    if lifo == false and redis.call('EXISTS', jk) == 0 then
+      -- hash gone (removed or expired): drop the orphan id
+    else
+      enqueue_waiting(wait_key, seq_key, jk, id, lifo == '1')
+    end
+  end
+  redis.call('ZREMRANGEBYRANK', delayed_key, 0, #due - 1)
+  return #due
+end

@@ -1,0 +1,32 @@
+-- obliterate: deletes a queue's jobs and keys, up to `limit` jobs per call
+-- (call again while it returns a positive number). Refuses while jobs are
+-- active unless forced.
+-- KEYS: 1 active, then the queue's state zsets, then its other keys
+-- ARGV: 1 job key prefix, 2 logs prefix, 3 limit, 4 force ('1'/'0'),
+--       5 number of state zsets (KEYS[2..])
+-- Returns: jobs deleted in this call (0 when done), or -4 if jobs are active
+--@include remove_job_keys
+
+local limit = tonumber(ARGV[3])
+if ARGV[4] ~= '1' and redis.call('ZCARD', KEYS[1]) > 0 then
+  return -4
+end
+local nsets = tonumber(ARGV[5])
+local deleted = 0
+for i = 1, nsets + 1 do
+  while deleted < limit do
+    local ids = redis.call('ZRANGE', KEYS[i], 0, 499)
+    if #ids == 0 then break end
+    for _, id in ipairs(ids) do
+      remove_job_keys(ARGV[1], ARGV[2], id)
+    end
+    redis.call('ZREMRANGEBYRANK', KEYS[i], 0, #ids - 1)
+    deleted = deleted + #ids
+  end
+end
+if deleted < limit then
+  for i = nsets + 2, #KEYS do
+    redis.call('DEL', KEYS[i])
+  end
+end
+return deleted

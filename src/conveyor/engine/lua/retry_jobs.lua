@@ -1,0 +1,28 @@
+-- retry_jobs: moves failed jobs back to wait with fresh attempts: the given
+-- ids, or (no ids) up to `limit` of the oldest failed jobs.
+-- KEYS: 1 failed, 2 wait, 3 marker, 4 seq counter
+-- ARGV: 1 job key prefix, 2 limit, then ids
+-- Returns: the number of jobs moved
+--@include wait_score
+--@include enqueue_waiting
+
+local ids = {}
+if #ARGV > 2 then
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+else
+  ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+end
+local moved = 0
+for _, id in ipairs(ids) do
+  local jk = ARGV[1] .. id
+  if redis.call('ZREM', KEYS[1], id) == 1 and redis.call('EXISTS', jk) == 1 then
+    redis.call('PERSIST', jk)
+    redis.call('HDEL', jk, 'atm', 'stc', 'err', 'tb', 'fon', 'tk', 'cx', 'prog')
+    enqueue_waiting(KEYS[2], KEYS[4], jk, id, false)
+    moved = moved + 1
+  end
+end
+if moved > 0 then
+  redis.call('ZADD', KEYS[3], 0, '0')
+end
+return moved

@@ -1,0 +1,236 @@
+"""Job options: what a producer may ask of a job, validated before anything
+is written, and their compact wire form stored with the job."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from enum import IntEnum
+from typing import Any, TypedDict
+
+from conveyor.engine.backoff import Backoff, backoff_from_wire
+from conveyor.errors import InvalidJobOptions
+
+MAX_PRIORITY = 1000
+
+
+class Priority(IntEnum):
+    """Named priority levels; lower numbers run first. Any integer from 0 to
+    1000 is accepted too."""
+
+    CRITICAL = 0
+    HIGH = 100
+    NORMAL = 200
+    LOW = 300
+    BACKGROUND = 400
+
+
+@dataclass(frozen=True, slots=True)
+class KeepJobs:
+    """How many finished jobs to keep, and for how long (seconds).
+
+    ``KeepJobs(count=100, age=3600)`` keeps at most the newest 100 and none
+    older than an hour. ``None`` means no bound on that axis.
+    """
+
+    count: int | None = None
+    age: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.count is not None and self.count < 0:
+            raise InvalidJobOptions("KeepJobs.count must be >= 0")
+        if self.age is not None and not self.age > 0:
+            raise InvalidJobOptions("KeepJobs.age must be > 0 seconds")
+
+    def to_wire(self) -> list[int]:
+        count = -1 if self.count is None else self.count
+        age = 0 if self.age is None else max(1, int(self.age * 1000))
+        return [count, age]
+
+
+#: Finished jobs are bounded by default, so they can never fill Redis.
+DEFAULT_KEEP_COMPLETED = KeepJobs(count=1000, age=24 * 3600)
+DEFAULT_KEEP_FAILED = KeepJobs(count=10_000, age=7 * 24 * 3600)
+
+RetentionSpec = bool | int | KeepJobs | None
+
+
+def _keep(value: RetentionSpec, default: KeepJobs, name: str) -> KeepJobs:
+    if value is None or value is False:
+        return default
+    if value is True:
+        return KeepJobs(count=0)
+    if isinstance(value, KeepJobs):
+        return value
+    if isinstance(value, int) and value >= 0:
+        return KeepJobs(count=value)
+    raise InvalidJobOptions(f"{name} must be True, a count >= 0 or KeepJobs(...), not {value!r}")
+
+
+class JobOptionsDict(TypedDict, total=False):
+    """Keyword options accepted by ``Queue.add``."""
+
+    priority: int
+    delay: float | timedelta
+    run_at: datetime
+    attempts: int
+    backoff: Backoff | float | None
+    timeout: float | None
+    job_id: str
+    remove_on_complete: RetentionSpec
+    remove_on_fail: RetentionSpec
+    lifo: bool
+    keep_logs: int
+
+
+_KNOWN = frozenset(JobOptionsDict.__annotations__)
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """Validated options of one job."""
+
+    priority: int = Priority.NORMAL
+    delay_ms: int = 0
+    run_at_ms: int | None = None
+    attempts: int = 1
+    backoff: Backoff | None = None
+    timeout: float | None = None
+    job_id: str | None = None
+    keep_completed: KeepJobs = DEFAULT_KEEP_COMPLETED
+    keep_failed: KeepJobs = DEFAULT_KEEP_FAILED
+    lifo: bool = False
+    keep_logs: int = 1000
+    wire: str = field(default="", compare=False)
+
+    @classmethod
+    def build(cls, options: dict[str, Any], defaults: dict[str, Any] | None = None) -> JobOptions:
+        """Validates keyword options (over the queue's defaults).
+
+        Raises InvalidJobOptions for an unknown option or a bad value.
+        """
+        unknown = set(options) - _KNOWN
+        if defaults:
+            unknown |= set(defaults) - _KNOWN
+            options = {**defaults, **options}
+        if unknown:
+            raise InvalidJobOptions(f"unknown job option(s): {', '.join(sorted(unknown))}")
+        priority = options.get("priority", Priority.NORMAL)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise InvalidJobOptions(f"priority must be an int or Priority, not {priority!r}")
+        if not 0 <= priority <= MAX_PRIORITY:
+            raise InvalidJobOptions(f"priority must be between 0 and {MAX_PRIORITY}")
+        delay_ms = _delay_ms(options.get("delay", 0))
+        run_at_ms = None
+        if "run_at" in options and options["run_at"] is not None:
+            if delay_ms:
+                raise InvalidJobOptions("give either delay or run_at, not both")
+            run_at = options["run_at"]
+            if not isinstance(run_at, datetime):
+                raise InvalidJobOptions("run_at must be a datetime")
+            if run_at.tzinfo is None:
+                run_at = run_at.replace(tzinfo=timezone.utc)
+            run_at_ms = int(run_at.timestamp() * 1000)
+        attempts = options.get("attempts", 1)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise InvalidJobOptions(f"attempts must be an int >= 1, not {attempts!r}")
+        backoff = _backoff(options.get("backoff"))
+        timeout = options.get("timeout")
+        if timeout is not None and (
+            not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0
+        ):
+            raise InvalidJobOptions(f"timeout must be a number of seconds > 0, not {timeout!r}")
+        job_id = options.get("job_id")
+        if job_id is not None:
+            if not isinstance(job_id, str) or not job_id or len(job_id) > 512:
+                raise InvalidJobOptions("job_id must be a non-empty string of at most 512 chars")
+            if job_id.isdigit():
+                raise InvalidJobOptions("job_id must not be all digits (reserved for auto ids)")
+        keep_logs = options.get("keep_logs", 1000)
+        if isinstance(keep_logs, bool) or not isinstance(keep_logs, int) or keep_logs < 0:
+            raise InvalidJobOptions("keep_logs must be an int >= 0")
+        lifo = options.get("lifo", False)
+        if not isinstance(lifo, bool):
+            raise InvalidJobOptions("lifo must be a bool")
+        opts = cls(
+            priority=int(priority),
+            delay_ms=delay_ms,
+            run_at_ms=run_at_ms,
+            attempts=attempts,
+            backoff=backoff,
+            timeout=float(timeout) if timeout is not None else None,
+            job_id=job_id,
+            keep_completed=_keep(
+                options.get("remove_on_complete"), DEFAULT_KEEP_COMPLETED, "remove_on_complete"
+            ),
+            keep_failed=_keep(options.get("remove_on_fail"), DEFAULT_KEEP_FAILED, "remove_on_fail"),
+            lifo=lifo,
+            keep_logs=keep_logs,
+        )
+        object.__setattr__(opts, "wire", opts._to_wire())
+        return opts
+
+    def _to_wire(self) -> str:
+        from conveyor.engine.codec import dumps
+
+        wire: dict[str, Any] = {
+            "a": self.attempts,
+            "rc": self.keep_completed.to_wire(),
+            "rf": self.keep_failed.to_wire(),
+        }
+        if self.backoff is not None:
+            wire["b"] = self.backoff.to_wire()
+        if self.timeout is not None:
+            wire["t"] = self.timeout
+        if self.keep_logs != 1000:
+            wire["kl"] = self.keep_logs
+        return dumps(wire).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """The part of a job's options a worker needs, read back from its wire form."""
+
+    attempts: int
+    backoff: Backoff | None
+    timeout: float | None
+    keep_completed: tuple[int, int]
+    keep_failed: tuple[int, int]
+    keep_logs: int
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> RunOptions:
+        rc = wire.get("rc") or DEFAULT_KEEP_COMPLETED.to_wire()
+        rf = wire.get("rf") or DEFAULT_KEEP_FAILED.to_wire()
+        b = wire.get("b")
+        return cls(
+            attempts=int(wire.get("a", 1)),
+            backoff=backoff_from_wire(b) if b is not None else None,
+            timeout=wire.get("t"),
+            keep_completed=(int(rc[0]), int(rc[1])),
+            keep_failed=(int(rf[0]), int(rf[1])),
+            keep_logs=int(wire.get("kl", 1000)),
+        )
+
+
+def _delay_ms(delay: Any) -> int:
+    if isinstance(delay, timedelta):
+        delay = delay.total_seconds()
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or math.isnan(delay):
+        raise InvalidJobOptions(f"delay must be a number of seconds, not {delay!r}")
+    if delay < 0:
+        raise InvalidJobOptions("delay must not be negative")
+    return int(round(delay * 1000))
+
+
+def _backoff(value: Any) -> Backoff | None:
+    from conveyor.engine.backoff import Fixed
+
+    if value is None:
+        return None
+    if isinstance(value, Backoff):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return Fixed(float(value))
+    raise InvalidJobOptions(f"backoff must be a Backoff or seconds >= 0, not {value!r}")

@@ -1,0 +1,331 @@
+"""The producer side: adding jobs, reading them, and administering a queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Unpack, cast
+
+import redis.asyncio as aredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from conveyor.engine.clock import Clock, RedisClock, clock_arg
+from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps, dumps_payload
+from conveyor.engine.job import Job
+from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
+from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
+from conveyor.engine.scripts import connection_failed, script
+from conveyor.engine.states import CLEANABLE_STATES, JobState
+from conveyor.errors import InvalidJobOptions, JobIsActive, JobNotFound, QueueNotEmpty
+
+BULK_CHUNK = 1000
+_STATE_KEY = {
+    JobState.WAITING: "wait",
+    JobState.DELAYED: "delayed",
+    JobState.ACTIVE: "active",
+    JobState.COMPLETED: "completed",
+    JobState.FAILED: "failed",
+}
+_NEWEST_FIRST = frozenset({JobState.COMPLETED, JobState.FAILED})
+
+BulkItem = tuple[str, Any] | tuple[str, Any, JobOptionsDict]
+
+
+class Queue:
+    """A handle on one named queue. Cheap to create; does no I/O until used.
+
+    All methods are safe to call from many processes at once: each change is
+    one atomic script in Redis.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        redis: aredis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        default_options: JobOptionsDict | None = None,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        clock: Clock | None = None,
+    ) -> None:
+        self.name = name
+        self.redis = redis
+        self.keys = QueueKeys(name, prefix)
+        self.max_payload = max_payload
+        self.clock: Clock = clock or RedisClock()
+        self._defaults = dict(default_options or {})
+        self._default_opts = JobOptions.build({}, self._defaults)
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name}>"
+
+    # -- adding -----------------------------------------------------------
+
+    def _options(self, options: dict[str, Any]) -> JobOptions:
+        if not options:
+            return self._default_opts
+        return JobOptions.build(options, self._defaults)
+
+    def _job_args(self, name: str, data: Any, opts: JobOptions) -> list[str | bytes | int]:
+        if not isinstance(name, str) or not name:
+            raise InvalidJobOptions("a job needs a non-empty name")
+        if opts.run_at_ms is not None:
+            delay: str = f"@{opts.run_at_ms}"
+        else:
+            delay = str(opts.delay_ms) if opts.delay_ms else ""
+        return [
+            opts.job_id or "",
+            name,
+            dumps_payload(data, self.max_payload),
+            opts.wire,
+            opts.priority,
+            "1" if opts.lifo else "0",
+            delay,
+        ]
+
+    async def add(self, name: str, data: Any = None, **options: Unpack[JobOptionsDict]) -> Job:
+        """Adds a job and returns it.
+
+        With ``job_id`` set and a job of that id already present, returns
+        the existing job and adds nothing. Raises InvalidJobOptions,
+        PayloadError or PayloadTooLarge before anything is written.
+        """
+        opts = self._options(cast(dict[str, Any], options))
+        args = self._job_args(name, data, opts)
+        (job,) = await self._add_many([(name, data, opts, args)])
+        return job
+
+    async def add_bulk(self, jobs: Iterable[BulkItem]) -> list[Job]:
+        """Adds many jobs, a thousand per round trip; each chunk is atomic.
+
+        Every item is validated before the first one is written.
+        """
+        prepared = []
+        for item in jobs:
+            name, data = item[0], item[1]
+            opts = self._options(cast(dict[str, Any], item[2]) if len(item) > 2 else {})
+            prepared.append((name, data, opts, self._job_args(name, data, opts)))
+        out: list[Job] = []
+        for i in range(0, len(prepared), BULK_CHUNK):
+            out.extend(await self._add_many(prepared[i : i + BULK_CHUNK]))
+        return out
+
+    async def _add_many(
+        self, prepared: Sequence[tuple[str, Any, JobOptions, list[str | bytes | int]]]
+    ) -> list[Job]:
+        k = self.keys
+        args: list[str | bytes | int] = [k.job_prefix, clock_arg(self.clock), len(prepared)]
+        for p in prepared:
+            args.extend(p[3])
+        reply = await script("add_jobs").run(
+            self.redis, [k.wait, k.delayed, k.marker, k.id_counter, k.seq], args
+        )
+        now = int(reply[-1])
+        jobs: list[Job] = []
+        for i, (name, data, opts, _) in enumerate(prepared):
+            job_id = reply[2 * i].decode()
+            if reply[2 * i + 1] == 1:
+                jobs.append(self._new_job(job_id, name, data, opts, now))
+            else:
+                existing = await self.get_job(job_id)
+                if existing is None:  # removed in between: report what was asked
+                    existing = self._new_job(job_id, name, data, opts, now)
+                jobs.append(existing)
+        return jobs
+
+    def _new_job(self, job_id: str, name: str, data: Any, opts: JobOptions, now: int) -> Job:
+        from datetime import datetime, timezone
+
+        due = opts.run_at_ms if opts.run_at_ms is not None else now + opts.delay_ms
+        delayed = due > now
+        return Job(
+            id=job_id,
+            queue=self.name,
+            name=name,
+            data=data,
+            state=JobState.DELAYED if delayed else JobState.WAITING,
+            options={},
+            priority=opts.priority,
+            created_at=datetime.fromtimestamp(now / 1000, tz=timezone.utc),
+            run_at=datetime.fromtimestamp(due / 1000, tz=timezone.utc) if delayed else None,
+        )
+
+    # -- reading ----------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        h = await self._call(self.redis.hgetall(self.keys.job(job_id)))
+        if not h:
+            return None
+        return Job.from_hash(self.name, job_id, h)
+
+    async def get_state(self, job_id: str) -> JobState | None:
+        raw = await self._call(self.redis.hget(self.keys.job(job_id), "st"))
+        return JobState(raw.decode()) if raw else None
+
+    async def counts(self) -> dict[JobState, int]:
+        """How many jobs are in each state."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in JobState:
+                pipe.zcard(self.keys.key(_STATE_KEY[state]))
+            replies = await self._call(pipe.execute())
+        return {state: int(n) for state, n in zip(JobState, replies, strict=True)}
+
+    async def is_paused(self) -> bool:
+        return bool(await self._call(self.redis.hexists(self.keys.meta, "paused")))
+
+    async def get_jobs(self, state: JobState | str, start: int = 0, count: int = 50) -> list[Job]:
+        """A page of the jobs in ``state``: waiting in run order, delayed by
+        due time, active by lease, finished newest first."""
+        st = JobState(state)
+        key = self.keys.key(_STATE_KEY[st])
+        end = start + count - 1
+        if st in _NEWEST_FIRST:
+            ids = await self._call(self.redis.zrevrange(key, start, end))
+        else:
+            ids = await self._call(self.redis.zrange(key, start, end))
+        return await self._fetch([i.decode() for i in ids])
+
+    async def _fetch(self, ids: list[str]) -> list[Job]:
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self.keys.job(job_id))
+            hashes = await self._call(pipe.execute())
+        return [Job.from_hash(self.name, i, h) for i, h in zip(ids, hashes, strict=True) if h]
+
+    async def get_logs(self, job_id: str, start: int = 0, end: int = -1) -> list[str]:
+        rows = await self._call(self.redis.lrange(self.keys.logs(job_id), start, end))
+        return [r.decode(errors="replace") for r in rows]
+
+    async def get_progress(self, job_id: str) -> Any:
+        job = await self.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job.progress
+
+    # -- administration ---------------------------------------------------
+
+    async def pause(self) -> None:
+        """Workers stop claiming jobs of this queue; running jobs finish."""
+        await script("set_paused").run(self.redis, [self.keys.meta, self.keys.marker], ["1"])
+
+    async def resume(self) -> None:
+        await script("set_paused").run(self.redis, [self.keys.meta, self.keys.marker], ["0"])
+
+    async def drain(self, *, delayed: bool = False) -> int:
+        """Removes every waiting job (and delayed ones if asked); returns how many."""
+        k = self.keys
+        total = 0
+        while True:
+            n = int(
+                await script("drain").run(
+                    self.redis,
+                    [k.wait, k.delayed],
+                    [k.job_prefix, k.logs_prefix, 5000, "1" if delayed else "0"],
+                )
+            )
+            total += n
+            if n < 5000:
+                return total
+
+    async def clean(self, state: JobState | str, *, grace: float = 0, limit: int = 1000) -> list[str]:
+        """Removes up to ``limit`` jobs of ``state`` older than ``grace`` seconds.
+
+        Only states whose jobs are not running can be cleaned.
+        """
+        st = JobState(state)
+        if st not in CLEANABLE_STATES:
+            raise InvalidJobOptions(f"cannot clean {st.value} jobs")
+        k = self.keys
+        removed = await script("clean_jobs").run(
+            self.redis,
+            [k.key(_STATE_KEY[st])],
+            [k.job_prefix, k.logs_prefix, clock_arg(self.clock), int(grace * 1000), limit, st.value],
+        )
+        return [r.decode() for r in removed]
+
+    async def obliterate(self, *, force: bool = False) -> int:
+        """Deletes the queue and all its jobs; returns how many jobs went.
+
+        Raises QueueNotEmpty while jobs are running, unless ``force``.
+        """
+        k = self.keys
+        sets = [k.wait, k.delayed, k.completed, k.failed]
+        others = [key for key in k.all_fixed() if key not in sets and key != k.active]
+        total = 0
+        while True:
+            n = int(
+                await script("obliterate").run(
+                    self.redis,
+                    [k.active, *sets, *others],
+                    [k.job_prefix, k.logs_prefix, 5000, "1" if force else "0", len(sets)],
+                )
+            )
+            if n == -4:
+                raise QueueNotEmpty(f"queue {self.name} has running jobs; use force=True")
+            total += n
+            if n < 5000:
+                return total
+
+    async def retry_failed(self, job_id: str | None = None, *, limit: int = 1000) -> int:
+        """Moves a failed job (or up to ``limit`` of them) back to waiting with
+        fresh attempts; returns how many moved."""
+        k = self.keys
+        ids = [job_id] if job_id else []
+        return int(
+            await script("retry_jobs").run(
+                self.redis, [k.failed, k.wait, k.marker, k.seq], [k.job_prefix, limit, *ids]
+            )
+        )
+
+    async def promote(self, job_id: str | None = None, *, limit: int = 1000) -> int:
+        """Makes a delayed job (or up to ``limit`` of them) run now."""
+        k = self.keys
+        ids = [job_id] if job_id else []
+        return int(
+            await script("promote_jobs").run(
+                self.redis, [k.delayed, k.wait, k.marker, k.seq], [k.job_prefix, limit, *ids]
+            )
+        )
+
+    async def remove(self, job_id: str) -> None:
+        """Deletes a job that is not running. Raises JobNotFound or JobIsActive."""
+        k = self.keys
+        code = await script("remove_job").run(
+            self.redis,
+            [k.wait, k.delayed, k.completed, k.failed],
+            [k.job_prefix, k.logs_prefix, job_id],
+        )
+        if code == -1:
+            raise JobNotFound(job_id)
+        if code == -4:
+            raise JobIsActive(f"job {job_id} is running; cancel it first")
+
+    async def cancel(self, job_id: str, reason: str = "cancelled") -> bool:
+        """Stops a job from any process. A running job's handler is cancelled
+        at its worker's next lease renewal and the job fails with ``reason``;
+        a waiting or delayed job fails at once. Returns False when the job
+        had already finished; raises JobNotFound."""
+        k = self.keys
+        count, age = DEFAULT_KEEP_FAILED.to_wire()
+        code = await script("cancel_job").run(
+            self.redis,
+            [k.wait, k.delayed, k.failed],
+            [k.job_prefix, k.logs_prefix, job_id, reason, clock_arg(self.clock), count, age],
+        )
+        if code == -1:
+            raise JobNotFound(job_id)
+        return int(code) > 0
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise connection_failed(self.redis, exc) from exc
+
+
+def encode_result(value: Any) -> bytes:
+    """A handler's return value as JSON (raises PayloadError)."""
+    return dumps(value)

@@ -1,0 +1,123 @@
+"""Running one handler call and turning its ending into an outcome for Redis.
+
+Outcome rows are the 7 fields ``finish_jobs.lua`` takes per job: id, token,
+kind ('c' completed, 'r' retry, 'f' failed, 'x' handed back), value, delay
+ms, keep count, keep age ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.engine.backoff import Custom
+from conveyor.engine.codec import dumps, loads
+from conveyor.engine.job import JobContext
+from conveyor.errors import Discard, PayloadError, Retry
+
+Handler = Callable[[JobContext], Awaitable[Any]] | Callable[[JobContext], Any]
+BackoffFn = Callable[[int, BaseException], float | None]
+Row = list[str | bytes | int]
+
+MAX_TRACEBACK = 16 * 1024
+
+
+class HandBack(Exception):
+    """Internal: the worker is shutting down and gives the job back."""
+
+
+@dataclass(slots=True)
+class Ending:
+    """How a handler call ended, before it is written to Redis."""
+
+    kind: str  # 'c' 'r' 'f' 'x' or '' (lease lost: write nothing)
+    value: bytes | str = b""
+    delay_ms: int = 0
+    error: str = ""
+
+
+def attempt_entry(ctx: JobContext, error: str, tb: str) -> str:
+    """The JSON history entry of a failed attempt."""
+    if len(tb) > MAX_TRACEBACK:
+        tb = tb[:MAX_TRACEBACK] + "\n... (truncated)"
+    entry = {"attempt": ctx.attempt, "error": error, "traceback": tb, "at": int(time.time() * 1000)}
+    return dumps(entry).decode()
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def failure(
+    ctx: JobContext, exc: BaseException, strategies: Mapping[str, BackoffFn]
+) -> Ending:
+    """Retry or final failure for an exception raised by the handler."""
+    error = describe_error(exc)
+    tb = "".join(traceback.format_exception(exc))
+    final = isinstance(exc, Discard | PayloadError) or ctx.attempt >= ctx.run.attempts
+    delay: float | None = 0.0
+    if not final:
+        if isinstance(exc, Retry) and exc.delay is not None:
+            delay = exc.delay
+        elif isinstance(ctx.run.backoff, Custom):
+            fn = strategies.get(ctx.run.backoff.name)
+            if fn is None:
+                error += f" (and no backoff strategy named {ctx.run.backoff.name!r})"
+                delay = None
+            else:
+                delay = fn(ctx.attempt, exc)
+        elif ctx.run.backoff is not None:
+            delay = ctx.run.backoff.delay(ctx.attempt)
+        if delay is None:
+            final = True
+    entry = attempt_entry(ctx, error, tb)
+    if final:
+        return Ending("f", entry, error=error)
+    return Ending("r", entry, int(max(0.0, delay or 0.0) * 1000), error=error)
+
+
+def process_entry(module: str, qualname: str, ctx_json: bytes) -> bytes:
+    """Runs a handler in a pool process. Only JSON crosses the boundary."""
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    info = loads(ctx_json)
+    result = target(ProcessJob(**info))
+    if asyncio.iscoroutine(result):
+        result = asyncio.run(result)
+    return dumps(result)
+
+
+@dataclass(slots=True)
+class ProcessJob:
+    """What a handler running in a process pool receives."""
+
+    id: str
+    name: str
+    data: Any
+    attempt: int
+    queue: str
+
+
+async def call_handler(
+    handler: Handler, is_async: bool, ctx: JobContext, executor: Executor | None, in_process: bool
+) -> Any:
+    """Calls the handler the way it wants to be called and returns its result."""
+    if is_async:
+        return await handler(ctx)  # type: ignore[misc]
+    loop = asyncio.get_running_loop()
+    if in_process:
+        info = {"id": ctx.id, "name": ctx.name, "data": ctx.data, "attempt": ctx.attempt, "queue": ctx.queue}
+        raw = await loop.run_in_executor(
+            executor, process_entry, handler.__module__, handler.__qualname__, dumps(info)
+        )
+        return loads(raw)
+    return await loop.run_in_executor(executor, handler, ctx)

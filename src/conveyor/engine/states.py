@@ -1,0 +1,25 @@
+"""Job states, shared by the Redis layout, the API and the dashboard."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class JobState(str, Enum):
+    """Where a job is in its life. A job is in exactly one state at a time."""
+
+    WAITING = "waiting"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+#: States a job can still leave on its own.
+PENDING_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE})
+#: States a job ends in.
+FINISHED_STATES = frozenset({JobState.COMPLETED, JobState.FAILED})
+#: States whose jobs can be removed or cleaned (not running).
+CLEANABLE_STATES = frozenset(
+    {JobState.WAITING, JobState.DELAYED, JobState.COMPLETED, JobState.FAILED}
+)

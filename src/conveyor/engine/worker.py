@@ -1,0 +1,444 @@
+"""The consumer side: a worker claims jobs in batches, runs their handlers
+concurrently and reports outcomes, holding each job under a lease."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import signal
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, Literal
+
+from conveyor.engine.clock import clock_arg
+from conveyor.engine.codec import PayloadError, dumps, loads
+from conveyor.engine.connection import sync_twin
+from conveyor.engine.job import JobContext
+from conveyor.engine.lease import LeaseKeeper
+from conveyor.engine.options import DEFAULT_KEEP_FAILED, RunOptions
+from conveyor.engine.queue import Queue
+from conveyor.engine.runner import (
+    BackoffFn,
+    Ending,
+    Handler,
+    Row,
+    attempt_entry,
+    call_handler,
+    describe_error,
+    failure,
+)
+from conveyor.engine.scripts import script
+from conveyor.errors import ConnectionFailed, JobNotFound, StaleLease
+
+log = logging.getLogger("conveyor.worker")
+_DEBUG = logging.DEBUG
+
+
+class _Running:
+    __slots__ = ("ctx", "task", "cancel_reason", "hand_back")
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.task: asyncio.Task[None] | None = None
+        self.cancel_reason: str | None = None
+        self.hand_back = False
+
+
+class Worker:
+    """Runs ``handler`` for the jobs of ``queue``, ``concurrency`` at a time.
+
+    Handlers are ``async def`` functions taking a :class:`JobContext`; plain
+    functions run in a thread pool (``executor="thread"``) or, for CPU-bound
+    work, in a process pool (``executor="process"``; the handler must then
+    be a module-level function and gets a ProcessJob).
+
+    Each job is held under a lease of ``lock_duration`` seconds, renewed from
+    a separate thread. A job whose lease runs out (worker killed, frozen or
+    cut off from Redis) goes back to waiting, or fails after
+    ``max_stalled_count`` stalls. No I/O happens in the constructor.
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        handler: Handler,
+        *,
+        concurrency: int = 10,
+        lock_duration: float = 10.0,
+        renew_interval: float | None = None,
+        stalled_interval: float | None = None,
+        max_stalled_count: int = 1,
+        shutdown_grace: float = 30.0,
+        executor: Literal["thread", "process"] = "thread",
+        processes: int | None = None,
+        backoff_strategies: Mapping[str, BackoffFn] | None = None,
+        block_timeout: float = 2.0,
+        name: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if lock_duration <= 0:
+            raise ValueError("lock_duration must be > 0")
+        self.queue = queue
+        self.handler = handler
+        self.concurrency = concurrency
+        self.lock_ms = int(lock_duration * 1000)
+        self.renew_interval = renew_interval or min(lock_duration / 4, 1.0)
+        self.stalled_interval = stalled_interval or max(0.1, lock_duration / 2)
+        self.max_stalled_count = max_stalled_count
+        self.shutdown_grace = shutdown_grace
+        self.block_timeout = block_timeout
+        self.id = name or f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
+        self._is_async = inspect.iscoroutinefunction(handler)
+        self._executor_kind = executor
+        self._processes = processes
+        self._executor: Executor | None = None
+        self._strategies = dict(backoff_strategies or {})
+        self._running: dict[str, _Running] = {}
+        self._tokens: dict[str, str] = {}
+        self._outcomes: list[Row] = []
+        self._outcome_ids: list[str] = []
+        self._wake: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+        self._stopping = False
+        self._handing_back = False
+        self._closed: asyncio.Event | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._lease: LeaseKeeper | None = None
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
+        self.processed = 0
+        self.failed = 0
+
+    # -- public -----------------------------------------------------------
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Works until :meth:`close` is called (or, with ``burst``, until the
+        queue has nothing waiting, delayed or running)."""
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._stopping = False
+        self._handing_back = False
+        self._loop_ref = asyncio.get_running_loop()
+        if not self._is_async:
+            if self._executor_kind == "process":
+                self._executor = ProcessPoolExecutor(max_workers=self._processes or os.cpu_count())
+            else:
+                self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conveyor-job")
+        keys = self.queue.keys
+        self._lease = LeaseKeeper(
+            sync_twin(self.queue.redis),
+            keys,
+            self._tokens,
+            self._lease_report,
+            clock=self.queue.clock,
+            lock_ms=self.lock_ms,
+            renew_interval=self.renew_interval,
+            stalled_interval=self.stalled_interval,
+            max_stalled=self.max_stalled_count,
+            failed_keep=tuple(DEFAULT_KEEP_FAILED.to_wire()),  # type: ignore[arg-type]
+        )
+        self._lease.start()
+        log.info("worker %s started on queue %s", self.id, self.queue.name, extra={"event": "worker_started"})
+        try:
+            async with asyncio.TaskGroup() as tg:
+                marker = tg.create_task(self._marker_loop())
+                await self._fetch_loop(burst)
+                marker.cancel()
+        finally:
+            if self._timer:
+                self._timer.cancel()
+            self._lease.stop()
+            if self._executor:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+            self._closed.set()
+            log.info("worker %s stopped", self.id, extra={"event": "worker_stopped"})
+
+    async def close(self, grace: float | None = None) -> None:
+        """Stops claiming, lets running jobs finish for up to ``grace``
+        seconds (default: ``shutdown_grace``), then hands the rest back to
+        waiting without spending an attempt. Returns once stopped."""
+        if self._wake is None or self._closed is None:
+            return
+        grace = self.shutdown_grace if grace is None else grace
+        self._stopping = True
+        self._wake.set()
+        if self._running:
+            pending = [r.task for r in self._running.values() if r.task]
+            if pending and grace > 0:
+                await asyncio.wait(pending, timeout=grace)
+        self.hand_back_all()
+        await self._closed.wait()
+
+    def hand_back_all(self) -> None:
+        """Cancels every running handler and hands its job back to waiting."""
+        self._stopping = True
+        self._handing_back = True
+        for run in list(self._running.values()):
+            run.hand_back = True
+            if run.task:
+                run.task.cancel()
+        if self._wake:
+            self._wake.set()
+
+    # -- fetch loop ---------------------------------------------------------
+
+    async def _fetch_loop(self, burst: bool) -> None:
+        assert self._wake is not None and self._idle is not None
+        wake = self._wake
+        failures = 0
+        while True:
+            want = 0 if self._stopping else self.concurrency - len(self._running)
+            got = 0
+            next_due = -1
+            if self._outcomes or want > 0:
+                rows, ids = self._outcomes, self._outcome_ids
+                self._outcomes, self._outcome_ids = [], []
+                try:
+                    reply = await self._finish(rows, len(ids), want)
+                except ConnectionFailed as exc:
+                    self._outcomes[:0], self._outcome_ids[:0] = rows, ids
+                    failures += 1
+                    if failures == 1 or failures % 10 == 0:
+                        log.warning("worker %s: %s; retrying", self.id, exc, extra={"event": "redis_down"})
+                    await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+                    continue
+                if failures:
+                    log.info("worker %s reconnected", self.id, extra={"event": "reconnected"})
+                    failures = 0
+                now, next_due = int(reply[0]), int(reply[1])
+                self._settle(ids, reply)
+                got = self._start_claimed(reply, 2 + len(ids))
+            if self._stopping and not self._running and not self._outcomes:
+                return
+            if got and got == want:
+                continue
+            if want > 0 and not self._stopping:
+                if burst and not got and not self._running and not self._outcomes and next_due < 0:
+                    return
+                self._idle.set()
+                if next_due >= 0:
+                    self._arm_timer(max(0, next_due - now) / 1000)
+            await wake.wait()
+            wake.clear()
+
+    async def _finish(self, rows: list[Row], n: int, want: int) -> Any:
+        k = self.queue.keys
+        args: list[Any] = [
+            k.job_prefix,
+            k.logs_prefix,
+            clock_arg(self.queue.clock),
+            want,
+            self.lock_ms,
+            self.id,
+            n,
+        ]
+        for row in rows:
+            args.extend(row)
+        return await script("finish_jobs").run(
+            self.queue.redis,
+            [k.wait, k.active, k.marker, k.meta, k.delayed, k.seq, k.completed, k.failed],
+            args,
+        )
+
+    def _settle(self, ids: list[str], reply: Any) -> None:
+        tokens = self._tokens
+        for i, job_id in enumerate(ids):
+            code = reply[2 + i]
+            tokens.pop(job_id, None)
+            if code < 0 and log.isEnabledFor(logging.WARNING):
+                log.warning(
+                    "job %s: outcome rejected (%s)",
+                    job_id,
+                    "lock superseded" if code == -2 else "job gone",
+                    extra={"event": "stale_outcome", "queue": self.queue.name, "job_id": job_id},
+                )
+
+    def _start_claimed(self, reply: Any, offset: int) -> int:
+        loop_create = asyncio.get_running_loop().create_task
+        running = self._running
+        tokens = self._tokens
+        debug = log.isEnabledFor(_DEBUG)
+        for i in range(offset, len(reply), 8):
+            job_id = reply[i].decode()
+            token = reply[i + 1].decode()
+            tokens[job_id] = token
+            try:
+                data = loads(reply[i + 4])
+                run_opts = RunOptions.from_wire(loads(reply[i + 5]) if reply[i + 5] else {})
+                bad: PayloadError | None = None
+            except PayloadError as exc:
+                data, run_opts, bad = None, RunOptions.from_wire({}), exc
+            ctx = JobContext(
+                self,
+                job_id,
+                reply[i + 3].decode(errors="replace"),
+                data,
+                int(reply[i + 6]) + 1,
+                int(reply[i + 2]),
+                token,
+                int(reply[i + 7]),
+                run_opts,
+            )
+            run = _Running(ctx)
+            running[job_id] = run
+            if bad is not None:
+                self._record(run, Ending("f", attempt_entry(ctx, f"cannot decode job: {bad}", ""), error=str(bad)))
+                continue
+            if debug:
+                log.debug("job %s active", job_id, extra={"event": "active", "queue": self.queue.name, "job_id": job_id})
+            run.task = loop_create(self._execute(run))
+        return (len(reply) - offset) // 8
+
+    async def _execute(self, run: _Running) -> None:
+        ctx = run.ctx
+        try:
+            timeout = ctx.run.timeout
+            if timeout is None:
+                result = await call_handler(
+                    self.handler, self._is_async, ctx, self._executor, self._executor_kind == "process"
+                )
+            else:
+                async with asyncio.timeout(timeout):
+                    result = await call_handler(
+                        self.handler, self._is_async, ctx, self._executor, self._executor_kind == "process"
+                    )
+            try:
+                ending = Ending("c", dumps(result))
+            except PayloadError as exc:
+                ending = failure(ctx, PayloadError(f"handler result is not JSON: {exc}"), self._strategies)
+        except asyncio.CancelledError:
+            if run.hand_back:
+                ending = Ending("x")
+            elif run.cancel_reason is not None:
+                reason = run.cancel_reason
+                ending = Ending("f", attempt_entry(ctx, reason, ""), error=reason)
+            else:
+                ending = Ending("")  # lease lost: another worker owns the job now
+        except TimeoutError as exc:
+            if ctx.run.timeout is not None:
+                exc = TimeoutError(f"job timed out after {ctx.run.timeout:g}s")
+            ending = failure(ctx, exc, self._strategies)
+        except Exception as exc:
+            ending = failure(ctx, exc, self._strategies)
+        self._record(run, ending)
+
+    def _record(self, run: _Running, ending: Ending) -> None:
+        ctx = run.ctx
+        self._running.pop(ctx.id, None)
+        kind = ending.kind
+        if kind == "":
+            self._tokens.pop(ctx.id, None)
+            self._wake.set()  # type: ignore[union-attr]
+            return
+        if kind == "c":
+            keep = ctx.run.keep_completed
+            self.processed += 1
+        else:
+            keep = ctx.run.keep_failed
+            if kind != "x":
+                self.failed += 1
+            self._log_ending(ctx, ending)
+        self._outcomes.append(
+            [ctx.id, ctx.token, kind, ending.value, ending.delay_ms, keep[0], keep[1]]
+        )
+        self._outcome_ids.append(ctx.id)
+        self._wake.set()  # type: ignore[union-attr]
+
+    def _log_ending(self, ctx: JobContext, ending: Ending) -> None:
+        extra = {"queue": self.queue.name, "job_id": ctx.id, "attempt": ctx.attempt}
+        if ending.kind == "r":
+            log.info(
+                "job %s failed (%s); retrying in %.3fs",
+                ctx.id,
+                ending.error,
+                ending.delay_ms / 1000,
+                extra={"event": "retrying", **extra},
+            )
+        elif ending.kind == "f":
+            log.warning("job %s failed: %s", ctx.id, ending.error, extra={"event": "failed", **extra})
+        else:
+            log.info("job %s handed back", ctx.id, extra={"event": "handed_back", **extra})
+
+    # -- waiting for work -------------------------------------------------
+
+    def _arm_timer(self, delay: float) -> None:
+        if self._timer:
+            self._timer.cancel()
+        wake = self._wake
+        assert wake is not None
+        self._timer = asyncio.get_running_loop().call_later(delay, wake.set)
+
+    async def _marker_loop(self) -> None:
+        assert self._idle is not None and self._wake is not None
+        idle, wake = self._idle, self._wake
+        client = self.queue.redis
+        marker = self.queue.keys.marker
+        failures = 0
+        while True:
+            await idle.wait()
+            idle.clear()
+            try:
+                await client.bzpopmin(marker, timeout=self.block_timeout)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+            wake.set()
+
+    # -- leases, progress ---------------------------------------------------
+
+    def _lease_report(self, lost: list[str], cancels: dict[str, str]) -> None:
+        """Called from the lease thread: hop onto the event loop."""
+        loop = self._loop_ref
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._apply_lease_report, lost, cancels)
+
+    def _apply_lease_report(self, lost: list[str], cancels: dict[str, str]) -> None:
+        for job_id in lost:
+            run = self._running.get(job_id)
+            if run and run.task:
+                log.warning(
+                    "job %s: lease lost to another worker; cancelling the handler",
+                    job_id,
+                    extra={"event": "lease_lost", "queue": self.queue.name, "job_id": job_id},
+                )
+                run.task.cancel()
+        for job_id, reason in cancels.items():
+            run = self._running.get(job_id)
+            if run and run.task and run.cancel_reason is None:
+                run.cancel_reason = reason
+                run.task.cancel()
+
+    async def _report(self, ctx: JobContext, progress: Any, lines: tuple[str, ...]) -> None:
+        k = self.queue.keys
+        keep = ctx.run.keep_logs
+        code = await script("update_progress").run(
+            self.queue.redis,
+            [k.job(ctx.id), k.logs(ctx.id)],
+            [ctx.token, dumps(progress) if progress is not None else "", keep, *lines],
+        )
+        if code == -2:
+            raise StaleLease(f"job {ctx.id}: lock held by another worker")
+        if code == -1:
+            raise JobNotFound(ctx.id)
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    """SIGTERM/SIGINT close the worker gracefully; a second signal hands
+    running jobs back at once."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if worker._stopping:
+            worker.hand_back_all()
+        else:
+            loop.create_task(worker.close())
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)

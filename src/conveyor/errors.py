@@ -1,0 +1,84 @@
+"""Conveyor's exceptions.
+
+Every exception Conveyor raises derives from :class:`ConveyorError`::
+
+    ConveyorError
+    ├── ConnectionFailed        Redis cannot be reached or refused the credentials
+    ├── InvalidJobOptions       an option is unknown or out of range
+    ├── PayloadError            job data or a result is not JSON-serialisable
+    │   └── PayloadTooLarge     job data is over the queue's size limit
+    ├── JobNotFound             no job with that id
+    ├── JobIsActive             the operation needs a job that is not running
+    ├── QueueNotEmpty           obliterate refused: jobs are running
+    ├── StaleLease              the caller no longer holds the job's lock
+    └── HandlerSignal           raised by handlers to steer what happens next
+        ├── Retry               retry after a given delay
+        └── Discard             fail at once, no more attempts
+"""
+
+from __future__ import annotations
+
+
+class ConveyorError(Exception):
+    """Raised when Conveyor cannot do what was asked; the root of all its errors."""
+
+
+class ConnectionFailed(ConveyorError):
+    """Raised when Redis cannot be reached, refuses the credentials, or stays down."""
+
+
+class InvalidJobOptions(ConveyorError, ValueError):
+    """Raised when a job option is unknown, of the wrong type or out of range."""
+
+
+class PayloadError(ConveyorError, ValueError):
+    """Raised when job data or a job result cannot be encoded as JSON."""
+
+
+class PayloadTooLarge(PayloadError):
+    """Raised when encoded job data is larger than the queue's limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"job data is {size} bytes, over the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class JobNotFound(ConveyorError, LookupError):
+    """Raised when no job with the given id exists in the queue."""
+
+
+class JobIsActive(ConveyorError):
+    """Raised when an operation needs a job that is not running (cancel it first)."""
+
+
+class QueueNotEmpty(ConveyorError):
+    """Raised when obliterate is refused because jobs are still running."""
+
+
+class StaleLease(ConveyorError):
+    """Raised when a worker acts on a job whose lock it no longer holds.
+
+    Another worker has taken the job over (the lease ran out), so this
+    worker's progress, logs and outcome are rejected.
+    """
+
+
+class HandlerSignal(ConveyorError):
+    """Raised by a handler to say what should happen to its job."""
+
+
+class Retry(HandlerSignal):
+    """Raised when a handler wants its job retried after ``delay`` seconds.
+
+    The retry uses an attempt like any failure; ``delay`` overrides the
+    job's backoff for this retry.
+    """
+
+    def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Discard(HandlerSignal):
+    """Raised when a handler wants its job failed at once, without retries."""

