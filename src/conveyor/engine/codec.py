@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
 import orjson
 
 from conveyor.errors import PayloadError, PayloadTooLarge
@@ -33,3 +34,15 @@ def loads(raw: bytes | str) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise PayloadError(f"undecodable JSON: {exc}") from None
+
+
+def packb(value: Any) -> bytes:
+    """Packs rows for a script argument (msgpack, strings as raw, which
+    Redis's Lua cmsgpack reads)."""
+    return msgpack.packb(value, use_bin_type=False)  # type: ignore[no-any-return]
+
+
+def unpack_reply(raw: bytes) -> Any:
+    """Unpacks a script's msgpack reply; strings come back as str (bytes that
+    are not UTF-8 survive as surrogate escapes and then fail JSON decoding)."""
+    return msgpack.unpackb(raw, raw=False, unicode_errors="surrogateescape", strict_map_key=False)

@@ -200,6 +200,19 @@ class RunOptions:
     keep_logs: int
 
     @classmethod
+    def from_raw(cls, raw: str) -> RunOptions:
+        """Decodes (and caches: most jobs of a queue share their options)."""
+        cached = _RUN_CACHE.get(raw)
+        if cached is None:
+            from conveyor.engine.codec import loads
+
+            cached = cls.from_wire(loads(raw) if raw else {})
+            if len(_RUN_CACHE) > 4096:
+                _RUN_CACHE.clear()
+            _RUN_CACHE[raw] = cached
+        return cached
+
+    @classmethod
     def from_wire(cls, wire: dict[str, Any]) -> RunOptions:
         rc = wire.get("rc") or DEFAULT_KEEP_COMPLETED.to_wire()
         rf = wire.get("rf") or DEFAULT_KEEP_FAILED.to_wire()
@@ -212,6 +225,9 @@ class RunOptions:
             keep_failed=(int(rf[0]), int(rf[1])),
             keep_logs=int(wire.get("kl", 1000)),
         )
+
+
+_RUN_CACHE: dict[str, RunOptions] = {}
 
 
 def _delay_ms(delay: Any) -> int:

@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
-from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps, dumps_payload
+from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps, dumps_payload, packb, unpack_reply
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
@@ -69,17 +69,14 @@ class Queue:
     def _job_args(self, name: str, data: Any, opts: JobOptions) -> list[str | bytes | int]:
         if not isinstance(name, str) or not name:
             raise InvalidJobOptions("a job needs a non-empty name")
-        if opts.run_at_ms is not None:
-            delay: str = f"@{opts.run_at_ms}"
-        else:
-            delay = str(opts.delay_ms) if opts.delay_ms else ""
+        delay = -opts.run_at_ms if opts.run_at_ms is not None else opts.delay_ms
         return [
             opts.job_id or "",
             name,
             dumps_payload(data, self.max_payload),
             opts.wire,
             opts.priority,
-            "1" if opts.lifo else "0",
+            1 if opts.lifo else 0,
             delay,
         ]
 
@@ -114,17 +111,18 @@ class Queue:
         self, prepared: Sequence[tuple[str, Any, JobOptions, list[str | bytes | int]]]
     ) -> list[Job]:
         k = self.keys
-        args: list[str | bytes | int] = [k.job_prefix, clock_arg(self.clock), len(prepared)]
-        for p in prepared:
-            args.extend(p[3])
-        reply = await script("add_jobs").run(
-            self.redis, [k.wait, k.delayed, k.marker, k.id_counter, k.seq], args
+        rows = packb([p[3] for p in prepared])
+        reply = unpack_reply(
+            await script("add_jobs").run(
+                self.redis,
+                [k.wait, k.delayed, k.marker, k.id_counter, k.seq],
+                [k.job_prefix, clock_arg(self.clock), rows],
+            )
         )
-        now = int(reply[-1])
+        now = int(reply[0])
         jobs: list[Job] = []
-        for i, (name, data, opts, _) in enumerate(prepared):
-            job_id = reply[2 * i].decode()
-            if reply[2 * i + 1] == 1:
+        for (name, data, opts, _), (job_id, created) in zip(prepared, reply[1], strict=True):
+            if created == 1:
                 jobs.append(self._new_job(job_id, name, data, opts, now))
             else:
                 existing = await self.get_job(job_id)

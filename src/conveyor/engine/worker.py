@@ -14,7 +14,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Literal
 
 from conveyor.engine.clock import clock_arg
-from conveyor.engine.codec import PayloadError, dumps, loads
+from conveyor.engine.codec import PayloadError, dumps, loads, packb, unpack_reply
 from conveyor.engine.connection import sync_twin
 from conveyor.engine.job import JobContext
 from conveyor.engine.lease import LeaseKeeper
@@ -109,19 +109,27 @@ class Worker:
         self._timer: asyncio.TimerHandle | None = None
         self._lease: LeaseKeeper | None = None
         self._loop_ref: asyncio.AbstractEventLoop | None = None
+        self._inflight = 0
+        self._reserved = 0
+        self._failures = 0
+        self._backoff = False
+        self._drained = False
+        self._error: Exception | None = None
+        self._calls: set[asyncio.Task[None]] = set()
         self.processed = 0
         self.failed = 0
 
     # -- public -----------------------------------------------------------
 
     async def run(self, *, burst: bool = False) -> None:
-        """Works until :meth:`close` is called (or, with ``burst``, until the
-        queue has nothing waiting, delayed or running)."""
+        """Works until :meth:`close` is called, or with ``burst`` until
+        nothing is waiting or running (delayed jobs not yet due stay)."""
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._closed = asyncio.Event()
         self._stopping = False
         self._handing_back = False
+        self._drained = False
         self._loop_ref = asyncio.get_running_loop()
         if not self._is_async:
             if self._executor_kind == "process":
@@ -187,43 +195,75 @@ class Worker:
     # -- fetch loop ---------------------------------------------------------
 
     async def _fetch_loop(self, burst: bool) -> None:
+        """Keeps up to two finish-and-claim calls in flight, so that Redis
+        runs one batch's script while this process runs the last batch's
+        handlers."""
         assert self._wake is not None and self._idle is not None
         wake = self._wake
-        failures = 0
+        min_batch = max(1, self.concurrency // 4)
         while True:
-            want = 0 if self._stopping else self.concurrency - len(self._running)
-            got = 0
-            next_due = -1
-            if self._outcomes or want > 0:
+            if self._error is not None:
+                err, self._error = self._error, None
+                raise err
+            want = 0 if self._stopping else self.concurrency - len(self._running) - self._reserved
+            if self._inflight < 2 and not self._backoff and (
+                (self._outcomes and (self._inflight == 0 or len(self._outcomes) >= min_batch))
+                or want >= (1 if self._inflight == 0 else min_batch)
+            ):
                 rows, ids = self._outcomes, self._outcome_ids
                 self._outcomes, self._outcome_ids = [], []
-                try:
-                    reply = await self._finish(rows, len(ids), want)
-                except ConnectionFailed as exc:
-                    self._outcomes[:0], self._outcome_ids[:0] = rows, ids
-                    failures += 1
-                    if failures == 1 or failures % 10 == 0:
-                        log.warning("worker %s: %s; retrying", self.id, exc, extra={"event": "redis_down"})
-                    await asyncio.sleep(min(2.0, 0.05 * 2**failures))
-                    continue
-                if failures:
-                    log.info("worker %s reconnected", self.id, extra={"event": "reconnected"})
-                    failures = 0
-                now, next_due = int(reply[0]), int(reply[1])
-                self._settle(ids, reply)
-                got = self._start_claimed(reply, 2 + len(ids))
-            if self._stopping and not self._running and not self._outcomes:
-                return
-            if got and got == want:
+                self._inflight += 1
+                self._reserved += want
+                self._calls.add(asyncio.create_task(self._finish_call(rows, ids, want, burst)))
                 continue
-            if want > 0 and not self._stopping:
-                if burst and not got and not self._running and not self._outcomes and next_due < 0:
-                    return
+            if (
+                self._stopping
+                and not self._running
+                and not self._outcomes
+                and not self._inflight
+            ):
+                return
+            if self._drained and burst:
+                return
+            await wake.wait()
+            wake.clear()
+
+    async def _finish_call(self, rows: list[Row], ids: list[str], want: int, burst: bool) -> None:
+        assert self._wake is not None and self._idle is not None
+        try:
+            try:
+                reply = await self._finish(rows, len(ids), want)
+            except ConnectionFailed as exc:
+                self._outcomes[:0], self._outcome_ids[:0] = rows, ids
+                self._failures += 1
+                if self._failures == 1 or self._failures % 10 == 0:
+                    log.warning("worker %s: %s; retrying", self.id, exc, extra={"event": "redis_down"})
+                self._backoff = True
+                await asyncio.sleep(min(2.0, 0.05 * 2**self._failures))
+                self._backoff = False
+                return
+            if self._failures:
+                log.info("worker %s reconnected", self.id, extra={"event": "reconnected"})
+                self._failures = 0
+            now, next_due, codes, claimed = unpack_reply(reply)
+            if ids:
+                self._settle(ids, codes)
+            if claimed:
+                self._start_claimed(claimed)
+            if want > 0 and len(claimed) < want and not self._stopping:
+                # The queue ran dry: block on the marker, and wake for the next delayed job.
+                if burst and not claimed and not self._running and not self._outcomes:
+                    self._drained = self._inflight == 1
                 self._idle.set()
                 if next_due >= 0:
                     self._arm_timer(max(0, next_due - now) / 1000)
-            await wake.wait()
-            wake.clear()
+        except Exception as exc:  # a bug or an unexpected Redis error: stop the worker loudly
+            self._error = exc
+        finally:
+            self._inflight -= 1
+            self._reserved -= want
+            self._calls.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._wake.set()
 
     async def _finish(self, rows: list[Row], n: int, want: int) -> Any:
         k = self.queue.keys
@@ -231,23 +271,20 @@ class Worker:
             k.job_prefix,
             k.logs_prefix,
             clock_arg(self.queue.clock),
-            want,
+            min(want, 1000),
             self.lock_ms,
             self.id,
-            n,
+            packb(rows),
         ]
-        for row in rows:
-            args.extend(row)
         return await script("finish_jobs").run(
             self.queue.redis,
             [k.wait, k.active, k.marker, k.meta, k.delayed, k.seq, k.completed, k.failed],
             args,
         )
 
-    def _settle(self, ids: list[str], reply: Any) -> None:
+    def _settle(self, ids: list[str], codes: list[int]) -> None:
         tokens = self._tokens
-        for i, job_id in enumerate(ids):
-            code = reply[2 + i]
+        for job_id, code in zip(ids, codes, strict=True):
             tokens.pop(job_id, None)
             if code < 0 and log.isEnabledFor(logging.WARNING):
                 log.warning(
@@ -257,32 +294,20 @@ class Worker:
                     extra={"event": "stale_outcome", "queue": self.queue.name, "job_id": job_id},
                 )
 
-    def _start_claimed(self, reply: Any, offset: int) -> int:
+    def _start_claimed(self, claimed: list[list[Any]]) -> None:
         loop_create = asyncio.get_running_loop().create_task
         running = self._running
         tokens = self._tokens
         debug = log.isEnabledFor(_DEBUG)
-        for i in range(offset, len(reply), 8):
-            job_id = reply[i].decode()
-            token = reply[i + 1].decode()
+        for job_id, token, fence, name, raw_data, raw_opts, made, created in claimed:
             tokens[job_id] = token
             try:
-                data = loads(reply[i + 4])
-                run_opts = RunOptions.from_wire(loads(reply[i + 5]) if reply[i + 5] else {})
+                data = loads(raw_data)
+                run_opts = RunOptions.from_raw(raw_opts)
                 bad: PayloadError | None = None
-            except PayloadError as exc:
-                data, run_opts, bad = None, RunOptions.from_wire({}), exc
-            ctx = JobContext(
-                self,
-                job_id,
-                reply[i + 3].decode(errors="replace"),
-                data,
-                int(reply[i + 6]) + 1,
-                int(reply[i + 2]),
-                token,
-                int(reply[i + 7]),
-                run_opts,
-            )
+            except (PayloadError, UnicodeEncodeError, KeyError, TypeError, ValueError) as exc:
+                data, run_opts, bad = None, RunOptions.from_wire({}), PayloadError(str(exc))
+            ctx = JobContext(self, job_id, name, data, made + 1, fence, token, created, run_opts)
             run = _Running(ctx)
             running[job_id] = run
             if bad is not None:
@@ -291,7 +316,6 @@ class Worker:
             if debug:
                 log.debug("job %s active", job_id, extra={"event": "active", "queue": self.queue.name, "job_id": job_id})
             run.task = loop_create(self._execute(run))
-        return (len(reply) - offset) // 8
 
     async def _execute(self, run: _Running) -> None:
         ctx = run.ctx
@@ -378,6 +402,8 @@ class Worker:
         client = self.queue.redis
         marker = self.queue.keys.marker
         failures = 0
+        task = asyncio.current_task()
+        assert task is not None
         while True:
             await idle.wait()
             idle.clear()
@@ -389,6 +415,9 @@ class Worker:
             except Exception:
                 failures += 1
                 await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+            # redis-py can swallow a cancellation that lands mid-command.
+            if task.cancelling():
+                raise asyncio.CancelledError
             wake.set()
 
     # -- leases, progress ---------------------------------------------------

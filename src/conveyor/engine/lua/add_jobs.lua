@@ -3,57 +3,74 @@
 -- as not created (idempotent ids); each new job is in exactly one of wait or
 -- delayed; idle workers are woken through the marker.
 -- KEYS: 1 wait, 2 delayed, 3 marker, 4 id counter, 5 seq counter
--- ARGV: 1 job key prefix, 2 now ('' = Redis TIME), 3 job count,
---       then 7 per job: id ('' = next auto id), name, data, opts,
---       priority, lifo ('1' or '0'), delay in ms or '' | '@<absolute ms>'
--- Returns: flat list of id, created (1 or 0) per job, then the time used.
+-- ARGV: 1 job key prefix, 2 now ('' = Redis TIME), 3 msgpack array of rows:
+--       { id ('' = next auto id), name, data, opts, priority, lifo (0/1),
+--         delay: ms relative, or -(absolute ms) for run_at, or 0 }
+-- Returns: msgpack { now, { id, created (1 or 0) } per job }
 --@include now
---@include wait_score
 
+local SEQ_MID = 2199023255552     -- 2^41, see includes/wait_score.lua
+local PRIO_STEP = 4398046511104   -- 2^42
 local prefix = ARGV[1]
 local now = now_ms(ARGV[2])
-local n = tonumber(ARGV[3])
+local rows = cmsgpack.unpack(ARGV[3])
+local autos = 0
+for _, row in ipairs(rows) do
+  if row[1] == '' then autos = autos + 1 end
+end
+local next_auto = 0
+if autos > 0 then
+  next_auto = redis.call('INCRBY', KEYS[4], autos) - autos
+end
+local seq = redis.call('INCRBY', KEYS[5], #rows) - #rows
 local out = {}
-local woke = false
-for i = 0, n - 1 do
-  local b = 3 + i * 7
-  local id = ARGV[b + 1]
+local waiting = {}
+local delayed = {}
+for i, row in ipairs(rows) do
+  local id = row[1]
   local created = 1
   if id == '' then
-    id = tostring(redis.call('INCR', KEYS[4]))
+    next_auto = next_auto + 1
+    id = tostring(next_auto)
   elseif redis.call('EXISTS', prefix .. id) == 1 then
     created = 0
   end
   if created == 1 then
-    local jk = prefix .. id
-    local pr = tonumber(ARGV[b + 5])
-    local lifo = ARGV[b + 6]
-    local delay = ARGV[b + 7]
+    local pr = row[5]
+    local delay = row[7]
     local run_at = 0
-    if string.sub(delay, 1, 1) == '@' then
-      run_at = tonumber(string.sub(delay, 2))
-    elseif delay ~= '' then
-      run_at = now + tonumber(delay)
+    if delay < 0 then
+      run_at = -delay
+    elseif delay > 0 then
+      run_at = now + delay
     end
-    redis.call('HSET', jk, 'name', ARGV[b + 2], 'data', ARGV[b + 3], 'opts', ARGV[b + 4],
-      'ts', now, 'pr', pr)
-    if lifo == '1' then
-      redis.call('HSET', jk, 'lifo', '1')
-    end
+    local jk = prefix .. id
     if run_at > now then
-      redis.call('HSET', jk, 'st', 'delayed', 'due', run_at)
-      redis.call('ZADD', KEYS[2], run_at, id)
+      redis.call('HSET', jk, 'name', row[2], 'data', row[3], 'opts', row[4], 'ts', now,
+        'pr', pr, 'lifo', row[6], 'st', 'delayed', 'due', run_at)
+      delayed[#delayed + 1] = run_at
+      delayed[#delayed + 1] = id
     else
-      redis.call('HSET', jk, 'st', 'waiting')
-      redis.call('ZADD', KEYS[1], wait_score(KEYS[5], pr, lifo == '1'), id)
+      redis.call('HSET', jk, 'name', row[2], 'data', row[3], 'opts', row[4], 'ts', now,
+        'pr', pr, 'lifo', row[6], 'st', 'waiting')
+      local n = seq + i
+      if row[6] == 1 then
+        waiting[#waiting + 1] = pr * PRIO_STEP + SEQ_MID - n
+      else
+        waiting[#waiting + 1] = pr * PRIO_STEP + SEQ_MID + n
+      end
+      waiting[#waiting + 1] = id
     end
-    woke = true
   end
-  out[#out + 1] = id
-  out[#out + 1] = created
+  out[i] = { id, created }
 end
-if woke then
+if #waiting > 0 then
+  redis.call('ZADD', KEYS[1], unpack(waiting))
+end
+if #delayed > 0 then
+  redis.call('ZADD', KEYS[2], unpack(delayed))
+end
+if #waiting > 0 or #delayed > 0 then
   redis.call('ZADD', KEYS[3], 0, '0')
 end
-out[#out + 1] = now
-return out
+return cmsgpack.pack({ now, out })

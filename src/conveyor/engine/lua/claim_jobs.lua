@@ -4,7 +4,7 @@
 -- paused queue yields nothing.
 -- KEYS: 1 wait, 2 active, 3 marker, 4 meta, 5 delayed, 6 seq counter
 -- ARGV: 1 job key prefix, 2 now, 3 count, 4 lock ms, 5 worker id
--- Returns: { now, next delayed due time or -1, 8 fields per claimed job... }
+-- Returns: msgpack { now, next delayed due time or -1, {}, claimed rows }
 --@include now
 --@include wait_score
 --@include enqueue_waiting
@@ -14,11 +14,12 @@
 local prefix = ARGV[1]
 local now = now_ms(ARGV[2])
 promote_delayed(KEYS[5], KEYS[1], KEYS[6], prefix, now, 1000)
-local out = { now, -1 }
+local jobs = {}
 claim({ KEYS[1], KEYS[2], KEYS[3], KEYS[4] }, prefix, now, tonumber(ARGV[3]),
-  tonumber(ARGV[4]), ARGV[5], out)
+  tonumber(ARGV[4]), ARGV[5], jobs)
+local next_due = -1
 local head = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
 if #head > 0 then
-  out[2] = tonumber(head[2])
+  next_due = tonumber(head[2])
 end
-return out
+return cmsgpack.pack({ now, next_due, {}, jobs })

@@ -9,9 +9,9 @@
 -- KEYS: 1 wait, 2 active, 3 marker, 4 meta, 5 delayed, 6 seq counter,
 --       7 completed, 8 failed
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 claim count, 5 lock ms,
---       6 worker id, 7 outcome count, then 7 per outcome:
---       id, token, kind, value, delay ms, keep count, keep age ms
--- Returns: { now, next delayed due or -1, code per outcome..., claimed jobs }
+--       6 worker id, 7 msgpack array of outcome rows:
+--       { id, token, kind, value, delay ms, keep count, keep age ms }
+-- Returns: msgpack { now, next delayed due or -1, codes, claimed rows }
 --   codes: 1 applied, 0 already applied by this token, -1 job missing,
 --          -2 lock token superseded (stale worker)
 --@include now
@@ -26,32 +26,43 @@
 local prefix = ARGV[1]
 local logs_prefix = ARGV[2]
 local now = now_ms(ARGV[3])
-local n = tonumber(ARGV[7])
-local out = { now, -1 }
+local rows = cmsgpack.unpack(ARGV[7])
+local codes = {}
+local released = {}
+local done = {}
+local keep_done = -1
 local requeued = false
-for i = 0, n - 1 do
-  local b = 7 + i * 7
-  local id = ARGV[b + 1]
+for i, row in ipairs(rows) do
+  local id = row[1]
   local jk = prefix .. id
-  local f = redis.call('HMGET', jk, 'tk', 'st')
+  local f = redis.call('HMGET', jk, 'tk', 'st', 'lg')
   local code = 1
   if f[1] == false then
     code = (f[2] == false) and -1 or -2
-  elseif f[1] ~= ARGV[b + 2] then
+  elseif f[1] ~= row[2] then
     code = -2
   elseif f[2] ~= 'active' then
     code = 0
   else
-    redis.call('ZREM', KEYS[2], id)
-    local kind = ARGV[b + 3]
+    released[#released + 1] = id
+    local kind = row[3]
     if kind == 'c' then
-      redis.call('HSET', jk, 'st', 'completed', 'rv', ARGV[b + 4], 'fon', now)
-      keep_finished(KEYS[7], prefix, logs_prefix, id, now,
-        tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7]))
+      local keep_count = row[6]
+      if keep_count == 0 then
+        remove_job_keys(prefix, logs_prefix, id)
+      else
+        redis.call('HSET', jk, 'st', 'completed', 'rv', row[4], 'fon', now)
+        expire_job(jk, logs_prefix .. id, row[7], f[3])
+        done[#done + 1] = now
+        done[#done + 1] = id
+        if keep_count > 0 and (keep_done < 0 or keep_count < keep_done) then
+          keep_done = keep_count
+        end
+      end
     elseif kind == 'r' then
-      record_attempt(jk, ARGV[b + 4])
+      record_attempt(jk, row[4])
       redis.call('HINCRBY', jk, 'atm', 1)
-      local delay = tonumber(ARGV[b + 5])
+      local delay = row[5]
       if delay > 0 then
         redis.call('HSET', jk, 'st', 'delayed', 'due', now + delay)
         redis.call('ZADD', KEYS[5], now + delay, id)
@@ -61,8 +72,7 @@ for i = 0, n - 1 do
       requeued = true
     elseif kind == 'f' then
       redis.call('HINCRBY', jk, 'atm', 1)
-      fail_job(KEYS[8], prefix, logs_prefix, id, now, ARGV[b + 4],
-        tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7]))
+      fail_job(KEYS[8], prefix, logs_prefix, id, now, row[4], row[6], row[7])
     else
       -- handed back: the attempt does not count, the job runs next
       redis.call('HDEL', jk, 'tk', 'cx')
@@ -70,19 +80,28 @@ for i = 0, n - 1 do
       requeued = true
     end
   end
-  out[#out + 1] = code
+  codes[i] = code
+end
+if #released > 0 then
+  redis.call('ZREM', KEYS[2], unpack(released))
+end
+if #done > 0 then
+  redis.call('ZADD', KEYS[7], unpack(done))
+  trim_finished(KEYS[7], prefix, logs_prefix, keep_done)
 end
 if requeued then
   redis.call('ZADD', KEYS[3], 0, '0')
 end
+local jobs = {}
 local count = tonumber(ARGV[4])
 if count > 0 then
   promote_delayed(KEYS[5], KEYS[1], KEYS[6], prefix, now, 1000)
   claim({ KEYS[1], KEYS[2], KEYS[3], KEYS[4] }, prefix, now, count,
-    tonumber(ARGV[5]), ARGV[6], out)
+    tonumber(ARGV[5]), ARGV[6], jobs)
 end
+local next_due = -1
 local head = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
 if #head > 0 then
-  out[2] = tonumber(head[2])
+  next_due = tonumber(head[2])
 end
-return out
+return cmsgpack.pack({ now, next_due, codes, jobs })

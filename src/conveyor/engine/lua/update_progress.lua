@@ -19,6 +19,7 @@ if #ARGV > 3 then
   for i = 4, #ARGV do
     redis.call('RPUSH', KEYS[2], ARGV[i])
   end
+  redis.call('HSET', KEYS[1], 'lg', '1')
   local keep = tonumber(ARGV[3])
   if keep > 0 then
     redis.call('LTRIM', KEYS[2], -keep, -1)

@@ -9,9 +9,7 @@ local function promote_delayed(delayed_key, wait_key, seq_key, prefix, now, limi
   for _, id in ipairs(due) do
     local jk = prefix .. id
     local lifo = redis.call('HGET', jk, 'lifo')
-    if lifo == false and redis.call('EXISTS', jk) == 0 then
-      -- hash gone (removed or expired): drop the orphan id
-    else
+    if lifo then  -- false: the hash is gone (removed), drop the orphan id
       enqueue_waiting(wait_key, seq_key, jk, id, lifo == '1')
     end
   end
