@@ -116,6 +116,7 @@ class Worker:
         self._drained = False
         self._error: Exception | None = None
         self._calls: set[asyncio.Task[None]] = set()
+        self._block_conn: Any = None
         self.processed = 0
         self.failed = 0
 
@@ -154,8 +155,11 @@ class Worker:
         try:
             async with asyncio.TaskGroup() as tg:
                 marker = tg.create_task(self._marker_loop())
-                await self._fetch_loop(burst)
-                marker.cancel()
+                try:
+                    await self._fetch_loop(burst)
+                finally:
+                    self._stopping = True
+                    await self._stop_marker(marker)
         finally:
             if self._timer:
                 self._timer.cancel()
@@ -205,6 +209,8 @@ class Worker:
             if self._error is not None:
                 err, self._error = self._error, None
                 raise err
+            if self._drained and burst and not self._inflight:
+                return
             want = 0 if self._stopping else self.concurrency - len(self._running) - self._reserved
             if self._inflight < 2 and not self._backoff and (
                 (self._outcomes and (self._inflight == 0 or len(self._outcomes) >= min_batch))
@@ -222,8 +228,6 @@ class Worker:
                 and not self._outcomes
                 and not self._inflight
             ):
-                return
-            if self._drained and burst:
                 return
             await wake.wait()
             wake.clear()
@@ -397,28 +401,49 @@ class Worker:
         self._timer = asyncio.get_running_loop().call_later(delay, wake.set)
 
     async def _marker_loop(self) -> None:
+        """Blocks on the queue's marker while the worker is idle, on a
+        connection of its own (closed to stop it: redis-py lets a blocking
+        command run to its timeout even when the task is cancelled)."""
         assert self._idle is not None and self._wake is not None
         idle, wake = self._idle, self._wake
-        client = self.queue.redis
+        pool = self.queue.redis.connection_pool
         marker = self.queue.keys.marker
         failures = 0
-        task = asyncio.current_task()
-        assert task is not None
-        while True:
-            await idle.wait()
-            idle.clear()
-            try:
-                await client.bzpopmin(marker, timeout=self.block_timeout)
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                await asyncio.sleep(min(2.0, 0.05 * 2**failures))
-            # redis-py can swallow a cancellation that lands mid-command.
-            if task.cancelling():
-                raise asyncio.CancelledError
-            wake.set()
+        conn: Any = None
+        try:
+            while not self._stopping:
+                await idle.wait()
+                idle.clear()
+                if self._stopping:
+                    break
+                try:
+                    if conn is None:
+                        conn = await pool.get_connection()
+                    self._block_conn = conn
+                    await conn.send_command("BZPOPMIN", marker, self.block_timeout)
+                    await conn.read_response()
+                    failures = 0
+                except Exception:
+                    if conn is not None:
+                        await conn.disconnect()
+                    if self._stopping:
+                        break
+                    failures += 1
+                    await asyncio.sleep(min(2.0, 0.05 * 2**failures))
+                wake.set()
+        finally:
+            self._block_conn = None
+            if conn is not None:
+                await conn.disconnect()
+                await pool.release(conn)
+
+    async def _stop_marker(self, task: asyncio.Task[None]) -> None:
+        assert self._idle is not None
+        self._idle.set()
+        conn = self._block_conn
+        if conn is not None:
+            await conn.disconnect()
+        await task
 
     # -- leases, progress ---------------------------------------------------
 

@@ -1,0 +1,461 @@
+"""Consumer API: retries, backoff, timeouts, sync handlers, fencing, cancel,
+graceful shutdown and stall detection."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis.asyncio as aredis
+
+from conveyor import (
+    Custom,
+    Discard,
+    Exponential,
+    Fixed,
+    JobContext,
+    JobState,
+    ManualClock,
+    Queue,
+    Retry,
+    StaleLease,
+    Worker,
+)
+from conveyor.engine.codec import packb, unpack_reply
+from conveyor.engine.scripts import script
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+async def test_failed_job_retries_with_fixed_backoff_then_succeeds(
+    clocked_queue: Queue, clock: ManualClock
+) -> None:
+    attempts: list[int] = []
+
+    async def flaky(job: JobContext) -> str:
+        attempts.append(job.attempt)
+        if job.attempt < 3:
+            raise ConnectionError("upstream down")
+        return "ok"
+
+    job = await clocked_queue.add("j", None, attempts=3, backoff=Fixed(5))
+    worker = Worker(clocked_queue, flaky)
+
+    await worker.run(burst=True)
+    retrying = await clocked_queue.get_job(job.id)
+    assert retrying is not None and retrying.state is JobState.DELAYED
+    assert retrying.run_at is not None and retrying.started_at is not None
+    assert (retrying.run_at - retrying.started_at).total_seconds() == 5
+
+    clock.advance(4.9)
+    await worker.run(burst=True)
+    assert attempts == [1]
+    clock.advance(0.1)
+    await worker.run(burst=True)
+    clock.advance(5)
+    await worker.run(burst=True)
+
+    done = await clocked_queue.get_job(job.id)
+    assert attempts == [1, 2, 3]
+    assert done is not None and done.state is JobState.COMPLETED and done.result == "ok"
+    assert done.attempts_made == 2
+    assert [h["error"] for h in done.history] == ["ConnectionError: upstream down"] * 2
+
+
+def test_exponential_backoff_grows_and_jitter_stays_within_half() -> None:
+    exp = Exponential(base=1, factor=2, max=10)
+    assert [exp.delay(a) for a in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 10]
+    jittered = Exponential(base=4, jitter=True)
+    assert all(2 <= jittered.delay(1) <= 4 for _ in range(100))
+
+
+async def test_custom_backoff_strategy_comes_from_the_worker(
+    clocked_queue: Queue, clock: ManualClock
+) -> None:
+    async def fail(job: JobContext) -> None:
+        raise ValueError("bad")
+
+    def strategy(attempt: int, error: BaseException) -> float | None:
+        return 7.0 if isinstance(error, ValueError) else None
+
+    job = await clocked_queue.add("j", None, attempts=2, backoff=Custom("seven"))
+    await Worker(clocked_queue, fail, backoff_strategies={"seven": strategy}).run(burst=True)
+
+    delayed = await clocked_queue.get_job(job.id)
+    assert delayed is not None and delayed.run_at is not None and delayed.started_at is not None
+    assert (delayed.run_at - delayed.started_at).total_seconds() == 7
+
+
+async def test_exhausted_attempts_fail_with_error_traceback_and_history(queue: Queue) -> None:
+    async def fail(job: JobContext) -> None:
+        raise RuntimeError(f"attempt {job.attempt} broke")
+
+    job = await queue.add("j", None, attempts=3)
+    await Worker(queue, fail).run(burst=True)
+
+    failed = await queue.get_job(job.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error == "RuntimeError: attempt 3 broke"
+    assert failed.traceback is not None and "raise RuntimeError" in failed.traceback
+    assert [h["attempt"] for h in failed.history] == [1, 2, 3]
+    assert failed.attempts_made == 3
+
+
+async def test_discard_fails_at_once_without_retries(queue: Queue) -> None:
+    calls = 0
+
+    async def discard(job: JobContext) -> None:
+        nonlocal calls
+        calls += 1
+        raise Discard("bad input")
+
+    job = await queue.add("j", None, attempts=5)
+    await Worker(queue, discard).run(burst=True)
+
+    failed = await queue.get_job(job.id)
+    assert calls == 1
+    assert failed is not None and failed.state is JobState.FAILED and failed.error == "Discard: bad input"
+
+
+async def test_retry_signal_sets_its_own_delay(clocked_queue: Queue) -> None:
+    async def later(job: JobContext) -> None:
+        raise Retry("not yet", delay=30)
+
+    job = await clocked_queue.add("j", None, attempts=2, backoff=Fixed(1))
+    await Worker(clocked_queue, later).run(burst=True)
+
+    delayed = await clocked_queue.get_job(job.id)
+    assert delayed is not None and delayed.run_at is not None and delayed.started_at is not None
+    assert (delayed.run_at - delayed.started_at).total_seconds() == 30
+
+
+async def test_job_timeout_fails_the_attempt(queue: Queue) -> None:
+    async def slow(job: JobContext) -> None:
+        await asyncio.sleep(10)
+
+    job = await queue.add("j", None, timeout=0.05)
+    await Worker(queue, slow).run(burst=True)
+
+    failed = await queue.get_job(job.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error == "TimeoutError: job timed out after 0.05s"
+
+
+async def test_sync_handler_runs_in_a_thread_not_on_the_event_loop(queue: Queue) -> None:
+    threads: list[str] = []
+
+    def blocking(job: JobContext) -> int:
+        threads.append(threading.current_thread().name)
+        time.sleep(0.01)
+        return int(job.data) * 2
+
+    jobs = await queue.add_bulk([("j", i) for i in range(4)])
+    await Worker(queue, blocking, concurrency=4).run(burst=True)
+
+    assert all(name.startswith("conveyor-job") for name in threads)
+    results = [(await queue.get_job(j.id)) for j in jobs]
+    assert [r.result for r in results if r] == [0, 2, 4, 6]
+
+
+async def test_non_json_result_fails_the_job_clearly(queue: Queue) -> None:
+    async def weird(job: JobContext) -> object:
+        return object()
+
+    job = await queue.add("j", None, attempts=3)
+    await Worker(queue, weird).run(burst=True)
+
+    failed = await queue.get_job(job.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error is not None and "handler result is not JSON" in failed.error
+    assert failed.attempts_made == 1
+
+
+async def test_undecodable_payload_fails_the_job_and_the_worker_keeps_going(
+    redis: aredis.Redis, queue: Queue
+) -> None:
+    bad = await queue.add("j", "placeholder")
+    await redis.hset(queue.keys.job(bad.id), "data", b"\xff{not json")
+    good = await queue.add("j", "fine")
+    seen: list[Any] = []
+
+    async def handler(job: JobContext) -> None:
+        seen.append(job.data)
+
+    await Worker(queue, handler).run(burst=True)
+
+    failed = await queue.get_job(bad.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error is not None and "cannot decode job" in failed.error
+    assert seen == ["fine"]
+    assert await queue.get_state(good.id) is JobState.COMPLETED
+
+
+async def _claim(queue: Queue, worker_id: str, lock_ms: int = 1000) -> tuple[str, str]:
+    k = queue.keys
+    reply = unpack_reply(
+        await script("claim_jobs").run(
+            queue.redis,
+            [k.wait, k.active, k.marker, k.meta, k.delayed, k.seq],
+            [k.job_prefix, queue.clock.now_ms() or "", 1, lock_ms, worker_id],
+        )
+    )
+    job_id, token = reply[3][0][0], reply[3][0][1]
+    return job_id, token
+
+
+async def _finish(queue: Queue, job_id: str, token: str, kind: str = "c") -> int:
+    k = queue.keys
+    row = [job_id, token, kind, b'"r"' if kind == "c" else b'{"error":"x"}', 0, -1, 0]
+    reply = unpack_reply(
+        await script("finish_jobs").run(
+            queue.redis,
+            [k.wait, k.active, k.marker, k.meta, k.delayed, k.seq, k.completed, k.failed],
+            [k.job_prefix, k.logs_prefix, queue.clock.now_ms() or "", 0, 1000, "w", packb([row])],
+        )
+    )
+    return int(reply[2][0])
+
+
+async def _recover_stalled(queue: Queue) -> None:
+    k = queue.keys
+    await script("recover_stalled").run(
+        queue.redis,
+        [k.active, k.wait, k.marker, k.seq, k.failed, k.completed, k.stalled_guard],
+        [k.job_prefix, k.logs_prefix, queue.clock.now_ms() or "", 5, 0, -1, 0],
+    )
+
+
+async def test_stale_lock_token_cannot_complete_or_fail_a_job(
+    clocked_queue: Queue, clock: ManualClock
+) -> None:
+    job = await clocked_queue.add("j", None)
+    _, token_a = await _claim(clocked_queue, "worker-a")
+    clock.advance(2)  # worker A's lease runs out
+    await _recover_stalled(clocked_queue)
+    _, token_b = await _claim(clocked_queue, "worker-b")
+
+    assert await _finish(clocked_queue, job.id, token_a, "c") == -2
+    assert await _finish(clocked_queue, job.id, token_a, "f") == -2
+    assert await clocked_queue.get_state(job.id) is JobState.ACTIVE
+
+    assert await _finish(clocked_queue, job.id, token_b, "c") == 1
+    assert await _finish(clocked_queue, job.id, token_b, "c") == 0  # a resend changes nothing
+    done = await clocked_queue.get_job(job.id)
+    assert done is not None and done.state is JobState.COMPLETED and done.stalled_count == 1
+    assert int(token_b.split(":")[0]) > int(token_a.split(":")[0])  # fencing number grows
+
+
+async def test_stale_worker_progress_and_log_raise_stale_lease(queue: Queue) -> None:
+    first_started = asyncio.Event()
+    release = asyncio.Event()
+    errors: list[BaseException] = []
+
+    async def handler(job: JobContext) -> None:
+        if job.fence == 1:
+            first_started.set()
+            await release.wait()
+            for call in (job.update_progress(50), job.log("late")):
+                try:
+                    await call
+                except StaleLease as exc:
+                    errors.append(exc)
+
+    job = await queue.add("j", None)
+    worker = Worker(queue, handler, lock_duration=60)
+    task = asyncio.create_task(worker.run())
+    await first_started.wait()
+    # Another worker takes the job over: simulate an expired lease.
+    await queue.redis.hset(queue.keys.job(job.id), "tk", "2:other")
+    release.set()
+    await asyncio.sleep(0.05)
+    await worker.close(grace=1)
+    await task
+
+    assert len(errors) == 2
+    assert await queue.get_logs(job.id) == []
+
+
+async def test_cancel_stops_a_running_job_from_another_handle(
+    redis: aredis.Redis, queue: Queue
+) -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def long(job: JobContext) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    job = await queue.add("j", None, attempts=3)
+    worker = Worker(queue, long, lock_duration=0.4)
+    task = asyncio.create_task(worker.run())
+    await started.wait()
+
+    assert await Queue(queue.name, redis).cancel(job.id) is True
+    await asyncio.wait_for(cancelled.wait(), 5)
+
+    async def failed() -> bool:
+        return await queue.get_state(job.id) is JobState.FAILED
+
+    await wait_for(failed)
+    await worker.close()
+    await task
+    done = await queue.get_job(job.id)
+    assert done is not None and done.error == "cancelled" and done.attempts_made == 1
+
+
+async def test_cancelling_a_waiting_job_fails_it_at_once(queue: Queue) -> None:
+    job = await queue.add("j", None)
+    assert await queue.cancel(job.id, "not needed") is True
+    failed = await queue.get_job(job.id)
+    assert failed is not None and failed.state is JobState.FAILED and failed.error == "not needed"
+
+
+async def test_close_lets_short_jobs_finish_and_hands_long_ones_back(queue: Queue) -> None:
+    started = 0
+    all_started = asyncio.Event()
+
+    async def handler(job: JobContext) -> str:
+        nonlocal started
+        started += 1
+        if started == 4:
+            all_started.set()
+        await asyncio.sleep(0.05 if job.data == "short" else 30)
+        return "done"
+
+    await queue.add_bulk([("j", "short"), ("j", "short"), ("j", "long"), ("j", "long")])
+    worker = Worker(queue, handler, concurrency=4)
+    task = asyncio.create_task(worker.run())
+    await all_started.wait()
+
+    await worker.close(grace=0.5)
+    await task
+
+    counts = await queue.counts()
+    assert counts[JobState.COMPLETED] == 2
+    assert counts[JobState.WAITING] == 2
+    assert counts[JobState.ACTIVE] == 0
+    for job in await queue.get_jobs(JobState.WAITING):
+        assert job.attempts_made == 0
+
+
+async def test_job_of_a_dead_worker_is_recovered_after_its_lease(queue: Queue) -> None:
+    job = await queue.add("j", "x")
+    await _claim(queue, "dead-worker", lock_ms=200)  # claimed, never renewed
+    ran: list[int] = []
+
+    async def handler(ctx: JobContext) -> None:
+        ran.append(ctx.fence)
+
+    worker = Worker(queue, handler, lock_duration=0.2, stalled_interval=0.05)
+    task = asyncio.create_task(worker.run())
+
+    async def completed() -> bool:
+        return await queue.get_state(job.id) is JobState.COMPLETED
+
+    await wait_for(completed)
+    await worker.close()
+    await task
+    done = await queue.get_job(job.id)
+    assert ran == [2]
+    assert done is not None and done.stalled_count == 1
+
+
+async def test_job_stalling_too_often_fails(queue: Queue) -> None:
+    job = await queue.add("j", "x")
+    for _ in range(2):
+        await _claim(queue, "dead", lock_ms=1)
+        await asyncio.sleep(0.01)
+        await _recover_stalled_with_max(queue, 1)
+
+    failed = await queue.get_job(job.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error == "stalled more than 1 times"
+
+
+async def _recover_stalled_with_max(queue: Queue, max_stalled: int) -> None:
+    k = queue.keys
+    await script("recover_stalled").run(
+        queue.redis,
+        [k.active, k.wait, k.marker, k.seq, k.failed, k.completed, k.stalled_guard],
+        [k.job_prefix, k.logs_prefix, "", max_stalled, 0, -1, 0],
+    )
+
+
+@pytest.mark.parametrize("kind", ["blocks-event-loop", "burns-cpu"])
+async def test_handler_that_starves_the_event_loop_is_not_declared_stalled(
+    redis: aredis.Redis, queue: Queue, kind: str
+) -> None:
+    runs: list[int] = []
+
+    async def hog(job: JobContext) -> None:
+        runs.append(job.fence)
+        end = time.monotonic() + 1.2  # three times the lock duration
+        if kind == "blocks-event-loop":
+            time.sleep(1.2)
+        else:
+            while time.monotonic() < end:
+                sum(range(1000))
+
+    async def thief(job: JobContext) -> None:
+        runs.append(-job.fence)
+
+    job = await queue.add("j", None)
+    hogger = Worker(queue, hog, lock_duration=0.4, stalled_interval=0.1)
+    other = Worker(Queue(queue.name, redis), thief, lock_duration=0.4, stalled_interval=0.1)
+    tasks = [asyncio.create_task(hogger.run())]
+
+    async def completed() -> bool:
+        return await queue.get_state(job.id) is JobState.COMPLETED
+
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(other.run()))
+    await wait_for(completed)
+    await asyncio.gather(hogger.close(), other.close())
+    await asyncio.gather(*tasks)
+
+    done = await queue.get_job(job.id)
+    assert runs == [1]
+    assert done is not None and done.stalled_count == 0
+
+
+async def test_idle_worker_picks_up_a_new_job_promptly(queue: Queue) -> None:
+    got = asyncio.Event()
+
+    async def handler(job: JobContext) -> None:
+        got.set()
+
+    worker = Worker(queue, handler, block_timeout=5)
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.1)  # let it go idle on the marker
+    await queue.add("j", None)
+    await asyncio.wait_for(got.wait(), 1.0)  # well before the 5 s block timeout
+    await worker.close()
+    await task
+
+
+async def test_idle_worker_starts_a_delayed_job_when_due(queue: Queue) -> None:
+    got = asyncio.Event()
+
+    async def handler(job: JobContext) -> None:
+        got.set()
+
+    worker = Worker(queue, handler, block_timeout=5)
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.05)
+    await queue.add("j", None, delay=0.2)
+    await asyncio.wait_for(got.wait(), 2.0)
+    await worker.close()
+    await task
