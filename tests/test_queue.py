@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -81,9 +82,9 @@ async def test_delayed_job_never_starts_before_its_time(clocked_queue: Queue, cl
 
 
 async def test_run_at_schedules_at_an_absolute_time(clocked_queue: Queue, clock: ManualClock) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    due = datetime.fromtimestamp((clock.now_ms() + 5000) / 1000, tz=timezone.utc)
+    due = datetime.fromtimestamp((clock.now_ms() + 5000) / 1000, tz=UTC)
     job = await clocked_queue.add("j", "x", run_at=due)
     assert job.state is JobState.DELAYED
 

@@ -28,8 +28,8 @@ from conveyor.engine.codec import packb, unpack_reply
 from conveyor.engine.scripts import script
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: Any, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while not await predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
@@ -284,9 +284,7 @@ async def test_stale_worker_progress_and_log_raise_stale_lease(queue: Queue) -> 
     assert await queue.get_logs(job.id) == []
 
 
-async def test_cancel_stops_a_running_job_from_another_handle(
-    redis: aredis.Redis, queue: Queue
-) -> None:
+async def test_cancel_stops_a_running_job_from_another_handle(redis: aredis.Redis, queue: Queue) -> None:
     started = asyncio.Event()
     cancelled = asyncio.Event()
 
@@ -404,7 +402,7 @@ async def test_handler_that_starves_the_event_loop_is_not_declared_stalled(
         runs.append(job.fence)
         end = time.monotonic() + 1.2  # three times the lock duration
         if kind == "blocks-event-loop":
-            time.sleep(1.2)
+            time.sleep(1.2)  # noqa: ASYNC251 (the point of the test)
         else:
             while time.monotonic() < end:
                 sum(range(1000))

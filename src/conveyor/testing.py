@@ -53,7 +53,7 @@ class RedisServer:
     ) -> None:
         self.port = port or free_port()
         self._own_dir = data_dir is None
-        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="conveyor-redis-"))
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="conveyor-redis-")).resolve()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.extra_args = extra_args or []
@@ -66,13 +66,20 @@ class RedisServer:
     def command(self) -> list[str]:
         cmd = [
             find_redis_server(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(self.data_dir / "redis.log"),
-            "--maxmemory-policy", "noeviction",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+            "--maxmemory-policy",
+            "noeviction",
         ]
         if self.appendonly:
             cmd += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
@@ -81,13 +88,11 @@ class RedisServer:
         return cmd + self.extra_args
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = (self.data_dir / "redis.log")
+                log = self.data_dir / "redis.log"
                 detail = log.read_text()[-2000:] if log.exists() else ""
                 raise ConnectionFailed(f"redis-server exited with {self.process.returncode}: {detail}")
             if self._ready():

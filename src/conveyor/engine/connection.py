@@ -3,7 +3,7 @@ workers share; workers derive a sync client from it for their lease thread."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import redis
 import redis.asyncio as aredis
@@ -71,7 +71,7 @@ def sync_twin(client: aredis.Redis) -> redis.Redis:
     """A blocking client for the same server and credentials as ``client``
     (for threads that must not depend on the event loop)."""
     pool = client.connection_pool
-    kwargs = dict(cast(dict[str, Any], pool.connection_kwargs))
+    kwargs: dict[str, Any] = dict(pool.connection_kwargs)
     cls = _SYNC_CLASSES.get(pool.connection_class.__name__, redis.Connection)
     for key in ("retry", "retry_on_error", "redis_connect_func", "event_dispatcher"):
         kwargs.pop(key, None)

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from conveyor.engine.codec import PayloadError, loads
+from conveyor.engine.codec import loads
 from conveyor.engine.states import JobState
+from conveyor.errors import PayloadError
 
 if TYPE_CHECKING:
     from conveyor.engine.options import RunOptions
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 def _ms_to_dt(raw: bytes | None) -> datetime | None:
     if raw is None:
         return None
-    return datetime.fromtimestamp(int(raw) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
 
 
 def _json_or_raw(raw: bytes | None) -> Any:
@@ -105,15 +106,15 @@ class JobContext:
     """
 
     __slots__ = (
+        "_worker",
+        "attempt",
+        "created_ms",
+        "data",
+        "fence",
         "id",
         "name",
-        "data",
-        "attempt",
-        "fence",
-        "token",
-        "created_ms",
         "run",
-        "_worker",
+        "token",
     )
 
     def __init__(

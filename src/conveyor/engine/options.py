@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any, TypedDict
 
@@ -130,7 +130,7 @@ class JobOptions:
             if not isinstance(run_at, datetime):
                 raise InvalidJobOptions("run_at must be a datetime")
             if run_at.tzinfo is None:
-                run_at = run_at.replace(tzinfo=timezone.utc)
+                run_at = run_at.replace(tzinfo=UTC)
             run_at_ms = int(run_at.timestamp() * 1000)
         attempts = options.get("attempts", 1)
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
@@ -237,7 +237,7 @@ def _delay_ms(delay: Any) -> int:
         raise InvalidJobOptions(f"delay must be a number of seconds, not {delay!r}")
     if delay < 0:
         raise InvalidJobOptions("delay must not be negative")
-    return int(round(delay * 1000))
+    return round(delay * 1000)
 
 
 def _backoff(value: Any) -> Backoff | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC
 from typing import Any, Unpack, cast
 
 import redis.asyncio as aredis
@@ -132,7 +133,7 @@ class Queue:
         return jobs
 
     def _new_job(self, job_id: str, name: str, data: Any, opts: JobOptions, now: int) -> Job:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         due = opts.run_at_ms if opts.run_at_ms is not None else now + opts.delay_ms
         delayed = due > now
@@ -144,8 +145,8 @@ class Queue:
             state=JobState.DELAYED if delayed else JobState.WAITING,
             options={},
             priority=opts.priority,
-            created_at=datetime.fromtimestamp(now / 1000, tz=timezone.utc),
-            run_at=datetime.fromtimestamp(due / 1000, tz=timezone.utc) if delayed else None,
+            created_at=datetime.fromtimestamp(now / 1000, tz=UTC),
+            run_at=datetime.fromtimestamp(due / 1000, tz=UTC) if delayed else None,
         )
 
     # -- reading ----------------------------------------------------------

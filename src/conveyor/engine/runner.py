@@ -56,9 +56,7 @@ def describe_error(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
-def failure(
-    ctx: JobContext, exc: BaseException, strategies: Mapping[str, BackoffFn]
-) -> Ending:
+def failure(ctx: JobContext, exc: BaseException, strategies: Mapping[str, BackoffFn]) -> Ending:
     """Retry or final failure for an exception raised by the handler."""
     error = describe_error(exc)
     tb = "".join(traceback.format_exception(exc))
@@ -112,7 +110,7 @@ async def call_handler(
 ) -> Any:
     """Calls the handler the way it wants to be called and returns its result."""
     if is_async:
-        return await handler(ctx)  # type: ignore[misc]
+        return await handler(ctx)
     loop = asyncio.get_running_loop()
     if in_process:
         info = {"id": ctx.id, "name": ctx.name, "data": ctx.data, "attempt": ctx.attempt, "queue": ctx.queue}

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
-from typing import Any, cast
+from typing import Any
 
 import redis
 import redis.asyncio as aredis
@@ -43,7 +43,7 @@ def _expand(name: str, seen: set[str]) -> str:
 class Script:
     """One Lua script, callable on an async or a sync redis-py client."""
 
-    __slots__ = ("name", "source", "sha")
+    __slots__ = ("name", "sha", "source")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -53,10 +53,10 @@ class Script:
     async def run(self, client: aredis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:
             try:
-                return await client.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+                return await client.evalsha(self.sha, len(keys), *keys, *args)
             except NoScriptError:
                 await client.script_load(self.source)
-                return await client.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+                return await client.evalsha(self.sha, len(keys), *keys, *args)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise connection_failed(client, exc) from exc
 
@@ -73,7 +73,7 @@ class Script:
 
 def describe(client: aredis.Redis | redis.Redis) -> str:
     """Where a client connects, without credentials: ``host:port`` or the socket path."""
-    kw = cast(dict[str, Any], client.connection_pool.connection_kwargs)
+    kw: dict[str, Any] = client.connection_pool.connection_kwargs
     if kw.get("path"):
         return f"unix:{kw['path']}"
     return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"

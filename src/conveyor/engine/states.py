@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     """Where a job is in its life. A job is in exactly one state at a time."""
 
     WAITING = "waiting"
@@ -20,6 +20,4 @@ PENDING_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE}
 #: States a job ends in.
 FINISHED_STATES = frozenset({JobState.COMPLETED, JobState.FAILED})
 #: States whose jobs can be removed or cleaned (not running).
-CLEANABLE_STATES = frozenset(
-    {JobState.WAITING, JobState.DELAYED, JobState.COMPLETED, JobState.FAILED}
-)
+CLEANABLE_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.COMPLETED, JobState.FAILED})

@@ -14,7 +14,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Literal
 
 from conveyor.engine.clock import clock_arg
-from conveyor.engine.codec import PayloadError, dumps, loads, packb, unpack_reply
+from conveyor.engine.codec import dumps, loads, packb, unpack_reply
 from conveyor.engine.connection import sync_twin
 from conveyor.engine.job import JobContext
 from conveyor.engine.lease import LeaseKeeper
@@ -27,18 +27,17 @@ from conveyor.engine.runner import (
     Row,
     attempt_entry,
     call_handler,
-    describe_error,
     failure,
 )
 from conveyor.engine.scripts import script
-from conveyor.errors import ConnectionFailed, JobNotFound, StaleLease
+from conveyor.errors import ConnectionFailed, JobNotFound, PayloadError, StaleLease
 
 log = logging.getLogger("conveyor.worker")
 _DEBUG = logging.DEBUG
 
 
 class _Running:
-    __slots__ = ("ctx", "task", "cancel_reason", "hand_back")
+    __slots__ = ("cancel_reason", "ctx", "hand_back", "task")
 
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx
@@ -212,9 +211,13 @@ class Worker:
             if self._drained and burst and not self._inflight:
                 return
             want = 0 if self._stopping else self.concurrency - len(self._running) - self._reserved
-            if self._inflight < 2 and not self._backoff and (
-                (self._outcomes and (self._inflight == 0 or len(self._outcomes) >= min_batch))
-                or want >= (1 if self._inflight == 0 else min_batch)
+            if (
+                self._inflight < 2
+                and not self._backoff
+                and (
+                    (self._outcomes and (self._inflight == 0 or len(self._outcomes) >= min_batch))
+                    or want >= (1 if self._inflight == 0 else min_batch)
+                )
             ):
                 rows, ids = self._outcomes, self._outcome_ids
                 self._outcomes, self._outcome_ids = [], []
@@ -222,12 +225,7 @@ class Worker:
                 self._reserved += want
                 self._calls.add(asyncio.create_task(self._finish_call(rows, ids, want, burst)))
                 continue
-            if (
-                self._stopping
-                and not self._running
-                and not self._outcomes
-                and not self._inflight
-            ):
+            if self._stopping and not self._running and not self._outcomes and not self._inflight:
                 return
             await wake.wait()
             wake.clear()
@@ -266,7 +264,7 @@ class Worker:
         finally:
             self._inflight -= 1
             self._reserved -= want
-            self._calls.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._calls.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
             self._wake.set()
 
     async def _finish(self, rows: list[Row], n: int, want: int) -> Any:
@@ -315,10 +313,16 @@ class Worker:
             run = _Running(ctx)
             running[job_id] = run
             if bad is not None:
-                self._record(run, Ending("f", attempt_entry(ctx, f"cannot decode job: {bad}", ""), error=str(bad)))
+                self._record(
+                    run, Ending("f", attempt_entry(ctx, f"cannot decode job: {bad}", ""), error=str(bad))
+                )
                 continue
             if debug:
-                log.debug("job %s active", job_id, extra={"event": "active", "queue": self.queue.name, "job_id": job_id})
+                log.debug(
+                    "job %s active",
+                    job_id,
+                    extra={"event": "active", "queue": self.queue.name, "job_id": job_id},
+                )
             run.task = loop_create(self._execute(run))
 
     async def _execute(self, run: _Running) -> None:
@@ -346,10 +350,11 @@ class Worker:
                 ending = Ending("f", attempt_entry(ctx, reason, ""), error=reason)
             else:
                 ending = Ending("")  # lease lost: another worker owns the job now
-        except TimeoutError as exc:
+        except TimeoutError as timeout_error:
+            error: BaseException = timeout_error
             if ctx.run.timeout is not None:
-                exc = TimeoutError(f"job timed out after {ctx.run.timeout:g}s")
-            ending = failure(ctx, exc, self._strategies)
+                error = TimeoutError(f"job timed out after {ctx.run.timeout:g}s")
+            ending = failure(ctx, error, self._strategies)
         except Exception as exc:
             ending = failure(ctx, exc, self._strategies)
         self._record(run, ending)
@@ -370,9 +375,7 @@ class Worker:
             if kind != "x":
                 self.failed += 1
             self._log_ending(ctx, ending)
-        self._outcomes.append(
-            [ctx.id, ctx.token, kind, ending.value, ending.delay_ms, keep[0], keep[1]]
-        )
+        self._outcomes.append([ctx.id, ctx.token, kind, ending.value, ending.delay_ms, keep[0], keep[1]])
         self._outcome_ids.append(ctx.id)
         self._wake.set()  # type: ignore[union-attr]
 
@@ -418,7 +421,7 @@ class Worker:
                     break
                 try:
                     if conn is None:
-                        conn = await pool.get_connection()
+                        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
                     self._block_conn = conn
                     await conn.send_command("BZPOPMIN", marker, self.block_timeout)
                     await conn.read_response()
@@ -492,7 +495,9 @@ def install_signal_handlers(worker: Worker) -> None:
         if worker._stopping:
             worker.hand_back_all()
         else:
-            loop.create_task(worker.close())
+            closing.add(loop.create_task(worker.close()))
+
+    closing: set[asyncio.Task[None]] = set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)

@@ -1,0 +1,162 @@
+"""Engine benchmark: one command, prints a table.
+
+    python bench/run.py [--jobs 100000] [--quick]
+
+Runs against a private redis-server on a free port (loopback). Measures:
+drain rate of no-op async jobs (one worker process, concurrency 100),
+enqueue rate one by one (awaiting each) and in bulk, enqueue-to-start
+latency at a steady 500 jobs/s (producer in a separate process), and Redis
+memory per waiting job with a 100-byte payload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import statistics
+import time
+
+from conveyor import JobContext, Queue, Worker, connect
+from conveyor.testing import RedisServer
+
+try:
+    import uvloop
+
+    run = uvloop.run
+except ImportError:  # pragma: no cover
+    run = asyncio.run  # type: ignore[assignment]
+
+
+async def bench_drain(url: str, n: int) -> float:
+    redis = connect(url)
+    queue = Queue("bench-drain", redis)
+    for i in range(0, n, 10_000):
+        await queue.add_bulk([("noop", j) for j in range(i, min(n, i + 10_000))])
+
+    async def noop(job: JobContext) -> None:
+        return None
+
+    worker = Worker(queue, noop, concurrency=100)
+    start = time.perf_counter()
+    await worker.run(burst=True)
+    elapsed = time.perf_counter() - start
+    assert worker.processed == n, worker.processed
+    await redis.aclose()
+    return n / elapsed
+
+
+async def bench_enqueue_single(url: str, n: int) -> float:
+    redis = connect(url)
+    queue = Queue("bench-single", redis)
+    start = time.perf_counter()
+    for i in range(n):
+        await queue.add("email", {"to": f"user{i}@example.com"})
+    elapsed = time.perf_counter() - start
+    await queue.obliterate()
+    await redis.aclose()
+    return n / elapsed
+
+
+async def bench_enqueue_bulk(url: str, n: int) -> float:
+    redis = connect(url)
+    queue = Queue("bench-bulk", redis)
+    items = [("email", {"to": f"user{i}@example.com"}) for i in range(n)]
+    start = time.perf_counter()
+    for i in range(0, n, 10_000):
+        await queue.add_bulk(items[i : i + 10_000])
+    elapsed = time.perf_counter() - start
+    await queue.obliterate()
+    await redis.aclose()
+    return n / elapsed
+
+
+def _produce(url: str, rate: int, seconds: float) -> None:
+    async def main() -> None:
+        redis = connect(url)
+        queue = Queue("bench-latency", redis)
+        interval = 1 / rate
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            target = start + i * interval
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await queue.add("tick", {"sent": time.time_ns()})
+        await redis.aclose()
+
+    run(main())
+
+
+async def bench_latency(url: str, rate: int, seconds: float) -> tuple[float, float, float, int]:
+    redis = connect(url)
+    queue = Queue("bench-latency", redis)
+    samples: list[float] = []
+
+    async def handler(job: JobContext) -> None:
+        samples.append((time.time_ns() - job.data["sent"]) / 1e6)
+
+    worker = Worker(queue, handler, concurrency=50)
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.3)
+    producer = mp.get_context("spawn").Process(target=_produce, args=(url, rate, seconds))
+    producer.start()
+    while producer.is_alive():  # noqa: ASYNC110 (a process, not an event)
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    await worker.close()
+    await task
+    await redis.aclose()
+    samples.sort()
+    warm = samples[len(samples) // 20 :]  # drop the first 5% (connection warm-up)
+    warm.sort()
+    p = lambda q: warm[min(len(warm) - 1, int(q * len(warm)))]  # noqa: E731
+    return statistics.median(warm), p(0.99), max(warm), len(samples)
+
+
+async def bench_memory(url: str, n: int) -> float:
+    redis = connect(url)
+    queue = Queue("bench-memory", redis)
+    payload = {"p": "x" * 92}  # 100 bytes of JSON
+    before = int((await redis.info("memory"))["used_memory"])
+    for i in range(0, n, 10_000):
+        await queue.add_bulk([("job", payload)] * min(10_000, n - i))
+    after = int((await redis.info("memory"))["used_memory"])
+    await queue.obliterate()
+    await redis.aclose()
+    return (after - before) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args()
+    n = 5_000 if args.quick else args.jobs
+    rows: list[tuple[str, str, str]] = []
+    with RedisServer() as server:
+        url = server.url
+        drain = [run(bench_drain(url, n)) for _ in range(1 if args.quick else 3)]
+        rows.append(("drain, no-op async, concurrency 100", f"{max(drain):,.0f} jobs/s", ">= 25,000"))
+        rows.append(("  (all runs)", ", ".join(f"{d:,.0f}" for d in drain), ""))
+        single = run(bench_enqueue_single(url, min(n, 20_000)))
+        rows.append(("enqueue one by one (awaiting each)", f"{single:,.0f} jobs/s", ">= 8,000"))
+        bulk = run(bench_enqueue_bulk(url, n * 2))
+        rows.append(("enqueue in bulk (add_bulk)", f"{bulk:,.0f} jobs/s", ">= 60,000"))
+        p50, p99, worst, count = run(bench_latency(url, 500, 1 if args.quick else 6))
+        rows.append(("enqueue-to-start p50 @ 500 jobs/s", f"{p50:.2f} ms", "<= 1 ms"))
+        rows.append(("enqueue-to-start p99 @ 500 jobs/s", f"{p99:.2f} ms", "<= 5 ms"))
+        rows.append(("  (max, samples)", f"{worst:.2f} ms, {count}", ""))
+        mem = run(bench_memory(url, n))
+        rows.append(("Redis memory per waiting job (100 B payload)", f"{mem:,.0f} bytes", "reported"))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure'.ljust(width)}  {'result':>22}  target")
+    print("-" * (width + 40))
+    for name, value, target in rows:
+        print(f"{name.ljust(width)}  {value:>22}  {target}")
+
+
+if __name__ == "__main__":
+    main()
