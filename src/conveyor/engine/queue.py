@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Unpack, cast
 
 import redis.asyncio as aredis
@@ -121,32 +121,28 @@ class Queue:
             )
         )
         now = int(reply[0])
+        created_at = datetime.fromtimestamp(now / 1000, tz=UTC)
         jobs: list[Job] = []
         for (name, data, opts, _), (job_id, created) in zip(prepared, reply[1], strict=True):
             if created == 1:
-                jobs.append(self._new_job(job_id, name, data, opts, now))
+                jobs.append(self._new_job(job_id, name, data, opts, now, created_at))
             else:
                 existing = await self.get_job(job_id)
                 if existing is None:  # removed in between: report what was asked
-                    existing = self._new_job(job_id, name, data, opts, now)
+                    existing = self._new_job(job_id, name, data, opts, now, created_at)
                 jobs.append(existing)
         return jobs
 
-    def _new_job(self, job_id: str, name: str, data: Any, opts: JobOptions, now: int) -> Job:
-        from datetime import datetime
-
+    def _new_job(
+        self, job_id: str, name: str, data: Any, opts: JobOptions, now: int, created_at: datetime
+    ) -> Job:
         due = opts.run_at_ms if opts.run_at_ms is not None else now + opts.delay_ms
-        delayed = due > now
+        if due > now:
+            state, run_at = JobState.DELAYED, datetime.fromtimestamp(due / 1000, tz=UTC)
+        else:
+            state, run_at = JobState.WAITING, None
         return Job(
-            id=job_id,
-            queue=self.name,
-            name=name,
-            data=data,
-            state=JobState.DELAYED if delayed else JobState.WAITING,
-            options={},
-            priority=opts.priority,
-            created_at=datetime.fromtimestamp(now / 1000, tz=UTC),
-            run_at=datetime.fromtimestamp(due / 1000, tz=UTC) if delayed else None,
+            job_id, self.name, name, data, state, {}, opts.priority, created_at=created_at, run_at=run_at
         )
 
     # -- reading ----------------------------------------------------------
