@@ -225,12 +225,12 @@ async def _finish(queue: Queue, job_id: str, token: str, kind: str = "c") -> int
     return int(reply[2][0])
 
 
-async def _recover_stalled(queue: Queue) -> None:
+async def _recover_stalled(queue: Queue, max_stalled: int = 5) -> None:
     k = queue.keys
     await script("recover_stalled").run(
         queue.redis,
         [k.active, k.wait, k.marker, k.seq, k.failed, k.completed, k.stalled_guard],
-        [k.job_prefix, k.logs_prefix, queue.clock.now_ms() or "", 5, 0, -1, 0],
+        [k.job_prefix, k.logs_prefix, queue.clock.now_ms() or "", max_stalled, 0, -1, 0],
     )
 
 
@@ -376,20 +376,11 @@ async def test_job_stalling_too_often_fails(queue: Queue) -> None:
     for _ in range(2):
         await _claim(queue, "dead", lock_ms=1)
         await asyncio.sleep(0.01)
-        await _recover_stalled_with_max(queue, 1)
+        await _recover_stalled(queue, max_stalled=1)
 
     failed = await queue.get_job(job.id)
     assert failed is not None and failed.state is JobState.FAILED
     assert failed.error == "stalled more than 1 times"
-
-
-async def _recover_stalled_with_max(queue: Queue, max_stalled: int) -> None:
-    k = queue.keys
-    await script("recover_stalled").run(
-        queue.redis,
-        [k.active, k.wait, k.marker, k.seq, k.failed, k.completed, k.stalled_guard],
-        [k.job_prefix, k.logs_prefix, "", max_stalled, 0, -1, 0],
-    )
 
 
 @pytest.mark.parametrize("kind", ["blocks-event-loop", "burns-cpu"])
@@ -429,7 +420,8 @@ async def test_handler_that_starves_the_event_loop_is_not_declared_stalled(
     assert done is not None and done.stalled_count == 0
 
 
-async def test_idle_worker_picks_up_a_new_job_promptly(queue: Queue) -> None:
+@pytest.mark.parametrize("delay", [0.0, 0.2])
+async def test_idle_worker_starts_a_new_or_delayed_job_when_due(queue: Queue, delay: float) -> None:
     got = asyncio.Event()
 
     async def handler(job: JobContext) -> None:
@@ -438,22 +430,7 @@ async def test_idle_worker_picks_up_a_new_job_promptly(queue: Queue) -> None:
     worker = Worker(queue, handler, block_timeout=5)
     task = asyncio.create_task(worker.run())
     await asyncio.sleep(0.1)  # let it go idle on the marker
-    await queue.add("j", None)
-    await asyncio.wait_for(got.wait(), 1.0)  # well before the 5 s block timeout
-    await worker.close()
-    await task
-
-
-async def test_idle_worker_starts_a_delayed_job_when_due(queue: Queue) -> None:
-    got = asyncio.Event()
-
-    async def handler(job: JobContext) -> None:
-        got.set()
-
-    worker = Worker(queue, handler, block_timeout=5)
-    task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.05)
-    await queue.add("j", None, delay=0.2)
-    await asyncio.wait_for(got.wait(), 2.0)
+    await queue.add("j", None, delay=delay)
+    await asyncio.wait_for(got.wait(), delay + 1.0)  # well before the 5 s block timeout
     await worker.close()
     await task
