@@ -36,6 +36,13 @@ async def wait_for(predicate: Any, within: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def wait_for_state(queue: Queue, job_id: str, state: JobState) -> None:
+    async def reached() -> bool:
+        return await queue.get_state(job_id) is state
+
+    await wait_for(reached)
+
+
 async def test_failed_job_retries_with_fixed_backoff_then_succeeds(
     clocked_queue: Queue, clock: ManualClock
 ) -> None:
@@ -304,10 +311,7 @@ async def test_cancel_stops_a_running_job_from_another_handle(redis: aredis.Redi
     assert await Queue(queue.name, redis).cancel(job.id) is True
     await asyncio.wait_for(cancelled.wait(), 5)
 
-    async def failed() -> bool:
-        return await queue.get_state(job.id) is JobState.FAILED
-
-    await wait_for(failed)
+    await wait_for_state(queue, job.id, JobState.FAILED)
     await worker.close()
     await task
     done = await queue.get_job(job.id)
@@ -360,10 +364,7 @@ async def test_job_of_a_dead_worker_is_recovered_after_its_lease(queue: Queue) -
     worker = Worker(queue, handler, lock_duration=0.2, stalled_interval=0.05)
     task = asyncio.create_task(worker.run())
 
-    async def completed() -> bool:
-        return await queue.get_state(job.id) is JobState.COMPLETED
-
-    await wait_for(completed)
+    await wait_for_state(queue, job.id, JobState.COMPLETED)
     await worker.close()
     await task
     done = await queue.get_job(job.id)
@@ -406,12 +407,9 @@ async def test_handler_that_starves_the_event_loop_is_not_declared_stalled(
     other = Worker(Queue(queue.name, redis), thief, lock_duration=0.4, stalled_interval=0.1)
     tasks = [asyncio.create_task(hogger.run())]
 
-    async def completed() -> bool:
-        return await queue.get_state(job.id) is JobState.COMPLETED
-
     await asyncio.sleep(0)
     tasks.append(asyncio.create_task(other.run()))
-    await wait_for(completed)
+    await wait_for_state(queue, job.id, JobState.COMPLETED)
     await asyncio.gather(hogger.close(), other.close())
     await asyncio.gather(*tasks)
 

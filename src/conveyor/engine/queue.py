@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
-from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps, dumps_payload, packb, unpack_reply
+from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, packb, unpack_reply
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
@@ -319,8 +319,3 @@ class Queue:
             return await awaitable
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise connection_failed(self.redis, exc) from exc
-
-
-def encode_result(value: Any) -> bytes:
-    """A handler's return value as JSON (raises PayloadError)."""
-    return dumps(value)

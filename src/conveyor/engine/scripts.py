@@ -87,21 +87,3 @@ def connection_failed(client: aredis.Redis | redis.Redis, exc: Exception) -> Con
 def script(name: str) -> Script:
     """The script ``lua/<name>.lua`` (parsed once per process)."""
     return Script(name)
-
-
-SCRIPT_NAMES = (
-    "add_jobs",
-    "claim_jobs",
-    "finish_jobs",
-    "extend_locks",
-    "recover_stalled",
-    "update_progress",
-    "set_paused",
-    "cancel_job",
-    "remove_job",
-    "retry_jobs",
-    "promote_jobs",
-    "clean_jobs",
-    "drain",
-    "obliterate",
-)

@@ -99,11 +99,9 @@ class Worker:
         self._running: dict[str, _Running] = {}
         self._tokens: dict[str, str] = {}
         self._outcomes: list[Row] = []
-        self._outcome_ids: list[str] = []
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._stopping = False
-        self._handing_back = False
         self._closed: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._lease: LeaseKeeper | None = None
@@ -128,7 +126,6 @@ class Worker:
         self._idle = asyncio.Event()
         self._closed = asyncio.Event()
         self._stopping = False
-        self._handing_back = False
         self._drained = False
         self._loop_ref = asyncio.get_running_loop()
         if not self._is_async:
@@ -187,7 +184,6 @@ class Worker:
     def hand_back_all(self) -> None:
         """Cancels every running handler and hands its job back to waiting."""
         self._stopping = True
-        self._handing_back = True
         for run in list(self._running.values()):
             run.hand_back = True
             if run.task:
@@ -219,24 +215,23 @@ class Worker:
                     or want >= (1 if self._inflight == 0 else min_batch)
                 )
             ):
-                rows, ids = self._outcomes, self._outcome_ids
-                self._outcomes, self._outcome_ids = [], []
+                rows, self._outcomes = self._outcomes, []
                 self._inflight += 1
                 self._reserved += want
-                self._calls.add(asyncio.create_task(self._finish_call(rows, ids, want, burst)))
+                self._calls.add(asyncio.create_task(self._finish_call(rows, want, burst)))
                 continue
             if self._stopping and not self._running and not self._outcomes and not self._inflight:
                 return
             await wake.wait()
             wake.clear()
 
-    async def _finish_call(self, rows: list[Row], ids: list[str], want: int, burst: bool) -> None:
+    async def _finish_call(self, rows: list[Row], want: int, burst: bool) -> None:
         assert self._wake is not None and self._idle is not None
         try:
             try:
-                reply = await self._finish(rows, len(ids), want)
+                reply = await self._finish(rows, want)
             except ConnectionFailed as exc:
-                self._outcomes[:0], self._outcome_ids[:0] = rows, ids
+                self._outcomes[:0] = rows
                 self._failures += 1
                 if self._failures == 1 or self._failures % 10 == 0:
                     log.warning("worker %s: %s; retrying", self.id, exc, extra={"event": "redis_down"})
@@ -248,8 +243,8 @@ class Worker:
                 log.info("worker %s reconnected", self.id, extra={"event": "reconnected"})
                 self._failures = 0
             now, next_due, codes, claimed = unpack_reply(reply)
-            if ids:
-                self._settle(ids, codes)
+            if rows:
+                self._settle([str(row[0]) for row in rows], codes)
             if claimed:
                 self._start_claimed(claimed)
             if want > 0 and len(claimed) < want and not self._stopping:
@@ -267,7 +262,7 @@ class Worker:
             self._calls.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
             self._wake.set()
 
-    async def _finish(self, rows: list[Row], n: int, want: int) -> Any:
+    async def _finish(self, rows: list[Row], want: int) -> Any:
         k = self.queue.keys
         args: list[Any] = [
             k.job_prefix,
@@ -376,7 +371,6 @@ class Worker:
                 self.failed += 1
             self._log_ending(ctx, ending)
         self._outcomes.append([ctx.id, ctx.token, kind, ending.value, ending.delay_ms, keep[0], keep[1]])
-        self._outcome_ids.append(ctx.id)
         self._wake.set()  # type: ignore[union-attr]
 
     def _log_ending(self, ctx: JobContext, ending: Ending) -> None:
