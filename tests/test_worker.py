@@ -4,6 +4,7 @@ graceful shutdown and stall detection."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from conveyor import (
     JobContext,
     JobState,
     ManualClock,
+    ProcessJob,
     Queue,
     Retry,
     StaleLease,
@@ -432,3 +434,37 @@ async def test_idle_worker_starts_a_new_or_delayed_job_when_due(queue: Queue, de
     await asyncio.wait_for(got.wait(), delay + 1.0)  # well before the 5 s block timeout
     await worker.close()
     await task
+
+
+def square_in_a_process(job: ProcessJob) -> dict[str, int]:
+    if job.data == "discard":
+        raise Discard("not worth retrying")
+    if job.data == "boom":
+        raise ValueError("boom")
+    return {"square": job.data * job.data, "pid": os.getpid()}
+
+
+async def test_process_executor_runs_handlers_in_other_processes(queue: Queue) -> None:
+    jobs = await queue.add_bulk([("square", i) for i in range(6)])
+
+    await Worker(queue, square_in_a_process, executor="process", processes=2).run(burst=True)
+
+    results = [(await queue.get_job(j.id)) for j in jobs]
+    assert [r.result["square"] for r in results if r] == [0, 1, 4, 9, 16, 25]
+    assert all(r.result["pid"] != os.getpid() for r in results if r)
+
+
+async def test_process_executor_reports_the_childs_error_and_honours_discard(queue: Queue) -> None:
+    boom = await queue.add("square", "boom", attempts=1)
+    discard = await queue.add("square", "discard", attempts=3)
+
+    await Worker(queue, square_in_a_process, executor="process", processes=1).run(burst=True)
+
+    failed = await queue.get_job(boom.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error == "ValueError: boom"
+    assert failed.traceback is not None and "square_in_a_process" in failed.traceback
+    discarded = await queue.get_job(discard.id)
+    assert discarded is not None and discarded.state is JobState.FAILED
+    assert discarded.attempts_made == 1
+    assert discarded.error == "Discard: not worth retrying"

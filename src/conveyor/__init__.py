@@ -21,6 +21,7 @@ from conveyor.errors import Discard as Discard
 from conveyor.errors import InvalidJobOptions as InvalidJobOptions
 from conveyor.errors import JobIsActive as JobIsActive
 from conveyor.errors import JobNotFound as JobNotFound
+from conveyor.errors import OutcomeUnknown as OutcomeUnknown
 from conveyor.errors import PayloadError as PayloadError
 from conveyor.errors import PayloadTooLarge as PayloadTooLarge
 from conveyor.errors import QueueNotEmpty as QueueNotEmpty
@@ -46,6 +47,7 @@ __all__ = [
     "JobState",
     "KeepJobs",
     "ManualClock",
+    "OutcomeUnknown",
     "PayloadError",
     "PayloadTooLarge",
     "Priority",

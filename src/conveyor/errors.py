@@ -4,6 +4,7 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
 
     ConveyorError
     ├── ConnectionFailed        Redis cannot be reached or refused the credentials
+    │   └── OutcomeUnknown      the connection broke before a write was confirmed
     ├── InvalidJobOptions       an option is unknown or out of range
     ├── PayloadError            job data or a result is not JSON-serialisable
     │   └── PayloadTooLarge     job data is over the queue's size limit
@@ -25,6 +26,14 @@ class ConveyorError(Exception):
 
 class ConnectionFailed(ConveyorError):
     """Raised when Redis cannot be reached, refuses the credentials, or stays down."""
+
+
+class OutcomeUnknown(ConnectionFailed):
+    """Raised when the connection broke after a write was sent and before
+    Redis confirmed it, so it may or may not have happened.
+
+    Adding a job with a ``job_id`` is resent automatically (the id makes it
+    idempotent); an add without one raises this, and the caller decides."""
 
 
 class InvalidJobOptions(ConveyorError, ValueError):
@@ -66,6 +75,9 @@ class StaleLease(ConveyorError):
 
 class HandlerSignal(ConveyorError):
     """Raised by a handler to say what should happen to its job."""
+
+    #: Set when the signal was raised in a pool process (``executor="process"``).
+    remote_traceback: str | None = None
 
 
 class Retry(HandlerSignal):

@@ -106,8 +106,9 @@ class RedisServer:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
                 reply = s.recv(64)
-                # While loading the AOF, Redis answers -LOADING.
-                return reply.startswith(b"+PONG")
+                # While loading the AOF, Redis answers -LOADING; with a
+                # password set, a ready server answers -NOAUTH.
+                return reply.startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

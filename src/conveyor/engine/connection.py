@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from conveyor.engine.channel import Client
 from conveyor.engine.scripts import describe
 from conveyor.errors import ConnectionFailed
 from conveyor.settings import RedisSettings
@@ -21,23 +22,27 @@ from conveyor.settings import RedisSettings
 _RETRY_ON = [RedisConnectionError, RedisTimeoutError, ConnectionResetError]
 
 
-def connect(url: str | None = None, *, settings: RedisSettings | None = None) -> aredis.Redis:
+def connect(url: str | None = None, *, settings: RedisSettings | None = None) -> Client:
     """An asyncio Redis client for ``url``, or for the environment's settings.
 
     No I/O happens here; use :func:`ping` to fail fast on a bad address or
     password. Commands retry a lost connection with capped exponential
-    backoff (about 3 s in all) before raising.
+    backoff (about 3 s in all) before raising ConnectionFailed. The client
+    works like any redis-py client; close it with ``await client.aclose()``.
     """
     s = settings or RedisSettings()
-    return aredis.Redis.from_url(
-        url or s.resolved_url(),
+    url = url or s.resolved_url()
+    tcp: dict[str, Any] = {} if url.startswith("unix:") else {"socket_keepalive": True}
+    client: Client = Client.from_url(  # type: ignore[assignment]
+        url,
         socket_timeout=s.timeout,
         socket_connect_timeout=s.timeout,
         retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries=6),
         retry_on_error=list(_RETRY_ON),
         health_check_interval=0,
-        socket_keepalive=True,
+        **tcp,
     )
+    return client
 
 
 async def ping(client: aredis.Redis) -> float:

@@ -71,7 +71,7 @@ class Job:
         err = g(b"err")
         tb = g(b"tb")
         cx = g(b"cx")
-        wid = g(b"wid")
+        token = g(b"tk")  # "<attempts started>:<worker id>"
         return cls(
             id=job_id,
             queue=queue,
@@ -92,7 +92,7 @@ class Job:
             started_at=_ms_to_dt(g(b"pon")),
             finished_at=_ms_to_dt(g(b"fon")),
             run_at=_ms_to_dt(g(b"due")),
-            worker_id=wid.decode() if wid else None,
+            worker_id=token.decode(errors="replace").partition(":")[2] if token else None,
             cancel_requested=cx.decode(errors="replace") if cx else None,
         )
 

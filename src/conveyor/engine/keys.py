@@ -3,80 +3,57 @@ of them live in one Redis Cluster slot and every script can run there."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from conveyor.errors import InvalidJobOptions
 
 DEFAULT_PREFIX = "conveyor"
 
 
-@dataclass(frozen=True, slots=True)
+_SUFFIXES = {
+    "wait": "wait",
+    "active": "active",
+    "delayed": "delayed",
+    "completed": "completed",
+    "failed": "failed",
+    "marker": "marker",
+    "meta": "meta",
+    "id_counter": "id",
+    "seq": "seq",
+    "stalled_guard": "stalled-check",
+}
+
+
 class QueueKeys:
-    """The keys of one queue: ``<prefix>:{<queue>}:<suffix>``."""
+    """The keys of one queue: ``<prefix>:{<queue>}:<suffix>`` (computed once)."""
 
-    queue: str
-    prefix: str = DEFAULT_PREFIX
+    __slots__ = ("base", "job_prefix", "logs_prefix", "prefix", "queue", *_SUFFIXES)
 
-    def __post_init__(self) -> None:
-        if not self.queue or any(c in self.queue for c in "{}\n\r\t "):
-            raise InvalidJobOptions(
-                f"queue name {self.queue!r} must be non-empty, without braces or whitespace"
-            )
+    wait: str
+    active: str
+    delayed: str
+    completed: str
+    failed: str
+    marker: str
+    meta: str
+    id_counter: str
+    seq: str
+    stalled_guard: str
 
-    @property
-    def base(self) -> str:
-        return f"{self.prefix}:{{{self.queue}}}"
+    def __init__(self, queue: str, prefix: str = DEFAULT_PREFIX) -> None:
+        if not queue or any(c in queue for c in "{}\n\r\t "):
+            raise InvalidJobOptions(f"queue name {queue!r} must be non-empty, without braces or whitespace")
+        self.queue = queue
+        self.prefix = prefix
+        self.base = f"{prefix}:{{{queue}}}"
+        for attr, suffix in _SUFFIXES.items():
+            setattr(self, attr, self.key(suffix))
+        self.job_prefix = self.key("job:")
+        self.logs_prefix = self.key("logs:")
+
+    def __repr__(self) -> str:
+        return f"QueueKeys({self.queue!r}, {self.prefix!r})"
 
     def key(self, suffix: str) -> str:
         return f"{self.base}:{suffix}"
-
-    @property
-    def wait(self) -> str:
-        return self.key("wait")
-
-    @property
-    def active(self) -> str:
-        return self.key("active")
-
-    @property
-    def delayed(self) -> str:
-        return self.key("delayed")
-
-    @property
-    def completed(self) -> str:
-        return self.key("completed")
-
-    @property
-    def failed(self) -> str:
-        return self.key("failed")
-
-    @property
-    def marker(self) -> str:
-        return self.key("marker")
-
-    @property
-    def meta(self) -> str:
-        return self.key("meta")
-
-    @property
-    def id_counter(self) -> str:
-        return self.key("id")
-
-    @property
-    def seq(self) -> str:
-        return self.key("seq")
-
-    @property
-    def stalled_guard(self) -> str:
-        return self.key("stalled-check")
-
-    @property
-    def job_prefix(self) -> str:
-        return self.key("job:")
-
-    @property
-    def logs_prefix(self) -> str:
-        return self.key("logs:")
 
     def job(self, job_id: str) -> str:
         return self.job_prefix + job_id
@@ -86,15 +63,4 @@ class QueueKeys:
 
     def all_fixed(self) -> list[str]:
         """Every queue-level key (not the per-job ones)."""
-        return [
-            self.wait,
-            self.active,
-            self.delayed,
-            self.completed,
-            self.failed,
-            self.marker,
-            self.meta,
-            self.id_counter,
-            self.seq,
-            self.stalled_guard,
-        ]
+        return [getattr(self, attr) for attr in _SUFFIXES]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Unpack, cast
@@ -51,7 +52,8 @@ class Queue:
     ) -> None:
         self.name = name
         self.redis = redis
-        self.keys = QueueKeys(name, prefix)
+        self.keys = k = QueueKeys(name, prefix)
+        self._add_keys = (k.wait, k.delayed, k.marker, k.id_counter, k.seq)
         self.max_payload = max_payload
         self.clock: Clock = clock or RedisClock()
         self._defaults = dict(default_options or {})
@@ -90,48 +92,78 @@ class Queue:
         """
         opts = self._options(cast(dict[str, Any], options))
         args = self._job_args(name, data, opts)
-        (job,) = await self._add_many([(name, data, opts, args)])
-        return job
+        now, raw_id, created = await script("add_job").run(
+            self.redis,
+            self._add_keys,
+            [self.keys.job_prefix, clock_arg(self.clock), *args],
+            resend=bool(opts.job_id),
+        )
+        job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        now = int(now)
+        created_at = datetime.fromtimestamp(now / 1000, tz=UTC)
+        return await self._added(job_id, created, name, data, opts, now, created_at)
 
     async def add_bulk(self, jobs: Iterable[BulkItem]) -> list[Job]:
-        """Adds many jobs, a thousand per round trip; each chunk is atomic.
+        """Adds many jobs, a thousand per script call; each chunk is atomic.
 
-        Every item is validated before the first one is written.
+        Every item is validated before the first one is written. The chunks
+        are sent back to back (pipelined); if one fails, the error is raised
+        once the chunks sent with it have finished, and those may have been
+        written: give jobs ids to make a retry safe.
         """
         prepared = []
         for item in jobs:
             name, data = item[0], item[1]
             opts = self._options(cast(dict[str, Any], item[2]) if len(item) > 2 else {})
             prepared.append((name, data, opts, self._job_args(name, data, opts)))
+        if len(prepared) <= BULK_CHUNK:
+            return await self._add_many(prepared)
+        chunks = await asyncio.gather(
+            *(self._add_many(prepared[i : i + BULK_CHUNK]) for i in range(0, len(prepared), BULK_CHUNK)),
+            return_exceptions=True,
+        )
         out: list[Job] = []
-        for i in range(0, len(prepared), BULK_CHUNK):
-            out.extend(await self._add_many(prepared[i : i + BULK_CHUNK]))
+        for chunk in chunks:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            out.extend(chunk)
         return out
 
     async def _add_many(
         self, prepared: Sequence[tuple[str, Any, JobOptions, list[str | bytes | int]]]
     ) -> list[Job]:
-        k = self.keys
         rows = packb([p[3] for p in prepared])
         reply = unpack_reply(
             await script("add_jobs").run(
                 self.redis,
-                [k.wait, k.delayed, k.marker, k.id_counter, k.seq],
-                [k.job_prefix, clock_arg(self.clock), rows],
+                self._add_keys,
+                [self.keys.job_prefix, clock_arg(self.clock), rows],
+                resend=all(p[2].job_id for p in prepared),
             )
         )
         now = int(reply[0])
         created_at = datetime.fromtimestamp(now / 1000, tz=UTC)
-        jobs: list[Job] = []
-        for (name, data, opts, _), (job_id, created) in zip(prepared, reply[1], strict=True):
-            if created == 1:
-                jobs.append(self._new_job(job_id, name, data, opts, now, created_at))
-            else:
-                existing = await self.get_job(job_id)
-                if existing is None:  # removed in between: report what was asked
-                    existing = self._new_job(job_id, name, data, opts, now, created_at)
-                jobs.append(existing)
-        return jobs
+        return [
+            await self._added(job_id, created, name, data, opts, now, created_at)
+            for (name, data, opts, _), (job_id, created) in zip(prepared, reply[1], strict=True)
+        ]
+
+    async def _added(
+        self,
+        job_id: str,
+        created: int,
+        name: str,
+        data: Any,
+        opts: JobOptions,
+        now: int,
+        created_at: datetime,
+    ) -> Job:
+        if created == 1:
+            return self._new_job(job_id, name, data, opts, now, created_at)
+        existing = await self.get_job(job_id)
+        if existing is None:  # removed in between: report what was asked
+            existing = self._new_job(job_id, name, data, opts, now, created_at)
+        return existing
 
     def _new_job(
         self, job_id: str, name: str, data: Any, opts: JobOptions, now: int, created_at: datetime

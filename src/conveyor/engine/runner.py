@@ -19,7 +19,7 @@ from typing import Any
 from conveyor.engine.backoff import Custom
 from conveyor.engine.codec import dumps, loads
 from conveyor.engine.job import JobContext
-from conveyor.errors import Discard, PayloadError, Retry
+from conveyor.errors import Discard, HandlerSignal, PayloadError, Retry
 
 Handler = Callable[[JobContext], Awaitable[Any]] | Callable[[JobContext], Any]
 BackoffFn = Callable[[int, BaseException], float | None]
@@ -58,8 +58,12 @@ def describe_error(exc: BaseException) -> str:
 
 def failure(ctx: JobContext, exc: BaseException, strategies: Mapping[str, BackoffFn]) -> Ending:
     """Retry or final failure for an exception raised by the handler."""
-    error = describe_error(exc)
-    tb = "".join(traceback.format_exception(exc))
+    remote_tb = getattr(exc, "remote_traceback", None)
+    if remote_tb is not None:  # raised in a pool process: report its own text and traceback
+        error, tb = str(exc) if isinstance(exc, HandlerFailed) else describe_error(exc), remote_tb
+    else:
+        error = describe_error(exc)
+        tb = "".join(traceback.format_exception(exc))
     final = isinstance(exc, Discard | PayloadError) or ctx.attempt >= ctx.run.attempts
     delay: float | None = 0.0
     if not final:
@@ -82,16 +86,58 @@ def failure(ctx: JobContext, exc: BaseException, strategies: Mapping[str, Backof
     return Ending("r", entry, int(max(0.0, delay or 0.0) * 1000), error=error)
 
 
+class HandlerFailed(Exception):
+    """Internal: a handler running in a pool process raised (its text is
+    the original ``Type: message``)."""
+
+    remote_traceback: str | None = None
+
+
 def process_entry(module: str, qualname: str, ctx_json: bytes) -> bytes:
-    """Runs a handler in a pool process. Only JSON crosses the boundary."""
-    target: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    info = loads(ctx_json)
-    result = target(ProcessJob(**info))
-    if asyncio.iscoroutine(result):
-        result = asyncio.run(result)
-    return dumps(result)
+    """Runs a handler in a pool process. Only JSON crosses the boundary, in
+    both directions: an exception comes back as its text and traceback."""
+    try:
+        target: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+        result = target(ProcessJob(**loads(ctx_json)))
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        try:
+            return dumps({"result": result})
+        except PayloadError as exc:
+            return dumps(
+                {"signal": "payload", "message": f"handler result is not JSON: {exc}", "traceback": ""}
+            )
+    except Exception as exc:
+        out: dict[str, Any] = {
+            "error": describe_error(exc),
+            "message": str(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
+        if isinstance(exc, Discard):
+            out["signal"] = "discard"
+        elif isinstance(exc, Retry):
+            out["signal"], out["delay"] = "retry", exc.delay
+        return dumps(out)
+
+
+def _from_process(raw: bytes) -> Any:
+    out = loads(raw)
+    if "result" in out:
+        return out["result"]
+    signal, message = out.get("signal"), out.get("message", "")
+    exc: HandlerFailed | HandlerSignal
+    if signal == "payload":
+        raise PayloadError(message)
+    if signal == "discard":
+        exc = Discard(message)
+    elif signal == "retry":
+        exc = Retry(message, delay=out.get("delay"))
+    else:
+        exc = HandlerFailed(out.get("error", message))
+    exc.remote_traceback = out.get("traceback", "")
+    raise exc
 
 
 @dataclass(slots=True)
@@ -117,5 +163,5 @@ async def call_handler(
         raw = await loop.run_in_executor(
             executor, process_entry, handler.__module__, handler.__qualname__, dumps(info)
         )
-        return loads(raw)
+        return _from_process(raw)
     return await loop.run_in_executor(executor, handler, ctx)

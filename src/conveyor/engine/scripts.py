@@ -14,14 +14,16 @@ from typing import Any
 
 import redis
 import redis.asyncio as aredis
+from redis.exceptions import AuthenticationError, NoScriptError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.errors import ConnectionFailed
+from conveyor.engine.channel import Channel, Client, ReplyLost, encode_args
+from conveyor.errors import ConnectionFailed, OutcomeUnknown
 
 _INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
 Arg = str | bytes | int | float
+_RESENDS = 3
 
 
 @cache
@@ -43,14 +45,21 @@ def _expand(name: str, seen: set[str]) -> str:
 class Script:
     """One Lua script, callable on an async or a sync redis-py client."""
 
-    __slots__ = ("name", "sha", "source")
+    __slots__ = ("_heads", "name", "sha", "source")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.source = _expand(name, set())
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+        self._heads: dict[tuple[str, ...], bytes] = {}
 
-    async def run(self, client: aredis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+    async def run(
+        self, client: aredis.Redis, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
+    ) -> Any:
+        """Runs the script. ``resend``: the script is safe to run twice, so a
+        call whose reply was lost is sent again; otherwise OutcomeUnknown."""
+        if isinstance(client, Client) and (channel := client.channel) is not None:
+            return await self._run_on(channel, client, keys, args, resend)
         try:
             try:
                 return await client.evalsha(self.sha, len(keys), *keys, *args)
@@ -59,6 +68,41 @@ class Script:
                 return await client.evalsha(self.sha, len(keys), *keys, *args)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise connection_failed(client, exc) from exc
+
+    async def _run_on(
+        self, channel: Channel, client: Client, keys: Sequence[str], args: Sequence[Arg], resend: bool
+    ) -> Any:
+        count = 3 + len(keys) + len(args)
+        body = self._head(keys) + encode_args(args)
+        for attempt in range(_RESENDS + 1):
+            try:
+                try:
+                    return await channel.send(count, body)
+                except NoScriptError:
+                    await channel.call("SCRIPT", "LOAD", self.source)
+                    return await channel.send(count, body)
+            except ReplyLost as exc:
+                if not resend:
+                    raise OutcomeUnknown(
+                        f"connection to Redis at {describe(client)} broke before the reply: {exc}"
+                    ) from exc
+                if attempt == _RESENDS:
+                    raise connection_failed(client, exc) from exc
+            except AuthenticationError as exc:
+                raise ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}") from exc
+            except RedisConnectionError as exc:
+                raise connection_failed(client, exc) from exc
+        raise AssertionError("unreachable")
+
+    def _head(self, keys: Sequence[str]) -> bytes:
+        """``EVALSHA sha numkeys keys...`` encoded once per key set."""
+        kt = tuple(keys)
+        head = self._heads.get(kt)
+        if head is None:
+            if len(self._heads) > 4096:
+                self._heads.clear()
+            head = self._heads[kt] = encode_args(["EVALSHA", self.sha, len(kt), *kt])
+        return head
 
     def run_sync(self, client: redis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:

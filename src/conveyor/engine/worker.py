@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import multiprocessing
 import os
 import signal
 import uuid
@@ -130,7 +131,12 @@ class Worker:
         self._loop_ref = asyncio.get_running_loop()
         if not self._is_async:
             if self._executor_kind == "process":
-                self._executor = ProcessPoolExecutor(max_workers=self._processes or os.cpu_count())
+                # spawn, not fork: forking a process that runs threads and an
+                # event loop can deadlock the child (and warns from 3.12 on).
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self._processes or os.cpu_count(),
+                    mp_context=multiprocessing.get_context("spawn"),
+                )
             else:
                 self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="conveyor-job")
         keys = self.queue.keys
@@ -200,13 +206,17 @@ class Worker:
         assert self._wake is not None and self._idle is not None
         wake = self._wake
         min_batch = max(1, self.concurrency // 4)
+        # Each call claims at most half the slots, so that the second call in
+        # flight has slots to fill while the first one's jobs run.
+        max_batch = max(1, (self.concurrency + 1) // 2)
         while True:
             if self._error is not None:
                 err, self._error = self._error, None
                 raise err
             if self._drained and burst and not self._inflight:
                 return
-            want = 0 if self._stopping else self.concurrency - len(self._running) - self._reserved
+            free = self.concurrency - len(self._running) - self._reserved
+            want = 0 if self._stopping else min(free, max_batch)
             if (
                 self._inflight < 2
                 and not self._backoff

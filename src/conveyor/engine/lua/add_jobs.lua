@@ -1,4 +1,5 @@
--- add_jobs: adds one or more jobs atomically.
+-- add_jobs: adds one or more jobs atomically (add_job.lua is the lean
+-- single-job twin).
 -- Guarantees: a job id that already exists is left untouched and reported
 -- as not created (idempotent ids); each new job is in exactly one of wait or
 -- delayed; idle workers are woken through the marker.
@@ -8,9 +9,9 @@
 --         delay: ms relative, or -(absolute ms) for run_at, or 0 }
 -- Returns: msgpack { now, { id, created (1 or 0) } per job }
 --@include now
+--@include wait_score
+--@include insert_job
 
-local SEQ_MID = 2199023255552     -- 2^41, see includes/wait_score.lua
-local PRIO_STEP = 4398046511104   -- 2^42
 local prefix = ARGV[1]
 local now = now_ms(ARGV[2])
 local rows = cmsgpack.unpack(ARGV[3])
@@ -36,31 +37,8 @@ for i, row in ipairs(rows) do
     created = 0
   end
   if created == 1 then
-    local pr = row[5]
-    local delay = row[7]
-    local run_at = 0
-    if delay < 0 then
-      run_at = -delay
-    elseif delay > 0 then
-      run_at = now + delay
-    end
-    local jk = prefix .. id
-    if run_at > now then
-      redis.call('HSET', jk, 'name', row[2], 'data', row[3], 'opts', row[4], 'ts', now,
-        'pr', pr, 'lifo', row[6], 'st', 'delayed', 'due', run_at)
-      delayed[#delayed + 1] = run_at
-      delayed[#delayed + 1] = id
-    else
-      redis.call('HSET', jk, 'name', row[2], 'data', row[3], 'opts', row[4], 'ts', now,
-        'pr', pr, 'lifo', row[6], 'st', 'waiting')
-      local n = seq + i
-      if row[6] == 1 then
-        waiting[#waiting + 1] = pr * PRIO_STEP + SEQ_MID - n
-      else
-        waiting[#waiting + 1] = pr * PRIO_STEP + SEQ_MID + n
-      end
-      waiting[#waiting + 1] = id
-    end
+    insert_job(prefix, now, seq + i, id, row[2], row[3], row[4], row[5], row[6], row[7],
+      waiting, delayed)
   end
   out[i] = { id, created }
 end

@@ -24,7 +24,7 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
     if f[1] ~= false or f[2] ~= false then
       local ats = (tonumber(f[6]) or 0) + 1
       local token = ats .. ':' .. worker_id
-      redis.call('HSET', jk, 'st', 'active', 'tk', token, 'pon', now, 'wid', worker_id, 'ats', ats)
+      redis.call('HSET', jk, 'st', 'active', 'tk', token, 'pon', now, 'ats', ats)
       leases[#leases + 1] = deadline
       leases[#leases + 1] = id
       jobs[#jobs + 1] = { id, token, ats, f[1] or '', f[2] or '', f[3] or '',

@@ -4,7 +4,7 @@
 -- ever finishes.
 -- trim_finished(set_key, prefix, logs_prefix, keep_count): keeps the newest
 -- keep_count ids of a finished zset, deleting the oldest beyond it (at most
--- 1,000 per call; later calls and the periodic sweep do the rest).
+-- 1,000 per call, in one DEL; later calls and the periodic sweep do the rest).
 -- keep_finished(...): both, for one job; keep_count 0 removes it at once.
 local function expire_job(jk, lk, keep_age, has_logs)
   if keep_age > 0 then
@@ -23,9 +23,12 @@ local function trim_finished(set_key, prefix, logs_prefix, keep_count)
   if excess > 0 then
     if excess > 1000 then excess = 1000 end
     local old = redis.call('ZPOPMIN', set_key, excess)
+    local doomed = {}
     for i = 1, #old, 2 do
-      remove_job_keys(prefix, logs_prefix, old[i])
+      doomed[#doomed + 1] = prefix .. old[i]
+      doomed[#doomed + 1] = logs_prefix .. old[i]
     end
+    redis.call('DEL', unpack(doomed))
   end
 end
 
