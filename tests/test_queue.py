@@ -102,14 +102,17 @@ async def test_adding_an_existing_job_id_returns_it_and_enqueues_nothing(queue: 
     assert (await queue.counts())[JobState.WAITING] == 2
 
 
-async def test_completed_jobs_are_trimmed_to_the_kept_count(queue: Queue) -> None:
-    await queue.add_bulk([("j", i, {"remove_on_complete": 3}) for i in range(10)])
-    await run_order(queue)
+async def test_completed_jobs_are_trimmed_to_the_kept_count(clocked_queue: Queue, clock: ManualClock) -> None:
+    await clocked_queue.add_bulk([("j", i, {"remove_on_complete": 3}) for i in range(10)])
 
-    done = await queue.get_jobs(JobState.COMPLETED, 0, 100)
-    # the newest three; jobs finishing in the same millisecond tie
+    async def one_ms_each(job: JobContext) -> None:
+        clock.advance(0.001)  # jobs finishing in the same millisecond would tie
+
+    await Worker(clocked_queue, one_ms_each, concurrency=1).run(burst=True)
+
+    done = await clocked_queue.get_jobs(JobState.COMPLETED, 0, 100)
     assert sorted(j.data for j in done) == [7, 8, 9]
-    assert await queue.get_job("1") is None
+    assert await clocked_queue.get_job("1") is None
 
 
 async def test_remove_on_complete_true_deletes_the_job(queue: Queue) -> None:
