@@ -7,6 +7,8 @@ from conveyor.engine.backoff import Fixed as Fixed
 from conveyor.engine.clock import ManualClock as ManualClock
 from conveyor.engine.connection import connect as connect
 from conveyor.engine.connection import ping as ping
+from conveyor.engine.events import QueueEvent as QueueEvent
+from conveyor.engine.events import QueueEvents as QueueEvents
 from conveyor.engine.job import Job as Job
 from conveyor.engine.job import JobContext as JobContext
 from conveyor.engine.options import KeepJobs as KeepJobs
@@ -19,6 +21,7 @@ from conveyor.errors import ConnectionFailed as ConnectionFailed
 from conveyor.errors import ConveyorError as ConveyorError
 from conveyor.errors import Discard as Discard
 from conveyor.errors import InvalidJobOptions as InvalidJobOptions
+from conveyor.errors import JobFailed as JobFailed
 from conveyor.errors import JobIsActive as JobIsActive
 from conveyor.errors import JobNotFound as JobNotFound
 from conveyor.errors import OutcomeUnknown as OutcomeUnknown
@@ -42,6 +45,7 @@ __all__ = [
     "InvalidJobOptions",
     "Job",
     "JobContext",
+    "JobFailed",
     "JobIsActive",
     "JobNotFound",
     "JobState",
@@ -53,6 +57,8 @@ __all__ = [
     "Priority",
     "ProcessJob",
     "Queue",
+    "QueueEvent",
+    "QueueEvents",
     "QueueNotEmpty",
     "RedisSettings",
     "Retry",

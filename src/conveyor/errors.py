@@ -9,6 +9,7 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
     ├── PayloadError            job data or a result is not JSON-serialisable
     │   └── PayloadTooLarge     job data is over the queue's size limit
     ├── JobNotFound             no job with that id
+    ├── JobFailed               an awaited job failed for good
     ├── JobIsActive             the operation needs a job that is not running
     ├── QueueNotEmpty           obliterate refused: jobs are running
     ├── StaleLease              the caller no longer holds the job's lock
@@ -55,6 +56,17 @@ class PayloadTooLarge(PayloadError):
 
 class JobNotFound(ConveyorError, LookupError):
     """Raised when no job with the given id exists in the queue."""
+
+
+class JobFailed(ConveyorError):
+    """Raised when a job awaited with ``wait_until_finished`` failed for good;
+    carries the job's id, error and traceback."""
+
+    def __init__(self, job_id: str, error: str, traceback: str | None = None) -> None:
+        super().__init__(f"job {job_id} failed: {error}")
+        self.job_id = job_id
+        self.error = error
+        self.traceback = traceback
 
 
 class JobIsActive(ConveyorError):

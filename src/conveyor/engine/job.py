@@ -13,6 +13,7 @@ from conveyor.errors import PayloadError
 
 if TYPE_CHECKING:
     from conveyor.engine.options import RunOptions
+    from conveyor.engine.queue import Queue
     from conveyor.engine.worker import Worker
 
 
@@ -56,9 +57,17 @@ class Job:
     run_at: datetime | None = None
     worker_id: str | None = None
     cancel_requested: str | None = None
+    handle: Queue | None = field(default=None, repr=False, compare=False)
+
+    async def wait_until_finished(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (the documented API)
+        """Waits for this job to finish and returns its result; see
+        :meth:`Queue.wait_until_finished` for the failure cases."""
+        if self.handle is None:
+            raise RuntimeError("this Job was not read through a Queue")
+        return await self.handle.wait_until_finished(self.id, timeout)
 
     @classmethod
-    def from_hash(cls, queue: str, job_id: str, h: dict[bytes, bytes]) -> Job:
+    def from_hash(cls, queue: str, job_id: str, h: dict[bytes, bytes], handle: Queue | None = None) -> Job:
         """Builds a snapshot from the job's hash; undecodable fields are kept as text."""
         g = h.get
         state_raw = (g(b"st") or b"waiting").decode()
@@ -94,6 +103,7 @@ class Job:
             run_at=_ms_to_dt(g(b"due")),
             worker_id=token.decode(errors="replace").partition(":")[2] if token else None,
             cancel_requested=cx.decode(errors="replace") if cx else None,
+            handle=handle,
         )
 
 

@@ -19,6 +19,8 @@ _SUFFIXES = {
     "id_counter": "id",
     "seq": "seq",
     "stalled_guard": "stalled-check",
+    "events": "events",
+    "events_seq": "events:seq",
 }
 
 
@@ -37,6 +39,8 @@ class QueueKeys:
     id_counter: str
     seq: str
     stalled_guard: str
+    events: str
+    events_seq: str
 
     def __init__(self, queue: str, prefix: str = DEFAULT_PREFIX) -> None:
         if not queue or any(c in queue for c in "{}\n\r\t "):

@@ -13,12 +13,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, packb, unpack_reply
+from conveyor.engine.events import QueueEvents, parse_entry
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
 from conveyor.engine.scripts import connection_failed, script
 from conveyor.engine.states import CLEANABLE_STATES, JobState
-from conveyor.errors import InvalidJobOptions, JobIsActive, JobNotFound, QueueNotEmpty
+from conveyor.errors import InvalidJobOptions, JobFailed, JobIsActive, JobNotFound, QueueNotEmpty
 
 BULK_CHUNK = 1000
 _STATE_KEY = {
@@ -174,7 +175,16 @@ class Queue:
         else:
             state, run_at = JobState.WAITING, None
         return Job(
-            job_id, self.name, name, data, state, {}, opts.priority, created_at=created_at, run_at=run_at
+            job_id,
+            self.name,
+            name,
+            data,
+            state,
+            {},
+            opts.priority,
+            created_at=created_at,
+            run_at=run_at,
+            handle=self,
         )
 
     # -- reading ----------------------------------------------------------
@@ -184,7 +194,64 @@ class Queue:
         h = await self._call(self.redis.hgetall(self.keys.job(job_id)))
         if not h:
             return None
-        return Job.from_hash(self.name, job_id, h)
+        return Job.from_hash(self.name, job_id, h, self)
+
+    async def set_events_max(self, max_len: int) -> None:
+        """Caps the queue's event stream at about ``max_len`` entries (a batch
+        transition is one entry); 0 stops recording events. Default 10,000."""
+        if max_len < 0:
+            raise InvalidJobOptions("events max_len must be >= 0")
+        await self._call(self.redis.hset(self.keys.meta, "events-max", max_len))
+
+    async def wait_until_finished(self, job_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (the documented API)
+        """Waits for the job to finish, from any process, and returns its result.
+
+        Raises JobFailed (with the job's error and traceback) when it failed
+        for good, JobNotFound when it does not exist or is removed first,
+        TimeoutError after ``timeout`` seconds.
+        """
+        async with asyncio.timeout(timeout):
+            # The position is taken before the state is read, so a finish in
+            # between is seen as an event.
+            start = await QueueEvents(self).position()
+            outcome = await self._outcome(job_id)
+            if outcome is not None:
+                return outcome[0]
+            async for event in QueueEvents(self, after=str(start), block=0.2):
+                if event.event == "gap" or (event.job_id == job_id and event.event in ("failed", "removed")):
+                    outcome = await self._outcome(job_id)
+                elif event.job_id == job_id and event.event == "completed":
+                    return event.data.get("result")
+                if outcome is not None:
+                    return outcome[0]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _outcome(self, job_id: str) -> tuple[Any] | None:
+        """(result,) when the job completed, None while it is not finished.
+        A job already gone may have been removed on completion: its last
+        outcome is then looked for in the event stream, newest first."""
+        job = await self.get_job(job_id)
+        if job is not None and job.state is JobState.COMPLETED:
+            return (job.result,)
+        if job is not None and job.state is JobState.FAILED:
+            raise JobFailed(job_id, job.error or "failed", job.traceback)
+        if job is not None:
+            return None
+        top = "+"
+        while True:
+            entries = await self._call(self.redis.xrevrange(self.keys.events, top, "-", count=500))
+            for entry_id, fields in entries:
+                for event in parse_entry(entry_id, fields):
+                    if event.job_id != job_id:
+                        continue
+                    if event.event == "completed":
+                        return (event.data.get("result"),)
+                    if event.event == "failed":
+                        raise JobFailed(job_id, event.data.get("error", "failed"))
+                    raise JobNotFound(job_id)  # removed, or a later add under the same id
+            if len(entries) < 500:
+                raise JobNotFound(job_id)
+            top = f"({entries[-1][0].decode()}"
 
     async def get_state(self, job_id: str) -> JobState | None:
         raw = await self._call(self.redis.hget(self.keys.job(job_id), "st"))
@@ -220,7 +287,7 @@ class Queue:
             for job_id in ids:
                 pipe.hgetall(self.keys.job(job_id))
             hashes = await self._call(pipe.execute())
-        return [Job.from_hash(self.name, i, h) for i, h in zip(ids, hashes, strict=True) if h]
+        return [Job.from_hash(self.name, i, h, self) for i, h in zip(ids, hashes, strict=True) if h]
 
     async def get_logs(self, job_id: str, start: int = 0, end: int = -1) -> list[str]:
         rows = await self._call(self.redis.lrange(self.keys.logs(job_id), start, end))

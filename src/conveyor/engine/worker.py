@@ -481,8 +481,15 @@ class Worker:
         keep = ctx.run.keep_logs
         code = await script("update_progress").run(
             self.queue.redis,
-            [k.job(ctx.id), k.logs(ctx.id)],
-            [ctx.token, dumps(progress) if progress is not None else "", keep, *lines],
+            [k.job(ctx.id), k.logs(ctx.id), k.events],
+            [
+                ctx.token,
+                dumps(progress) if progress is not None else "",
+                keep,
+                ctx.id,
+                clock_arg(self.queue.clock),
+                *lines,
+            ],
         )
         if code == -2:
             raise StaleLease(f"job {ctx.id}: lock held by another worker")

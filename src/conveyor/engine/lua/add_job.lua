@@ -8,9 +8,11 @@
 --       4 name, 5 data, 6 opts, 7 priority, 8 lifo (0/1), 9 delay (see
 --       add_jobs)
 -- Returns: { now, id, created (1 or 0) }
+-- Events: added or delayed (field due, as in add_jobs)
 --@include now
 --@include wait_score
 --@include insert_job
+--@include emit
 
 local prefix = ARGV[1]
 local now = now_ms(ARGV[2])
@@ -26,8 +28,10 @@ insert_job(prefix, now, redis.call('INCR', KEYS[5]), id, ARGV[4], ARGV[5], ARGV[
   tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), waiting, delayed)
 if #waiting > 0 then
   redis.call('ZADD', KEYS[1], waiting[1], id)
+  emit(events_key(prefix), now, 'added', { id })
 else
   redis.call('ZADD', KEYS[2], delayed[1], id)
+  emit(events_key(prefix), now, 'delayed', { id }, { 'due', '[' .. delayed[1] .. ']' })
 end
 redis.call('ZADD', KEYS[3], 0, '0')
 return { now, id, 1 }

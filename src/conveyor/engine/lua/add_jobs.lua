@@ -8,9 +8,11 @@
 --       { id ('' = next auto id), name, data, opts, priority, lifo (0/1),
 --         delay: ms relative, or -(absolute ms) for run_at, or 0 }
 -- Returns: msgpack { now, { id, created (1 or 0) } per job }
+-- Events: added (the waiting jobs), delayed (field due: a JSON array)
 --@include now
 --@include wait_score
 --@include insert_job
+--@include emit
 
 local prefix = ARGV[1]
 local now = now_ms(ARGV[2])
@@ -42,11 +44,21 @@ for i, row in ipairs(rows) do
   end
   out[i] = { id, created }
 end
+local stream = events_key(prefix)
 if #waiting > 0 then
   redis.call('ZADD', KEYS[1], unpack(waiting))
+  local ids = {}
+  for i = 2, #waiting, 2 do ids[#ids + 1] = waiting[i] end
+  emit(stream, now, 'added', ids)
 end
 if #delayed > 0 then
   redis.call('ZADD', KEYS[2], unpack(delayed))
+  local ids, due = {}, {}
+  for i = 2, #delayed, 2 do
+    ids[#ids + 1] = delayed[i]
+    due[#due + 1] = delayed[i - 1]
+  end
+  emit(stream, now, 'delayed', ids, { 'due', cjson.encode(due) })
 end
 if #waiting > 0 or #delayed > 0 then
   redis.call('ZADD', KEYS[3], 0, '0')

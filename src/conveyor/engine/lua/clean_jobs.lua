@@ -4,8 +4,10 @@
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 grace ms, 5 limit,
 --       6 state name
 -- Returns: the removed ids
+-- Event: removed (reason 'clean')
 --@include now
 --@include remove_job_keys
+--@include emit
 
 local now = now_ms(ARGV[3])
 local cutoff = now - tonumber(ARGV[4])
@@ -35,4 +37,5 @@ while #removed < limit do
   end
   start = start + kept
 end
+emit(events_key(ARGV[1]), now, 'removed', removed, { 'reason', 'clean' })
 return removed

@@ -3,7 +3,10 @@
 -- KEYS: 1 wait, 2 delayed
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 limit, 4 include delayed ('1'/'0')
 -- Returns: jobs removed in this call
+-- Event: removed (reason 'drain')
 --@include remove_job_keys
+--@include now
+--@include emit
 
 local limit = tonumber(ARGV[3])
 local removed = 0
@@ -16,6 +19,7 @@ for _, set_key in ipairs(sets) do
     for _, id in ipairs(ids) do
       remove_job_keys(ARGV[1], ARGV[2], id)
     end
+    emit(events_key(ARGV[1]), now_ms(''), 'removed', ids, { 'reason', 'drain' })
     redis.call('ZREMRANGEBYRANK', set_key, 0, #ids - 1)
     removed = removed + #ids
   end

@@ -12,6 +12,8 @@
 --       6 worker id, 7 msgpack array of outcome rows:
 --       { id, token, kind, value, delay ms, keep count, keep age ms }
 -- Returns: msgpack { now, next delayed due or -1, codes, claimed rows }
+-- Events: completed (field results: JSON array), retrying (error, attempt,
+--   delay), failed, waiting (reason 'handed back'), and those of claiming
 --   codes: 1 applied, 0 already applied by this token, -1 job missing,
 --          -2 lock token superseded (stale worker)
 --@include now
@@ -22,6 +24,7 @@
 --@include remove_job_keys
 --@include keep_finished
 --@include fail_job
+--@include emit
 
 local prefix = ARGV[1]
 local logs_prefix = ARGV[2]
@@ -32,6 +35,8 @@ local released = {}
 local done = {}
 local keep_done = -1
 local requeued = false
+local stream = events_key(prefix)
+local done_ids, results, handed = {}, {}, {}
 for i, row in ipairs(rows) do
   local id = row[1]
   local jk = prefix .. id
@@ -48,6 +53,8 @@ for i, row in ipairs(rows) do
     local kind = row[3]
     if kind == 'c' then
       local keep_count = row[6]
+      done_ids[#done_ids + 1] = id
+      results[#results + 1] = row[4]
       if keep_count == 0 then
         remove_job_keys(prefix, logs_prefix, id)
       else
@@ -60,7 +67,7 @@ for i, row in ipairs(rows) do
         end
       end
     elseif kind == 'r' then
-      record_attempt(jk, row[4])
+      local e = record_attempt(jk, row[4])
       redis.call('HINCRBY', jk, 'atm', 1)
       local delay = row[5]
       if delay > 0 then
@@ -70,6 +77,8 @@ for i, row in ipairs(rows) do
         enqueue_waiting(KEYS[1], KEYS[6], jk, id, false)
       end
       requeued = true
+      emit(stream, now, 'retrying', { id }, { 'error', tostring(e['error'] or ''),
+        'attempt', tonumber(e['attempt']) or 0, 'delay', delay })
     elseif kind == 'f' then
       redis.call('HINCRBY', jk, 'atm', 1)
       fail_job(KEYS[8], prefix, logs_prefix, id, now, row[4], row[6], row[7])
@@ -78,6 +87,7 @@ for i, row in ipairs(rows) do
       redis.call('HDEL', jk, 'tk', 'cx')
       enqueue_waiting(KEYS[1], KEYS[6], jk, id, true)
       requeued = true
+      handed[#handed + 1] = id
     end
   end
   codes[i] = code
@@ -89,6 +99,9 @@ if #done > 0 then
   redis.call('ZADD', KEYS[7], unpack(done))
   trim_finished(KEYS[7], prefix, logs_prefix, keep_done)
 end
+-- results are JSON already: the array is assembled, not re-encoded
+emit(stream, now, 'completed', done_ids, { 'results', '[' .. table.concat(results, ',') .. ']' })
+emit(stream, now, 'waiting', handed, { 'reason', 'handed back' })
 if requeued then
   redis.call('ZADD', KEYS[3], 0, '0')
 end

@@ -10,12 +10,14 @@
 --       5 guard ms, 6 failed keep count, 7 failed keep age ms
 -- Returns: { requeued ids..., '', failed ids... } or false if another
 --          worker ran the check within the interval.
+-- Events: stalled (the requeued jobs), failed
 --@include now
 --@include wait_score
 --@include enqueue_waiting
 --@include remove_job_keys
 --@include keep_finished
 --@include fail_job
+--@include emit
 
 local prefix = ARGV[1]
 local logs_prefix = ARGV[2]
@@ -49,6 +51,7 @@ for _, id in ipairs(expired) do
 end
 if #requeued > 0 then
   redis.call('ZADD', KEYS[3], 0, '0')
+  emit(events_key(prefix), now, 'stalled', requeued)
 end
 -- retention sweep: drop ids whose job hash expired, oldest first
 for _, set_key in ipairs({ KEYS[6], KEYS[5] }) do

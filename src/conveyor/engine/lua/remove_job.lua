@@ -3,7 +3,10 @@
 -- KEYS: 1 wait, 2 delayed, 3 completed, 4 failed
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 id
 -- Returns: 1 removed, -1 missing, -4 job is active
+-- Event: removed
 --@include remove_job_keys
+--@include now
+--@include emit
 
 local jk = ARGV[1] .. ARGV[3]
 local st = redis.call('HGET', jk, 'st')
@@ -17,4 +20,5 @@ for i = 1, 4 do
   redis.call('ZREM', KEYS[i], ARGV[3])
 end
 remove_job_keys(ARGV[1], ARGV[2], ARGV[3])
+emit(events_key(ARGV[1]), now_ms(''), 'removed', { ARGV[3] })
 return 1

@@ -3,8 +3,11 @@
 -- KEYS: 1 failed, 2 wait, 3 marker, 4 seq counter
 -- ARGV: 1 job key prefix, 2 limit, then ids
 -- Returns: the number of jobs moved
+-- Event: waiting (reason 'retried')
 --@include wait_score
 --@include enqueue_waiting
+--@include now
+--@include emit
 
 local ids = {}
 if #ARGV > 2 then
@@ -13,6 +16,7 @@ else
   ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 end
 local moved = 0
+local moved_ids = {}
 for _, id in ipairs(ids) do
   local jk = ARGV[1] .. id
   if redis.call('ZREM', KEYS[1], id) == 1 and redis.call('EXISTS', jk) == 1 then
@@ -20,9 +24,11 @@ for _, id in ipairs(ids) do
     redis.call('HDEL', jk, 'atm', 'stc', 'err', 'tb', 'fon', 'tk', 'cx', 'prog')
     enqueue_waiting(KEYS[2], KEYS[4], jk, id, false)
     moved = moved + 1
+    moved_ids[moved] = id
   end
 end
 if moved > 0 then
   redis.call('ZADD', KEYS[3], 0, '0')
+  emit(events_key(ARGV[1]), now_ms(''), 'waiting', moved_ids, { 'reason', 'retried' })
 end
 return moved

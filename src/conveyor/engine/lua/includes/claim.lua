@@ -6,7 +6,9 @@
 --     attempts made, created at }
 -- Ids whose hash is missing are dropped. When jobs are left in wait after a
 -- full batch, the marker is set again so that another idle worker wakes.
+-- Event: active (field worker). Needs the emit include.
 -- ckeys: { wait, active, marker, meta }
+--@include emit
 local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
   if count <= 0 then
     return 0
@@ -33,6 +35,9 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
   end
   if #leases > 0 then
     redis.call('ZADD', ckeys[2], unpack(leases))
+    local ids = {}
+    for i = 2, #leases, 2 do ids[#ids + 1] = leases[i] end
+    emit(events_key(prefix), now, 'active', ids, { 'worker', worker_id })
   end
   if #popped == count * 2 and redis.call('ZCARD', ckeys[1]) > 0 then
     redis.call('ZADD', ckeys[3], 0, '0')

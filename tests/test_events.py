@@ -1,0 +1,223 @@
+"""Queue events: transitions in order, resuming, gaps, and waiting for a
+job's result from another connection or process."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aredis
+
+from conveyor import (
+    JobContext,
+    JobFailed,
+    JobNotFound,
+    JobState,
+    Queue,
+    QueueEvent,
+    QueueEvents,
+    Retry,
+    Worker,
+)
+from conveyor.testing import RedisServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def collect(queue: Queue, after: str = "0", until: int | None = None) -> list[QueueEvent]:
+    """Every event after ``after`` that is already in the stream (or the
+    first ``until`` ones)."""
+    seen: list[QueueEvent] = []
+    events = QueueEvents(queue, after=after, block=0.05)
+    newest = await events.position()
+    if until is None and newest <= int(after):
+        return seen
+    async for event in events:
+        seen.append(event)
+        if (until is not None and len(seen) >= until) or (until is None and int(event.id) >= newest):
+            events.close()
+    return seen
+
+
+def story(events: list[QueueEvent], job_id: str) -> list[str]:
+    return [e.event for e in events if e.job_id == job_id]
+
+
+async def test_a_jobs_transitions_are_recorded_in_order(queue: Queue) -> None:
+    async def flaky(job: JobContext) -> dict[str, int]:
+        await job.update_progress({"step": job.attempt})
+        if job.attempt == 1:
+            raise Retry("not yet", delay=0)
+        return {"tries": job.attempt}
+
+    job = await queue.add("j", 1, attempts=2)
+    await Worker(queue, flaky).run(burst=True)
+
+    events = await collect(queue)
+    assert story(events, job.id) == [
+        "added",
+        "active",
+        "progress",
+        "retrying",
+        "active",
+        "progress",
+        "completed",
+    ]
+    retrying = next(e for e in events if e.event == "retrying")
+    assert retrying.data["error"] == "Retry: not yet" and retrying.data["attempt"] == 1
+    assert events[-1].data["result"] == {"tries": 2}
+    assert [int(e.id) for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_batch_transitions_yield_one_event_per_job(queue: Queue) -> None:
+    jobs = await queue.add_bulk([("j", i) for i in range(5)] + [("j", 9, {"delay": 60})])
+
+    events = await collect(queue)
+
+    assert [(e.event, e.job_id) for e in events] == [("added", j.id) for j in jobs[:5]] + [
+        ("delayed", jobs[5].id)
+    ]
+    assert events[-1].data["due"] is not None
+
+
+async def test_removed_failed_and_retried_jobs_are_recorded(queue: Queue) -> None:
+    doomed = await queue.add("j", 1)
+    cancelled = await queue.add("j", 2)
+    await queue.remove(doomed.id)
+    await queue.cancel(cancelled.id, "no longer needed")
+    await queue.retry_failed()
+
+    events = await collect(queue)
+
+    assert story(events, doomed.id) == ["added", "removed"]
+    assert story(events, cancelled.id) == ["added", "failed", "waiting"]
+    failed = next(e for e in events if e.event == "failed")
+    assert failed.data["error"] == "no longer needed"
+
+
+async def test_resuming_after_an_event_id_misses_nothing(queue: Queue) -> None:
+    for i in range(3):
+        await queue.add("j", i)
+    first = await collect(queue)
+    for i in range(3, 6):
+        await queue.add("j", i)
+
+    resumed = await collect(queue, after=first[1].id)
+
+    assert [e.id for e in resumed] == ["3", "4", "5", "6"]
+
+
+async def test_resuming_in_the_middle_of_a_batch_skips_only_what_was_seen(queue: Queue) -> None:
+    await queue.add_bulk([("j", i) for i in range(4)])
+
+    resumed = await collect(queue, after="2")
+
+    assert [(e.id, e.job_id) for e in resumed] == [("3", "3"), ("4", "4")]
+
+
+async def test_a_reader_is_told_how_many_events_the_cap_dropped(queue: Queue) -> None:
+    await queue.set_events_max(10)
+    for i in range(400):
+        await queue.add("j", i)
+
+    resumed = await collect(queue, after="5")
+
+    gap = resumed[0]
+    assert gap.event == "gap" and gap.job_id is None
+    missed = gap.data["missed"]
+    assert missed > 0
+    assert [int(e.id) for e in resumed[1:]] == list(range(6 + missed, 401))
+
+
+async def test_a_new_reader_sees_only_new_events(queue: Queue) -> None:
+    await queue.add("j", "old")
+    events = QueueEvents(queue, block=0.05)
+    seen: list[QueueEvent] = []
+
+    async def read() -> None:
+        async for event in events:
+            seen.append(event)
+            events.close()
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0.1)
+    new = await queue.add("j", "new")
+    await asyncio.wait_for(reader, 5)
+
+    assert [(e.event, e.job_id) for e in seen] == [("added", new.id)]
+
+
+async def test_wait_until_finished_returns_the_result(queue: Queue) -> None:
+    async def double(job: JobContext) -> int:
+        return int(job.data) * 2
+
+    job = await queue.add("j", 21, remove_on_complete=True)
+    worker = asyncio.create_task(Worker(queue, double).run(burst=True))
+
+    assert await job.wait_until_finished(timeout=5) == 42
+    await worker
+
+
+async def test_wait_until_finished_on_a_finished_job_returns_at_once(queue: Queue) -> None:
+    async def echo(job: JobContext) -> str:
+        return "done"
+
+    job = await queue.add("j", 1)
+    await Worker(queue, echo).run(burst=True)
+
+    assert await queue.wait_until_finished(job.id, timeout=1) == "done"
+
+
+async def test_wait_until_finished_raises_the_jobs_failure(queue: Queue) -> None:
+    async def broken(job: JobContext) -> None:
+        raise ValueError("bad input")
+
+    job = await queue.add("j", 1, attempts=1)
+    worker = asyncio.create_task(Worker(queue, broken).run(burst=True))
+
+    with pytest.raises(JobFailed, match="bad input") as info:
+        await job.wait_until_finished(timeout=5)
+    assert info.value.traceback is not None and "broken" in info.value.traceback
+    await worker
+
+
+async def test_wait_until_finished_times_out_and_knows_missing_jobs(queue: Queue) -> None:
+    job = await queue.add("j", 1)
+
+    with pytest.raises(TimeoutError):
+        await job.wait_until_finished(timeout=0.2)
+    with pytest.raises(JobNotFound):
+        await queue.wait_until_finished("no-such-job", timeout=1)
+
+
+def spawn_worker(url: str, queue_name: str) -> subprocess.Popen[bytes]:
+    """The fault tests' worker process: no sleep, concurrency 5, 5 s lease."""
+    worker = ROOT / "tests" / "faults" / "worker_proc.py"
+    return subprocess.Popen(
+        [sys.executable, str(worker), url, queue_name, "0", "5", "5"],
+        stdout=subprocess.DEVNULL,
+        env={"PYTHONPATH": str(ROOT / "src")},
+    )
+
+
+async def test_events_from_a_worker_process_arrive_in_order(
+    redis_server: RedisServer, redis: aredis.Redis, queue: Queue
+) -> None:
+    jobs = await queue.add_bulk([("j", i) for i in range(50)])
+    proc = spawn_worker(redis_server.url, queue.name)
+    try:
+        assert await jobs[-1].wait_until_finished(timeout=20) == "ok"
+        await asyncio.gather(*(j.wait_until_finished(timeout=20) for j in jobs))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+    events = await collect(queue)
+    for job in jobs:
+        assert story(events, job.id) == ["added", "active", "completed"]
+    assert [int(e.id) for e in events] == list(range(1, len(events) + 1))
+    assert (await queue.counts())[JobState.COMPLETED] == 50
+    await redis.delete(f"ledger:{queue.name}")
