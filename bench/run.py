@@ -8,7 +8,8 @@ are measured three times and the best run is reported, with every run listed
 drain rate of no-op async jobs (one worker process, concurrency 100),
 enqueue rate one by one (awaiting each) and in bulk, enqueue-to-start
 latency at a steady 500 jobs/s (producer in a separate process), and Redis
-memory per waiting job with a 100-byte payload.
+memory per waiting job with a 100-byte payload, and the progress bus's
+report-to-subscriber latency (subscriber in another process).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import asyncio
 import multiprocessing as mp
 import statistics
 import time
+from typing import Any
 
 from conveyor import JobContext, Queue, Worker, connect
+from conveyor.realtime.progress import ProgressBus
 from conveyor.testing import RedisServer
 
 try:
@@ -116,6 +119,42 @@ async def bench_latency(url: str, rate: int, seconds: float) -> tuple[float, flo
     return statistics.median(warm), p(0.99), max(warm), len(samples)
 
 
+def _subscribe(url: str, ready: Any, out: Any, n: int) -> None:
+    async def main() -> None:
+        redis = connect(url)
+        bus = ProgressBus(redis, namespace="bench")
+        ready.set()
+        lat: list[float] = []
+        async for status in bus.subscribe("import:1", current=False):
+            lat.append((time.time_ns() - status.extra["sent"]) / 1e6)
+            if len(lat) >= n:
+                break
+        out.put(lat)
+        await redis.aclose()
+
+    run(main())
+
+
+async def bench_progress(url: str, n: int, rate: int) -> tuple[float, float, float]:
+    """Report-to-receive latency of the progress bus, subscriber in another process."""
+    ctx = mp.get_context("spawn")
+    ready, out = ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=_subscribe, args=(url, ready, out, n))
+    proc.start()
+    await asyncio.to_thread(ready.wait)
+    redis = connect(url)
+    bus = ProgressBus(redis, namespace="bench")
+    while (await redis.pubsub_numsub("conveyor:{bench}:updates:import:1"))[0][1] == 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    for i in range(n):
+        await bus.report("import:1", "catalog", min(99, i * 100 / n), "working", sent=time.time_ns())
+        await asyncio.sleep(1 / rate)
+    lat = sorted(await asyncio.to_thread(out.get, True, 30))
+    proc.join(10)
+    await redis.aclose()
+    return statistics.median(lat), lat[min(len(lat) - 1, int(0.99 * len(lat)))], lat[-1]
+
+
 async def bench_memory(url: str, n: int) -> float:
     redis = connect(url)
     queue = Queue("bench-memory", redis)
@@ -154,6 +193,10 @@ def main() -> None:
         rows.append(("enqueue-to-start p50 @ 500 jobs/s", f"{p50:.2f} ms", "<= 1 ms"))
         rows.append(("enqueue-to-start p99 @ 500 jobs/s", f"{p99:.2f} ms", "<= 5 ms"))
         rows.append(("  (max, samples)", f"{worst:.2f} ms, {count}", ""))
+        p50, p99, worst = run(bench_progress(url, 200 if args.quick else 2000, 200))
+        rows.append(("progress report-to-subscriber p50 (other process)", f"{p50:.2f} ms", ""))
+        rows.append(("progress report-to-subscriber p99 (other process)", f"{p99:.2f} ms", "<= 200 ms"))
+        rows.append(("  (max)", f"{worst:.2f} ms", ""))
         mem = run(bench_memory(url, n))
         rows.append(("Redis memory per waiting job (100 B payload)", f"{mem:,.0f} bytes", "reported"))
     width = max(len(r[0]) for r in rows)

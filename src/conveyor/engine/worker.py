@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import signal
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -34,6 +34,8 @@ from conveyor.engine.scripts import script
 from conveyor.errors import ConnectionFailed, JobNotFound, PayloadError, StaleLease
 
 log = logging.getLogger("conveyor.worker")
+#: Called after each accepted ``update_progress`` (e.g. ``ProgressBus.bridge()``).
+ProgressHook = Callable[[JobContext, Any], Awaitable[None]]
 _DEBUG = logging.DEBUG
 
 
@@ -77,6 +79,7 @@ class Worker:
         backoff_strategies: Mapping[str, BackoffFn] | None = None,
         block_timeout: float = 2.0,
         name: str | None = None,
+        progress_hook: ProgressHook | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -97,6 +100,7 @@ class Worker:
         self._processes = processes
         self._executor: Executor | None = None
         self._strategies = dict(backoff_strategies or {})
+        self._progress_hook = progress_hook
         self._running: dict[str, _Running] = {}
         self._tokens: dict[str, str] = {}
         self._outcomes: list[Row] = []
@@ -495,6 +499,8 @@ class Worker:
             raise StaleLease(f"job {ctx.id}: lock held by another worker")
         if code == -1:
             raise JobNotFound(ctx.id)
+        if progress is not None and self._progress_hook is not None:
+            await self._progress_hook(ctx, progress)
 
 
 def install_signal_handlers(worker: Worker) -> None:

@@ -1,0 +1,58 @@
+-- report_progress: records the latest status of a subject (an import, a
+-- job, anything long-running) and publishes it.
+-- Guarantees: stage timings survive concurrent reporters (the merge happens
+-- here, atomically); a finished subject leaves the active index; the status
+-- expires `retention` ms after its last update.
+-- KEYS: 1 status key, 2 active index (zset: subject -> updated at)
+-- ARGV: 1 subject, 2 stage, 3 percent (0-100), 4 message, 5 extra (JSON
+--       object), 6 job id or '', 7 now ('' = Redis TIME), 8 retention ms,
+--       9 channel, 10 finished ('1' when this report ends the subject)
+-- Returns: the status JSON that was stored and published
+--@include now
+
+local now = now_ms(ARGV[7])
+local status = {}
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  status = cjson.decode(raw)
+end
+local stage = ARGV[2]
+local stages = status['stages'] or {}
+local order = status['order'] or {}
+if status['stage'] ~= stage then
+  local previous = status['stage'] and stages[status['stage']]
+  if previous and previous['ended_at'] == nil then
+    previous['ended_at'] = now
+  end
+  if stages[stage] == nil then
+    stages[stage] = { started_at = now }
+    order[#order + 1] = stage
+  end
+end
+local percent = tonumber(ARGV[3])
+local started = status['started_at'] or now
+local eta = cjson.null
+if percent > 0 and percent < 100 then
+  eta = math.floor((now - started) * (100 - percent) / percent) / 1000
+elseif percent >= 100 then
+  eta = 0
+end
+local finished = ARGV[10] == '1'
+if finished and stages[stage]['ended_at'] == nil then
+  stages[stage]['ended_at'] = now
+end
+status = {
+  subject = ARGV[1], stage = stage, percent = percent, message = ARGV[4],
+  extra = cjson.decode(ARGV[5]), job_id = (ARGV[6] ~= '' and ARGV[6]) or status['job_id'] or cjson.null,
+  stages = stages, order = order, started_at = started, updated_at = now,
+  eta_seconds = eta, finished = finished,
+}
+local out = cjson.encode(status)
+redis.call('SET', KEYS[1], out, 'PX', tonumber(ARGV[8]))
+if finished then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  redis.call('ZADD', KEYS[2], now, ARGV[1])
+end
+redis.call('PUBLISH', ARGV[9], out)
+return out

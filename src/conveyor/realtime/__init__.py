@@ -1,0 +1,1 @@
+"""Real time: progress of long-running work, and event streams."""

@@ -1,0 +1,261 @@
+"""The progress bus: the latest status of long-running work (an artist
+import, a job), persisted for readers that poll and published for readers
+that subscribe.
+
+Each report is merged into the subject's status atomically in Redis (stage
+start and end times, ETA, updated_at), so several processes may report on
+one subject. Statuses expire ``retention`` seconds after their last update.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aredis
+
+from conveyor.engine.clock import Clock, RedisClock, clock_arg
+from conveyor.engine.codec import dumps, loads
+from conveyor.engine.job import JobContext
+from conveyor.engine.scripts import script
+from conveyor.errors import InvalidJobOptions
+
+#: Stages that end a subject (it leaves ``active()``); so does percent 100.
+FINAL_STAGES = frozenset({"done", "completed", "failed", "error", "cancelled"})
+
+
+def _dt(ms: Any) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC) if isinstance(ms, int | float) else None
+
+
+@dataclass(frozen=True, slots=True)
+class StageTiming:
+    name: str
+    started_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressStatus:
+    """The latest status of one subject."""
+
+    subject: str
+    stage: str
+    percent: float
+    message: str
+    extra: dict[str, Any]
+    job_id: str | None
+    stages: list[StageTiming]
+    started_at: datetime
+    updated_at: datetime
+    eta_seconds: float | None
+    finished: bool
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> ProgressStatus:
+        d = loads(raw)
+        timings = d.get("stages") or {}
+        stages = [
+            StageTiming(
+                name, _dt(timings[name].get("started_at")) or datetime.min, _dt(timings[name].get("ended_at"))
+            )
+            for name in d.get("order") or []
+            if name in timings
+        ]
+        extra = d.get("extra")
+        return cls(
+            subject=d["subject"],
+            stage=d["stage"],
+            percent=d["percent"],
+            message=d.get("message", ""),
+            extra=extra if isinstance(extra, dict) else {},
+            job_id=d.get("job_id"),
+            stages=stages,
+            started_at=_dt(d.get("started_at")) or datetime.min,
+            updated_at=_dt(d.get("updated_at")) or datetime.min,
+            eta_seconds=d.get("eta_seconds"),
+            finished=bool(d.get("finished")),
+            raw=d,
+        )
+
+
+class ProgressBus:
+    """Reports, reads and streams progress statuses, from any process.
+
+    ``namespace`` separates buses sharing one Redis; all its keys share one
+    hash tag. No I/O happens in the constructor.
+    """
+
+    def __init__(
+        self,
+        redis: aredis.Redis,
+        *,
+        namespace: str = "progress",
+        retention: float = 24 * 3600.0,
+        clock: Clock | None = None,
+    ) -> None:
+        if retention <= 0:
+            raise InvalidJobOptions("retention must be > 0 seconds")
+        self.redis = redis
+        self.retention_ms = int(retention * 1000)
+        self.clock: Clock = clock or RedisClock()
+        self._base = f"conveyor:{{{namespace}}}"
+
+    def _status_key(self, subject: str) -> str:
+        return f"{self._base}:status:{subject}"
+
+    def _channel(self, subject: str) -> str:
+        return f"{self._base}:updates:{subject}"
+
+    @property
+    def _active_key(self) -> str:
+        return f"{self._base}:active"
+
+    async def report(
+        self,
+        subject: str,
+        stage: str,
+        percent: float,
+        message: str = "",
+        *,
+        job_id: str | None = None,
+        finished: bool | None = None,
+        **extra: Any,
+    ) -> ProgressStatus:
+        """Records and publishes the subject's status. ``percent`` is 0 to 100.
+        The subject ends (leaves ``active()``) at 100 %, on a final stage
+        (``done``, ``completed``, ``failed``, ``error``, ``cancelled``) or
+        with ``finished=True``. Raises InvalidJobOptions on a bad percent or
+        extra values that are not JSON."""
+        if not subject or not stage:
+            raise InvalidJobOptions("subject and stage must be non-empty")
+        if not isinstance(percent, int | float) or math.isnan(percent) or not 0 <= percent <= 100:
+            raise InvalidJobOptions(f"percent must be between 0 and 100, not {percent!r}")
+        if finished is None:
+            finished = percent >= 100 or stage in FINAL_STAGES
+        raw = await script("report_progress").run(
+            self.redis,
+            [self._status_key(subject), self._active_key],
+            [
+                subject,
+                stage,
+                float(percent),
+                message,
+                dumps(extra),
+                job_id or "",
+                clock_arg(self.clock),
+                self.retention_ms,
+                self._channel(subject),
+                "1" if finished else "0",
+            ],
+        )
+        return ProgressStatus.from_json(raw)
+
+    async def get(self, subject: str) -> ProgressStatus | None:
+        """The subject's latest status, or None (never reported, or expired)."""
+        raw = await self.redis.get(self._status_key(subject))
+        return ProgressStatus.from_json(raw) if raw else None
+
+    async def active(self) -> list[ProgressStatus]:
+        """Subjects in progress, most recently updated first (expired ones
+        are dropped from the index on the way)."""
+        members = await self.redis.zrevrange(self._active_key, 0, 999)
+        subjects = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+        if not subjects:
+            return []
+        raws = await self.redis.mget([self._status_key(s) for s in subjects])
+        gone = [s for s, raw in zip(subjects, raws, strict=True) if raw is None]
+        if gone:
+            await self.redis.zrem(self._active_key, *gone)
+        return [ProgressStatus.from_json(raw) for raw in raws if raw is not None]
+
+    async def subscribe(self, subject: str, *, current: bool = True) -> AsyncIterator[ProgressStatus]:
+        """Yields the subject's updates as they are reported (first its
+        current status, unless ``current=False``); ends after a finishing
+        update. Cancel the consumer to stop earlier."""
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(self._channel(subject))
+        try:
+            last = None
+            if current and (status := await self.get(subject)) is not None:
+                last = status.updated_at, status.percent, status.stage
+                yield status
+                if status.finished:
+                    return
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                status = ProgressStatus.from_json(message["data"])
+                if last is not None and (status.updated_at, status.percent, status.stage) == last:
+                    continue  # the current status, seen already
+                last = None
+                yield status
+                if status.finished:
+                    return
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def reporter(self, subject: str, job: JobContext | None = None) -> ProgressReporter:
+        """A reporter bound to ``subject`` (and to a running job, whose own
+        progress it updates too)."""
+        return ProgressReporter(self, subject, job)
+
+    def bridge(self, subject: str = "job:{queue}:{id}") -> JobProgressHook:
+        """A hook for ``Worker(progress_hook=...)``: every ``update_progress``
+        of a job is reported on the bus under ``subject`` (formatted with the
+        job's ``queue`` and ``id``). A mapping progress may carry ``stage``,
+        ``percent`` and ``message``; anything else becomes ``extra``."""
+        return JobProgressHook(self, subject)
+
+
+class ProgressReporter:
+    """Reports one subject's progress; optionally mirrors it on a job."""
+
+    def __init__(self, bus: ProgressBus, subject: str, job: JobContext | None) -> None:
+        self.bus = bus
+        self.subject = subject
+        self.job = job
+        self.percent = 0.0
+
+    async def report(self, stage: str, percent: float, message: str = "", **extra: Any) -> ProgressStatus:
+        status = await self.bus.report(
+            self.subject, stage, percent, message, job_id=self.job.id if self.job else None, **extra
+        )
+        self.percent = status.percent
+        if self.job is not None:
+            await self.job.update_progress({"stage": stage, "percent": percent, "message": message, **extra})
+        return status
+
+    async def finish(self, message: str = "done", **extra: Any) -> ProgressStatus:
+        """Ends the subject at 100 %."""
+        return await self.report("done", 100, message, **extra)
+
+    async def fail(self, message: str, **extra: Any) -> ProgressStatus:
+        """Ends the subject as failed, keeping the percent it reached."""
+        return await self.report("failed", self.percent, message, **extra)
+
+
+class JobProgressHook:
+    """Feeds a job's ``update_progress`` calls to a progress bus."""
+
+    def __init__(self, bus: ProgressBus, subject: str) -> None:
+        self.bus = bus
+        self.subject = subject
+
+    async def __call__(self, job: JobContext, progress: Any) -> None:
+        subject = self.subject.format(queue=job.queue, id=job.id)
+        fields: Mapping[str, Any] = progress if isinstance(progress, Mapping) else {"percent": progress}
+        percent = fields.get("percent", 0)
+        stage = str(fields.get("stage", "running"))
+        message = str(fields.get("message", ""))
+        extra = {k: v for k, v in fields.items() if k not in ("stage", "percent", "message")}
+        if not isinstance(percent, int | float):
+            extra["percent"], percent = percent, 0
+        await self.bus.report(
+            subject, stage, max(0.0, min(100.0, float(percent))), message, job_id=job.id, **extra
+        )
