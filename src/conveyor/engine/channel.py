@@ -56,11 +56,6 @@ def encode_args(args: Sequence[Arg]) -> bytes:
     return b"".join(out)
 
 
-def encode(args: Sequence[Arg]) -> bytes:
-    """One command in RESP."""
-    return b"*%d\r\n%s" % (len(args), encode_args(args))
-
-
 class _Protocol(asyncio.Protocol):
     def __init__(self, on_lost: Any) -> None:
         self.reader = hiredis.Reader(replyError=ResponseError)
@@ -71,6 +66,14 @@ class _Protocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+
+    def request(self, count: int, body: bytes) -> asyncio.Future[Any]:
+        """Writes a command of ``count`` arguments encoded as ``body``; the
+        future gets its reply."""
+        fut = asyncio.get_running_loop().create_future()
+        self.pending.append(fut)
+        self.transport.write(b"*%d\r\n%s" % (count, body))  # type: ignore[union-attr]
+        return fut
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader
@@ -131,9 +134,7 @@ class Channel:
         proto = self._proto
         if proto is None or proto.transport is None or self._loop is not asyncio.get_running_loop():
             proto = await self._connect()
-        fut = self._loop.create_future()  # type: ignore[union-attr]
-        proto.pending.append(fut)
-        proto.transport.write(b"*%d\r\n%s" % (count, body))  # type: ignore[union-attr]
+        fut = proto.request(count, body)
         if self._watchdog is None:
             self._arm_watchdog()
         return await fut
@@ -177,11 +178,8 @@ class Channel:
             await loop.create_connection(lambda: proto, self.host, self.port)
         try:
             for command in self._handshake():
-                fut = loop.create_future()
-                proto.pending.append(fut)
-                proto.transport.write(encode(command))  # type: ignore[union-attr]
                 try:
-                    await fut
+                    await proto.request(len(command), encode_args(command))
                 except ResponseError as exc:
                     if command[0] == "AUTH":
                         raise AuthenticationError(str(exc)) from exc

@@ -18,11 +18,10 @@ from redis.exceptions import AuthenticationError, NoScriptError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.channel import Channel, Client, ReplyLost, encode_args
+from conveyor.engine.channel import Arg, Channel, Client, ReplyLost, encode_args
 from conveyor.errors import ConnectionFailed, OutcomeUnknown
 
 _INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
-Arg = str | bytes | int | float
 _RESENDS = 3
 
 
