@@ -15,16 +15,14 @@ from conveyor.testing import RedisServer
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.cleanup()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture
 async def redis(redis_server: RedisServer) -> AsyncIterator[aredis.Redis]:
-    client = connect(redis_server.url)
-    yield client
-    await client.aclose()
+    async with connect(redis_server.url) as client:
+        yield client
 
 
 @pytest.fixture

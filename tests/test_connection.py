@@ -60,9 +60,8 @@ def test_settings_default_to_localhost_without_environment(monkeypatch: pytest.M
 
 @pytest.fixture(scope="module")
 def password_server() -> Iterator[RedisServer]:
-    server = RedisServer(extra_args=["--requirepass", "s3cret"]).start()
-    yield server
-    server.cleanup()
+    with RedisServer(extra_args=["--requirepass", "s3cret"]) as server:
+        yield server
 
 
 async def test_wrong_password_raises_connection_failed_naming_host_and_port(
@@ -115,11 +114,10 @@ async def test_unix_socket_url_works(tmp_path: Path) -> None:
 
 @pytest.fixture
 async def own_server() -> AsyncIterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    if server.process:
-        server.process.send_signal(signal.SIGCONT)
-    server.cleanup()
+    with RedisServer() as server:
+        yield server
+        if server.process:  # a test may have left it stopped
+            server.process.send_signal(signal.SIGCONT)
 
 
 async def test_frozen_redis_fails_an_add_within_the_timeout(own_server: RedisServer) -> None:

@@ -4,9 +4,6 @@ job's result from another connection or process."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aredis
@@ -23,8 +20,7 @@ from conveyor import (
     Worker,
 )
 from conveyor.testing import RedisServer
-
-ROOT = Path(__file__).resolve().parents[1]
+from faults.worker_proc import spawn_worker
 
 
 async def collect(queue: Queue, after: str = "0", until: int | None = None) -> list[QueueEvent]:
@@ -193,21 +189,11 @@ async def test_wait_until_finished_times_out_and_knows_missing_jobs(queue: Queue
         await queue.wait_until_finished("no-such-job", timeout=1)
 
 
-def spawn_worker(url: str, queue_name: str) -> subprocess.Popen[bytes]:
-    """The fault tests' worker process: no sleep, concurrency 5, 5 s lease."""
-    worker = ROOT / "tests" / "faults" / "worker_proc.py"
-    return subprocess.Popen(
-        [sys.executable, str(worker), url, queue_name, "0", "5", "5"],
-        stdout=subprocess.DEVNULL,
-        env={"PYTHONPATH": str(ROOT / "src")},
-    )
-
-
 async def test_events_from_a_worker_process_arrive_in_order(
     redis_server: RedisServer, redis: aredis.Redis, queue: Queue
 ) -> None:
     jobs = await queue.add_bulk([("j", i) for i in range(50)])
-    proc = spawn_worker(redis_server.url, queue.name)
+    proc = spawn_worker(redis_server.url, queue.name, 0, 5, 5)  # no sleep, 5 at a time, 5 s lease
     try:
         assert await jobs[-1].wait_until_finished(timeout=20) == "ok"
         await asyncio.gather(*(j.wait_until_finished(timeout=20) for j in jobs))

@@ -4,10 +4,7 @@ SIGTERM under load, and Redis killed and restarted on its AOF."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,25 +15,9 @@ import redis.asyncio as aredis
 from conveyor import ConnectionFailed, JobState, Queue, connect
 from conveyor.testing import RedisServer
 
+from .worker_proc import spawn_worker
+
 pytestmark = pytest.mark.slow
-WORKER = Path(__file__).with_name("worker_proc.py")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def spawn_worker(url: str, queue: str, sleep: float, concurrency: int, lock: float) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), url, queue, str(sleep), str(concurrency), str(lock)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    ready = proc.stdout.readline().strip()
-    proc.stdout.close()
-    assert ready == "ready"
-    return proc
 
 
 async def wait_until(predicate, within: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -109,17 +90,14 @@ async def test_sigterm_drains_in_flight_jobs_and_exits_zero(
 
 @pytest.fixture
 def aof_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(data_dir=tmp_path, appendonly=True, appendfsync="everysec")
-    server.start()
-    yield server
-    server.cleanup()
+    with RedisServer(data_dir=tmp_path, appendonly=True, appendfsync="everysec") as server:
+        yield server
 
 
 @pytest.fixture
 async def aof_redis(aof_server: RedisServer) -> AsyncIterator[aredis.Redis]:
-    client = connect(aof_server.url)
-    yield client
-    await client.aclose()
+    async with connect(aof_server.url) as client:
+        yield client
 
 
 async def test_redis_killed_and_restarted_on_aof_loses_no_acknowledged_add(
