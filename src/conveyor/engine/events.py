@@ -83,7 +83,7 @@ def parse_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> list[Queue
             arrays[_PER_JOB[key]] = loads(raw)
         elif key == b"data":
             shared["progress"] = _json(raw)
-        elif key in (b"attempt",):
+        elif key == b"attempt":
             shared["attempt"] = int(raw)
         elif key == b"delay":
             shared["delay"] = int(raw) / 1000

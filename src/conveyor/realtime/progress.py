@@ -129,8 +129,9 @@ class ProgressBus:
         """Records and publishes the subject's status. ``percent`` is 0 to 100.
         The subject ends (leaves ``active()``) at 100 %, on a final stage
         (``done``, ``completed``, ``failed``, ``error``, ``cancelled``) or
-        with ``finished=True``. Raises InvalidJobOptions on a bad percent or
-        extra values that are not JSON."""
+        with ``finished=True``. Raises InvalidJobOptions on an empty subject or
+        stage or a percent out of range, PayloadError on extra values that
+        are not JSON; nothing is written then."""
         if not subject or not stage:
             raise InvalidJobOptions("subject and stage must be non-empty")
         if not isinstance(percent, int | float) or math.isnan(percent) or not 0 <= percent <= 100:
