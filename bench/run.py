@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import statistics
 import time
@@ -125,10 +126,11 @@ def _subscribe(url: str, ready: Any, out: Any, n: int) -> None:
         bus = ProgressBus(redis, namespace="bench")
         ready.set()
         lat: list[float] = []
-        async for status in bus.subscribe("import:1", current=False):
-            lat.append((time.time_ns() - status.extra["sent"]) / 1e6)
-            if len(lat) >= n:
-                break
+        async with contextlib.aclosing(bus.subscribe("import:1", current=False)) as updates:
+            async for status in updates:
+                lat.append((time.time_ns() - status.extra["sent"]) / 1e6)
+                if len(lat) >= n:
+                    break
         out.put(lat)
         await redis.aclose()
 

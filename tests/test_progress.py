@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,19 @@ async def test_subscribe_yields_the_current_status_then_updates_until_finished(b
     await asyncio.wait_for(follower, 5)
 
     assert [s.percent for s in seen] == [10, 60, 100]
+
+
+async def test_a_subscriber_that_stops_early_leaves_no_subscription(
+    redis: aredis.Redis, bus: ProgressBus
+) -> None:
+    await bus.report("s", "work", 10)
+
+    async with contextlib.aclosing(bus.subscribe("s")) as updates:
+        async for status in updates:
+            assert status.percent == 10
+            break
+
+    assert (await redis.pubsub_numsub(bus._channel("s")))[0][1] == 0
 
 
 def spawn_subscriber(url: str, namespace: str, subject: str) -> subprocess.Popen[str]:

@@ -198,7 +198,8 @@ class ProgressBus:
                 if status.finished:
                     return
         finally:
-            await pubsub.unsubscribe()
+            # Closing drops the connection and with it the subscription; an
+            # UNSUBSCRIBE first would fail when the client is already closed.
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def reporter(self, subject: str, job: JobContext | None = None) -> ProgressReporter:
