@@ -30,6 +30,11 @@ from conveyor.errors import PayloadTooLarge as PayloadTooLarge
 from conveyor.errors import QueueNotEmpty as QueueNotEmpty
 from conveyor.errors import Retry as Retry
 from conveyor.errors import StaleLease as StaleLease
+from conveyor.realtime import Event as Event
+from conveyor.realtime import EventBus as EventBus
+from conveyor.realtime import EventConsumer as EventConsumer
+from conveyor.realtime import EventRouter as EventRouter
+from conveyor.realtime import ProgressBus as ProgressBus
 from conveyor.settings import RedisSettings as RedisSettings
 
 __version__ = "0.1.0"
@@ -40,6 +45,10 @@ __all__ = [
     "ConveyorError",
     "Custom",
     "Discard",
+    "Event",
+    "EventBus",
+    "EventConsumer",
+    "EventRouter",
     "Exponential",
     "Fixed",
     "InvalidJobOptions",
@@ -56,6 +65,7 @@ __all__ = [
     "PayloadTooLarge",
     "Priority",
     "ProcessJob",
+    "ProgressBus",
     "Queue",
     "QueueEvent",
     "QueueEvents",

@@ -43,9 +43,7 @@ class QueueKeys:
     events_seq: str
 
     def __init__(self, queue: str, prefix: str = DEFAULT_PREFIX) -> None:
-        if not queue or any(c in queue for c in "{}\n\r\t "):
-            raise InvalidJobOptions(f"queue name {queue!r} must be non-empty, without braces or whitespace")
-        self.queue = queue
+        self.queue = check_name("queue", queue)
         self.prefix = prefix
         self.base = f"{prefix}:{{{queue}}}"
         for attr, suffix in _SUFFIXES.items():
@@ -68,3 +66,29 @@ class QueueKeys:
     def all_fixed(self) -> list[str]:
         """Every queue-level key (not the per-job ones)."""
         return [getattr(self, attr) for attr in _SUFFIXES]
+
+
+def check_name(kind: str, name: str) -> str:
+    """Validates a queue, stream, group or consumer name used in keys."""
+    if not name or any(c in name for c in "{}\n\r\t "):
+        raise InvalidJobOptions(f"{kind} name {name!r} must be non-empty, without braces or whitespace")
+    return name
+
+
+class StreamKeys:
+    """The keys of one event bus stream, all under the hash tag ``{<name>}``:
+    the stream itself, its dead-letter stream and each group's last errors."""
+
+    __slots__ = ("base", "dead", "name", "stream")
+
+    def __init__(self, name: str, prefix: str = DEFAULT_PREFIX) -> None:
+        self.name = check_name("stream", name)
+        self.base = f"{prefix}:{{{name}}}"
+        self.stream = f"{self.base}:stream"
+        self.dead = f"{self.base}:dead"
+
+    def __repr__(self) -> str:
+        return f"StreamKeys({self.name!r})"
+
+    def errors(self, group: str) -> str:
+        return f"{self.base}:errors:{group}"

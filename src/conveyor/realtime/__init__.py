@@ -1,1 +1,21 @@
 """Real time: progress of long-running work, and event streams."""
+
+from conveyor.realtime.consumer import DeadLettered as DeadLettered
+from conveyor.realtime.consumer import EventConsumer as EventConsumer
+from conveyor.realtime.progress import ProgressBus as ProgressBus
+from conveyor.realtime.progress import ProgressStatus as ProgressStatus
+from conveyor.realtime.router import Event as Event
+from conveyor.realtime.router import EventRouter as EventRouter
+from conveyor.realtime.streams import DeadLetter as DeadLetter
+from conveyor.realtime.streams import EventBus as EventBus
+
+__all__ = [
+    "DeadLetter",
+    "DeadLettered",
+    "Event",
+    "EventBus",
+    "EventConsumer",
+    "EventRouter",
+    "ProgressBus",
+    "ProgressStatus",
+]

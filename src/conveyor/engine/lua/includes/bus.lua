@@ -1,0 +1,47 @@
+-- Event bus helpers (streams with consumer groups).
+-- field(fields, name): a field's value in a flat {k1, v1, k2, v2...} entry.
+local function field(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then
+      return fields[i + 1]
+    end
+  end
+  return nil
+end
+
+-- dead_letter(dead, cap, id, fields, group, consumer, deliveries, err, tb):
+-- appends the entry `id` (its type and data, when the stream still holds
+-- them) to the dead-letter stream, capped approximately at `cap` (0 = none).
+local function dead_letter(dead, cap, id, fields, group, consumer, deliveries, err, tb)
+  local args = { 'XADD', dead }
+  if cap > 0 then
+    args[#args + 1] = 'MAXLEN'
+    args[#args + 1] = '~'
+    args[#args + 1] = cap
+  end
+  for _, v in ipairs({ '*', 'event', id, 'group', group, 'consumer', consumer,
+                       'deliveries', deliveries, 'error', err, 'traceback', tb }) do
+    args[#args + 1] = v
+  end
+  local etype = fields and field(fields, 'type')
+  local data = fields and field(fields, 'data')
+  if etype then
+    args[#args + 1] = 'type'
+    args[#args + 1] = etype
+  end
+  if data then
+    args[#args + 1] = 'data'
+    args[#args + 1] = data
+  end
+  return redis.call(unpack(args))
+end
+
+-- owner(stream, group, id): the consumer holding pending entry `id` and its
+-- delivery count, or nil when the entry is not pending.
+local function owner(stream, group, id)
+  local p = redis.call('XPENDING', stream, group, id, id, 1)
+  if #p == 0 then
+    return nil, 0
+  end
+  return p[1][2], tonumber(p[1][4])
+end

@@ -1,0 +1,549 @@
+"""A consumer of one group of an event bus stream.
+
+It reads entries the group has not been handed yet, claims entries that
+stayed pending too long on other consumers (dead, frozen, or waiting out a
+retry delay), runs the router's handler for each, and acknowledges an entry
+only after its handler returned. Acknowledgements are batched: while one
+batch is on its way, the next one collects.
+
+While a handler runs, the consumer touches its entries every
+``claim_idle / 3`` seconds so that no live consumer loses them; handlers
+must therefore not block the event loop for ``claim_idle`` (run blocking
+work in a thread: plain-function handlers do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import ValidationError
+from redis.exceptions import RedisError, ResponseError
+
+from conveyor.engine.codec import loads
+from conveyor.engine.keys import check_name
+from conveyor.engine.scripts import script
+from conveyor.errors import ConveyorError, Discard, InvalidJobOptions, PayloadError, Retry
+from conveyor.realtime.router import Event, EventRouter, Route
+
+if TYPE_CHECKING:
+    from conveyor.realtime.streams import EventBus
+
+log = logging.getLogger("conveyor.events")
+R = TypeVar("R")
+_FAILURES = (ConveyorError, RedisError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """Told to ``on_dead_letter`` once per entry a group gives up on."""
+
+    event_id: str
+    type: str
+    group: str
+    error: str
+
+
+DeadLetterHook = Callable[[DeadLettered], Awaitable[None]]
+
+
+def _s(raw: Any) -> str:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
+class _Delivery:
+    """An entry in hand. A claimed one has no fields until it is started;
+    ``suspect``: its last start ended without a recorded outcome (the
+    consumer crashed or froze), so it runs alone."""
+
+    __slots__ = ("deliveries", "fields", "id", "suspect")
+
+    def __init__(
+        self, entry_id: str, fields: dict[str, bytes] | None, deliveries: int = 1, suspect: bool = False
+    ) -> None:
+        self.id = entry_id
+        self.fields = fields
+        self.deliveries = deliveries
+        self.suspect = suspect
+
+
+class _Stopped(Exception):
+    pass
+
+
+class EventConsumer:
+    """Consumes ``group`` of ``bus``, ``concurrency`` handlers at a time.
+
+    - ``prefetch``: entries held at once (read ahead of free handlers).
+    - ``claim_idle``: seconds an entry may stay untouched on a consumer
+      before another claims it (the recovery delay after a crash).
+    - ``max_deliveries``: times an entry is handed out before it is
+      dead-lettered; a failed delivery is retried after ``retry_delay``
+      seconds, doubling per delivery (capped at ``claim_idle``). A handler
+      raising ``Discard`` dead-letters at once, ``Retry(delay=...)`` sets the
+      delay; an invalid payload is dead-lettered at once.
+    - On :meth:`close`, handlers running finish (within ``shutdown_grace``)
+      and entries read ahead but not started are released to the group.
+    - ``start``: where a group created by this consumer begins ("first":
+      every entry still in the stream; "new": only later ones).
+
+    No I/O happens in the constructor.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        group: str,
+        *,
+        router: EventRouter,
+        name: str | None = None,
+        concurrency: int = 1,
+        prefetch: int | None = None,
+        block: float = 2.0,
+        claim_idle: float = 30.0,
+        claim_interval: float | None = None,
+        max_deliveries: int = 5,
+        retry_delay: float = 1.0,
+        handler_timeout: float | None = None,
+        start: Literal["first", "new"] = "first",
+        shutdown_grace: float = 30.0,
+        forget_after: float = 3600.0,
+        on_dead_letter: DeadLetterHook | None = None,
+    ) -> None:
+        if concurrency < 1 or max_deliveries < 1:
+            raise InvalidJobOptions("concurrency and max_deliveries must be >= 1")
+        if claim_idle <= 0 or retry_delay < 0 or block <= 0:
+            raise InvalidJobOptions("claim_idle and block must be > 0 and retry_delay >= 0 seconds")
+        self.bus = bus
+        self.redis = bus.redis
+        self.group = check_name("group", group)
+        self.name = check_name(
+            "consumer", name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+        self.router = router
+        self.concurrency = concurrency
+        self.prefetch = max(prefetch or 16, concurrency)
+        timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        self.block_ms = max(1, int(1000 * (min(block, timeout / 2) if timeout else block)))
+        self.claim_idle_ms = int(claim_idle * 1000)
+        self.claim_interval = claim_interval or min(claim_idle / 4, 1.0)
+        self.max_deliveries = max_deliveries
+        self.retry_delay = retry_delay
+        self.handler_timeout = handler_timeout
+        self.start = start
+        self.shutdown_grace = shutdown_grace
+        self.forget_after = forget_after
+        self.on_dead_letter = on_dead_letter
+        self._errors_key = bus.keys.errors(group)
+        self._keys3 = [bus.keys.stream, bus.keys.dead, self._errors_key]
+        self._held: dict[str, _Delivery] = {}
+        self._acks: list[str] = []
+        self._lost: set[str] = set()
+        self._cursor = "0-0"
+        self._stop = asyncio.Event()
+        self._closing = False
+        self._done = asyncio.Event()
+        self._ack_wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._work: asyncio.Queue[_Delivery] = asyncio.Queue()
+        self._gate = asyncio.Condition()
+        self._running = 0
+        self._suspects_waiting = 0
+        self._suspect_running = False
+        self.processed = 0
+        self.failed = 0
+        self.dead_lettered = 0
+        self.skipped = 0
+
+    def __repr__(self) -> str:
+        return f"EventConsumer({self.bus.name!r}, group={self.group!r}, name={self.name!r})"
+
+    # -- public -----------------------------------------------------------
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Consumes until :meth:`close`, or with ``burst`` until the group
+        has nothing left: no entry it was not handed yet and none pending on
+        any consumer. On the way out, handlers get ``shutdown_grace`` seconds
+        to finish; entries not finished are released for others at once."""
+        await self.bus.create_group(self.group, start=self.start)
+        self._stop.clear()
+        self._done.clear()
+        self._closing = False
+        try:
+            async with asyncio.TaskGroup() as tg:
+                handlers = [tg.create_task(self._handle_loop()) for _ in range(self.concurrency)]
+                acker = tg.create_task(self._ack_loop())
+                keeper = tg.create_task(self._keep_loop())
+                try:
+                    await self._read_loop(burst)
+                    try:
+                        async with asyncio.timeout(self.shutdown_grace):
+                            await self._work.join()
+                    except TimeoutError:
+                        log.warning("%r: handlers still running after the shutdown grace", self)
+                finally:
+                    for task in (keeper, *handlers):
+                        task.cancel()
+                    await asyncio.gather(keeper, *handlers, return_exceptions=True)
+                    self._closing = True
+                    self._ack_wake.set()
+                    await acker
+                    await self._release_held()
+            await self._forget_self()
+        finally:
+            self._done.set()
+
+    async def close(self) -> None:
+        """Stops reading and waits until :meth:`run` returned (handlers in
+        flight finish first, within ``shutdown_grace``)."""
+        self._stop.set()
+        if not self._done.is_set():
+            await self._done.wait()
+
+    def request_stop(self) -> None:
+        """Like :meth:`close` without waiting (for signal handlers)."""
+        self._stop.set()
+
+    # -- reading ----------------------------------------------------------
+
+    async def _read_loop(self, burst: bool) -> None:
+        block_ms = min(self.block_ms, 50) if burst else self.block_ms
+        failures = 0
+        while not self._stop.is_set():
+            room = self.prefetch - len(self._held)
+            if room <= 0:
+                self._room.clear()
+                try:
+                    await self._until_stopped(self._room.wait())
+                except _Stopped:
+                    return
+                continue
+            try:
+                reply: Any = await self._until_stopped(
+                    self.redis.xreadgroup(
+                        self.group, self.name, {self.bus.keys.stream: ">"}, count=room, block=block_ms
+                    )
+                )
+                failures = 0
+            except _Stopped:
+                return
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self.bus.create_group(self.group, start=self.start)
+                continue
+            except _FAILURES as exc:
+                failures += 1
+                await self._pause_after(exc, failures)
+                continue
+            entries = reply[0][1] if reply else []
+            if entries:
+                self._dispatch(
+                    _Delivery(_s(eid), {_s(k): v for k, v in fields.items()}) for eid, fields in entries
+                )
+            elif burst and await self._group_is_done():
+                return
+
+    async def _until_stopped(self, awaitable: Coroutine[Any, Any, R] | Awaitable[R]) -> R:
+        task: asyncio.Future[R] = asyncio.ensure_future(awaitable)
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise _Stopped
+        return task.result()
+
+    async def _group_is_done(self) -> bool:
+        if self._held or self._acks or not self._work.empty():
+            return False
+        summary = await self.redis.xpending(self.bus.keys.stream, self.group)
+        return int(summary["pending"]) == 0
+
+    async def _pause_after(self, exc: BaseException, failures: int) -> None:
+        delay = min(0.05 * 2**failures, 5.0)
+        log.warning("%r: Redis call failed (%s); again in %.2fs", self, exc, delay)
+        with contextlib.suppress(_Stopped):
+            await self._until_stopped(asyncio.sleep(delay))
+
+    def _dispatch(self, deliveries: Any) -> None:
+        for d in deliveries:
+            if d.id in self._held:
+                continue  # already ours (a touch came late); one run is enough
+            self._held[d.id] = d
+            self._work.put_nowait(d)
+
+    # -- handling ---------------------------------------------------------
+
+    async def _handle_loop(self) -> None:
+        while True:
+            d = await self._work.get()
+            try:
+                if self._stop.is_set():
+                    continue  # not started: released to the group on the way out
+                if d.suspect:
+                    await self._alone(d)
+                else:
+                    await self._shared(d)
+            except _FAILURES as exc:
+                # The outcome could not be recorded; the entry stays pending
+                # and is claimed again after claim_idle.
+                log.warning("%r: could not record the outcome of %s: %s", self, d.id, exc)
+                self._drop(d.id)
+            finally:
+                self._work.task_done()
+
+    async def _shared(self, d: _Delivery) -> None:
+        if self._suspects_waiting or self._suspect_running:
+            async with self._gate:
+                await self._gate.wait_for(lambda: not self._suspects_waiting and not self._suspect_running)
+                self._running += 1
+        else:
+            self._running += 1
+        try:
+            await self._start_and_process(d)
+        finally:
+            self._running -= 1
+            if self._running == 0 and self._suspects_waiting:
+                async with self._gate:
+                    self._gate.notify_all()
+
+    async def _alone(self, d: _Delivery) -> None:
+        """Runs a suspect with no other handler running, so that if it kills
+        the process again, no other entry is blamed for it."""
+        self._suspects_waiting += 1
+        try:
+            async with self._gate:
+                await self._gate.wait_for(lambda: self._running == 0 and not self._suspect_running)
+                self._suspect_running = True
+        finally:
+            self._suspects_waiting -= 1
+        try:
+            await self._start_and_process(d)
+        finally:
+            async with self._gate:
+                self._suspect_running = False
+                self._gate.notify_all()
+
+    async def _start_and_process(self, d: _Delivery) -> None:
+        if d.fields is None:
+            reply = await script("start_event").run(
+                self.redis,
+                self._keys3,
+                [self.group, self.name, d.id, self.max_deliveries, self.bus.dead_max_len],
+            )
+            if reply[0] != 1:
+                self._drop(d.id)
+                if reply[0] == 2:
+                    await self._dead_lettered([(d.id, _s(reply[1]), _s(reply[2]))])
+                return
+            d.deliveries = int(reply[1])
+            flat = reply[2]
+            d.fields = {_s(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+        await self._process(d)
+
+    async def _process(self, d: _Delivery) -> None:
+        assert d.fields is not None
+        target = d.fields.get("group")
+        if target is not None and _s(target) != self.group:
+            self.skipped += 1  # a replay meant for another group
+            return self._ack(d.id)
+        raw_type = d.fields.get("type")
+        if raw_type is None:
+            return await self._fail(d, "entry has no 'type' field", "", force=True)
+        event_type = _s(raw_type)
+        route = self.router.route(event_type)
+        if route is None:
+            self.skipped += 1
+            return self._ack(d.id)
+        try:
+            raw = d.fields.get("data")
+            data = route.validate(loads(raw) if raw is not None else None)
+        except (PayloadError, ValidationError) as exc:
+            return await self._fail(d, f"invalid payload for {event_type}: {exc}", "", force=True)
+        replay = d.fields.get("replay")
+        event = Event(
+            d.id, event_type, data, d.deliveries, self.group, self.name, _s(replay) if replay else None
+        )
+        try:
+            await self._call(route, event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed += 1
+            log.warning("%r: handler for %s failed on %s: %r", self, event_type, d.id, exc)
+            delay = exc.delay if isinstance(exc, Retry) else None
+            tb = getattr(exc, "remote_traceback", None) or traceback.format_exc()
+            await self._fail(
+                d, f"{type(exc).__name__}: {exc}", tb, force=isinstance(exc, Discard), delay=delay
+            )
+        else:
+            self.processed += 1
+            self._ack(d.id)
+
+    async def _call(self, route: Route, event: Event[Any]) -> None:
+        if route.is_async:
+            call: Awaitable[Any] = route.handler(event)  # type: ignore[assignment]
+        else:
+            call = asyncio.to_thread(route.handler, event)
+        if self.handler_timeout is None:
+            await call
+        else:
+            async with asyncio.timeout(self.handler_timeout):
+                await call
+
+    async def _fail(
+        self, d: _Delivery, error: str, tb: str, *, force: bool = False, delay: float | None = None
+    ) -> None:
+        if delay is None:
+            delay = self.retry_delay * 2 ** (d.deliveries - 1)
+        idle = max(0, self.claim_idle_ms - int(min(delay * 1000, self.claim_idle_ms)))
+        try:
+            code = await script("fail_event").run(
+                self.redis,
+                self._keys3,
+                [
+                    self.group,
+                    self.name,
+                    d.id,
+                    self.max_deliveries,
+                    idle,
+                    error,
+                    tb,
+                    self.bus.dead_max_len,
+                    "1" if force else "0",
+                ],
+            )
+        finally:
+            self._drop(d.id)
+        if code == 2:
+            await self._dead_lettered([(d.id, _s((d.fields or {}).get("type", b"")), error)])
+
+    async def _dead_lettered(self, entries: list[tuple[str, str, str]]) -> None:
+        self.dead_lettered += len(entries)
+        for entry_id, event_type, error in entries:
+            log.warning("%r: dead-lettered %s (%s): %s", self, entry_id, event_type or "?", error)
+            if self.on_dead_letter is not None:
+                try:
+                    await self.on_dead_letter(DeadLettered(entry_id, event_type, self.group, error))
+                except Exception:
+                    log.exception("%r: on_dead_letter hook failed", self)
+
+    def _drop(self, entry_id: str) -> None:
+        self._held.pop(entry_id, None)
+        self._lost.discard(entry_id)
+        self._room.set()
+
+    # -- acknowledging ----------------------------------------------------
+
+    def _ack(self, entry_id: str) -> None:
+        self._acks.append(entry_id)
+        self._ack_wake.set()
+
+    async def _ack_loop(self) -> None:
+        """Flushes acknowledgements as they come; after closing, once more."""
+        while True:
+            await self._ack_wake.wait()
+            self._ack_wake.clear()
+            closing = self._closing
+            await self._flush_acks(final=closing)
+            if closing:
+                return
+
+    async def _flush_acks(self, *, final: bool = False) -> None:
+        failures = 0
+        while self._acks:
+            batch, self._acks = self._acks, []
+            try:
+                await script("ack_events").run(
+                    self.redis, [self.bus.keys.stream, self._errors_key], [self.group, *batch]
+                )
+            except _FAILURES as exc:
+                failures += 1
+                self._acks = batch + self._acks
+                if final and failures >= 3:
+                    log.warning("%r: %d acknowledgements lost (%s); redelivered later", self, len(batch), exc)
+                    return
+                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
+                continue
+            for entry_id in batch:
+                self._drop(entry_id)
+
+    # -- keeping entries, claiming others' --------------------------------
+
+    async def _keep_loop(self) -> None:
+        touch_every = self.claim_idle_ms / 3000
+        last_touch = time.monotonic()
+        last_forget = time.monotonic()
+        while True:
+            await asyncio.sleep(self.claim_interval)
+            try:
+                if self._held and time.monotonic() - last_touch >= touch_every:
+                    await self._touch(list(self._held), 0)
+                    last_touch = time.monotonic()
+                await self._claim()
+                if time.monotonic() - last_forget >= 60:
+                    last_forget = time.monotonic()
+                    await self.bus.forget_idle_consumers(self.group, idle=self.forget_after)
+            except _FAILURES as exc:
+                log.warning("%r: keeping or claiming entries failed: %s", self, exc)
+
+    async def _touch(self, ids: list[str], idle_ms: int) -> None:
+        if not ids:
+            return
+        lost = await script("touch_events").run(
+            self.redis, [self.bus.keys.stream], [self.group, self.name, idle_ms, *ids]
+        )
+        for raw in lost:
+            entry_id = _s(raw)
+            if entry_id in self._held and entry_id not in self._lost:
+                self._lost.add(entry_id)
+                log.warning("%r: lost %s to another consumer while handling it", self, entry_id)
+
+    async def _claim(self) -> None:
+        for _ in range(10):
+            room = self.prefetch - len(self._held)
+            if room <= 0 or self._stop.is_set():
+                return
+            cursor, claimed, dead = await script("claim_events").run(
+                self.redis,
+                self._keys3,
+                [self.group, self.name, self.claim_idle_ms, self._cursor, room, self.bus.dead_max_len],
+            )
+            self._cursor = _s(cursor)
+            if dead:
+                await self._dead_lettered([(_s(i), _s(t), _s(e)) for i, t, e in dead])
+            self._dispatch(_Delivery(_s(eid), None, suspect=not clean) for eid, clean in claimed)
+            if self._cursor == "0-0":
+                return
+
+    async def _release_held(self) -> None:
+        """Hands entries not finished back to the group at once."""
+        try:
+            await self._touch(list(self._held), self.claim_idle_ms)
+        except _FAILURES as exc:
+            log.warning(
+                "%r: could not release %d entries (%s); claimable after claim_idle",
+                self,
+                len(self._held),
+                exc,
+            )
+        self._held.clear()
+
+    async def _forget_self(self) -> None:
+        try:
+            await script("forget_consumer").run(self.redis, [self.bus.keys.stream], [self.group, self.name])
+        except _FAILURES as exc:
+            log.debug("%r: could not leave the group: %s", self, exc)

@@ -1,0 +1,80 @@
+"""An event consumer process for tests: each event records a side effect (a
+counter per entry id in a ledger hash) and sleeps; an event of type
+``poison`` kills the process on the spot. SIGTERM closes gracefully.
+:func:`spawn_consumer` starts one and waits until it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conveyor import Event, EventBus, connect
+
+
+async def main(
+    url: str, stream: str, group: str, name: str, sleep: float, max_deliveries: int, burst: bool
+) -> None:
+    redis = connect(url)
+    bus = EventBus(redis, stream)
+    ledger = f"ledger:{stream}"
+
+    @bus.on("*")
+    async def handle(event: Event[Any]) -> None:
+        if event.type == "poison":
+            os._exit(3)
+        await redis.hincrby(ledger, event.id, 1)
+        await asyncio.sleep(sleep)
+
+    consumer = bus.consumer(
+        group,
+        name=name,
+        concurrency=4,
+        claim_idle=0.5,
+        claim_interval=0.05,
+        block=0.2,
+        retry_delay=0.05,
+        max_deliveries=max_deliveries,
+    )
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, consumer.request_stop)
+    print("ready", flush=True)
+    await consumer.run(burst=burst)
+    await redis.aclose()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spawn_consumer(
+    url: str,
+    stream: str,
+    group: str,
+    name: str,
+    *,
+    sleep: float = 0.0,
+    max_deliveries: int = 5,
+    burst: bool = False,
+) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    args = [url, stream, group, name, str(sleep), str(max_deliveries), "burst" if burst else "run"]
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    ready = proc.stdout.readline().strip()
+    proc.stdout.close()
+    assert ready == "ready"
+    return proc
+
+
+if __name__ == "__main__":
+    url, stream, group, name, sleep, deliveries, mode = sys.argv[1:8]
+    asyncio.run(main(url, stream, group, name, float(sleep), int(deliveries), mode == "burst"))
