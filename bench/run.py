@@ -8,8 +8,10 @@ are measured three times and the best run is reported, with every run listed
 drain rate of no-op async jobs (one worker process, concurrency 100),
 enqueue rate one by one (awaiting each) and in bulk, enqueue-to-start
 latency at a steady 500 jobs/s (producer in a separate process), and Redis
-memory per waiting job with a 100-byte payload, and the progress bus's
-report-to-subscriber latency (subscriber in another process).
+memory per waiting job with a 100-byte payload, the progress bus's
+report-to-subscriber latency (subscriber in another process), and the event
+bus: publish rates, a consumer group's drain rate, and publish-to-handler
+latency (consumer in another process).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import statistics
 import time
 from typing import Any
 
-from conveyor import JobContext, Queue, Worker, connect
+from conveyor import Event, EventBus, JobContext, Queue, Worker, connect
 from conveyor.realtime.progress import ProgressBus
 from conveyor.testing import RedisServer
 
@@ -170,6 +172,84 @@ async def bench_memory(url: str, n: int) -> float:
     return (after - before) / n
 
 
+async def bench_publish(url: str, n: int, bulk: bool) -> float:
+    redis = connect(url)
+    bus = EventBus(redis, "bench-publish", max_len=0)
+    start = time.perf_counter()
+    if bulk:
+        for i in range(0, n, 1000):
+            await bus.publish_many([("user.created", {"user": j}) for j in range(i, min(n, i + 1000))])
+    else:
+        for i in range(n):
+            await bus.publish("user.created", {"user": i})
+    elapsed = time.perf_counter() - start
+    await redis.delete(bus.keys.stream)
+    await redis.aclose()
+    return n / elapsed
+
+
+async def bench_consume(url: str, n: int, concurrency: int) -> float:
+    redis = connect(url)
+    bus = EventBus(redis, f"bench-consume-{concurrency}", max_len=0)
+    await redis.delete(bus.keys.stream)
+    for i in range(0, n, 1000):
+        await bus.publish_many([("user.created", {"user": j}) for j in range(i, min(n, i + 1000))])
+
+    @bus.on("user.created")
+    async def noop(event: Event[Any]) -> None:
+        return None
+
+    consumer = bus.consumer("bench", concurrency=concurrency, prefetch=max(100, concurrency * 2))
+    start = time.perf_counter()
+    await consumer.run(burst=True)
+    elapsed = time.perf_counter() - start
+    assert consumer.processed == n, consumer.processed
+    await redis.delete(bus.keys.stream)
+    await redis.aclose()
+    return n / elapsed
+
+
+def _consume(url: str, ready: Any, out: Any, n: int) -> None:
+    async def consume() -> None:
+        redis = connect(url)
+        bus = EventBus(redis, "bench-latency")
+        lat: list[float] = []
+        consumer = bus.consumer("bench", start="new", block=0.5)
+
+        @bus.on("ping")
+        async def record(event: Event[Any]) -> None:
+            lat.append((time.time_ns() - event.data["sent"]) / 1e6)
+            if len(lat) >= n:
+                consumer.request_stop()
+
+        await bus.create_group("bench", start="new")
+        ready.set()
+        await consumer.run()
+        out.put(lat)
+        await redis.aclose()
+
+    run(consume())
+
+
+async def bench_event_latency(url: str, n: int, rate: int) -> tuple[float, float, float]:
+    """Publish-to-handler latency of the event bus, consumer in another process."""
+    ctx = mp.get_context("spawn")
+    ready, out = ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=_consume, args=(url, ready, out, n))
+    proc.start()
+    await asyncio.to_thread(ready.wait)
+    redis = connect(url)
+    bus = EventBus(redis, "bench-latency")
+    await asyncio.sleep(0.2)  # let the consumer block on its first read
+    for _ in range(n):
+        await bus.publish("ping", {"sent": time.time_ns()})
+        await asyncio.sleep(1 / rate)
+    lat = sorted(await asyncio.to_thread(out.get, True, 30))
+    proc.join(10)
+    await redis.aclose()
+    return statistics.median(lat), lat[min(len(lat) - 1, int(0.99 * len(lat)))], lat[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -198,6 +278,21 @@ def main() -> None:
         p50, p99, worst = run(bench_progress(url, 200 if args.quick else 2000, 200))
         rows.append(("progress report-to-subscriber p50 (other process)", f"{p50:.2f} ms", ""))
         rows.append(("progress report-to-subscriber p99 (other process)", f"{p99:.2f} ms", "<= 200 ms"))
+        rows.append(("  (max)", f"{worst:.2f} ms", ""))
+        pub = [run(bench_publish(url, min(n, 20_000), False)) for _ in range(repeats)]
+        rows.append(("event publish one by one (awaiting each)", f"{max(pub):,.0f} events/s", "reported"))
+        rows.append(("  (all runs)", ", ".join(f"{d:,.0f}" for d in pub), ""))
+        pub = [run(bench_publish(url, n, True)) for _ in range(repeats)]
+        rows.append(("event publish_many (1,000 per call)", f"{max(pub):,.0f} events/s", "reported"))
+        rows.append(("  (all runs)", ", ".join(f"{d:,.0f}" for d in pub), ""))
+        for conc in (1, 50):
+            rate = [run(bench_consume(url, n, conc)) for _ in range(repeats)]
+            label = f"event group drain, no-op handler, concurrency {conc}"
+            rows.append((label, f"{max(rate):,.0f} events/s", "reported"))
+            rows.append(("  (all runs)", ", ".join(f"{d:,.0f}" for d in rate), ""))
+        p50, p99, worst = run(bench_event_latency(url, 200 if args.quick else 2000, 500))
+        rows.append(("event publish-to-handler p50 (other process)", f"{p50:.2f} ms", ""))
+        rows.append(("event publish-to-handler p99 (other process)", f"{p99:.2f} ms", "reported"))
         rows.append(("  (max)", f"{worst:.2f} ms", ""))
         mem = run(bench_memory(url, n))
         rows.append(("Redis memory per waiting job (100 B payload)", f"{mem:,.0f} bytes", "reported"))
