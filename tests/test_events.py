@@ -89,9 +89,29 @@ async def test_removed_failed_and_retried_jobs_are_recorded(queue: Queue) -> Non
     events = await collect(queue)
 
     assert story(events, doomed.id) == ["added", "removed"]
-    assert story(events, cancelled.id) == ["added", "failed", "waiting"]
+    assert story(events, cancelled.id) == ["added", "failed", "dead-lettered", "waiting"]
     failed = next(e for e in events if e.event == "failed")
     assert failed.data["error"] == "no longer needed"
+
+
+async def test_a_job_kept_after_its_last_attempt_is_dead_lettered(queue: Queue) -> None:
+    # Given one job kept after failing (the default) and one removed on failure
+    async def broken(job: JobContext) -> None:
+        raise ValueError(f"bad record {job.data}")
+
+    kept = await queue.add("j", 1, attempts=2, backoff=0)
+    dropped = await queue.add("j", 2, remove_on_fail=True)
+
+    # When both run out of attempts
+    await Worker(queue, broken).run(burst=True)
+
+    # Then the kept one is reported dead-lettered after failing, with the
+    # error and attempt; the removed one only failed
+    events = await collect(queue)
+    assert story(events, kept.id) == ["added", "active", "retrying", "active", "failed", "dead-lettered"]
+    assert story(events, dropped.id) == ["added", "active", "failed"]
+    letter = next(e for e in events if e.event == "dead-lettered")
+    assert letter.data == {"error": "ValueError: bad record 1", "attempt": 2}
 
 
 async def test_resuming_after_an_event_id_misses_nothing(queue: Queue) -> None:

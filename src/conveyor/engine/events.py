@@ -36,6 +36,7 @@ EVENT_NAMES = frozenset(
         "completed",
         "retrying",
         "failed",
+        "dead-lettered",
         "stalled",
         "removed",
         "gap",
@@ -48,7 +49,8 @@ _PER_JOB = {b"results": "result", b"due": "due"}  # JSON arrays, one value per j
 class QueueEvent:
     """One transition of one job (or, for ``gap``, of none).
 
-    ``data`` by event: completed ``result``; failed ``error``, ``attempt``;
+    ``data`` by event: completed ``result``; failed and dead-lettered
+    ``error``, ``attempt``;
     retrying ``error``, ``attempt``, ``delay`` (s); progress ``progress``;
     delayed ``due`` (datetime); active ``worker``; waiting and removed
     ``reason``; gap ``missed`` (how many events the stream had dropped).

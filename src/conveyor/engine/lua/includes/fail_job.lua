@@ -1,7 +1,10 @@
 -- fail_job(failed_key, prefix, logs_prefix, id, now, entry, keep_count, keep_age):
--- marks a job failed with the attempt entry (JSON with error and traceback),
--- appends the entry to the job's history and applies retention.
--- Event: failed (fields error, attempt). Needs the emit include.
+-- marks a job failed for good with the attempt entry (JSON with error and
+-- traceback), appends the entry to the job's history and applies retention.
+-- Events: failed (fields error, attempt); then, when retention keeps the job
+-- (with its data, options and every attempt's error) in the failed set,
+-- which is the queue's dead-letter set, dead-lettered (same fields).
+-- Needs the emit include.
 --@include emit
 local function record_attempt(jk, entry)
   local e = cjson.decode(entry)
@@ -20,6 +23,10 @@ local function fail_job(failed_key, prefix, logs_prefix, id, now, entry, keep_co
   local e = record_attempt(jk, entry)
   redis.call('HSET', jk, 'st', 'failed', 'fon', now)
   keep_finished(failed_key, prefix, logs_prefix, id, now, keep_count, keep_age)
-  emit(events_key(prefix), now, 'failed', { id },
-    { 'error', tostring(e['error'] or ''), 'attempt', tonumber(e['attempt']) or 0 })
+  local fields = { 'error', tostring(e['error'] or ''), 'attempt', tonumber(e['attempt']) or 0 }
+  local stream = events_key(prefix)
+  emit(stream, now, 'failed', { id }, fields)
+  if keep_count ~= 0 then
+    emit(stream, now, 'dead-lettered', { id }, fields)
+  end
 end
