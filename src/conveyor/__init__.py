@@ -7,6 +7,7 @@ from conveyor.engine.backoff import Fixed as Fixed
 from conveyor.engine.clock import ManualClock as ManualClock
 from conveyor.engine.connection import connect as connect
 from conveyor.engine.connection import ping as ping
+from conveyor.engine.dlq import DeadLetteredJob as DeadLetteredJob
 from conveyor.engine.events import QueueEvent as QueueEvent
 from conveyor.engine.events import QueueEvents as QueueEvents
 from conveyor.engine.job import Job as Job
@@ -44,6 +45,7 @@ __all__ = [
     "ConnectionFailed",
     "ConveyorError",
     "Custom",
+    "DeadLetteredJob",
     "Discard",
     "Event",
     "EventBus",

@@ -46,6 +46,7 @@ class LeaseKeeper:
         stalled_interval: float,
         max_stalled: int,
         failed_keep: tuple[int, int],
+        stalled_out: Callable[[list[str], str], None] | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
@@ -57,6 +58,7 @@ class LeaseKeeper:
         self._stalled_interval = stalled_interval
         self._max_stalled = max_stalled
         self._failed_keep = failed_keep
+        self._stalled_out = stalled_out
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="conveyor-lease", daemon=True)
         self.renewals = 0
@@ -135,3 +137,6 @@ class LeaseKeeper:
                 raw.decode(),
                 extra={"event": "failed", "queue": k.queue, "job_id": raw.decode()},
             )
+        failed = [raw.decode() for raw in reply[sep + 1 :]]
+        if failed and self._stalled_out is not None:
+            self._stalled_out(failed, f"stalled more than {self._max_stalled} times")

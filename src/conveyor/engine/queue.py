@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, packb, unpack_reply
+from conveyor.engine.dlq import find_dead_letters
 from conveyor.engine.events import QueueEvents, parse_entry
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
@@ -373,6 +374,12 @@ class Queue:
                 self.redis, [k.failed, k.wait, k.marker, k.seq], [k.job_prefix, limit, *ids]
             )
         )
+
+    async def dead_letters(self, *, search: str = "", start: int = 0, count: int = 50) -> list[Job]:
+        """Jobs in the dead-letter set (failed for good and kept), newest
+        first, filtered by ``search`` in their error, name or id. Replay
+        them with :meth:`retry_failed`, purge them with ``clean("failed")``."""
+        return await find_dead_letters(self, search=search, start=start, count=count)
 
     async def promote(self, job_id: str | None = None, *, limit: int = 1000) -> int:
         """Makes a delayed job (or up to ``limit`` of them) run now."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +21,8 @@ from conveyor.engine.backoff import Custom
 from conveyor.engine.codec import dumps, loads
 from conveyor.engine.job import JobContext
 from conveyor.errors import Discard, HandlerSignal, PayloadError, Retry
+
+log = logging.getLogger("conveyor.worker")
 
 Handler = Callable[[JobContext], Awaitable[Any]] | Callable[[JobContext], Any]
 BackoffFn = Callable[[int, BaseException], float | None]
@@ -56,15 +59,26 @@ def describe_error(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
-def failure(ctx: JobContext, exc: BaseException, strategies: Mapping[str, BackoffFn]) -> Ending:
-    """Retry or final failure for an exception raised by the handler."""
+def failure(
+    ctx: JobContext,
+    exc: BaseException,
+    strategies: Mapping[str, BackoffFn],
+    retryable: Callable[[BaseException], bool] | None = None,
+) -> Ending:
+    """Retry or final failure for an exception raised by the handler;
+    ``retryable(exc)`` returning False makes the failure final (a classifier
+    that raises counts as retryable)."""
     remote_tb = getattr(exc, "remote_traceback", None)
     if remote_tb is not None:  # raised in a pool process: report its own text and traceback
         error, tb = str(exc) if isinstance(exc, HandlerFailed) else describe_error(exc), remote_tb
     else:
         error = describe_error(exc)
         tb = "".join(traceback.format_exception(exc))
-    final = isinstance(exc, Discard | PayloadError) or ctx.attempt >= ctx.run.attempts
+    final = (
+        isinstance(exc, Discard | PayloadError)
+        or ctx.attempt >= ctx.run.attempts
+        or (retryable is not None and not isinstance(exc, Retry) and not _classify(retryable, exc))
+    )
     delay: float | None = 0.0
     if not final:
         if isinstance(exc, Retry) and exc.delay is not None:
@@ -84,6 +98,14 @@ def failure(ctx: JobContext, exc: BaseException, strategies: Mapping[str, Backof
     if final:
         return Ending("f", entry, error=error)
     return Ending("r", entry, int(max(0.0, delay or 0.0) * 1000), error=error)
+
+
+def _classify(retryable: Callable[[BaseException], bool], exc: BaseException) -> bool:
+    try:
+        return bool(retryable(exc))
+    except Exception:
+        log.exception("the retry classifier raised on %r; retrying", exc)
+        return True
 
 
 class HandlerFailed(Exception):

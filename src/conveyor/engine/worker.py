@@ -17,6 +17,7 @@ from typing import Any, Literal
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import dumps, loads, packb, unpack_reply
 from conveyor.engine.connection import sync_twin
+from conveyor.engine.dlq import DeadLetteredJob, DeadLetterHook, RetryClassifier
 from conveyor.engine.job import JobContext
 from conveyor.engine.lease import LeaseKeeper
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, RunOptions
@@ -80,6 +81,8 @@ class Worker:
         block_timeout: float = 2.0,
         name: str | None = None,
         progress_hook: ProgressHook | None = None,
+        retryable: RetryClassifier | None = None,
+        on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -101,6 +104,10 @@ class Worker:
         self._executor: Executor | None = None
         self._strategies = dict(backoff_strategies or {})
         self._progress_hook = progress_hook
+        self._retryable = retryable
+        self._on_dead_letter = on_dead_letter
+        self._letters: dict[str, DeadLetteredJob] = {}
+        self._hooks: set[asyncio.Task[None]] = set()
         self._running: dict[str, _Running] = {}
         self._tokens: dict[str, str] = {}
         self._outcomes: list[Row] = []
@@ -155,6 +162,7 @@ class Worker:
             stalled_interval=self.stalled_interval,
             max_stalled=self.max_stalled_count,
             failed_keep=tuple(DEFAULT_KEEP_FAILED.to_wire()),  # type: ignore[arg-type]
+            stalled_out=self._stalled_out,
         )
         self._lease.start()
         log.info("worker %s started on queue %s", self.id, self.queue.name, extra={"event": "worker_started"})
@@ -170,6 +178,8 @@ class Worker:
             if self._timer:
                 self._timer.cancel()
             self._lease.stop()
+            if self._hooks:
+                await asyncio.gather(*self._hooks, return_exceptions=True)
             if self._executor:
                 self._executor.shutdown(wait=False, cancel_futures=True)
             self._closed.set()
@@ -295,8 +305,11 @@ class Worker:
 
     def _settle(self, ids: list[str], codes: list[int]) -> None:
         tokens = self._tokens
+        letters = self._letters
         for job_id, code in zip(ids, codes, strict=True):
             tokens.pop(job_id, None)
+            if letters and (letter := letters.pop(job_id, None)) is not None and code >= 0:
+                self._notify_dead_letter(letter)
             if code < 0 and log.isEnabledFor(logging.WARNING):
                 log.warning(
                     "job %s: outcome rejected (%s)",
@@ -350,7 +363,9 @@ class Worker:
             try:
                 ending = Ending("c", dumps(result))
             except PayloadError as exc:
-                ending = failure(ctx, PayloadError(f"handler result is not JSON: {exc}"), self._strategies)
+                ending = failure(
+                    ctx, PayloadError(f"handler result is not JSON: {exc}"), self._strategies, self._retryable
+                )
         except asyncio.CancelledError:
             if run.hand_back:
                 ending = Ending("x")
@@ -363,9 +378,9 @@ class Worker:
             error: BaseException = timeout_error
             if ctx.run.timeout is not None:
                 error = TimeoutError(f"job timed out after {ctx.run.timeout:g}s")
-            ending = failure(ctx, error, self._strategies)
+            ending = failure(ctx, error, self._strategies, self._retryable)
         except Exception as exc:
-            ending = failure(ctx, exc, self._strategies)
+            ending = failure(ctx, exc, self._strategies, self._retryable)
         self._record(run, ending)
 
     def _record(self, run: _Running, ending: Ending) -> None:
@@ -383,6 +398,10 @@ class Worker:
             keep = ctx.run.keep_failed
             if kind != "x":
                 self.failed += 1
+            if kind == "f" and keep[0] != 0 and self._on_dead_letter is not None:
+                self._letters[ctx.id] = DeadLetteredJob(
+                    self.queue.name, ctx.id, ctx.name, ending.error, ctx.attempt
+                )
             self._log_ending(ctx, ending)
         self._outcomes.append([ctx.id, ctx.token, kind, ending.value, ending.delay_ms, keep[0], keep[1]])
         self._wake.set()  # type: ignore[union-attr]
@@ -457,6 +476,30 @@ class Worker:
         await task
 
     # -- leases, progress ---------------------------------------------------
+
+    def _notify_dead_letter(self, letter: DeadLetteredJob) -> None:
+        """Runs the on_dead_letter hook in the background (its errors are logged)."""
+        hook = self._on_dead_letter
+        if hook is None:
+            return
+
+        async def call() -> None:
+            try:
+                await hook(letter)
+            except Exception:
+                log.exception("on_dead_letter hook failed for job %s", letter.job_id)
+
+        task = asyncio.get_running_loop().create_task(call())
+        self._hooks.add(task)
+        task.add_done_callback(self._hooks.discard)
+
+    def _stalled_out(self, ids: list[str], error: str) -> None:
+        """Called from the lease thread for jobs it failed for stalling too often."""
+        loop = self._loop_ref
+        if self._on_dead_letter is not None and loop is not None and not loop.is_closed():
+            for job_id in ids:
+                letter = DeadLetteredJob(self.queue.name, job_id, None, error, 0)
+                loop.call_soon_threadsafe(self._notify_dead_letter, letter)
 
     def _lease_report(self, lost: list[str], cancels: dict[str, str]) -> None:
         """Called from the lease thread: hop onto the event loop."""
