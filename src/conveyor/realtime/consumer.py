@@ -33,6 +33,7 @@ from conveyor.engine.codec import loads
 from conveyor.engine.keys import check_name
 from conveyor.engine.scripts import script
 from conveyor.errors import ConveyorError, Discard, InvalidJobOptions, PayloadError, Retry
+from conveyor.realtime.gate import SuspectGate
 from conveyor.realtime.router import Event, EventRouter, Route
 
 if TYPE_CHECKING:
@@ -155,10 +156,7 @@ class EventConsumer:
         self._ack_wake = asyncio.Event()
         self._room = asyncio.Event()
         self._work: asyncio.Queue[_Delivery] = asyncio.Queue()
-        self._gate = asyncio.Condition()
-        self._running = 0
-        self._suspects_waiting = 0
-        self._suspect_running = False
+        self._gate = SuspectGate()
         self.processed = 0
         self.failed = 0
         self.dead_lettered = 0
@@ -293,10 +291,8 @@ class EventConsumer:
             try:
                 if self._stop.is_set():
                     continue  # not started: released to the group on the way out
-                if d.suspect:
-                    await self._alone(d)
-                else:
-                    await self._shared(d)
+                async with self._gate.alone() if d.suspect else self._gate.shared():
+                    await self._start_and_process(d)
             except _FAILURES as exc:
                 # The outcome could not be recorded; the entry stays pending
                 # and is claimed again after claim_idle.
@@ -304,38 +300,6 @@ class EventConsumer:
                 self._drop(d.id)
             finally:
                 self._work.task_done()
-
-    async def _shared(self, d: _Delivery) -> None:
-        if self._suspects_waiting or self._suspect_running:
-            async with self._gate:
-                await self._gate.wait_for(lambda: not self._suspects_waiting and not self._suspect_running)
-                self._running += 1
-        else:
-            self._running += 1
-        try:
-            await self._start_and_process(d)
-        finally:
-            self._running -= 1
-            if self._running == 0 and self._suspects_waiting:
-                async with self._gate:
-                    self._gate.notify_all()
-
-    async def _alone(self, d: _Delivery) -> None:
-        """Runs a suspect with no other handler running, so that if it kills
-        the process again, no other entry is blamed for it."""
-        self._suspects_waiting += 1
-        try:
-            async with self._gate:
-                await self._gate.wait_for(lambda: self._running == 0 and not self._suspect_running)
-                self._suspect_running = True
-        finally:
-            self._suspects_waiting -= 1
-        try:
-            await self._start_and_process(d)
-        finally:
-            async with self._gate:
-                self._suspect_running = False
-                self._gate.notify_all()
 
     async def _start_and_process(self, d: _Delivery) -> None:
         if d.fields is None:
