@@ -20,7 +20,7 @@ from conveyor import (
     Worker,
 )
 from conveyor.testing import RedisServer
-from faults.worker_proc import spawn_worker
+from faults.processes import spawn_worker
 
 
 async def collect(queue: Queue, after: str = "0", until: int | None = None) -> list[QueueEvent]:

@@ -16,7 +16,7 @@ from conveyor import Discard, Event, EventBus, EventRouter, InvalidJobOptions, M
 from conveyor.errors import PayloadTooLarge
 from conveyor.realtime import DeadLettered, EventConsumer
 
-FAST = {"claim_idle": 0.3, "claim_interval": 0.05, "retry_delay": 0.02, "block": 0.1}
+FAST: dict[str, Any] = {"claim_idle": 0.3, "claim_interval": 0.05, "retry_delay": 0.02, "block": 0.1}
 
 
 class UserCreated(BaseModel):

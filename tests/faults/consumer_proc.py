@@ -1,16 +1,13 @@
 """An event consumer process for tests: each event records a side effect (a
 counter per entry id in a ledger hash) and sleeps; an event of type
-``poison`` kills the process on the spot. SIGTERM closes gracefully.
-:func:`spawn_consumer` starts one and waits until it runs."""
+``poison`` kills the process on the spot. SIGTERM closes gracefully."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from conveyor import Event, EventBus, connect
@@ -44,35 +41,6 @@ async def main(
     print("ready", flush=True)
     await consumer.run(burst=burst)
     await redis.aclose()
-
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def spawn_consumer(
-    url: str,
-    stream: str,
-    group: str,
-    name: str,
-    *,
-    sleep: float = 0.0,
-    max_deliveries: int = 5,
-    burst: bool = False,
-) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    args = [url, stream, group, name, str(sleep), str(max_deliveries), "burst" if burst else "run"]
-    proc = subprocess.Popen(
-        [sys.executable, __file__, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    ready = proc.stdout.readline().strip()
-    proc.stdout.close()
-    assert ready == "ready"
-    return proc
 
 
 if __name__ == "__main__":

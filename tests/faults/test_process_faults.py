@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,22 +14,9 @@ import redis.asyncio as aredis
 from conveyor import ConnectionFailed, JobState, Queue, connect
 from conveyor.testing import RedisServer
 
-from .worker_proc import spawn_worker
+from .processes import ledger, spawn_worker, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-async def wait_until(predicate, within: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
-async def ledger(redis: aredis.Redis, queue: str) -> dict[str, int]:
-    raw = await redis.hgetall(f"ledger:{queue}")
-    return {k.decode(): int(v) for k, v in raw.items()}
 
 
 async def test_sigkill_mid_jobs_every_job_completes_and_only_killed_jobs_rerun(

@@ -3,11 +3,8 @@ holds entries, and a poison event that kills every consumer it reaches."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aredis
@@ -15,22 +12,9 @@ import redis.asyncio as aredis
 from conveyor import EventBus
 from conveyor.testing import RedisServer
 
-from .consumer_proc import spawn_consumer
+from .processes import ledger, spawn_consumer, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-async def wait_until(predicate: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
-async def ledger(redis: aredis.Redis, stream: str) -> dict[str, int]:
-    raw = await redis.hgetall(f"ledger:{stream}")
-    return {k.decode(): int(v) for k, v in raw.items()}
 
 
 @pytest.fixture

@@ -1,14 +1,10 @@
 """A worker process for tests: each job records a side effect (a counter
-per job id in a ledger hash) and sleeps; SIGTERM closes gracefully.
-:func:`spawn_worker` starts one and waits until it runs."""
+per job id in a ledger hash) and sleeps; SIGTERM closes gracefully."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 from conveyor import JobContext, Queue, Worker, connect
 from conveyor.engine.worker import install_signal_handlers
@@ -36,25 +32,6 @@ async def main(url: str, queue_name: str, sleep: float, concurrency: int, lock: 
     print("ready", flush=True)
     await worker.run()
     await redis.aclose()
-
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def spawn_worker(url: str, queue: str, sleep: float, concurrency: int, lock: float) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen(
-        [sys.executable, __file__, url, queue, str(sleep), str(concurrency), str(lock)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    ready = proc.stdout.readline().strip()
-    proc.stdout.close()
-    assert ready == "ready"
-    return proc
 
 
 if __name__ == "__main__":
