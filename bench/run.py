@@ -122,6 +122,24 @@ async def bench_latency(url: str, rate: int, seconds: float) -> tuple[float, flo
     return statistics.median(warm), p(0.99), max(warm), len(samples)
 
 
+async def _start_listener(target: Any, url: str, n: int) -> tuple[Any, Any]:
+    """Starts ``target(url, ready, out, n)`` in a spawned process and waits
+    until it is ready; it puts the latencies it saw (ms) on ``out``."""
+    ctx = mp.get_context("spawn")
+    ready, out = ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=target, args=(url, ready, out, n))
+    proc.start()
+    await asyncio.to_thread(ready.wait)
+    return proc, out
+
+
+async def _latencies(proc: Any, out: Any) -> tuple[float, float, float]:
+    """p50, p99 and max of the latencies the listener process reports."""
+    lat = sorted(await asyncio.to_thread(out.get, True, 30))
+    proc.join(10)
+    return statistics.median(lat), lat[min(len(lat) - 1, int(0.99 * len(lat)))], lat[-1]
+
+
 def _subscribe(url: str, ready: Any, out: Any, n: int) -> None:
     async def main() -> None:
         redis = connect(url)
@@ -141,11 +159,7 @@ def _subscribe(url: str, ready: Any, out: Any, n: int) -> None:
 
 async def bench_progress(url: str, n: int, rate: int) -> tuple[float, float, float]:
     """Report-to-receive latency of the progress bus, subscriber in another process."""
-    ctx = mp.get_context("spawn")
-    ready, out = ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=_subscribe, args=(url, ready, out, n))
-    proc.start()
-    await asyncio.to_thread(ready.wait)
+    proc, out = await _start_listener(_subscribe, url, n)
     redis = connect(url)
     bus = ProgressBus(redis, namespace="bench")
     while (await redis.pubsub_numsub("conveyor:{bench}:updates:import:1"))[0][1] == 0:  # noqa: ASYNC110
@@ -153,10 +167,9 @@ async def bench_progress(url: str, n: int, rate: int) -> tuple[float, float, flo
     for i in range(n):
         await bus.report("import:1", "catalog", min(99, i * 100 / n), "working", sent=time.time_ns())
         await asyncio.sleep(1 / rate)
-    lat = sorted(await asyncio.to_thread(out.get, True, 30))
-    proc.join(10)
+    result = await _latencies(proc, out)
     await redis.aclose()
-    return statistics.median(lat), lat[min(len(lat) - 1, int(0.99 * len(lat)))], lat[-1]
+    return result
 
 
 async def bench_memory(url: str, n: int) -> float:
@@ -233,21 +246,16 @@ def _consume(url: str, ready: Any, out: Any, n: int) -> None:
 
 async def bench_event_latency(url: str, n: int, rate: int) -> tuple[float, float, float]:
     """Publish-to-handler latency of the event bus, consumer in another process."""
-    ctx = mp.get_context("spawn")
-    ready, out = ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=_consume, args=(url, ready, out, n))
-    proc.start()
-    await asyncio.to_thread(ready.wait)
+    proc, out = await _start_listener(_consume, url, n)
     redis = connect(url)
     bus = EventBus(redis, "bench-latency")
     await asyncio.sleep(0.2)  # let the consumer block on its first read
     for _ in range(n):
         await bus.publish("ping", {"sent": time.time_ns()})
         await asyncio.sleep(1 / rate)
-    lat = sorted(await asyncio.to_thread(out.get, True, 30))
-    proc.join(10)
+    result = await _latencies(proc, out)
     await redis.aclose()
-    return statistics.median(lat), lat[min(len(lat) - 1, int(0.99 * len(lat)))], lat[-1]
+    return result
 
 
 def main() -> None:
