@@ -36,6 +36,21 @@ def loads(raw: bytes | str) -> Any:
         raise PayloadError(f"undecodable JSON: {exc}") from None
 
 
+def loads_or_text(raw: bytes) -> Any:
+    """Decodes JSON, or gives the bytes as text when they are not JSON
+    (for showing what is stored, never for running it)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode(errors="replace")
+
+
+def text(raw: Any) -> str:
+    """A Redis reply value as text: bytes decoded (undecodable ones
+    replaced), anything else through ``str``."""
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
 def packb(value: Any) -> bytes:
     """Packs rows for a script argument (msgpack, strings as raw, which
     Redis's Lua cmsgpack reads)."""

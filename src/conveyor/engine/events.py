@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.codec import loads
+from conveyor.engine.codec import loads, loads_or_text
 from conveyor.engine.scripts import connection_failed
-from conveyor.errors import PayloadError
 
 if TYPE_CHECKING:
     from conveyor.engine.queue import Queue
@@ -63,13 +62,6 @@ class QueueEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def _json(raw: bytes) -> Any:
-    try:
-        return loads(raw)
-    except PayloadError:
-        return raw.decode(errors="replace")
-
-
 def parse_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> list[QueueEvent]:
     """The job events held by one stream entry, first to last."""
     last = int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-", 1)[0])
@@ -84,7 +76,7 @@ def parse_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> list[Queue
         if key in _PER_JOB:
             arrays[_PER_JOB[key]] = loads(raw)
         elif key == b"data":
-            shared["progress"] = _json(raw)
+            shared["progress"] = loads_or_text(raw)
         elif key == b"attempt":
             shared["attempt"] = int(raw)
         elif key == b"delay":

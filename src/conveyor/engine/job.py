@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from conveyor.engine.codec import loads
+from conveyor.engine.codec import loads_or_text
 from conveyor.engine.states import JobState
-from conveyor.errors import PayloadError
 
 if TYPE_CHECKING:
     from conveyor.engine.options import RunOptions
@@ -24,12 +23,7 @@ def _ms_to_dt(raw: bytes | None) -> datetime | None:
 
 
 def _json_or_raw(raw: bytes | None) -> Any:
-    if raw is None:
-        return None
-    try:
-        return loads(raw)
-    except PayloadError:
-        return raw.decode(errors="replace")
+    return None if raw is None else loads_or_text(raw)
 
 
 @dataclass(slots=True)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import ValidationError
 from redis.exceptions import RedisError, ResponseError
 
-from conveyor.engine.codec import loads
+from conveyor.engine.codec import loads, text
 from conveyor.engine.keys import check_name
 from conveyor.engine.scripts import script
 from conveyor.errors import ConveyorError, Discard, InvalidJobOptions, PayloadError, Retry
@@ -55,10 +55,6 @@ class DeadLettered:
 
 
 DeadLetterHook = Callable[[DeadLettered], Awaitable[None]]
-
-
-def _s(raw: Any) -> str:
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
 
 class _Delivery:
@@ -246,7 +242,7 @@ class EventConsumer:
             entries = reply[0][1] if reply else []
             if entries:
                 self._dispatch(
-                    _Delivery(_s(eid), {_s(k): v for k, v in fields.items()}) for eid, fields in entries
+                    _Delivery(text(eid), {text(k): v for k, v in fields.items()}) for eid, fields in entries
                 )
             elif burst and await self._group_is_done():
                 return
@@ -311,23 +307,23 @@ class EventConsumer:
             if reply[0] != 1:
                 self._drop(d.id)
                 if reply[0] == 2:
-                    await self._dead_lettered([(d.id, _s(reply[1]), _s(reply[2]))])
+                    await self._dead_lettered([(d.id, text(reply[1]), text(reply[2]))])
                 return
             d.deliveries = int(reply[1])
             flat = reply[2]
-            d.fields = {_s(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+            d.fields = {text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
         await self._process(d)
 
     async def _process(self, d: _Delivery) -> None:
         assert d.fields is not None
         target = d.fields.get("group")
-        if target is not None and _s(target) != self.group:
+        if target is not None and text(target) != self.group:
             self.skipped += 1  # a replay meant for another group
             return self._ack(d.id)
         raw_type = d.fields.get("type")
         if raw_type is None:
             return await self._fail(d, "entry has no 'type' field", "", force=True)
-        event_type = _s(raw_type)
+        event_type = text(raw_type)
         route = self.router.route(event_type)
         if route is None:
             self.skipped += 1
@@ -339,7 +335,7 @@ class EventConsumer:
             return await self._fail(d, f"invalid payload for {event_type}: {exc}", "", force=True)
         replay = d.fields.get("replay")
         event = Event(
-            d.id, event_type, data, d.deliveries, self.group, self.name, _s(replay) if replay else None
+            d.id, event_type, data, d.deliveries, self.group, self.name, text(replay) if replay else None
         )
         try:
             await self._call(route, event)
@@ -393,7 +389,7 @@ class EventConsumer:
         finally:
             self._drop(d.id)
         if code == 2:
-            await self._dead_lettered([(d.id, _s((d.fields or {}).get("type", b"")), error)])
+            await self._dead_lettered([(d.id, text((d.fields or {}).get("type", b"")), error)])
 
     async def _dead_lettered(self, entries: list[tuple[str, str, str]]) -> None:
         self.dead_lettered += len(entries)
@@ -471,7 +467,7 @@ class EventConsumer:
             self.redis, [self.bus.keys.stream], [self.group, self.name, idle_ms, *ids]
         )
         for raw in lost:
-            entry_id = _s(raw)
+            entry_id = text(raw)
             if entry_id in self._held and entry_id not in self._lost:
                 self._lost.add(entry_id)
                 log.warning("%r: lost %s to another consumer while handling it", self, entry_id)
@@ -486,10 +482,10 @@ class EventConsumer:
                 self._keys3,
                 [self.group, self.name, self.claim_idle_ms, self._cursor, room, self.bus.dead_max_len],
             )
-            self._cursor = _s(cursor)
+            self._cursor = text(cursor)
             if dead:
-                await self._dead_lettered([(_s(i), _s(t), _s(e)) for i, t, e in dead])
-            self._dispatch(_Delivery(_s(eid), None, suspect=not clean) for eid, clean in claimed)
+                await self._dead_lettered([(text(i), text(t), text(e)) for i, t, e in dead])
+            self._dispatch(_Delivery(text(eid), None, suspect=not clean) for eid, clean in claimed)
             if self._cursor == "0-0":
                 return
 

@@ -18,6 +18,11 @@ EventHandler = Callable[["Event[Any]"], Awaitable[None] | None]
 H = TypeVar("H", bound=EventHandler)
 
 
+def stream_time(entry_id: str) -> datetime:
+    """When a stream entry was added, from its id (``<ms>-<seq>``)."""
+    return datetime.fromtimestamp(int(entry_id.split("-", 1)[0]) / 1000, tz=UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Event(Generic[T]):
     """One event delivered to a consumer group.
@@ -39,7 +44,7 @@ class Event(Generic[T]):
     @property
     def time(self) -> datetime:
         """When the event was published (from its stream id)."""
-        return datetime.fromtimestamp(int(self.id.split("-", 1)[0]) / 1000, tz=UTC)
+        return stream_time(self.id)
 
 
 class Route:

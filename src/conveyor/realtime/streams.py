@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import redis.asyncio as aredis
@@ -24,22 +24,14 @@ from pydantic import BaseModel
 from redis.exceptions import ResponseError
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
-from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads
+from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads_or_text, text
 from conveyor.engine.keys import DEFAULT_PREFIX, StreamKeys, check_name
 from conveyor.engine.scripts import script
-from conveyor.errors import InvalidJobOptions, PayloadError
-from conveyor.realtime.router import EventRouter, H
+from conveyor.errors import InvalidJobOptions
+from conveyor.realtime.router import EventRouter, H, stream_time
 
 if TYPE_CHECKING:
     from conveyor.realtime.consumer import EventConsumer
-
-
-def _s(raw: Any) -> str:
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-
-
-def _time(entry_id: str) -> datetime:
-    return datetime.fromtimestamp(int(entry_id.split("-", 1)[0]) / 1000, tz=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,27 +91,21 @@ class DeadLetter:
     @property
     def time(self) -> datetime:
         """When the entry was dead-lettered."""
-        return _time(self.id)
+        return stream_time(self.id)
 
     @classmethod
     def from_entry(cls, entry_id: Any, fields: Any) -> DeadLetter:
-        f = {_s(k): v for k, v in fields.items()}
-        data: Any = None
-        if "data" in f:
-            try:
-                data = loads(f["data"])
-            except PayloadError:
-                data = _s(f["data"])
+        f = {text(k): v for k, v in fields.items()}
         return cls(
-            id=_s(entry_id),
-            event_id=_s(f.get("event", b"")),
-            type=_s(f["type"]) if "type" in f else None,
-            data=data,
-            group=_s(f.get("group", b"")),
-            consumer=_s(f.get("consumer", b"")),
+            id=text(entry_id),
+            event_id=text(f.get("event", b"")),
+            type=text(f["type"]) if "type" in f else None,
+            data=loads_or_text(f["data"]) if "data" in f else None,
+            group=text(f.get("group", b"")),
+            consumer=text(f.get("consumer", b"")),
             deliveries=int(f.get("deliveries", 0)),
-            error=_s(f.get("error", b"")),
-            traceback=_s(f.get("traceback", b"")),
+            error=text(f.get("error", b"")),
+            traceback=text(f.get("traceback", b"")),
         )
 
 
@@ -206,7 +192,7 @@ class EventBus:
             [self.max_len, self.max_age_ms, clock_arg(self.clock), self.trim_how, *args],
             resend=False,
         )
-        return [_s(i) for i in ids]
+        return [text(i) for i in ids]
 
     # -- consuming --------------------------------------------------------
 
@@ -252,8 +238,8 @@ class EventBus:
         return StreamInfo(
             name=self.name,
             length=int(length),
-            first_id=_s(first[0][0]) if first else None,
-            last_id=_s(last[0][0]) if last else None,
+            first_id=text(first[0][0]) if first else None,
+            last_id=text(last[0][0]) if last else None,
             groups=await self.groups() if length or first else [],
             dead_letters=int(dead),
         )
@@ -265,18 +251,18 @@ class EventBus:
             return []
         return [
             GroupInfo(
-                name=_s(g["name"]),
+                name=text(g["name"]),
                 consumers=int(g["consumers"]),
                 pending=int(g["pending"]),
                 lag=int(g["lag"]) if g.get("lag") is not None else None,
-                last_delivered_id=_s(g["last-delivered-id"]),
+                last_delivered_id=text(g["last-delivered-id"]),
             )
             for g in raw
         ]
 
     async def consumers(self, group: str) -> list[ConsumerInfo]:
         raw = await self.redis.xinfo_consumers(self.keys.stream, group)
-        return [ConsumerInfo(_s(c["name"]), int(c["pending"]), int(c["idle"]) / 1000) for c in raw]
+        return [ConsumerInfo(text(c["name"]), int(c["pending"]), int(c["idle"]) / 1000) for c in raw]
 
     async def pending(
         self, group: str, *, count: int = 100, consumer: str | None = None
@@ -285,8 +271,8 @@ class EventBus:
         raw = await self.redis.xpending_range(self.keys.stream, group, "-", "+", count, consumername=consumer)
         return [
             PendingEntry(
-                _s(p["message_id"]),
-                _s(p["consumer"]),
+                text(p["message_id"]),
+                text(p["consumer"]),
                 int(p["time_since_delivered"]) / 1000,
                 int(p["times_delivered"]),
             )
@@ -350,7 +336,7 @@ class EventBus:
                 out.append(letter)
                 if len(out) == count:
                     break
-            end = f"({_s(page[-1][0])}"
+            end = f"({text(page[-1][0])}"
         return out
 
     async def dead_letter(self, dead_id: str) -> DeadLetter | None:
@@ -367,7 +353,7 @@ class EventBus:
         raw = await script("replay_dead_events").run(
             self.redis, [self.keys.stream, self.keys.dead], [self.max_len, self.trim_how, *dead_ids]
         )
-        return [_s(r) if _s(r) not in ("", "-") else None for r in raw]
+        return [text(r) if text(r) not in ("", "-") else None for r in raw]
 
     async def replay_dead_letters(self, *, group: str | None = None, search: str | None = None) -> int:
         """Replays every dead letter (of ``group``, matching ``search``);

@@ -9,32 +9,23 @@
 --       replayed dead-letter id ('' = none)
 -- Returns: the new entry ids, in order
 --@include now
+--@include bus
 
 local max_len = tonumber(ARGV[1])
 local max_age = tonumber(ARGV[2])
 local how = ARGV[4]
 local ids = {}
 for i = 5, #ARGV, 4 do
-  local args = { 'XADD', KEYS[1] }
-  if max_len > 0 then
-    args[#args + 1] = 'MAXLEN'
-    args[#args + 1] = how
-    args[#args + 1] = max_len
-  end
-  args[#args + 1] = '*'
-  args[#args + 1] = 'type'
-  args[#args + 1] = ARGV[i]
-  args[#args + 1] = 'data'
-  args[#args + 1] = ARGV[i + 1]
+  local entry = { 'type', ARGV[i], 'data', ARGV[i + 1] }
   if ARGV[i + 2] ~= '' then
-    args[#args + 1] = 'group'
-    args[#args + 1] = ARGV[i + 2]
+    entry[#entry + 1] = 'group'
+    entry[#entry + 1] = ARGV[i + 2]
   end
   if ARGV[i + 3] ~= '' then
-    args[#args + 1] = 'replay'
-    args[#args + 1] = ARGV[i + 3]
+    entry[#entry + 1] = 'replay'
+    entry[#entry + 1] = ARGV[i + 3]
   end
-  ids[#ids + 1] = redis.call(unpack(args))
+  ids[#ids + 1] = xadd(KEYS[1], max_len, how, entry)
 end
 if max_age > 0 then
   local oldest = now_ms(ARGV[3]) - max_age

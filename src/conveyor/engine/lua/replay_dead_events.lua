@@ -6,6 +6,7 @@
 -- KEYS: 1 stream, 2 dead-letter stream
 -- ARGV: 1 max length (0 = none), 2 '~' or '=', then dead-letter ids
 -- Returns: per id, the new entry id, '' if not found, '-' if it has no data
+--@include bus
 
 local out = {}
 for i = 3, #ARGV do
@@ -14,23 +15,12 @@ for i = 3, #ARGV do
   if not entry then
     out[#out + 1] = ''
   else
-    local f = {}
-    for j = 1, #entry[2], 2 do
-      f[entry[2][j]] = entry[2][j + 1]
-    end
-    if not f['data'] or not f['type'] then
+    local etype, data = field(entry[2], 'type'), field(entry[2], 'data')
+    if not data or not etype then
       out[#out + 1] = '-'
     else
-      local args = { 'XADD', KEYS[1] }
-      if tonumber(ARGV[1]) > 0 then
-        args[#args + 1] = 'MAXLEN'
-        args[#args + 1] = ARGV[2]
-        args[#args + 1] = ARGV[1]
-      end
-      for _, v in ipairs({ '*', 'type', f['type'], 'data', f['data'], 'group', f['group'], 'replay', id }) do
-        args[#args + 1] = v
-      end
-      out[#out + 1] = redis.call(unpack(args))
+      out[#out + 1] = xadd(KEYS[1], tonumber(ARGV[1]), ARGV[2],
+        { 'type', etype, 'data', data, 'group', field(entry[2], 'group'), 'replay', id })
       redis.call('XDEL', KEYS[2], id)
     end
   end

@@ -9,31 +9,40 @@ local function field(fields, name)
   return nil
 end
 
+-- xadd(key, cap, how, fields): appends an entry of flat `fields` to stream
+-- `key`, capped at `cap` entries ('~' approximately, '=' exactly; 0 = no
+-- cap); returns its id.
+local function xadd(key, cap, how, fields)
+  local args = { 'XADD', key }
+  if cap > 0 then
+    args[#args + 1] = 'MAXLEN'
+    args[#args + 1] = how
+    args[#args + 1] = cap
+  end
+  args[#args + 1] = '*'
+  for _, v in ipairs(fields) do
+    args[#args + 1] = v
+  end
+  return redis.call(unpack(args))
+end
+
 -- dead_letter(dead, cap, id, fields, group, consumer, deliveries, err, tb):
 -- appends the entry `id` (its type and data, when the stream still holds
 -- them) to the dead-letter stream, capped approximately at `cap` (0 = none).
 local function dead_letter(dead, cap, id, fields, group, consumer, deliveries, err, tb)
-  local args = { 'XADD', dead }
-  if cap > 0 then
-    args[#args + 1] = 'MAXLEN'
-    args[#args + 1] = '~'
-    args[#args + 1] = cap
-  end
-  for _, v in ipairs({ '*', 'event', id, 'group', group, 'consumer', consumer,
-                       'deliveries', deliveries, 'error', err, 'traceback', tb }) do
-    args[#args + 1] = v
-  end
+  local entry = { 'event', id, 'group', group, 'consumer', consumer,
+                  'deliveries', deliveries, 'error', err, 'traceback', tb }
   local etype = fields and field(fields, 'type')
   local data = fields and field(fields, 'data')
   if etype then
-    args[#args + 1] = 'type'
-    args[#args + 1] = etype
+    entry[#entry + 1] = 'type'
+    entry[#entry + 1] = etype
   end
   if data then
-    args[#args + 1] = 'data'
-    args[#args + 1] = data
+    entry[#entry + 1] = 'data'
+    entry[#entry + 1] = data
   end
-  return redis.call(unpack(args))
+  return xadd(dead, cap, '~', entry)
 end
 
 -- owner(stream, group, id): the consumer holding pending entry `id` and its
