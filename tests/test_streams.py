@@ -383,5 +383,7 @@ async def test_introspection_reports_lag_pending_and_consumers(bus: EventBus) ->
     (entry,) = await bus.pending("g")
     assert (entry.consumer, entry.deliveries, entry.id) == ("c1", 1, info.first_id)
     assert await bus.forget_idle_consumers("g", idle=0) == []  # c1 holds an entry
+    await bus.trim(max_len=0)
+    assert [g.name for g in (await bus.info()).groups] == ["g"]  # an empty stream keeps its groups
     assert await bus.delete_group("g")
     assert await bus.groups() == []

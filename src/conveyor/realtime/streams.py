@@ -240,7 +240,7 @@ class EventBus:
             length=int(length),
             first_id=text(first[0][0]) if first else None,
             last_id=text(last[0][0]) if last else None,
-            groups=await self.groups() if length or first else [],
+            groups=await self.groups(),
             dead_letters=int(dead),
         )
 
@@ -361,7 +361,7 @@ class EventBus:
         replayed = 0
         before: str | None = None
         while letters := await self.dead_letters(count=500, before=before, group=group, search=search):
-            results = await self.replay(*(d.id for d in letters if d.data is not None or d.type))
+            results = await self.replay(*(d.id for d in letters))
             replayed += sum(1 for r in results if r is not None)
             before = letters[-1].id
         return replayed
