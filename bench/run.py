@@ -6,6 +6,8 @@ Runs against a private redis-server on a free port (loopback). Throughputs
 are measured three times and the best run is reported, with every run listed
 (the machine's speed varies between runs). Measures:
 drain rate of no-op async jobs (one worker process, concurrency 100),
+alone and under queue-wide limits set high (a rate limit of 100,000/s, a
+global concurrency of 1,000), runs interleaved so drift hits all alike,
 enqueue rate one by one (awaiting each) and in bulk, enqueue-to-start
 latency at a steady 500 jobs/s (producer in a separate process), and Redis
 memory per waiting job with a 100-byte payload, the progress bus's
@@ -24,7 +26,7 @@ import statistics
 import time
 from typing import Any
 
-from conveyor import Event, EventBus, JobContext, Queue, Worker, connect
+from conveyor import Event, EventBus, JobContext, Queue, RateLimit, Worker, connect
 from conveyor.realtime.progress import ProgressBus
 from conveyor.testing import RedisServer
 
@@ -36,9 +38,14 @@ except ImportError:  # pragma: no cover
     run = asyncio.run  # type: ignore[assignment]
 
 
-async def bench_drain(url: str, n: int) -> float:
+async def bench_drain(
+    url: str, n: int, limit: RateLimit | None = None, concurrency: int | None = None
+) -> float:
+    """Drain rate; with ``limit`` or ``concurrency`` set as queue-wide limits."""
     redis = connect(url)
     queue = Queue("bench-drain", redis)
+    await queue.set_rate_limit(limit)
+    await queue.set_concurrency(concurrency)
     for i in range(0, n, 10_000):
         await queue.add_bulk([("noop", j) for j in range(i, min(n, i + 10_000))])
 
@@ -50,6 +57,7 @@ async def bench_drain(url: str, n: int) -> float:
     await worker.run(burst=True)
     elapsed = time.perf_counter() - start
     assert worker.processed == n, worker.processed
+    await queue.obliterate()
     await redis.aclose()
     return n / elapsed
 
@@ -264,51 +272,90 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--only", default="", help="comma-separated sections: drain, enqueue, latency, events, memory"
+    )
     args = parser.parse_args()
+    only = set(filter(None, args.only.split(",")))
+
+    def want(section: str) -> bool:
+        return not only or section in only
+
     n = 5_000 if args.quick else args.jobs
     rows: list[tuple[str, str, str]] = []
     with RedisServer() as server:
         url = server.url
-        drain = [run(bench_drain(url, n)) for _ in range(1 if args.quick else 3)]
-        rows.append(("drain, no-op async, concurrency 100", f"{max(drain):,.0f} jobs/s", ">= 25,000"))
-        rows.append(("  (all runs)", ", ".join(f"{d:,.0f}" for d in drain), ""))
         repeats = 1 if args.quick else 3
-        single = [run(bench_enqueue_single(url, min(n, 20_000))) for _ in range(repeats)]
-        rows.append(("enqueue one by one (awaiting each)", f"{max(single):,.0f} jobs/s", ">= 8,000"))
-        rows.append(("  (all runs)", ", ".join(f"{d:,.0f}" for d in single), ""))
-        bulk = [run(bench_enqueue_bulk(url, n * 2)) for _ in range(repeats)]
-        rows.append(("enqueue in bulk (add_bulk)", f"{max(bulk):,.0f} jobs/s", ">= 60,000"))
-        rows.append(("  (all runs)", ", ".join(f"{d:,.0f}" for d in bulk), ""))
-        p50, p99, worst, count = run(bench_latency(url, 500, 1 if args.quick else 6))
-        rows.append(("enqueue-to-start p50 @ 500 jobs/s", f"{p50:.2f} ms", "<= 1 ms"))
-        rows.append(("enqueue-to-start p99 @ 500 jobs/s", f"{p99:.2f} ms", "<= 5 ms"))
-        rows.append(("  (max, samples)", f"{worst:.2f} ms, {count}", ""))
-        p50, p99, worst = run(bench_progress(url, 200 if args.quick else 2000, 200))
-        rows.append(("progress report-to-subscriber p50 (other process)", f"{p50:.2f} ms", ""))
-        rows.append(("progress report-to-subscriber p99 (other process)", f"{p99:.2f} ms", "<= 200 ms"))
-        rows.append(("  (max)", f"{worst:.2f} ms", ""))
-        pub = [run(bench_publish(url, min(n, 20_000), False)) for _ in range(repeats)]
-        rows.append(("event publish one by one (awaiting each)", f"{max(pub):,.0f} events/s", "reported"))
-        rows.append(("  (all runs)", ", ".join(f"{d:,.0f}" for d in pub), ""))
-        pub = [run(bench_publish(url, n, True)) for _ in range(repeats)]
-        rows.append(("event publish_many (1,000 per call)", f"{max(pub):,.0f} events/s", "reported"))
-        rows.append(("  (all runs)", ", ".join(f"{d:,.0f}" for d in pub), ""))
-        for conc in (1, 50):
-            rate = [run(bench_consume(url, n, conc)) for _ in range(repeats)]
-            label = f"event group drain, no-op handler, concurrency {conc}"
-            rows.append((label, f"{max(rate):,.0f} events/s", "reported"))
-            rows.append(("  (all runs)", ", ".join(f"{d:,.0f}" for d in rate), ""))
-        p50, p99, worst = run(bench_event_latency(url, 200 if args.quick else 2000, 500))
-        rows.append(("event publish-to-handler p50 (other process)", f"{p50:.2f} ms", ""))
-        rows.append(("event publish-to-handler p99 (other process)", f"{p99:.2f} ms", "reported"))
-        rows.append(("  (max)", f"{worst:.2f} ms", ""))
-        mem = run(bench_memory(url, n))
-        rows.append(("Redis memory per waiting job (100 B payload)", f"{mem:,.0f} bytes", "reported"))
+        if want("drain"):
+            _drain_rows(rows, url, n, repeats)
+        if want("enqueue"):
+            _enqueue_rows(rows, url, n, repeats)
+        if want("latency"):
+            _latency_rows(rows, url, args.quick)
+        if want("events"):
+            _event_rows(rows, url, n, repeats, args.quick)
+        if want("memory"):
+            mem = run(bench_memory(url, n))
+            rows.append(("Redis memory per waiting job (100 B payload)", f"{mem:,.0f} bytes", "reported"))
     width = max(len(r[0]) for r in rows)
     print(f"{'measure'.ljust(width)}  {'result':>22}  target")
     print("-" * (width + 40))
     for name, value, target in rows:
         print(f"{name.ljust(width)}  {value:>22}  {target}")
+
+
+Rows = list[tuple[str, str, str]]
+
+
+def _runs(rows: Rows, label: str, values: list[float], unit: str, target: str) -> None:
+    rows.append((label, f"{max(values):,.0f} {unit}", target))
+    rows.append(("  (all runs)", ", ".join(f"{v:,.0f}" for v in values), ""))
+
+
+def _drain_rows(rows: Rows, url: str, n: int, repeats: int) -> None:
+    plain: list[float] = []
+    limited: list[float] = []
+    capped: list[float] = []
+    for _ in range(repeats):
+        plain.append(run(bench_drain(url, n)))
+        limited.append(run(bench_drain(url, n, limit=RateLimit(100_000, per=1.0))))
+        capped.append(run(bench_drain(url, n, concurrency=1000)))
+    _runs(rows, "drain, no-op async, concurrency 100", plain, "jobs/s", ">= 25,000")
+    _runs(rows, "drain, rate limit 100,000/s", limited, "jobs/s", ">= 80% of unlimited")
+    rows.append(("  (limited / unlimited, best runs)", f"{max(limited) / max(plain):.0%}", ""))
+    _runs(rows, "drain, global concurrency 1,000", capped, "jobs/s", "reported")
+
+
+def _enqueue_rows(rows: Rows, url: str, n: int, repeats: int) -> None:
+    single = [run(bench_enqueue_single(url, min(n, 20_000))) for _ in range(repeats)]
+    _runs(rows, "enqueue one by one (awaiting each)", single, "jobs/s", ">= 8,000")
+    bulk = [run(bench_enqueue_bulk(url, n * 2)) for _ in range(repeats)]
+    _runs(rows, "enqueue in bulk (add_bulk)", bulk, "jobs/s", ">= 60,000")
+
+
+def _latency_rows(rows: Rows, url: str, quick: bool) -> None:
+    p50, p99, worst, count = run(bench_latency(url, 500, 1 if quick else 6))
+    rows.append(("enqueue-to-start p50 @ 500 jobs/s", f"{p50:.2f} ms", "<= 1 ms"))
+    rows.append(("enqueue-to-start p99 @ 500 jobs/s", f"{p99:.2f} ms", "<= 5 ms"))
+    rows.append(("  (max, samples)", f"{worst:.2f} ms, {count}", ""))
+    p50, p99, worst = run(bench_progress(url, 200 if quick else 2000, 200))
+    rows.append(("progress report-to-subscriber p50 (other process)", f"{p50:.2f} ms", ""))
+    rows.append(("progress report-to-subscriber p99 (other process)", f"{p99:.2f} ms", "<= 200 ms"))
+    rows.append(("  (max)", f"{worst:.2f} ms", ""))
+
+
+def _event_rows(rows: Rows, url: str, n: int, repeats: int, quick: bool) -> None:
+    pub = [run(bench_publish(url, min(n, 20_000), False)) for _ in range(repeats)]
+    _runs(rows, "event publish one by one (awaiting each)", pub, "events/s", "reported")
+    pub = [run(bench_publish(url, n, True)) for _ in range(repeats)]
+    _runs(rows, "event publish_many (1,000 per call)", pub, "events/s", "reported")
+    for conc in (1, 50):
+        rate = [run(bench_consume(url, n, conc)) for _ in range(repeats)]
+        _runs(rows, f"event group drain, no-op handler, concurrency {conc}", rate, "events/s", "reported")
+    p50, p99, worst = run(bench_event_latency(url, 200 if quick else 2000, 500))
+    rows.append(("event publish-to-handler p50 (other process)", f"{p50:.2f} ms", ""))
+    rows.append(("event publish-to-handler p99 (other process)", f"{p99:.2f} ms", "reported"))
+    rows.append(("  (max)", f"{worst:.2f} ms", ""))
 
 
 if __name__ == "__main__":

@@ -211,10 +211,10 @@ async def test_undecodable_payload_fails_the_job_and_the_worker_keeps_going(
 async def _claim(queue: Queue, worker_id: str, lock_ms: int = 1000) -> tuple[str, str]:
     k = queue.keys
     reply = unpack_reply(
-        await script("claim_jobs").run(
+        await script("finish_jobs").run(
             queue.redis,
-            [k.wait, k.active, k.marker, k.meta, k.delayed, k.seq],
-            [k.job_prefix, queue.clock.now_ms() or "", 1, lock_ms, worker_id],
+            k.finish,
+            [k.job_prefix, k.logs_prefix, queue.clock.now_ms() or "", 1, lock_ms, worker_id, packb([])],
         )
     )
     job_id, token = reply[3][0][0], reply[3][0][1]
@@ -227,7 +227,7 @@ async def _finish(queue: Queue, job_id: str, token: str, kind: str = "c") -> int
     reply = unpack_reply(
         await script("finish_jobs").run(
             queue.redis,
-            [k.wait, k.active, k.marker, k.meta, k.delayed, k.seq, k.completed, k.failed],
+            k.finish,
             [k.job_prefix, k.logs_prefix, queue.clock.now_ms() or "", 0, 1000, "w", packb([row])],
         )
     )

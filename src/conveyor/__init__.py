@@ -12,6 +12,8 @@ from conveyor.engine.events import QueueEvent as QueueEvent
 from conveyor.engine.events import QueueEvents as QueueEvents
 from conveyor.engine.job import Job as Job
 from conveyor.engine.job import JobContext as JobContext
+from conveyor.engine.limits import QueueLimits as QueueLimits
+from conveyor.engine.limits import RateLimit as RateLimit
 from conveyor.engine.options import KeepJobs as KeepJobs
 from conveyor.engine.options import Priority as Priority
 from conveyor.engine.queue import Queue as Queue
@@ -29,6 +31,7 @@ from conveyor.errors import OutcomeUnknown as OutcomeUnknown
 from conveyor.errors import PayloadError as PayloadError
 from conveyor.errors import PayloadTooLarge as PayloadTooLarge
 from conveyor.errors import QueueNotEmpty as QueueNotEmpty
+from conveyor.errors import RateLimited as RateLimited
 from conveyor.errors import Retry as Retry
 from conveyor.errors import StaleLease as StaleLease
 from conveyor.realtime import Event as Event
@@ -71,7 +74,10 @@ __all__ = [
     "Queue",
     "QueueEvent",
     "QueueEvents",
+    "QueueLimits",
     "QueueNotEmpty",
+    "RateLimit",
+    "RateLimited",
     "RedisSettings",
     "Retry",
     "StaleLease",

@@ -15,6 +15,7 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
     ├── StaleLease              the caller no longer holds the job's lock
     └── HandlerSignal           raised by handlers to steer what happens next
         ├── Retry               retry after a given delay
+        ├── RateLimited         upstream said slow down: hold the whole queue
         └── Discard             fail at once, no more attempts
 """
 
@@ -102,6 +103,19 @@ class Retry(HandlerSignal):
     def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
+
+
+class RateLimited(HandlerSignal):
+    """Raised when a handler hit an upstream rate limit (an HTTP 429 with
+    ``Retry-After``, say): its job goes back to the front of waiting without
+    using an attempt, and no worker anywhere starts a job of the queue for
+    ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float, message: str = "rate limited") -> None:
+        if not retry_after >= 0:
+            raise ValueError("retry_after must be >= 0 seconds")
+        super().__init__(f"{message} (retry after {retry_after:g}s)")
+        self.retry_after = float(retry_after)
 
 
 class Discard(HandlerSignal):

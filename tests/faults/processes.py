@@ -65,3 +65,13 @@ async def ledger(redis: aredis.Redis, name: str) -> dict[str, int]:
     """How many times each job or event id of queue or stream ``name`` ran."""
     raw = await redis.hgetall(f"ledger:{name}")
     return {k.decode(): int(v) for k, v in raw.items()}
+
+
+async def starts(redis: aredis.Redis, name: str) -> list[tuple[float, int, str]]:
+    """Every handler start of queue ``name``: (time, jobs of the queue
+    running with it, job id), in the order recorded."""
+    out = []
+    for row in await redis.lrange(f"starts:{name}", 0, -1):
+        at, running, job_id = row.decode().split(" ", 2)
+        out.append((float(at), int(running), job_id))
+    return out

@@ -1,12 +1,16 @@
 """A worker process for tests: each job records a side effect (a counter
-per job id in a ledger hash) and sleeps; SIGTERM closes gracefully."""
+per job id in a ledger hash), its start time and how many jobs of the
+queue were running with it, then sleeps; SIGTERM closes gracefully.
+A job whose data is ``{"limited": s}`` raises RateLimited(s) the first
+time it runs."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
-from conveyor import JobContext, Queue, Worker, connect
+from conveyor import JobContext, Queue, RateLimited, Worker, connect
 from conveyor.engine.worker import install_signal_handlers
 
 
@@ -16,8 +20,15 @@ async def main(url: str, queue_name: str, sleep: float, concurrency: int, lock: 
     ledger = f"ledger:{queue_name}"
 
     async def handler(job: JobContext) -> str:
-        await redis.hincrby(ledger, job.id, 1)
-        await asyncio.sleep(sleep)
+        runs = await redis.hincrby(ledger, job.id, 1)
+        running = await redis.incr(f"running:{queue_name}")
+        try:
+            await redis.rpush(f"starts:{queue_name}", f"{time.time():.6f} {running} {job.id}")
+            if isinstance(job.data, dict) and "limited" in job.data and runs == 1:
+                raise RateLimited(job.data["limited"])
+            await asyncio.sleep(sleep)
+        finally:
+            await redis.decr(f"running:{queue_name}")
         return "ok"
 
     worker = Worker(

@@ -52,7 +52,8 @@ class QueueEvent:
     ``error``, ``attempt``;
     retrying ``error``, ``attempt``, ``delay`` (s); progress ``progress``;
     delayed ``due`` (datetime); active ``worker``; waiting and removed
-    ``reason``; gap ``missed`` (how many events the stream had dropped).
+    ``reason`` (and ``until``, a datetime, when the reason is 'rate
+    limited'); gap ``missed`` (how many events the stream had dropped).
     """
 
     id: str
@@ -81,6 +82,8 @@ def parse_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> list[Queue
             shared["attempt"] = int(raw)
         elif key == b"delay":
             shared["delay"] = int(raw) / 1000
+        elif key == b"until":
+            shared["until"] = datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
         else:
             shared[key.decode()] = raw.decode(errors="replace")
     first = last - len(jobs) + 1

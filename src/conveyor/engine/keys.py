@@ -21,13 +21,15 @@ _SUFFIXES = {
     "stalled_guard": "stalled-check",
     "events": "events",
     "events_seq": "events:seq",
+    "limiter": "limiter",
+    "limiter_count": "limiter:n",
 }
 
 
 class QueueKeys:
     """The keys of one queue: ``<prefix>:{<queue>}:<suffix>`` (computed once)."""
 
-    __slots__ = ("base", "job_prefix", "logs_prefix", "prefix", "queue", *_SUFFIXES)
+    __slots__ = ("base", "finish", "job_prefix", "logs_prefix", "prefix", "queue", *_SUFFIXES)
 
     wait: str
     active: str
@@ -41,6 +43,8 @@ class QueueKeys:
     stalled_guard: str
     events: str
     events_seq: str
+    limiter: str
+    limiter_count: str
 
     def __init__(self, queue: str, prefix: str = DEFAULT_PREFIX) -> None:
         self.queue = check_name("queue", queue)
@@ -50,6 +54,19 @@ class QueueKeys:
             setattr(self, attr, self.key(suffix))
         self.job_prefix = self.key("job:")
         self.logs_prefix = self.key("logs:")
+        #: The KEYS of finish_jobs.lua, the worker's finish-and-claim call.
+        self.finish = (
+            self.wait,
+            self.active,
+            self.marker,
+            self.meta,
+            self.delayed,
+            self.seq,
+            self.completed,
+            self.failed,
+            self.limiter,
+            self.limiter_count,
+        )
 
     def __repr__(self) -> str:
         return f"QueueKeys({self.queue!r}, {self.prefix!r})"

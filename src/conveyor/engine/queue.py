@@ -17,6 +17,7 @@ from conveyor.engine.dlq import find_dead_letters
 from conveyor.engine.events import QueueEvents, parse_entry
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
+from conveyor.engine.limits import QueueLimits, RateLimit, check_concurrency
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
 from conveyor.engine.scripts import connection_failed, script
 from conveyor.engine.states import CLEANABLE_STATES, JobState
@@ -308,6 +309,53 @@ class Queue:
 
     async def resume(self) -> None:
         await script("set_paused").run(self.redis, [self.keys.meta, self.keys.marker], ["0"])
+
+    async def set_rate_limit(self, limit: RateLimit | None) -> None:
+        """Lets every worker together start at most ``limit.max`` jobs of
+        this queue in any window of ``limit.per`` seconds (None: no limit).
+        Jobs over the limit wait; they do not fail or use an attempt."""
+        if limit is not None and not isinstance(limit, RateLimit):
+            raise InvalidJobOptions(f"rate limit must be a RateLimit or None, not {limit!r}")
+        await self._set_limits("rate", limit.to_wire() if limit else "")
+
+    async def set_concurrency(self, limit: int | None) -> None:
+        """Caps the jobs of this queue active at once across all workers
+        (None: only each worker's own concurrency applies)."""
+        value = check_concurrency(limit)
+        await self._set_limits("conc", "" if value is None else str(value))
+
+    async def hold(self, seconds: float) -> datetime | None:
+        """Keeps every worker from starting jobs of this queue for
+        ``seconds`` (what a handler's RateLimited does); 0 lifts a hold.
+        Returns when the hold ends."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+            raise InvalidJobOptions(f"hold must be a number of seconds >= 0, not {seconds!r}")
+        until = await self._set_limits("hold", str(round(seconds * 1000)))
+        return datetime.fromtimestamp(until / 1000, tz=UTC) if until else None
+
+    async def limits(self) -> QueueLimits:
+        """The queue's rate limit, global concurrency and current hold."""
+        raw = await self._call(self.redis.hmget(self.keys.meta, "rlm", "rld", "conc", "hold"))
+        rlm, rld, conc, hold = (int(v) if v is not None else None for v in raw)
+        now = self.clock.now_ms()
+        if now is None:
+            seconds, micros = await self._call(self.redis.time())
+            now = seconds * 1000 + micros // 1000
+        return QueueLimits(
+            rate_limit=RateLimit(rlm, rld / 1000) if rlm and rld else None,
+            concurrency=conc,
+            held_until=datetime.fromtimestamp(hold / 1000, tz=UTC) if hold and hold > now else None,
+        )
+
+    async def _set_limits(self, field: str, value: str) -> int:
+        k = self.keys
+        return int(
+            await script("set_limits").run(
+                self.redis,
+                [k.meta, k.marker, k.limiter, k.limiter_count],
+                [clock_arg(self.clock), field, value],
+            )
+        )
 
     async def drain(self, *, delayed: bool = False) -> int:
         """Removes every waiting job (and delayed ones if asked); returns how many."""

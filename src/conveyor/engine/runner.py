@@ -1,8 +1,9 @@
 """Running one handler call and turning its ending into an outcome for Redis.
 
 Outcome rows are the 7 fields ``finish_jobs.lua`` takes per job: id, token,
-kind ('c' completed, 'r' retry, 'f' failed, 'x' handed back), value, delay
-ms, keep count, keep age ms.
+kind ('c' completed, 'r' retry, 'f' failed, 'x' handed back, 'l' rate
+limited: handed back and the queue held for delay ms), value, delay ms,
+keep count, keep age ms.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from conveyor.engine.backoff import Custom
 from conveyor.engine.codec import dumps, loads
 from conveyor.engine.job import JobContext
-from conveyor.errors import Discard, HandlerSignal, PayloadError, Retry
+from conveyor.errors import Discard, HandlerSignal, PayloadError, RateLimited, Retry
 
 log = logging.getLogger("conveyor.worker")
 
@@ -39,7 +40,7 @@ class HandBack(Exception):
 class Ending:
     """How a handler call ended, before it is written to Redis."""
 
-    kind: str  # 'c' 'r' 'f' 'x' or '' (lease lost: write nothing)
+    kind: str  # 'c' 'r' 'f' 'x' 'l' or '' (lease lost: write nothing)
     value: bytes | str = b""
     delay_ms: int = 0
     error: str = ""
@@ -67,7 +68,10 @@ def failure(
 ) -> Ending:
     """Retry or final failure for an exception raised by the handler;
     ``retryable(exc)`` returning False makes the failure final (a classifier
-    that raises counts as retryable)."""
+    that raises counts as retryable). RateLimited hands the job back
+    without using an attempt and holds the queue."""
+    if isinstance(exc, RateLimited):
+        return Ending("l", b"", max(0, round(exc.retry_after * 1000)), error=str(exc))
     remote_tb = getattr(exc, "remote_traceback", None)
     if remote_tb is not None:  # raised in a pool process: report its own text and traceback
         error, tb = str(exc) if isinstance(exc, HandlerFailed) else describe_error(exc), remote_tb
@@ -141,6 +145,8 @@ def process_entry(module: str, qualname: str, ctx_json: bytes) -> bytes:
             out["signal"] = "discard"
         elif isinstance(exc, Retry):
             out["signal"], out["delay"] = "retry", exc.delay
+        elif isinstance(exc, RateLimited):
+            out["signal"], out["delay"] = "limited", exc.retry_after
         return dumps(out)
 
 
@@ -152,6 +158,8 @@ def _from_process(raw: bytes) -> Any:
     exc: HandlerFailed | HandlerSignal
     if signal == "payload":
         raise PayloadError(message)
+    if signal == "limited":
+        raise RateLimited(out.get("delay") or 0.0)
     if signal == "discard":
         exc = Discard(message)
     elif signal == "retry":

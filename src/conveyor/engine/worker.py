@@ -116,6 +116,8 @@ class Worker:
         self._stopping = False
         self._closed: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._held = False
         self._lease: LeaseKeeper | None = None
         self._loop_ref: asyncio.AbstractEventLoop | None = None
         self._inflight = 0
@@ -175,8 +177,9 @@ class Worker:
                     self._stopping = True
                     await self._stop_marker(marker)
         finally:
-            if self._timer:
-                self._timer.cancel()
+            for timer in (self._timer, self._hold_timer):
+                if timer:
+                    timer.cancel()
             self._lease.stop()
             if self._hooks:
                 await asyncio.gather(*self._hooks, return_exceptions=True)
@@ -230,7 +233,7 @@ class Worker:
             if self._drained and burst and not self._inflight:
                 return
             free = self.concurrency - len(self._running) - self._reserved
-            want = 0 if self._stopping else min(free, max_batch)
+            want = 0 if self._stopping or self._held else min(free, max_batch)
             if (
                 self._inflight < 2
                 and not self._backoff
@@ -266,12 +269,16 @@ class Worker:
             if self._failures:
                 log.info("worker %s reconnected", self.id, extra={"event": "reconnected"})
                 self._failures = 0
-            now, next_due, codes, claimed = unpack_reply(reply)
+            now, next_due, codes, claimed, held = unpack_reply(reply)
             if rows:
                 self._settle([str(row[0]) for row in rows], codes)
             if claimed:
                 self._start_claimed(claimed)
-            if want > 0 and len(claimed) < want and not self._stopping:
+            if held > now:
+                # The queue is rate limited or held: ask again when it opens,
+                # without blocking on the marker meanwhile.
+                self._hold((held - now) / 1000)
+            elif want > 0 and len(claimed) < want and not self._stopping:
                 # The queue ran dry: block on the marker, and wake for the next delayed job.
                 if burst and not claimed and not self._running and not self._outcomes:
                     self._drained = self._inflight == 1
@@ -297,11 +304,7 @@ class Worker:
             self.id,
             packb(rows),
         ]
-        return await script("finish_jobs").run(
-            self.queue.redis,
-            [k.wait, k.active, k.marker, k.meta, k.delayed, k.seq, k.completed, k.failed],
-            args,
-        )
+        return await script("finish_jobs").run(self.queue.redis, k.finish, args)
 
     def _settle(self, ids: list[str], codes: list[int]) -> None:
         tokens = self._tokens
@@ -396,7 +399,7 @@ class Worker:
             self.processed += 1
         else:
             keep = ctx.run.keep_failed
-            if kind != "x":
+            if kind in ("r", "f"):
                 self.failed += 1
             if kind == "f" and keep[0] != 0 and self._on_dead_letter is not None:
                 self._letters[ctx.id] = DeadLetteredJob(
@@ -418,10 +421,30 @@ class Worker:
             )
         elif ending.kind == "f":
             log.warning("job %s failed: %s", ctx.id, ending.error, extra={"event": "failed", **extra})
+        elif ending.kind == "l":
+            log.info(
+                "job %s: %s; queue held for %.3fs",
+                ctx.id,
+                ending.error,
+                ending.delay_ms / 1000,
+                extra={"event": "rate_limited", **extra},
+            )
         else:
             log.info("job %s handed back", ctx.id, extra={"event": "handed_back", **extra})
 
     # -- waiting for work -------------------------------------------------
+
+    def _hold(self, delay: float) -> None:
+        self._held = True
+        if self._hold_timer:
+            self._hold_timer.cancel()
+        self._hold_timer = asyncio.get_running_loop().call_later(delay, self._release_hold)
+
+    def _release_hold(self) -> None:
+        self._held = False
+        self._hold_timer = None
+        if self._wake:
+            self._wake.set()
 
     def _arm_timer(self, delay: float) -> None:
         if self._timer:

@@ -2,24 +2,28 @@
 -- claims the worker's next batch in the same round trip.
 -- Outcomes: 'c' completed (value: JSON result), 'r' retry after `delay` ms
 -- (value: attempt entry JSON), 'f' failed for good (value: attempt entry),
--- 'x' handed back to the front of wait without spending an attempt.
+-- 'x' handed back to the front of wait without spending an attempt, 'l'
+-- rate limited: handed back, and the whole queue held for `delay` ms.
 -- Guarantees: only the holder of the current lock token changes the job
 -- (fencing); a repeated call with the same token changes nothing and reports
 -- 0, so a worker may resend after a lost reply.
 -- KEYS: 1 wait, 2 active, 3 marker, 4 meta, 5 delayed, 6 seq counter,
---       7 completed, 8 failed
+--       7 completed, 8 failed, 9 limiter log, 10 limiter count
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 claim count, 5 lock ms,
 --       6 worker id, 7 msgpack array of outcome rows:
 --       { id, token, kind, value, delay ms, keep count, keep age ms }
--- Returns: msgpack { now, next delayed due or -1, codes, claimed rows }
+-- Returns: msgpack { now, next delayed due or -1, codes, claimed rows,
+--          held until (0: not held) }
 -- Events: completed (field results: JSON array), retrying (error, attempt,
---   delay), failed, waiting (reason 'handed back'), and those of claiming
+--   delay), failed, waiting (reason 'handed back' or 'rate limited'), and
+--   those of claiming
 --   codes: 1 applied, 0 already applied by this token, -1 job missing,
 --          -2 lock token superseded (stale worker)
 --@include now
 --@include wait_score
 --@include enqueue_waiting
 --@include promote_delayed
+--@include window
 --@include claim
 --@include remove_job_keys
 --@include keep_finished
@@ -36,7 +40,8 @@ local done = {}
 local keep_done = -1
 local requeued = false
 local stream = events_key(prefix)
-local done_ids, results, handed = {}, {}, {}
+local done_ids, results, handed, limited = {}, {}, {}, {}
+local hold = 0
 for i, row in ipairs(rows) do
   local id = row[1]
   local jk = prefix .. id
@@ -83,11 +88,16 @@ for i, row in ipairs(rows) do
       redis.call('HINCRBY', jk, 'atm', 1)
       fail_job(KEYS[8], prefix, logs_prefix, id, now, row[4], row[6], row[7])
     else
-      -- handed back: the attempt does not count, the job runs next
+      -- handed back or rate limited: the attempt does not count, the job runs next
       redis.call('HDEL', jk, 'tk', 'cx')
       enqueue_waiting(KEYS[1], KEYS[6], jk, id, true)
       requeued = true
-      handed[#handed + 1] = id
+      if kind == 'l' then
+        limited[#limited + 1] = id
+        if now + row[5] > hold then hold = now + row[5] end
+      else
+        handed[#handed + 1] = id
+      end
     end
   end
   codes[i] = code
@@ -102,19 +112,27 @@ end
 -- results are JSON already: the array is assembled, not re-encoded
 emit(stream, now, 'completed', done_ids, { 'results', '[' .. table.concat(results, ',') .. ']' })
 emit(stream, now, 'waiting', handed, { 'reason', 'handed back' })
+emit(stream, now, 'waiting', limited, { 'reason', 'rate limited', 'until', hold })
+if hold > 0 and hold > (tonumber(redis.call('HGET', KEYS[4], 'hold')) or 0) then
+  redis.call('HSET', KEYS[4], 'hold', hold)
+end
 if requeued then
   redis.call('ZADD', KEYS[3], 0, '0')
 end
 local jobs = {}
 local count = tonumber(ARGV[4])
+local ckeys = { KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[9], KEYS[10] }
+local held = 0
 if count > 0 then
   promote_delayed(KEYS[5], KEYS[1], KEYS[6], prefix, now, 1000)
-  claim({ KEYS[1], KEYS[2], KEYS[3], KEYS[4] }, prefix, now, count,
-    tonumber(ARGV[5]), ARGV[6], jobs)
+  local _
+  _, held = claim(ckeys, prefix, now, count, tonumber(ARGV[5]), ARGV[6], jobs)
+elseif #released > 0 then
+  wake_for_slot(ckeys)
 end
 local next_due = -1
 local head = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
 if #head > 0 then
   next_due = tonumber(head[2])
 end
-return cmsgpack.pack({ now, next_due, codes, jobs })
+return cmsgpack.pack({ now, next_due, codes, jobs, held })

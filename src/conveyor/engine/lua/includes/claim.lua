@@ -4,17 +4,54 @@
 -- score). Appends one row per job to `jobs`:
 --   { id, token, attempts started (the fencing number), name, data, opts,
 --     attempts made, created at }
--- Ids whose hash is missing are dropped. When jobs are left in wait after a
--- full batch, the marker is set again so that another idle worker wakes.
--- Event: active (field worker). Needs the emit include.
--- ckeys: { wait, active, marker, meta }
+-- Returns the number claimed and the time until which the queue is held
+-- (0: not held; the caller should not ask again before that time).
+-- The queue's limits, from its meta hash, hold across all workers:
+--   paused      nothing is claimed
+--   hold        nothing is claimed before this time (RateLimited, hold())
+--   conc        at most this many jobs active at once
+--   rlm, rld    at most rlm jobs started in any window of rld ms
+-- Ids whose hash is missing are dropped. When jobs are left in wait and
+-- another worker could take one, the marker is set again to wake it.
+-- Event: active (field worker). Needs the emit and window includes.
+-- ckeys: { wait, active, marker, meta, limiter log, limiter count }
 --@include emit
+--@include window
 local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
-  if count <= 0 then
-    return 0
+  local m = redis.call('HMGET', ckeys[4], 'paused', 'hold', 'conc', 'rlm', 'rld')
+  if m[1] then
+    return 0, 0
   end
-  if redis.call('HEXISTS', ckeys[4], 'paused') == 1 then
-    return 0
+  local hold = tonumber(m[2])
+  if hold and hold > now then
+    return 0, hold
+  end
+  local limited = false
+  local conc = tonumber(m[3])
+  if conc then
+    local free = conc - redis.call('ZCARD', ckeys[2])
+    if free <= count then
+      count = free
+      limited = true
+    end
+  end
+  local rlm, rld = tonumber(m[4]), tonumber(m[5])
+  local room = 0
+  if rlm and count > 0 then
+    room = window_room(ckeys[5], ckeys[6], now, rlm, rld)
+    if room <= 0 then
+      if redis.call('ZCARD', ckeys[1]) > 0 then
+        return 0, window_free_at(ckeys[5], rld)
+      end
+      return 0, 0
+    end
+    if room <= count then
+      count = room
+      limited = true
+    end
+  end
+  if count <= 0 then
+    return 0, 0
   end
   local popped = redis.call('ZPOPMIN', ckeys[1], count)
   local deadline = now + lock_ms
@@ -33,14 +70,31 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
         tonumber(f[4]) or 0, tonumber(f[5]) or 0 }
     end
   end
-  if #leases > 0 then
+  local n = #leases / 2
+  if n > 0 then
     redis.call('ZADD', ckeys[2], unpack(leases))
     local ids = {}
     for i = 2, #leases, 2 do ids[#ids + 1] = leases[i] end
     emit(events_key(prefix), now, 'active', ids, { 'worker', worker_id })
   end
-  if #popped == count * 2 and redis.call('ZCARD', ckeys[1]) > 0 then
+  local held = 0
+  if rlm and n > 0 then
+    window_record(ckeys[5], ckeys[6], now, rld, n)
+    if n >= room and redis.call('ZCARD', ckeys[1]) > 0 then
+      held = window_free_at(ckeys[5], rld)
+    end
+  end
+  if not limited and #popped == count * 2 and redis.call('ZCARD', ckeys[1]) > 0 then
     redis.call('ZADD', ckeys[3], 0, '0')
   end
-  return #leases / 2
+  return n, held
+end
+
+-- wake_for_slot(ckeys): after jobs left active without their worker asking
+-- for more, wakes another worker when the queue's concurrency limit had
+-- kept jobs waiting.
+local function wake_for_slot(ckeys)
+  if redis.call('HEXISTS', ckeys[4], 'conc') == 1 and redis.call('ZCARD', ckeys[1]) > 0 then
+    redis.call('ZADD', ckeys[3], 0, '0')
+  end
 end

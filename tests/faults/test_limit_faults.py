@@ -1,0 +1,88 @@
+"""Queue-wide limits across real worker processes: every process obeys one
+rate limit, one RateLimited hold and one concurrency cap kept in Redis."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import pytest
+import redis.asyncio as aredis
+
+from conveyor import JobState, Queue, RateLimit
+from conveyor.testing import RedisServer
+from timeline import events, max_in_window
+
+from .processes import spawn_worker, starts, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+async def _run_to_completion(queue: Queue, workers: list[subprocess.Popen[str]], total: int) -> None:
+    try:
+
+        async def all_done() -> bool:
+            return (await queue.counts())[JobState.COMPLETED] == total
+
+        await wait_until(all_done)
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in workers:
+            assert proc.wait(timeout=15) == 0
+
+
+async def test_rate_limit_holds_in_every_window_across_three_processes(
+    redis: aredis.Redis, redis_server: RedisServer, queue: Queue
+) -> None:
+    await queue.set_rate_limit(RateLimit(10, per=0.25))
+    await queue.add_bulk([("j", i) for i in range(80)])
+    workers = [spawn_worker(redis_server.url, queue.name, 0.0, 8, 5.0) for _ in range(3)]
+    await _run_to_completion(queue, workers, 80)
+
+    claimed = sorted(e.time.timestamp() for e in await events(queue) if e.event == "active")
+    assert len(claimed) == 80
+    assert max_in_window(claimed, 0.25) <= 10
+    handler_starts = [t for t, _, _ in await starts(redis, queue.name)]
+    assert len(handler_starts) == 80
+    # every process worked, and the whole run took as long as the limit demands
+    workers_seen = {e.data["worker"] for e in await events(queue) if e.event == "active"}
+    assert len(workers_seen) == 3
+    assert claimed[-1] - claimed[0] >= 0.25 * (80 // 10 - 1)
+
+
+async def test_rate_limited_in_one_process_holds_the_queue_in_all(
+    redis: aredis.Redis, redis_server: RedisServer, queue: Queue
+) -> None:
+    workers = [spawn_worker(redis_server.url, queue.name, 0.05, 2, 5.0) for _ in range(3)]
+    limited = await queue.add("call", {"limited": 0.5})
+    rest = await queue.add_bulk([("j", i) for i in range(30)])
+    await _run_to_completion(queue, workers, 31)
+
+    log = await events(queue)
+    holds = [e for e in log if e.event == "waiting" and e.data.get("reason") == "rate limited"]
+    assert [e.job_id for e in holds] == [limited.id]
+    held_at, until = holds[0].time, holds[0].data["until"]
+    # no process started anything while the queue was held
+    assert not [e for e in log if e.event == "active" and held_at < e.time < until]
+    after = [e for e in log if e.event == "active" and e.time >= until]
+    assert after and after[0].job_id == limited.id
+    job = await queue.get_job(limited.id)
+    assert job is not None and job.attempts_made == 0 and job.result == "ok"
+    assert {e.job_id for e in log if e.event == "completed"} == {limited.id} | {j.id for j in rest}
+
+
+async def test_global_concurrency_is_never_exceeded_across_processes(
+    redis: aredis.Redis, redis_server: RedisServer, queue: Queue
+) -> None:
+    await queue.set_concurrency(3)
+    # without the cap, these processes would run six jobs at once
+    workers = [spawn_worker(redis_server.url, queue.name, 0.03, 2, 5.0) for _ in range(3)]
+    await queue.add_bulk([("j", i) for i in range(60)])
+    await _run_to_completion(queue, workers, 60)
+
+    seen = await starts(redis, queue.name)
+    assert len(seen) == 60
+    assert max(running for _, running, _ in seen) == 3
+    workers_seen = {e.data["worker"] for e in await events(queue) if e.event == "active"}
+    assert len(workers_seen) >= 2

@@ -1,0 +1,24 @@
+"""Reading what happened from a queue's event stream, for tests that check
+when things happened across processes (each event carries Redis time)."""
+
+from __future__ import annotations
+
+from conveyor import Queue, QueueEvent
+from conveyor.engine.events import parse_entry
+
+
+async def events(queue: Queue) -> list[QueueEvent]:
+    out: list[QueueEvent] = []
+    for entry_id, fields in await queue.redis.xrange(queue.keys.events):
+        out.extend(parse_entry(entry_id, fields))
+    return out
+
+
+def max_in_window(times: list[float], width: float) -> int:
+    """The most of ``times`` (sorted) inside any half-open window [t, t + width)."""
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - width + 1e-9:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
