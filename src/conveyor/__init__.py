@@ -18,12 +18,15 @@ from conveyor.engine.options import KeepJobs as KeepJobs
 from conveyor.engine.options import Priority as Priority
 from conveyor.engine.queue import Queue as Queue
 from conveyor.engine.runner import ProcessJob as ProcessJob
+from conveyor.engine.schedules import Schedule as Schedule
+from conveyor.engine.schedules import Scheduler as Scheduler
 from conveyor.engine.states import JobState as JobState
 from conveyor.engine.worker import Worker as Worker
 from conveyor.errors import ConnectionFailed as ConnectionFailed
 from conveyor.errors import ConveyorError as ConveyorError
 from conveyor.errors import Discard as Discard
 from conveyor.errors import InvalidJobOptions as InvalidJobOptions
+from conveyor.errors import InvalidSchedule as InvalidSchedule
 from conveyor.errors import JobFailed as JobFailed
 from conveyor.errors import JobIsActive as JobIsActive
 from conveyor.errors import JobNotFound as JobNotFound
@@ -57,6 +60,7 @@ __all__ = [
     "Exponential",
     "Fixed",
     "InvalidJobOptions",
+    "InvalidSchedule",
     "Job",
     "JobContext",
     "JobFailed",
@@ -80,6 +84,8 @@ __all__ = [
     "RateLimited",
     "RedisSettings",
     "Retry",
+    "Schedule",
+    "Scheduler",
     "StaleLease",
     "Worker",
     "__version__",

@@ -6,6 +6,7 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
     ├── ConnectionFailed        Redis cannot be reached or refused the credentials
     │   └── OutcomeUnknown      the connection broke before a write was confirmed
     ├── InvalidJobOptions       an option is unknown or out of range
+    │   └── InvalidSchedule     a bad cron pattern, time zone or schedule option
     ├── PayloadError            job data or a result is not JSON-serialisable
     │   └── PayloadTooLarge     job data is over the queue's size limit
     ├── JobNotFound             no job with that id
@@ -40,6 +41,11 @@ class OutcomeUnknown(ConnectionFailed):
 
 class InvalidJobOptions(ConveyorError, ValueError):
     """Raised when a job option is unknown, of the wrong type or out of range."""
+
+
+class InvalidSchedule(InvalidJobOptions):
+    """Raised when a schedule's cron pattern, time zone, interval or limits
+    are not valid; nothing is written."""
 
 
 class PayloadError(ConveyorError, ValueError):

@@ -23,6 +23,9 @@ _SUFFIXES = {
     "events_seq": "events:seq",
     "limiter": "limiter",
     "limiter_count": "limiter:n",
+    "schedules": "schedules",
+    "schedules_next": "schedules:next",
+    "schedules_runs": "schedules:runs",
 }
 
 
@@ -45,6 +48,9 @@ class QueueKeys:
     events_seq: str
     limiter: str
     limiter_count: str
+    schedules: str
+    schedules_next: str
+    schedules_runs: str
 
     def __init__(self, queue: str, prefix: str = DEFAULT_PREFIX) -> None:
         self.queue = check_name("queue", queue)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Unpack, cast
 
 import redis.asyncio as aredis
@@ -19,6 +19,11 @@ from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
 from conveyor.engine.limits import QueueLimits, RateLimit, check_concurrency
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
+from conveyor.engine.schedules import Schedule
+from conveyor.engine.schedules import get as get_schedule
+from conveyor.engine.schedules import get_all as get_schedules
+from conveyor.engine.schedules import remove as remove_schedule
+from conveyor.engine.schedules import upsert as upsert_schedule
 from conveyor.engine.scripts import connection_failed, script
 from conveyor.engine.states import CLEANABLE_STATES, JobState
 from conveyor.errors import InvalidJobOptions, JobFailed, JobIsActive, JobNotFound, QueueNotEmpty
@@ -356,6 +361,66 @@ class Queue:
                 [clock_arg(self.clock), field, value],
             )
         )
+
+    # -- schedules (repeatable jobs; a Scheduler enqueues their ticks) -------
+
+    async def upsert_schedule(
+        self,
+        key: str,
+        name: str,
+        data: Any = None,
+        *,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str = "UTC",
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+        limit: int | None = None,
+        missed: str = "once",
+        **options: Unpack[JobOptionsDict],
+    ) -> Schedule:
+        """Creates or updates the schedule ``key``: a job ``name`` with
+        ``data`` on every tick of ``cron`` (five fields or ``@hourly``-style,
+        in time zone ``tz``) or ``every`` seconds (ticks at multiples of the
+        interval from ``start_at``, or from the epoch).
+
+        Upserting the same schedule from many processes keeps one schedule
+        and its next run; a changed one runs next at its first tick from
+        now. ``end_at`` and ``limit`` (a count of jobs) end it; ``missed``
+        says what ticks missed while no scheduler ran become: ``"once"``
+        one job, ``"all"`` one each, ``"skip"`` none. Other keywords are
+        the job options of each tick's job (not job_id, delay or run_at).
+        Raises InvalidSchedule (bad cron, zone, interval or option) or a
+        PayloadError before anything is written."""
+        schedule = await self._call(
+            upsert_schedule(
+                self,
+                key,
+                name,
+                data,
+                cron=cron,
+                every=every,
+                tz=tz,
+                start_at=start_at,
+                end_at=end_at,
+                limit=limit,
+                missed=missed,
+                options=options,
+            )
+        )
+        return cast(Schedule, schedule)
+
+    async def get_schedule(self, key: str) -> Schedule | None:
+        """The schedule ``key`` with its run count, last and next run."""
+        return cast(Schedule | None, await self._call(get_schedule(self, key)))
+
+    async def get_schedules(self) -> list[Schedule]:
+        """Every schedule of this queue, by key."""
+        return cast(list[Schedule], await self._call(get_schedules(self)))
+
+    async def remove_schedule(self, key: str) -> bool:
+        """Removes a schedule (jobs it already enqueued stay); False if absent."""
+        return bool(await self._call(remove_schedule(self, key)))
 
     async def drain(self, *, delayed: bool = False) -> int:
         """Removes every waiting job (and delayed ones if asked); returns how many."""
