@@ -38,6 +38,8 @@ EVENT_NAMES = frozenset(
         "dead-lettered",
         "stalled",
         "removed",
+        "deduplicated",
+        "debounced",
         "gap",
     }
 )
@@ -53,7 +55,7 @@ class QueueEvent:
     retrying ``error``, ``attempt``, ``delay`` (s); progress ``progress``;
     delayed ``due`` (datetime); active ``worker``; waiting and removed
     ``reason`` (and ``until``, a datetime, when the reason is 'rate
-    limited'); gap ``missed`` (how many events the stream had dropped).
+    limited'); deduplicated and debounced ``key``; gap ``missed`` (how many events the stream had dropped).
     """
 
     id: str

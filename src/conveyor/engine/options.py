@@ -82,6 +82,9 @@ class JobOptionsDict(TypedDict, total=False):
     remove_on_fail: RetentionSpec
     lifo: bool
     keep_logs: int
+    dedup_key: str
+    dedup_ttl: float | timedelta | None
+    debounce: bool
 
 
 _KNOWN = frozenset(JobOptionsDict.__annotations__)
@@ -102,6 +105,9 @@ class JobOptions:
     keep_failed: KeepJobs = DEFAULT_KEEP_FAILED
     lifo: bool = False
     keep_logs: int = 1000
+    dedup_key: str | None = None
+    dedup_ttl_ms: int = 0
+    debounce: bool = False
     wire: str = field(default="", compare=False)
 
     @classmethod
@@ -153,6 +159,7 @@ class JobOptions:
         lifo = options.get("lifo", False)
         if not isinstance(lifo, bool):
             raise InvalidJobOptions("lifo must be a bool")
+        dedup_key, dedup_ttl_ms, debounce = _dedup(options)
         opts = cls(
             priority=int(priority),
             delay_ms=delay_ms,
@@ -167,6 +174,9 @@ class JobOptions:
             keep_failed=_keep(options.get("remove_on_fail"), DEFAULT_KEEP_FAILED, "remove_on_fail"),
             lifo=lifo,
             keep_logs=keep_logs,
+            dedup_key=dedup_key,
+            dedup_ttl_ms=dedup_ttl_ms,
+            debounce=debounce,
         )
         object.__setattr__(opts, "wire", opts._to_wire())
         return opts
@@ -238,6 +248,26 @@ def _delay_ms(delay: Any) -> int:
     if delay < 0:
         raise InvalidJobOptions("delay must not be negative")
     return round(delay * 1000)
+
+
+def _dedup(options: dict[str, Any]) -> tuple[str | None, int, bool]:
+    key = options.get("dedup_key")
+    ttl = options.get("dedup_ttl")
+    debounce = options.get("debounce", False)
+    if not isinstance(debounce, bool):
+        raise InvalidJobOptions("debounce must be a bool")
+    if key is None:
+        if ttl is not None or debounce:
+            raise InvalidJobOptions("dedup_ttl and debounce need a dedup_key")
+        return None, 0, False
+    if not isinstance(key, str) or not key or len(key) > 512:
+        raise InvalidJobOptions("dedup_key must be a non-empty string of at most 512 chars")
+    ttl_ms = 0
+    if ttl is not None:
+        ttl_ms = _delay_ms(ttl)
+        if ttl_ms <= 0:
+            raise InvalidJobOptions("dedup_ttl must be > 0 seconds (or None: until the job finishes)")
+    return key, ttl_ms, debounce
 
 
 def _backoff(value: Any) -> Backoff | None:

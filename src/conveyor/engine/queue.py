@@ -89,13 +89,20 @@ class Queue:
             opts.priority,
             1 if opts.lifo else 0,
             delay,
+            opts.dedup_key or "",
+            opts.dedup_ttl_ms,
+            1 if opts.debounce else 0,
         ]
 
     async def add(self, name: str, data: Any = None, **options: Unpack[JobOptionsDict]) -> Job:
         """Adds a job and returns it.
 
         With ``job_id`` set and a job of that id already present, returns
-        the existing job and adds nothing. Raises InvalidJobOptions,
+        the existing job and adds nothing. With ``dedup_key``, an add that
+        meets the key's holder (a job not yet finished, or for
+        ``dedup_ttl`` seconds from its add) returns that job; with
+        ``debounce=True`` it replaces the holder's data, options and delay
+        instead while the holder has not started. Raises InvalidJobOptions,
         PayloadError or PayloadTooLarge before anything is written.
         """
         opts = self._options(cast(dict[str, Any], options))
@@ -104,7 +111,7 @@ class Queue:
             self.redis,
             self._add_keys,
             [self.keys.job_prefix, clock_arg(self.clock), *args],
-            resend=bool(opts.job_id),
+            resend=bool(opts.job_id or opts.dedup_key),
         )
         job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
         now = int(now)
@@ -146,7 +153,7 @@ class Queue:
                 self.redis,
                 self._add_keys,
                 [self.keys.job_prefix, clock_arg(self.clock), rows],
-                resend=all(p[2].job_id for p in prepared),
+                resend=all(p[2].job_id or p[2].dedup_key for p in prepared),
             )
         )
         now = int(reply[0])

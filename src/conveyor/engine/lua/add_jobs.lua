@@ -6,13 +6,16 @@
 -- KEYS: 1 wait, 2 delayed, 3 marker, 4 id counter, 5 seq counter
 -- ARGV: 1 job key prefix, 2 now ('' = Redis TIME), 3 msgpack array of rows:
 --       { id ('' = next auto id), name, data, opts, priority, lifo (0/1),
---         delay: ms relative, or -(absolute ms) for run_at, or 0 }
--- Returns: msgpack { now, { id, created (1 or 0) } per job }
--- Events: added (the waiting jobs), delayed (field due: a JSON array)
+--         delay: ms relative, or -(absolute ms) for run_at, or 0,
+--         dedup key ('' none), dedup ttl ms, debounce (0/1) }
+-- Returns: msgpack { now, { id, created (1, 0 or 2 as in add_job) } per job }
+-- Events: added (the waiting jobs), delayed (field due: a JSON array),
+--   deduplicated and debounced (as in add_job)
 --@include now
 --@include wait_score
 --@include insert_job
 --@include emit
+--@include dedup_add
 
 local prefix = ARGV[1]
 local now = now_ms(ARGV[2])
@@ -29,6 +32,7 @@ local seq = redis.call('INCRBY', KEYS[5], #rows) - #rows
 local out = {}
 local waiting = {}
 local delayed = {}
+local woken = false
 for i, row in ipairs(rows) do
   local id = row[1]
   local created = 1
@@ -38,9 +42,21 @@ for i, row in ipairs(rows) do
   elseif redis.call('EXISTS', prefix .. id) == 1 then
     created = 0
   end
+  local dk = row[8]
+  if created == 1 and dk ~= '' then
+    local found, code = dedup_add(prefix, now, { KEYS[1], KEYS[2], KEYS[5] }, dk, row[9], row[10],
+      row[2], row[3], row[4], row[5], row[6], row[7])
+    if found then
+      id, created = found, code
+      if code == 2 then woken = true end
+    end
+  end
   if created == 1 then
     insert_job(prefix, now, seq + i, id, row[2], row[3], row[4], row[5], row[6], row[7],
       waiting, delayed)
+    if dk ~= '' then
+      hold_dedup(prefix, dk, id, row[9])
+    end
   end
   out[i] = { id, created }
 end
@@ -60,7 +76,7 @@ if #delayed > 0 then
   end
   emit(stream, now, 'delayed', ids, { 'due', cjson.encode(due) })
 end
-if #waiting > 0 or #delayed > 0 then
+if #waiting > 0 or #delayed > 0 or woken then
   redis.call('ZADD', KEYS[3], 0, '0')
 end
 return cmsgpack.pack({ now, out })

@@ -25,6 +25,7 @@
 --@include promote_delayed
 --@include window
 --@include claim
+--@include dedup
 --@include remove_job_keys
 --@include keep_finished
 --@include fail_job
@@ -45,7 +46,7 @@ local hold = 0
 for i, row in ipairs(rows) do
   local id = row[1]
   local jk = prefix .. id
-  local f = redis.call('HMGET', jk, 'tk', 'st', 'lg')
+  local f = redis.call('HMGET', jk, 'tk', 'st', 'lg', 'dk')
   local code = 1
   if f[1] == false then
     code = (f[2] == false) and -1 or -2
@@ -63,6 +64,7 @@ for i, row in ipairs(rows) do
       if keep_count == 0 then
         remove_job_keys(prefix, logs_prefix, id)
       else
+        release_dedup(prefix, id, f[4])
         redis.call('HSET', jk, 'st', 'completed', 'rv', row[4], 'fon', now)
         expire_job(jk, logs_prefix .. id, row[7], f[3])
         done[#done + 1] = now

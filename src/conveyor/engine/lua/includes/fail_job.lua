@@ -4,8 +4,9 @@
 -- Events: failed (fields error, attempt); then, when retention keeps the job
 -- (with its data, options and every attempt's error) in the failed set,
 -- which is the queue's dead-letter set, dead-lettered (same fields).
--- Needs the emit include.
+-- Needs the emit and dedup includes.
 --@include emit
+--@include dedup
 local function record_attempt(jk, entry)
   local e = cjson.decode(entry)
   local hist = redis.call('HGET', jk, 'hist')
@@ -22,6 +23,7 @@ local function fail_job(failed_key, prefix, logs_prefix, id, now, entry, keep_co
   local jk = prefix .. id
   local e = record_attempt(jk, entry)
   redis.call('HSET', jk, 'st', 'failed', 'fon', now)
+  release_dedup(prefix, id, redis.call('HGET', jk, 'dk'))
   keep_finished(failed_key, prefix, logs_prefix, id, now, keep_count, keep_age)
   local fields = { 'error', tostring(e['error'] or ''), 'attempt', tonumber(e['attempt']) or 0 }
   local stream = events_key(prefix)
