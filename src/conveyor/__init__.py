@@ -10,6 +10,9 @@ from conveyor.engine.connection import ping as ping
 from conveyor.engine.dlq import DeadLetteredJob as DeadLetteredJob
 from conveyor.engine.events import QueueEvent as QueueEvent
 from conveyor.engine.events import QueueEvents as QueueEvents
+from conveyor.engine.guards import BreakerState as BreakerState
+from conveyor.engine.guards import CircuitBreaker as CircuitBreaker
+from conveyor.engine.guards import Limiter as Limiter
 from conveyor.engine.job import Job as Job
 from conveyor.engine.job import JobContext as JobContext
 from conveyor.engine.limits import QueueLimits as QueueLimits
@@ -22,6 +25,7 @@ from conveyor.engine.schedules import Schedule as Schedule
 from conveyor.engine.schedules import Scheduler as Scheduler
 from conveyor.engine.states import JobState as JobState
 from conveyor.engine.worker import Worker as Worker
+from conveyor.errors import CircuitOpen as CircuitOpen
 from conveyor.errors import ConnectionFailed as ConnectionFailed
 from conveyor.errors import ConveyorError as ConveyorError
 from conveyor.errors import Discard as Discard
@@ -48,6 +52,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backoff",
+    "BreakerState",
+    "CircuitBreaker",
+    "CircuitOpen",
     "ConnectionFailed",
     "ConveyorError",
     "Custom",
@@ -68,6 +75,7 @@ __all__ = [
     "JobNotFound",
     "JobState",
     "KeepJobs",
+    "Limiter",
     "ManualClock",
     "OutcomeUnknown",
     "PayloadError",

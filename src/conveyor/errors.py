@@ -17,6 +17,7 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
     └── HandlerSignal           raised by handlers to steer what happens next
         ├── Retry               retry after a given delay
         ├── RateLimited         upstream said slow down: hold the whole queue
+        │   └── CircuitOpen     a circuit breaker refused the call
         └── Discard             fail at once, no more attempts
 """
 
@@ -122,6 +123,16 @@ class RateLimited(HandlerSignal):
             raise ValueError("retry_after must be >= 0 seconds")
         super().__init__(f"{message} (retry after {retry_after:g}s)")
         self.retry_after = float(retry_after)
+
+
+class CircuitOpen(RateLimited):
+    """Raised by a :class:`CircuitBreaker` that is open: the upstream failed
+    often enough that no process should call it before ``retry_after``
+    seconds. Raised out of a handler, it holds the queue like RateLimited."""
+
+    def __init__(self, name: str, retry_after: float) -> None:
+        super().__init__(retry_after, f"circuit {name!r} is open")
+        self.name = name
 
 
 class Discard(HandlerSignal):
