@@ -10,6 +10,10 @@ from conveyor.engine.connection import ping as ping
 from conveyor.engine.dlq import DeadLetteredJob as DeadLetteredJob
 from conveyor.engine.events import QueueEvent as QueueEvent
 from conveyor.engine.events import QueueEvents as QueueEvents
+from conveyor.engine.flows import Children as Children
+from conveyor.engine.flows import FlowJob as FlowJob
+from conveyor.engine.flows import FlowNode as FlowNode
+from conveyor.engine.flows import FlowProducer as FlowProducer
 from conveyor.engine.guards import BreakerState as BreakerState
 from conveyor.engine.guards import CircuitBreaker as CircuitBreaker
 from conveyor.engine.guards import Limiter as Limiter
@@ -53,6 +57,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Backoff",
     "BreakerState",
+    "Children",
     "CircuitBreaker",
     "CircuitOpen",
     "ConnectionFailed",
@@ -66,6 +71,9 @@ __all__ = [
     "EventRouter",
     "Exponential",
     "Fixed",
+    "FlowJob",
+    "FlowNode",
+    "FlowProducer",
     "InvalidJobOptions",
     "InvalidSchedule",
     "Job",

@@ -11,6 +11,7 @@ from conveyor.engine.codec import loads_or_text
 from conveyor.engine.states import JobState
 
 if TYPE_CHECKING:
+    from conveyor.engine.flows import Children
     from conveyor.engine.options import RunOptions
     from conveyor.engine.queue import Queue
     from conveyor.engine.worker import Worker
@@ -20,6 +21,14 @@ def _ms_to_dt(raw: bytes | None) -> datetime | None:
     if raw is None:
         return None
     return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
+
+
+def _parent(raw: bytes | None) -> tuple[str, str] | None:
+    if raw is None:
+        return None
+    _head, _, rest = raw.decode(errors="replace").partition(":{")
+    queue, _, job_id = rest.partition("}:job:")
+    return queue, job_id
 
 
 def _json_or_raw(raw: bytes | None) -> Any:
@@ -51,6 +60,8 @@ class Job:
     run_at: datetime | None = None
     worker_id: str | None = None
     cancel_requested: str | None = None
+    #: A flow child's parent: (queue, job id).
+    parent: tuple[str, str] | None = None
     handle: Queue | None = field(default=None, repr=False, compare=False)
 
     async def wait_until_finished(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (the documented API)
@@ -97,6 +108,7 @@ class Job:
             run_at=_ms_to_dt(g(b"due")),
             worker_id=token.decode(errors="replace").partition(":")[2] if token else None,
             cancel_requested=cx.decode(errors="replace") if cx else None,
+            parent=_parent(g(b"par")),
             handle=handle,
         )
 
@@ -161,6 +173,14 @@ class JobContext:
     async def log(self, *lines: str) -> None:
         """Appends lines to the job's log (kept with the job, capped)."""
         await self._worker._report(self, None, lines)
+
+    async def children(self) -> Children:
+        """For a flow's parent: its children's results (and the errors of
+        those whose failure was ignored), keyed by child job id."""
+        from conveyor.engine.flows import children_of
+
+        queue = self._worker.queue
+        return await children_of(queue.redis, queue.keys, self.id)
 
     def __repr__(self) -> str:
         return f"<JobContext {self.queue}/{self.id} attempt={self.attempt}>"

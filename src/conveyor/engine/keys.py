@@ -26,13 +26,25 @@ _SUFFIXES = {
     "schedules": "schedules",
     "schedules_next": "schedules:next",
     "schedules_runs": "schedules:runs",
+    "waiting_children": "waiting-children",
+    "outbox": "flow:outbox",
 }
 
 
 class QueueKeys:
     """The keys of one queue: ``<prefix>:{<queue>}:<suffix>`` (computed once)."""
 
-    __slots__ = ("base", "finish", "job_prefix", "logs_prefix", "prefix", "queue", *_SUFFIXES)
+    __slots__ = (
+        "base",
+        "deps_prefix",
+        "finish",
+        "job_prefix",
+        "kids_prefix",
+        "logs_prefix",
+        "prefix",
+        "queue",
+        *_SUFFIXES,
+    )
 
     wait: str
     active: str
@@ -51,6 +63,8 @@ class QueueKeys:
     schedules: str
     schedules_next: str
     schedules_runs: str
+    waiting_children: str
+    outbox: str
 
     def __init__(self, queue: str, prefix: str = DEFAULT_PREFIX) -> None:
         self.queue = check_name("queue", queue)
@@ -60,6 +74,10 @@ class QueueKeys:
             setattr(self, attr, self.key(suffix))
         self.job_prefix = self.key("job:")
         self.logs_prefix = self.key("logs:")
+        #: A flow parent's pending children (set of child job keys) and
+        #: their outcomes (hash: r:<child key> result, f:<child key> error).
+        self.deps_prefix = self.key("deps:")
+        self.kids_prefix = self.key("kids:")
         #: The KEYS of finish_jobs.lua, the worker's finish-and-claim call.
         self.finish = (
             self.wait,

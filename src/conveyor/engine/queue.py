@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Unpack, cast
@@ -15,6 +16,7 @@ from conveyor.engine.clock import Clock, RedisClock, clock_arg
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, packb, unpack_reply
 from conveyor.engine.dlq import find_dead_letters
 from conveyor.engine.events import QueueEvents, parse_entry
+from conveyor.engine.flows import Children, children_of, pending_children, queue_for
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
 from conveyor.engine.limits import QueueLimits, RateLimit, check_concurrency
@@ -31,6 +33,7 @@ from conveyor.errors import InvalidJobOptions, JobFailed, JobIsActive, JobNotFou
 BULK_CHUNK = 1000
 _STATE_KEY = {
     JobState.WAITING: "wait",
+    JobState.WAITING_CHILDREN: "waiting-children",
     JobState.DELAYED: "delayed",
     JobState.ACTIVE: "active",
     JobState.COMPLETED: "completed",
@@ -467,7 +470,7 @@ class Queue:
         Raises QueueNotEmpty while jobs are running, unless ``force``.
         """
         k = self.keys
-        sets = [k.wait, k.delayed, k.completed, k.failed]
+        sets = [k.wait, k.delayed, k.completed, k.failed, k.waiting_children]
         others = [key for key in k.all_fixed() if key not in sets and key != k.active]
         total = 0
         while True:
@@ -511,12 +514,27 @@ class Queue:
             )
         )
 
+    async def get_children(self, job_id: str) -> Children:
+        """A flow parent's children: results, ignored failures, pending ids."""
+        return cast(Children, await self._call(children_of(self.redis, self.keys, job_id)))
+
     async def remove(self, job_id: str) -> None:
-        """Deletes a job that is not running. Raises JobNotFound or JobIsActive."""
+        """Deletes a job that is not running, and a flow parent's pending
+        children with it (recursively, on whatever queue they are).
+        Raises JobNotFound or JobIsActive (then nothing is removed)."""
+        pending = await self._call(pending_children(self.redis, self.keys, job_id))
+        if pending:
+            children = [(queue_for(self, queue, prefix), child) for prefix, queue, child in pending]
+            for queue, child in children:
+                if await queue.get_state(child) is JobState.ACTIVE:
+                    raise JobIsActive(f"job {job_id} has a running child {queue.name}/{child}")
+            for queue, child in children:
+                with contextlib.suppress(JobNotFound):
+                    await queue.remove(child)
         k = self.keys
         code = await script("remove_job").run(
             self.redis,
-            [k.wait, k.delayed, k.completed, k.failed],
+            [k.wait, k.delayed, k.completed, k.failed, k.waiting_children],
             [k.job_prefix, k.logs_prefix, job_id],
         )
         if code == -1:

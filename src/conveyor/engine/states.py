@@ -9,6 +9,8 @@ class JobState(StrEnum):
     """Where a job is in its life. A job is in exactly one state at a time."""
 
     WAITING = "waiting"
+    #: A flow's parent, until its children have finished.
+    WAITING_CHILDREN = "waiting-children"
     DELAYED = "delayed"
     ACTIVE = "active"
     COMPLETED = "completed"
@@ -16,7 +18,7 @@ class JobState(StrEnum):
 
 
 #: States a job can still leave on its own.
-PENDING_STATES = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE})
+PENDING_STATES = frozenset({JobState.WAITING, JobState.WAITING_CHILDREN, JobState.DELAYED, JobState.ACTIVE})
 #: States a job ends in.
 FINISHED_STATES = frozenset({JobState.COMPLETED, JobState.FAILED})
 #: States whose jobs can be removed or cleaned (not running).

@@ -10,14 +10,15 @@ import multiprocessing
 import os
 import signal
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Literal
 
 from conveyor.engine.clock import clock_arg
-from conveyor.engine.codec import dumps, loads, packb, unpack_reply
+from conveyor.engine.codec import dumps, loads, packb, text, unpack_reply
 from conveyor.engine.connection import sync_twin
 from conveyor.engine.dlq import DeadLetteredJob, DeadLetterHook, RetryClassifier
+from conveyor.engine.flows import relay
 from conveyor.engine.job import JobContext
 from conveyor.engine.lease import LeaseKeeper
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, RunOptions
@@ -83,6 +84,7 @@ class Worker:
         progress_hook: ProgressHook | None = None,
         retryable: RetryClassifier | None = None,
         on_dead_letter: DeadLetterHook | None = None,
+        flow_sweep_interval: float = 5.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -97,6 +99,7 @@ class Worker:
         self.max_stalled_count = max_stalled_count
         self.shutdown_grace = shutdown_grace
         self.block_timeout = block_timeout
+        self.flow_sweep_interval = flow_sweep_interval
         self.id = name or f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
         self._is_async = inspect.iscoroutinefunction(handler)
         self._executor_kind = executor
@@ -171,10 +174,12 @@ class Worker:
         try:
             async with asyncio.TaskGroup() as tg:
                 marker = tg.create_task(self._marker_loop())
+                sweep = tg.create_task(self._sweep_loop())
                 try:
                     await self._fetch_loop(burst)
                 finally:
                     self._stopping = True
+                    sweep.cancel()
                     await self._stop_marker(marker)
         finally:
             for timer in (self._timer, self._hold_timer):
@@ -269,7 +274,9 @@ class Worker:
             if self._failures:
                 log.info("worker %s reconnected", self.id, extra={"event": "reconnected"})
                 self._failures = 0
-            now, next_due, codes, claimed, held = unpack_reply(reply)
+            now, next_due, codes, claimed, held, outbox = unpack_reply(reply)
+            if outbox:
+                self._background(self._relay(outbox))
             if rows:
                 self._settle([str(row[0]) for row in rows], codes)
             if claimed:
@@ -512,9 +519,32 @@ class Worker:
             except Exception:
                 log.exception("on_dead_letter hook failed for job %s", letter.job_id)
 
-        task = asyncio.get_running_loop().create_task(call())
+        self._background(call())
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs ``work`` beside the fetch loop; the worker waits for it on the way out."""
+        task = asyncio.get_running_loop().create_task(work)
         self._hooks.add(task)
         task.add_done_callback(self._hooks.discard)
+
+    async def _relay(self, ids: list[Any] | None) -> None:
+        """Tells the flow parents of children that finished (None: the sweep
+        of entries a crashed worker left behind)."""
+        try:
+            await relay(
+                self.queue.redis,
+                self.queue.keys,
+                None if ids is None else [text(i) for i in ids],
+                self.queue.clock,
+            )
+        except Exception as exc:  # the sweep tries again
+            log.warning("worker %s: relaying to flow parents failed: %s", self.id, exc)
+
+    async def _sweep_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.flow_sweep_interval)
+            if not self._stopping:
+                await self._relay(None)
 
     def _stalled_out(self, ids: list[str], error: str) -> None:
         """Called from the lease thread for jobs it failed for stalling too often."""

@@ -13,7 +13,8 @@
 --       6 worker id, 7 msgpack array of outcome rows:
 --       { id, token, kind, value, delay ms, keep count, keep age ms }
 -- Returns: msgpack { now, next delayed due or -1, codes, claimed rows,
---          held until (0: not held) }
+--          held until (0: not held), ids of flow children that finished
+--          (their outbox entries are for the worker to relay) }
 -- Events: completed (field results: JSON array), retrying (error, attempt,
 --   delay), failed, waiting (reason 'handed back' or 'rate limited'), and
 --   those of claiming
@@ -43,10 +44,11 @@ local requeued = false
 local stream = events_key(prefix)
 local done_ids, results, handed, limited = {}, {}, {}, {}
 local hold = 0
+local outbox = {}
 for i, row in ipairs(rows) do
   local id = row[1]
   local jk = prefix .. id
-  local f = redis.call('HMGET', jk, 'tk', 'st', 'lg', 'dk')
+  local f = redis.call('HMGET', jk, 'tk', 'st', 'lg', 'dk', 'par')
   local code = 1
   if f[1] == false then
     code = (f[2] == false) and -1 or -2
@@ -60,6 +62,10 @@ for i, row in ipairs(rows) do
     if kind == 'c' then
       local keep_count = row[6]
       done_ids[#done_ids + 1] = id
+      if f[5] then
+        to_outbox(prefix, id, jk, 'c', row[4], now)
+        outbox[#outbox + 1] = id
+      end
       results[#results + 1] = row[4]
       if keep_count == 0 then
         remove_job_keys(prefix, logs_prefix, id)
@@ -89,6 +95,9 @@ for i, row in ipairs(rows) do
     elseif kind == 'f' then
       redis.call('HINCRBY', jk, 'atm', 1)
       fail_job(KEYS[8], prefix, logs_prefix, id, now, row[4], row[6], row[7])
+      if f[5] then
+        outbox[#outbox + 1] = id
+      end
     else
       -- handed back or rate limited: the attempt does not count, the job runs next
       redis.call('HDEL', jk, 'tk', 'cx')
@@ -137,4 +146,4 @@ local head = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
 if #head > 0 then
   next_due = tonumber(head[2])
 end
-return cmsgpack.pack({ now, next_due, codes, jobs, held })
+return cmsgpack.pack({ now, next_due, codes, jobs, held, outbox })

@@ -1,6 +1,6 @@
 -- remove_job: deletes a job that is not running, from whatever state it is in.
 -- Guarantees: an active job is never removed under its worker (cancel it).
--- KEYS: 1 wait, 2 delayed, 3 completed, 4 failed
+-- KEYS: 1 wait, 2 delayed, 3 completed, 4 failed, 5 waiting-children
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 id
 -- Returns: 1 removed, -1 missing, -4 job is active
 -- Event: removed
@@ -16,7 +16,7 @@ end
 if st == 'active' then
   return -4
 end
-for i = 1, 4 do
+for i = 1, 5 do
   redis.call('ZREM', KEYS[i], ARGV[3])
 end
 remove_job_keys(ARGV[1], ARGV[2], ARGV[3])

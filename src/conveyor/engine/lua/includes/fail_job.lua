@@ -4,9 +4,10 @@
 -- Events: failed (fields error, attempt); then, when retention keeps the job
 -- (with its data, options and every attempt's error) in the failed set,
 -- which is the queue's dead-letter set, dead-lettered (same fields).
--- Needs the emit and dedup includes.
+-- A job with a flow parent also gets an outbox entry (see flow.lua).
 --@include emit
 --@include dedup
+--@include flow
 local function record_attempt(jk, entry)
   local e = cjson.decode(entry)
   local hist = redis.call('HGET', jk, 'hist')
@@ -26,6 +27,7 @@ local function fail_job(failed_key, prefix, logs_prefix, id, now, entry, keep_co
   release_dedup(prefix, id, redis.call('HGET', jk, 'dk'))
   keep_finished(failed_key, prefix, logs_prefix, id, now, keep_count, keep_age)
   local fields = { 'error', tostring(e['error'] or ''), 'attempt', tonumber(e['attempt']) or 0 }
+  to_outbox(prefix, id, jk, 'f', fields[2], now)
   local stream = events_key(prefix)
   emit(stream, now, 'failed', { id }, fields)
   if keep_count ~= 0 then

@@ -1,7 +1,9 @@
--- remove_job_keys(prefix, logs_prefix, id): deletes a job's hash and logs
--- (and frees its dedup key). Needs the dedup include.
+-- remove_job_keys(prefix, logs_prefix, id): deletes a job's hash, logs and
+-- flow bookkeeping (pending children, their outcomes), and frees its dedup
+-- key. Needs the dedup include.
 --@include dedup
 local function remove_job_keys(prefix, logs_prefix, id)
   release_dedup(prefix, id, redis.call('HGET', prefix .. id, 'dk'))
-  redis.call('DEL', prefix .. id, logs_prefix .. id)
+  local base = string.sub(prefix, 1, -5)
+  redis.call('DEL', prefix .. id, logs_prefix .. id, base .. 'deps:' .. id, base .. 'kids:' .. id)
 end

@@ -1,0 +1,308 @@
+"""Flows: a parent job that runs once its children (on any queues, nested
+to any depth) have finished, and reads their results.
+
+Adding a flow writes every node with one script per node inside one
+MULTI/EXEC, so on a single Redis (or Sentinel) a flow appears whole or not
+at all; every node has an id and adding it again changes nothing, so a flow
+whose add failed midway can simply be added again.
+
+A child that finishes for good leaves an outbox entry in its own queue; a
+worker of that queue relays it to the parent's queue (``child_done.lua``)
+and deletes it. Relaying is idempotent and retried by every worker's sweep,
+so a crash between the two steps loses nothing, and no script ever touches
+two queues' keys (each queue is one Redis Cluster slot).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from conveyor.engine.clock import Clock, RedisClock, clock_arg
+from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, loads_or_text, text
+from conveyor.engine.job import Job
+from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
+from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
+from conveyor.engine.scripts import connection_failed, script
+from conveyor.errors import InvalidJobOptions
+
+if TYPE_CHECKING:
+    from conveyor.engine.queue import Queue
+
+log = logging.getLogger("conveyor.flows")
+
+
+@dataclass
+class FlowJob:
+    """One node of a flow: a job, and the children it waits for.
+
+    ``fail_parent_on_failure``: this job failing for good fails its parent
+    at once. ``ignore_dependency_on_failure``: its failure counts as
+    finished (the parent sees the error). Neither: the parent waits until
+    this job is retried and completes.
+    """
+
+    name: str
+    queue: str
+    data: Any = None
+    children: list[FlowJob] = field(default_factory=list)
+    options: JobOptionsDict = field(default_factory=lambda: JobOptionsDict())
+    fail_parent_on_failure: bool = False
+    ignore_dependency_on_failure: bool = False
+
+
+@dataclass
+class FlowNode:
+    """What :meth:`FlowProducer.add` wrote: each node's job and children."""
+
+    job: Job
+    children: list[FlowNode]
+
+
+@dataclass(frozen=True, slots=True)
+class Children:
+    """A parent's view of its children: results of those that completed,
+    errors of those whose failure was ignored, and the ones still pending
+    (all keyed by child job id)."""
+
+    results: dict[str, Any]
+    failures: dict[str, str]
+    pending: list[str]
+
+
+def job_ref(key: str) -> tuple[str, str, str]:
+    """(prefix, queue, id) of a job key ``<prefix>:{<queue>}:job:<id>``."""
+    head, _, rest = key.partition(":{")
+    queue, _, job_id = rest.partition("}:job:")
+    return head, queue, job_id
+
+
+class FlowProducer:
+    """Adds flows. Cheap to create; does no I/O until used."""
+
+    def __init__(
+        self,
+        redis: aredis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        clock: Clock | None = None,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.max_payload = max_payload
+        self.clock: Clock = clock or RedisClock()
+
+    async def add(self, flow: FlowJob) -> FlowNode:
+        """Adds ``flow`` (a parent and its children, recursively) and
+        returns its nodes. Everything is validated first; InvalidJobOptions
+        or a PayloadError means nothing was written."""
+        plans: list[_Plan] = []
+        root = self._plan(flow, None, "", plans)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for plan in plans:
+                self._queue_call(pipe, plan)
+            try:
+                replies = await self._execute(pipe, plans)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                raise connection_failed(self.redis, exc) from exc
+        now = int(replies[0][0]) if replies else 0
+        for plan, reply in zip(plans, replies, strict=True):
+            plan.created = int(reply[1]) == 1
+        return self._nodes(root, now)
+
+    # -- planning -------------------------------------------------------------
+
+    def _plan(self, node: FlowJob, parent_key: str | None, flags: str, plans: list[_Plan]) -> _Plan:
+        if not isinstance(node, FlowJob):
+            raise InvalidJobOptions(f"a flow is made of FlowJob nodes, not {node!r}")
+        if not isinstance(node.name, str) or not node.name:
+            raise InvalidJobOptions("every job of a flow needs a non-empty name")
+        keys = QueueKeys(node.queue, self.prefix)
+        options: dict[str, Any] = dict(node.options)
+        if node.children and ("delay" in options or "run_at" in options):
+            raise InvalidJobOptions("a parent runs when its children finish: it takes no delay or run_at")
+        if any(o in options for o in ("dedup_key", "dedup_ttl", "debounce")):
+            raise InvalidJobOptions("jobs of a flow are not deduplicated: give them job ids instead")
+        options.setdefault("job_id", f"{node.name}-{uuid.uuid4().hex[:16]}")
+        opts = JobOptions.build(options)
+        assert opts.job_id is not None
+        plan = _Plan(node, keys, opts, dumps_payload(node.data, self.max_payload), parent_key, flags)
+        plans.append(plan)
+        for child in node.children:
+            child_flags = ("f" if child.fail_parent_on_failure else "") + (
+                "i" if child.ignore_dependency_on_failure else ""
+            )
+            if child_flags == "fi":
+                raise InvalidJobOptions("choose fail_parent_on_failure or ignore_dependency_on_failure")
+            plan.children.append(self._plan(child, keys.job(opts.job_id), child_flags, plans))
+        return plan
+
+    def _queue_call(self, pipe: Any, plan: _Plan) -> None:
+        k, opts = plan.keys, plan.opts
+        assert opts.job_id is not None
+        delay = -opts.run_at_ms if opts.run_at_ms is not None else opts.delay_ms
+        pipe.evalsha(
+            script("add_flow_node").sha,
+            5,
+            k.wait,
+            k.delayed,
+            k.marker,
+            k.seq,
+            k.waiting_children,
+            k.job_prefix,
+            clock_arg(self.clock),
+            opts.job_id,
+            plan.node.name,
+            plan.payload,
+            opts.wire,
+            opts.priority,
+            1 if opts.lifo else 0,
+            delay,
+            plan.parent_key or "",
+            plan.flags,
+            *(c.keys.job(c.opts.job_id or "") for c in plan.children),
+        )
+
+    async def _execute(self, pipe: Any, plans: list[_Plan]) -> list[Any]:
+        try:
+            return list(await pipe.execute())
+        except NoScriptError:
+            pass  # EXEC ran nothing: the script was not loaded yet (or Redis restarted)
+        await self.redis.script_load(script("add_flow_node").source)
+        await pipe.reset()
+        for plan in plans:
+            self._queue_call(pipe, plan)
+        return list(await pipe.execute())
+
+    def _nodes(self, plan: _Plan, now: int) -> FlowNode:
+        from datetime import UTC, datetime
+
+        from conveyor.engine.states import JobState
+
+        state = JobState.WAITING_CHILDREN if plan.children else JobState.WAITING
+        if not plan.children and (plan.opts.delay_ms or plan.opts.run_at_ms):
+            state = JobState.DELAYED
+        job = Job(
+            plan.opts.job_id or "",
+            plan.keys.queue,
+            plan.node.name,
+            plan.node.data,
+            state,
+            {},
+            plan.opts.priority,
+            created_at=datetime.fromtimestamp(now / 1000, tz=UTC),
+        )
+        return FlowNode(job, [self._nodes(c, now) for c in plan.children])
+
+
+@dataclass
+class _Plan:
+    node: FlowJob
+    keys: QueueKeys
+    opts: JobOptions
+    payload: bytes
+    parent_key: str | None
+    flags: str
+    children: list[_Plan] = field(default_factory=list)
+    created: bool = False
+
+
+# -- the worker's side: relaying finished children to their parents ---------
+
+
+async def relay(redis: aredis.Redis, keys: QueueKeys, ids: Sequence[str] | None, clock: Clock) -> int:
+    """Relays outbox entries of queue ``keys`` to their parents: the given
+    child ids, or (None) every entry older than two seconds (the sweep).
+    Returns how many entries were relayed and deleted."""
+    entries: list[tuple[str, Any]]
+    if ids is None:
+        entries = await _stale_entries(redis, keys, clock)
+    else:
+        raws = await redis.hmget(keys.outbox, list(ids)) if ids else []
+        entries = [(i, raw) for i, raw in zip(ids, raws, strict=True) if raw is not None]
+    done = 0
+    for child_id, raw in entries:
+        try:
+            entry = loads(raw)
+            prefix, parent_queue, parent_id = job_ref(str(entry["parent"]))
+            parent = QueueKeys(parent_queue, prefix or keys.prefix)
+            value = entry.get("value", "")
+            outcome = await script("child_done").run(
+                redis,
+                [parent.wait, parent.marker, parent.seq, parent.waiting_children, parent.failed],
+                [
+                    parent.job_prefix,
+                    parent.logs_prefix,
+                    clock_arg(clock),
+                    parent_id,
+                    str(entry["child"]),
+                    str(entry.get("kind", "c")),
+                    value if isinstance(value, str) else text(value),
+                    str(entry.get("flags", "")),
+                    *DEFAULT_KEEP_FAILED.to_wire(),
+                ],
+            )
+            if outcome == 2:  # the parent failed in turn: tell its own parent now
+                await relay(redis, parent, [parent_id], clock)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("dropping an unreadable flow outbox entry for job %s: %s", child_id, exc)
+        await redis.hdel(keys.outbox, child_id)
+        done += 1
+    return done
+
+
+async def _stale_entries(redis: aredis.Redis, keys: QueueKeys, clock: Clock) -> list[tuple[str, Any]]:
+    now = clock.now_ms()
+    if now is None:
+        seconds, micros = await redis.time()
+        now = int(seconds) * 1000 + int(micros) // 1000
+    out = []
+    async for child_id, raw in redis.hscan_iter(keys.outbox, count=200):
+        try:
+            at = int(loads(raw).get("at", 0))
+        except (ValueError, TypeError, AttributeError):
+            at = 0
+        if now - at >= 2000:
+            out.append((text(child_id), raw))
+        if len(out) >= 1000:
+            break
+    return out
+
+
+async def children_of(redis: aredis.Redis, keys: QueueKeys, job_id: str) -> Children:
+    """The children state of parent ``job_id`` in queue ``keys``."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.kids_prefix + job_id)
+        pipe.smembers(keys.deps_prefix + job_id)
+        kids, pending = await pipe.execute()
+    results: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    for raw_field, raw in kids.items():
+        kind, _, child_key = text(raw_field).partition(":")
+        child_id = job_ref(child_key)[2]
+        if kind == "r":
+            results[child_id] = loads_or_text(raw)
+        else:
+            failures[child_id] = text(raw)
+    return Children(results, failures, sorted(job_ref(text(p))[2] for p in pending))
+
+
+async def pending_children(redis: aredis.Redis, keys: QueueKeys, job_id: str) -> list[tuple[str, str, str]]:
+    """(prefix, queue, id) of each child ``job_id`` still waits for."""
+    return [job_ref(text(m)) for m in await redis.smembers(keys.deps_prefix + job_id)]
+
+
+def queue_for(queue: Queue, name: str, prefix: str) -> Queue:
+    """A handle on another queue with the same connection and clock."""
+    from conveyor.engine.queue import Queue as QueueClass
+
+    return QueueClass(name, queue.redis, prefix=prefix or queue.keys.prefix, clock=queue.clock)
