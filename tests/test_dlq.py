@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from conveyor import DeadLetteredJob, JobContext, JobState, Queue, Worker
+from conveyor.engine.codec import packb
+from conveyor.engine.scripts import script
 
 
 class UpstreamError(Exception):
@@ -94,3 +96,41 @@ async def test_dead_letters_are_searchable_replayable_and_purgeable(queue: Queue
     assert len(replayed.history) == 1  # the failed attempt stays in its history
     assert len(await queue.clean(JobState.FAILED)) == 5
     assert await queue.dead_letters() == []
+
+
+async def test_a_job_that_stalls_too_often_is_reported_once(queue: Queue) -> None:
+    # Given a job claimed by a worker that then died holding it
+    job = await queue.add("j", 1)
+    k = queue.keys
+    await script("finish_jobs").run(
+        queue.redis, k.finish, [k.job_prefix, k.logs_prefix, "", 1, 100, "dead-worker", packb([])]
+    )
+    told: list[DeadLetteredJob] = []
+
+    async def alert(letter: DeadLetteredJob) -> None:
+        told.append(letter)
+
+    async def never(ctx: JobContext) -> None:
+        raise AssertionError("the job must not run again")
+
+    # When two live workers that allow no stalls check for stalled jobs
+    workers = [
+        Worker(
+            queue, never, lock_duration=0.1, stalled_interval=0.05, max_stalled_count=0, on_dead_letter=alert
+        )
+        for _ in range(2)
+    ]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    for _ in range(100):
+        if await queue.get_state(job.id) is JobState.FAILED and told:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    await asyncio.gather(*(w.close() for w in workers))
+    await asyncio.gather(*tasks)
+
+    # Then it is dead-lettered and the hook heard of it exactly once
+    failed = await queue.get_job(job.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert [letter.job_id for letter in told] == [job.id]
+    assert "stalled" in told[0].error
