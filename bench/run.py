@@ -7,7 +7,8 @@ are measured three times and the best run is reported, with every run listed
 (the machine's speed varies between runs). Measures:
 drain rate of no-op async jobs (one worker process, concurrency 100),
 alone and under queue-wide limits set high (a rate limit of 100,000/s, a
-global concurrency of 1,000), runs interleaved so drift hits all alike,
+global concurrency of 1,000) and spread over 100 groups taking turns, runs
+interleaved so drift hits all alike,
 enqueue rate one by one (awaiting each) and in bulk, enqueue-to-start
 latency at a steady 500 jobs/s (producer in a separate process), and Redis
 memory per waiting job with a 100-byte payload, the progress bus's
@@ -39,15 +40,20 @@ except ImportError:  # pragma: no cover
 
 
 async def bench_drain(
-    url: str, n: int, limit: RateLimit | None = None, concurrency: int | None = None
+    url: str, n: int, limit: RateLimit | None = None, concurrency: int | None = None, groups: int = 0
 ) -> float:
-    """Drain rate; with ``limit`` or ``concurrency`` set as queue-wide limits."""
+    """Drain rate; with ``limit`` or ``concurrency`` set as queue-wide
+    limits, or the jobs spread over ``groups`` groups taking turns."""
     redis = connect(url)
     queue = Queue("bench-drain", redis)
     await queue.set_rate_limit(limit)
     await queue.set_concurrency(concurrency)
     for i in range(0, n, 10_000):
-        await queue.add_bulk([("noop", j) for j in range(i, min(n, i + 10_000))])
+        chunk = range(i, min(n, i + 10_000))
+        if groups:
+            await queue.add_bulk([("noop", j, {"group": f"tenant-{j % groups}"}) for j in chunk])
+        else:
+            await queue.add_bulk([("noop", j) for j in chunk])
 
     async def noop(job: JobContext) -> None:
         return None
@@ -316,14 +322,17 @@ def _drain_rows(rows: Rows, url: str, n: int, repeats: int) -> None:
     plain: list[float] = []
     limited: list[float] = []
     capped: list[float] = []
+    grouped: list[float] = []
     for _ in range(repeats):
         plain.append(run(bench_drain(url, n)))
         limited.append(run(bench_drain(url, n, limit=RateLimit(100_000, per=1.0))))
         capped.append(run(bench_drain(url, n, concurrency=1000)))
+        grouped.append(run(bench_drain(url, n, groups=100)))
     _runs(rows, "drain, no-op async, concurrency 100", plain, "jobs/s", ">= 25,000")
     _runs(rows, "drain, rate limit 100,000/s", limited, "jobs/s", ">= 80% of unlimited")
     rows.append(("  (limited / unlimited, best runs)", f"{max(limited) / max(plain):.0%}", ""))
     _runs(rows, "drain, global concurrency 1,000", capped, "jobs/s", "reported")
+    _runs(rows, "drain, 100 groups taking turns", grouped, "jobs/s", "reported")
 
 
 def _enqueue_rows(rows: Rows, url: str, n: int, repeats: int) -> None:

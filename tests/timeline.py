@@ -15,10 +15,14 @@ async def events(queue: Queue) -> list[QueueEvent]:
 
 
 def max_in_window(times: list[float], width: float) -> int:
-    """The most of ``times`` (sorted) inside any half-open window [t, t + width)."""
+    """The most of ``times`` (sorted, seconds) inside any half-open window
+    [t, t + width), compared in whole milliseconds (the events' resolution;
+    floats near 1.8e9 s cannot tell a boundary apart)."""
+    ms = [round(t * 1000) for t in times]
+    span = round(width * 1000)
     best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while times[lo] <= t - width + 1e-9:
+    for hi, t in enumerate(ms):
+        while ms[lo] <= t - span:
             lo += 1
         best = max(best, hi - lo + 1)
     return best

@@ -19,6 +19,7 @@ from conveyor.engine.guards import CircuitBreaker as CircuitBreaker
 from conveyor.engine.guards import Limiter as Limiter
 from conveyor.engine.job import Job as Job
 from conveyor.engine.job import JobContext as JobContext
+from conveyor.engine.limits import GroupInfo as GroupInfo
 from conveyor.engine.limits import QueueLimits as QueueLimits
 from conveyor.engine.limits import RateLimit as RateLimit
 from conveyor.engine.options import KeepJobs as KeepJobs
@@ -74,6 +75,7 @@ __all__ = [
     "FlowJob",
     "FlowNode",
     "FlowProducer",
+    "GroupInfo",
     "InvalidJobOptions",
     "InvalidSchedule",
     "Job",

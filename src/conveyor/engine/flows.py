@@ -132,6 +132,8 @@ class FlowProducer:
             raise InvalidJobOptions("a parent runs when its children finish: it takes no delay or run_at")
         if any(o in options for o in ("dedup_key", "dedup_ttl", "debounce")):
             raise InvalidJobOptions("jobs of a flow are not deduplicated: give them job ids instead")
+        if "group" in options:
+            raise InvalidJobOptions("jobs of a flow do not take a group")
         options.setdefault("job_id", f"{node.name}-{uuid.uuid4().hex[:16]}")
         opts = JobOptions.build(options)
         assert opts.job_id is not None

@@ -27,6 +27,12 @@ _SUFFIXES = {
     "schedules_next": "schedules:next",
     "schedules_runs": "schedules:runs",
     "waiting_children": "waiting-children",
+    "groups_ring": "groups:ring",
+    "groups_held": "groups:held",
+    "groups_parked": "groups:parked",
+    "groups_waiting": "groups:waiting",
+    "groups_active": "groups:active",
+    "groups_all": "groups:all",
     "outbox": "flow:outbox",
 }
 
@@ -64,6 +70,12 @@ class QueueKeys:
     schedules_next: str
     schedules_runs: str
     waiting_children: str
+    groups_ring: str
+    groups_held: str
+    groups_parked: str
+    groups_waiting: str
+    groups_active: str
+    groups_all: str
     outbox: str
 
     def __init__(self, queue: str, prefix: str = DEFAULT_PREFIX) -> None:
@@ -103,6 +115,14 @@ class QueueKeys:
 
     def logs(self, job_id: str) -> str:
         return self.logs_prefix + job_id
+
+    def group(self, group: str) -> str:
+        """The zset of a group's waiting jobs."""
+        return self.key(f"group:{group}")
+
+    def group_limiter(self, group: str) -> tuple[str, str]:
+        """A group's rate window: its log and its count."""
+        return self.key(f"glimit:{group}"), self.key(f"glimit:{group}:n")
 
     def all_fixed(self) -> list[str]:
         """Every queue-level key (not the per-job ones)."""

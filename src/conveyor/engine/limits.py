@@ -43,6 +43,20 @@ class QueueLimits:
     rate_limit: RateLimit | None
     concurrency: int | None
     held_until: datetime | None
+    group_rate_limit: RateLimit | None = None
+    group_concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """One group of a queue: its waiting and active jobs, and whether it
+    has a turn in line ('ready'), sits at its concurrency limit ('parked'),
+    waits for its rate window ('held'), or has nothing waiting ('idle')."""
+
+    name: str
+    waiting: int
+    active: int
+    state: str
 
 
 def check_concurrency(value: int | None) -> int | None:

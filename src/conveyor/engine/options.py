@@ -85,6 +85,7 @@ class JobOptionsDict(TypedDict, total=False):
     dedup_key: str
     dedup_ttl: float | timedelta | None
     debounce: bool
+    group: str
 
 
 _KNOWN = frozenset(JobOptionsDict.__annotations__)
@@ -108,6 +109,7 @@ class JobOptions:
     dedup_key: str | None = None
     dedup_ttl_ms: int = 0
     debounce: bool = False
+    group: str | None = None
     wire: str = field(default="", compare=False)
 
     @classmethod
@@ -160,6 +162,9 @@ class JobOptions:
         if not isinstance(lifo, bool):
             raise InvalidJobOptions("lifo must be a bool")
         dedup_key, dedup_ttl_ms, debounce = _dedup(options)
+        group = options.get("group")
+        if group is not None and (not isinstance(group, str) or not group or len(group) > 256):
+            raise InvalidJobOptions("group must be a non-empty string of at most 256 chars")
         opts = cls(
             priority=int(priority),
             delay_ms=delay_ms,
@@ -177,6 +182,7 @@ class JobOptions:
             dedup_key=dedup_key,
             dedup_ttl_ms=dedup_ttl_ms,
             debounce=debounce,
+            group=group,
         )
         object.__setattr__(opts, "wire", opts._to_wire())
         return opts

@@ -13,13 +13,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
-from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, packb, unpack_reply
+from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, packb, text, unpack_reply
 from conveyor.engine.dlq import find_dead_letters
 from conveyor.engine.events import QueueEvents, parse_entry
 from conveyor.engine.flows import Children, children_of, pending_children, queue_for
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
-from conveyor.engine.limits import QueueLimits, RateLimit, check_concurrency
+from conveyor.engine.limits import GroupInfo, QueueLimits, RateLimit, check_concurrency
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
 from conveyor.engine.schedules import Schedule
 from conveyor.engine.schedules import get as get_schedule
@@ -95,6 +95,7 @@ class Queue:
             opts.dedup_key or "",
             opts.dedup_ttl_ms,
             1 if opts.debounce else 0,
+            opts.group or "",
         ]
 
     async def add(self, name: str, data: Any = None, **options: Unpack[JobOptionsDict]) -> Job:
@@ -275,12 +276,15 @@ class Queue:
         return JobState(raw.decode()) if raw else None
 
     async def counts(self) -> dict[JobState, int]:
-        """How many jobs are in each state."""
+        """How many jobs are in each state (waiting includes grouped jobs)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for state in JobState:
                 pipe.zcard(self.keys.key(_STATE_KEY[state]))
+            pipe.get(self.keys.groups_waiting)
             replies = await self._call(pipe.execute())
-        return {state: int(n) for state, n in zip(JobState, replies, strict=True)}
+        counts = {state: int(n) for state, n in zip(JobState, replies, strict=False)}
+        counts[JobState.WAITING] += max(0, int(replies[-1] or 0))
+        return counts
 
     async def is_paused(self) -> bool:
         return bool(await self._call(self.redis.hexists(self.keys.meta, "paused")))
@@ -348,10 +352,63 @@ class Queue:
         until = await self._set_limits("hold", str(round(seconds * 1000)))
         return datetime.fromtimestamp(until / 1000, tz=UTC) if until else None
 
+    async def set_group_limits(
+        self, *, concurrency: int | None = None, rate_limit: RateLimit | None = None
+    ) -> None:
+        """Limits that every group of this queue gets (jobs added with
+        ``group=``): at most ``concurrency`` of a group's jobs active at once
+        and ``rate_limit`` starts per window, across all workers. None
+        removes a limit. Groups always take turns, limits or not."""
+        value = check_concurrency(concurrency)
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise InvalidJobOptions(f"rate limit must be a RateLimit or None, not {rate_limit!r}")
+        await self._set_limits("gconc", "" if value is None else str(value))
+        await self._set_limits("grate", rate_limit.to_wire() if rate_limit else "")
+
+    async def groups(self, *, start: int = 0, count: int = 100) -> list[GroupInfo]:
+        """A page of the queue's groups, by name."""
+        k = self.keys
+        names = sorted(text(n) for n in await self._call(self.redis.smembers(k.groups_all)))
+        page = names[start : start + count]
+        if not page:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in page:
+                pipe.zcard(k.group(name))
+                pipe.hget(k.groups_active, name)
+                pipe.zscore(k.groups_ring, name)
+                pipe.sismember(k.groups_parked, name)
+                pipe.zscore(k.groups_held, name)
+            raw = await self._call(pipe.execute())
+        out = []
+        for i, name in enumerate(page):
+            waiting, active, ring, parked, held = raw[i * 5 : i * 5 + 5]
+            state = (
+                "parked"
+                if parked
+                else "held"
+                if held is not None
+                else "ready"
+                if ring is not None
+                else "idle"
+            )
+            if state == "ready" and not waiting:
+                state = "idle"
+            out.append(GroupInfo(name, int(waiting), int(active or 0), state))
+        return out
+
+    async def get_group_jobs(self, group: str, start: int = 0, count: int = 50) -> list[Job]:
+        """A page of a group's waiting jobs, in the order they will run."""
+        ids = await self._call(self.redis.zrange(self.keys.group(group), start, start + count - 1))
+        return await self._fetch([text(i) for i in ids])
+
     async def limits(self) -> QueueLimits:
-        """The queue's rate limit, global concurrency and current hold."""
-        raw = await self._call(self.redis.hmget(self.keys.meta, "rlm", "rld", "conc", "hold"))
-        rlm, rld, conc, hold = (int(v) if v is not None else None for v in raw)
+        """The queue's rate limit, global concurrency and current hold, and
+        the limits each group gets."""
+        raw = await self._call(
+            self.redis.hmget(self.keys.meta, "rlm", "rld", "conc", "hold", "grlm", "grld", "gconc")
+        )
+        rlm, rld, conc, hold, grlm, grld, gconc = (int(v) if v is not None else None for v in raw)
         now = self.clock.now_ms()
         if now is None:
             seconds, micros = await self._call(self.redis.time())
@@ -360,6 +417,8 @@ class Queue:
             rate_limit=RateLimit(rlm, rld / 1000) if rlm and rld else None,
             concurrency=conc,
             held_until=datetime.fromtimestamp(hold / 1000, tz=UTC) if hold and hold > now else None,
+            group_rate_limit=RateLimit(grlm, grld / 1000) if grlm and grld else None,
+            group_concurrency=gconc,
         )
 
     async def _set_limits(self, field: str, value: str) -> int:
@@ -470,8 +529,10 @@ class Queue:
         Raises QueueNotEmpty while jobs are running, unless ``force``.
         """
         k = self.keys
-        sets = [k.wait, k.delayed, k.completed, k.failed, k.waiting_children]
+        groups = [text(g) for g in await self._call(self.redis.smembers(k.groups_all))]
+        sets = [k.wait, k.delayed, k.completed, k.failed, k.waiting_children, *map(k.group, groups)]
         others = [key for key in k.all_fixed() if key not in sets and key != k.active]
+        others += [key for g in groups for key in k.group_limiter(g)]
         total = 0
         while True:
             n = int(

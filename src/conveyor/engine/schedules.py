@@ -47,7 +47,7 @@ _ALIASES = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_NOT_FOR_SCHEDULES = ("job_id", "delay", "run_at", "dedup_key", "dedup_ttl", "debounce")
+_NOT_FOR_SCHEDULES = ("job_id", "delay", "run_at", "dedup_key", "dedup_ttl", "debounce", "group")
 
 
 @dataclass(frozen=True, slots=True)

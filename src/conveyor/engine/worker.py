@@ -274,7 +274,7 @@ class Worker:
             if self._failures:
                 log.info("worker %s reconnected", self.id, extra={"event": "reconnected"})
                 self._failures = 0
-            now, next_due, codes, claimed, held, outbox = unpack_reply(reply)
+            now, next_due, codes, claimed, held, outbox, grouped = unpack_reply(reply)
             if outbox:
                 self._background(self._relay(outbox))
             if rows:
@@ -286,8 +286,10 @@ class Worker:
                 # without blocking on the marker meanwhile.
                 self._hold((held - now) / 1000)
             elif want > 0 and len(claimed) < want and not self._stopping:
-                # The queue ran dry: block on the marker, and wake for the next delayed job.
-                if burst and not claimed and not self._running and not self._outcomes:
+                # The queue ran dry: block on the marker, and wake for the next
+                # delayed job or group turn. Grouped jobs still waiting for a
+                # turn keep a burst run going.
+                if burst and not claimed and not self._running and not self._outcomes and not grouped:
                     self._drained = self._inflight == 1
                 self._idle.set()
                 if next_due >= 0:

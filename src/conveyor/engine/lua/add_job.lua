@@ -9,7 +9,7 @@
 -- ARGV: 1 job key prefix, 2 now ('' = Redis TIME), 3 id ('' = next auto id),
 --       4 name, 5 data, 6 opts, 7 priority, 8 lifo (0/1), 9 delay (see
 --       add_jobs), 10 dedup key ('' none), 11 dedup ttl ms (0: until the
---       job finishes), 12 debounce (0/1)
+--       job finishes), 12 debounce (0/1), 13 group ('' none)
 -- Returns: { now, id, created (1, 0 or 2) }
 -- Events: added or delayed (field due, as in add_jobs); deduplicated or
 --   debounced (field key)
@@ -29,7 +29,7 @@ local dk = ARGV[10]
 if dk ~= '' then
   local found, code = dedup_add(prefix, now, { KEYS[1], KEYS[2], KEYS[5] }, dk, tonumber(ARGV[11]),
     tonumber(ARGV[12]), ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]),
-    tonumber(ARGV[9]))
+    tonumber(ARGV[9]), ARGV[13])
   if found then
     if code == 2 then
       redis.call('ZADD', KEYS[3], 0, '0')
@@ -42,13 +42,15 @@ if id == '' then
 end
 local waiting = {}
 local delayed = {}
-insert_job(prefix, now, redis.call('INCR', KEYS[5]), id, ARGV[4], ARGV[5], ARGV[6],
-  tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), waiting, delayed)
+local kind = insert_job(prefix, now, redis.call('INCR', KEYS[5]), id, ARGV[4], ARGV[5], ARGV[6],
+  tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), waiting, delayed, ARGV[13])
 if dk ~= '' then
   hold_dedup(prefix, dk, id, tonumber(ARGV[11]))
 end
-if #waiting > 0 then
-  redis.call('ZADD', KEYS[1], waiting[1], id)
+if kind ~= 'd' then
+  if kind == 'w' then
+    redis.call('ZADD', KEYS[1], waiting[1], id)
+  end
   emit(events_key(prefix), now, 'added', { id })
 else
   redis.call('ZADD', KEYS[2], delayed[1], id)

@@ -7,7 +7,7 @@
 -- ARGV: 1 job key prefix, 2 now ('' = Redis TIME), 3 msgpack array of rows:
 --       { id ('' = next auto id), name, data, opts, priority, lifo (0/1),
 --         delay: ms relative, or -(absolute ms) for run_at, or 0,
---         dedup key ('' none), dedup ttl ms, debounce (0/1) }
+--         dedup key ('' none), dedup ttl ms, debounce (0/1), group ('' none) }
 -- Returns: msgpack { now, { id, created (1, 0 or 2 as in add_job) } per job }
 -- Events: added (the waiting jobs), delayed (field due: a JSON array),
 --   deduplicated and debounced (as in add_job)
@@ -33,6 +33,7 @@ local out = {}
 local waiting = {}
 local delayed = {}
 local woken = false
+local grouped = {}
 for i, row in ipairs(rows) do
   local id = row[1]
   local created = 1
@@ -45,15 +46,17 @@ for i, row in ipairs(rows) do
   local dk = row[8]
   if created == 1 and dk ~= '' then
     local found, code = dedup_add(prefix, now, { KEYS[1], KEYS[2], KEYS[5] }, dk, row[9], row[10],
-      row[2], row[3], row[4], row[5], row[6], row[7])
+      row[2], row[3], row[4], row[5], row[6], row[7], row[11])
     if found then
       id, created = found, code
       if code == 2 then woken = true end
     end
   end
   if created == 1 then
-    insert_job(prefix, now, seq + i, id, row[2], row[3], row[4], row[5], row[6], row[7],
-      waiting, delayed)
+    if insert_job(prefix, now, seq + i, id, row[2], row[3], row[4], row[5], row[6], row[7],
+      waiting, delayed, row[11]) == 'g' then
+      grouped[#grouped + 1] = id
+    end
     if dk ~= '' then
       hold_dedup(prefix, dk, id, row[9])
     end
@@ -67,6 +70,7 @@ if #waiting > 0 then
   for i = 2, #waiting, 2 do ids[#ids + 1] = waiting[i] end
   emit(stream, now, 'added', ids)
 end
+emit(stream, now, 'added', grouped)
 if #delayed > 0 then
   redis.call('ZADD', KEYS[2], unpack(delayed))
   local ids, due = {}, {}
@@ -76,7 +80,7 @@ if #delayed > 0 then
   end
   emit(stream, now, 'delayed', ids, { 'due', cjson.encode(due) })
 end
-if #waiting > 0 or #delayed > 0 or woken then
+if #waiting > 0 or #delayed > 0 or #grouped > 0 or woken then
   redis.call('ZADD', KEYS[3], 0, '0')
 end
 return cmsgpack.pack({ now, out })

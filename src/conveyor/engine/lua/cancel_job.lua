@@ -7,6 +7,7 @@
 -- Returns: 1 flagged (active), 2 failed now, 0 already finished, -1 missing
 --@include now
 --@include remove_job_keys
+--@include groups
 --@include keep_finished
 --@include fail_job
 
@@ -22,6 +23,7 @@ end
 if st == 'waiting' or st == 'delayed' then
   redis.call('ZREM', KEYS[1], ARGV[3])
   redis.call('ZREM', KEYS[2], ARGV[3])
+  group_unlist(ARGV[1], ARGV[3], jk)
   local now = now_ms(ARGV[5])
   local entry = cjson.encode({ error = ARGV[4], traceback = '', at = now, attempt = 0 })
   fail_job(KEYS[3], ARGV[1], ARGV[2], ARGV[3], now, entry,

@@ -1,5 +1,5 @@
--- drain: removes every waiting job (and delayed ones when asked), up to
--- `limit` per call; running jobs are left alone.
+-- drain: removes every waiting job, grouped ones included (and delayed
+-- ones when asked), up to `limit` per call; running jobs are left alone.
 -- KEYS: 1 wait, 2 delayed
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 limit, 4 include delayed ('1'/'0')
 -- Returns: jobs removed in this call
@@ -10,9 +10,13 @@
 
 local limit = tonumber(ARGV[3])
 local removed = 0
+local base = string.sub(ARGV[1], 1, -5)
 local sets = { KEYS[1] }
-if ARGV[4] == '1' then sets[2] = KEYS[2] end
-for _, set_key in ipairs(sets) do
+for _, g in ipairs(redis.call('SMEMBERS', base .. 'groups:all')) do
+  sets[#sets + 1] = base .. 'group:' .. g
+end
+if ARGV[4] == '1' then sets[#sets + 1] = KEYS[2] end
+for s, set_key in ipairs(sets) do
   while removed < limit do
     local ids = redis.call('ZRANGE', set_key, 0, 499)
     if #ids == 0 then break end
@@ -21,6 +25,9 @@ for _, set_key in ipairs(sets) do
     end
     emit(events_key(ARGV[1]), now_ms(''), 'removed', ids, { 'reason', 'drain' })
     redis.call('ZREMRANGEBYRANK', set_key, 0, #ids - 1)
+    if s > 1 and set_key ~= KEYS[2] then
+      redis.call('DECRBY', base .. 'groups:waiting', #ids)
+    end
     removed = removed + #ids
   end
 end

@@ -12,9 +12,11 @@
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 claim count, 5 lock ms,
 --       6 worker id, 7 msgpack array of outcome rows:
 --       { id, token, kind, value, delay ms, keep count, keep age ms }
--- Returns: msgpack { now, next delayed due or -1, codes, claimed rows,
+-- Returns: msgpack { now, next delayed due (or held group's turn) or -1,
+--          codes, claimed rows,
 --          held until (0: not held), ids of flow children that finished
---          (their outbox entries are for the worker to relay) }
+--          (their outbox entries are for the worker to relay), grouped jobs
+--          waiting for their group's turn (counted when the claim fell short) }
 -- Events: completed (field results: JSON array), retrying (error, attempt,
 --   delay), failed, waiting (reason 'handed back' or 'rate limited'), and
 --   those of claiming
@@ -48,7 +50,7 @@ local outbox = {}
 for i, row in ipairs(rows) do
   local id = row[1]
   local jk = prefix .. id
-  local f = redis.call('HMGET', jk, 'tk', 'st', 'lg', 'dk', 'par')
+  local f = redis.call('HMGET', jk, 'tk', 'st', 'lg', 'dk', 'par', 'gr')
   local code = 1
   if f[1] == false then
     code = (f[2] == false) and -1 or -2
@@ -58,6 +60,9 @@ for i, row in ipairs(rows) do
     code = 0
   else
     released[#released + 1] = id
+    if f[6] then
+      group_release(prefix, f[6], KEYS[3])
+    end
     local kind = row[3]
     if kind == 'c' then
       local keep_count = row[6]
@@ -139,11 +144,10 @@ if count > 0 then
   local _
   _, held = claim(ckeys, prefix, now, count, tonumber(ARGV[5]), ARGV[6], jobs)
 elseif #released > 0 then
-  wake_for_slot(ckeys)
+  wake_for_slot(ckeys, prefix)
 end
-local next_due = -1
-local head = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
-if #head > 0 then
-  next_due = tonumber(head[2])
+local grouped = 0
+if #jobs < count then
+  grouped = tonumber(redis.call('GET', gbase(prefix) .. 'groups:waiting')) or 0
 end
-return cmsgpack.pack({ now, next_due, codes, jobs, held, outbox })
+return cmsgpack.pack({ now, next_turn(KEYS[5], prefix), codes, jobs, held, outbox, grouped })

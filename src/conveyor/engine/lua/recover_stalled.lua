@@ -37,6 +37,10 @@ for _, id in ipairs(expired) do
   if redis.call('EXISTS', jk) == 1 then
     local stc = redis.call('HINCRBY', jk, 'stc', 1)
     redis.call('HDEL', jk, 'tk', 'cx')
+    local group = redis.call('HGET', jk, 'gr')
+    if group then
+      group_release(prefix, group, KEYS[3])
+    end
     if stc > max_stalled then
       local entry = cjson.encode({ error = 'stalled more than ' .. max_stalled .. ' times', traceback = '', at = now, attempt = tonumber(redis.call('HGET', jk, 'ats') or '0') })
       redis.call('HINCRBY', jk, 'atm', 1)

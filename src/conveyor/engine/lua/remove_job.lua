@@ -5,6 +5,7 @@
 -- Returns: 1 removed, -1 missing, -4 job is active
 -- Event: removed
 --@include remove_job_keys
+--@include groups
 --@include now
 --@include emit
 
@@ -16,6 +17,7 @@ end
 if st == 'active' then
   return -4
 end
+group_unlist(ARGV[1], ARGV[3], jk)
 for i = 1, 5 do
   redis.call('ZREM', KEYS[i], ARGV[3])
 end

@@ -3,22 +3,26 @@
 -- effect at once.
 -- KEYS: 1 meta, 2 marker, 3 limiter log, 4 limiter count
 -- ARGV: 1 now, then field, value pairs; an empty value clears the field.
---       Fields: conc, rate ("<max>:<ms>"), hold (ms from now; 0 releases)
+--       Fields: conc, rate ("<max>:<ms>"), hold (ms from now; 0 releases),
+--       and for each group gconc, grate
 -- Returns: the time until which the queue is held (0: not held)
 --@include now
 
 local now = now_ms(ARGV[1])
 for i = 2, #ARGV, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
-  if field == 'rate' then
+  if field == 'rate' or field == 'grate' then
+    local f = field == 'rate' and { 'rlm', 'rld' } or { 'grlm', 'grld' }
     if value == '' then
-      redis.call('HDEL', KEYS[1], 'rlm', 'rld')
+      redis.call('HDEL', KEYS[1], f[1], f[2])
     else
       local max, ms = string.match(value, '^(%d+):(%d+)$')
-      redis.call('HSET', KEYS[1], 'rlm', max, 'rld', ms)
+      redis.call('HSET', KEYS[1], f[1], max, f[2], ms)
     end
-    -- a new window starts from scratch
-    redis.call('DEL', KEYS[3], KEYS[4])
+    if field == 'rate' then
+      -- a new window starts from scratch
+      redis.call('DEL', KEYS[3], KEYS[4])
+    end
   elseif field == 'hold' then
     if tonumber(value) > 0 then
       redis.call('HSET', KEYS[1], 'hold', now + tonumber(value))

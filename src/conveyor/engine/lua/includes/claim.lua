@@ -11,14 +11,78 @@
 --   hold        nothing is claimed before this time (RateLimited, hold())
 --   conc        at most this many jobs active at once
 --   rlm, rld    at most rlm jobs started in any window of rld ms
+--   gconc, grlm, grld   the same for each group (see groups.lua)
 -- Ids whose hash is missing are dropped. When jobs are left in wait and
 -- another worker could take one, the marker is set again to wake it.
 -- Event: active (field worker). Needs the emit and window includes.
 -- ckeys: { wait, active, marker, meta, limiter log, limiter count }
 --@include emit
 --@include window
+--@include wait_score
+--@include groups
+
+-- pick(ckeys, prefix, now, count, m): takes up to `count` ids off the line:
+-- ungrouped jobs from wait and, at each group token's turn, one job of
+-- that group. Returns the ids and whether jobs are left in line.
+local function pick(ckeys, prefix, now, count, m)
+  local base = gbase(prefix)
+  local ring = base .. 'groups:ring'
+  if redis.call('ZCARD', base .. 'groups:held') > 0 then
+    group_unhold(base, now)
+  end
+  if redis.call('ZCARD', ring) == 0 then
+    local popped = redis.call('ZPOPMIN', ckeys[1], count)
+    local ids = {}
+    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+    return ids, #ids == count and redis.call('ZCARD', ckeys[1]) > 0
+  end
+  local limits = { tonumber(m[6]), tonumber(m[7]), tonumber(m[8]) }
+  local ids = {}
+  for _ = 1, count * 3 + 3 do
+    local need = count - #ids
+    if need <= 0 then
+      break
+    end
+    local head = redis.call('ZRANGE', ring, 0, 0, 'WITHSCORES')
+    if #head == 0 then
+      local popped = redis.call('ZPOPMIN', ckeys[1], need)
+      for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+      break
+    end
+    local before = redis.call('ZRANGEBYSCORE', ckeys[1], '-inf', '(' .. head[2], 'LIMIT', 0, need)
+    if #before > 0 then
+      redis.call('ZREM', ckeys[1], unpack(before))
+      for _, id in ipairs(before) do ids[#ids + 1] = id end
+    else
+      redis.call('ZREM', ring, head[1])
+      local id = group_take(base, head[1], now, limits)
+      if id then ids[#ids + 1] = id end
+    end
+  end
+  return ids, #ids == count and (redis.call('ZCARD', ckeys[1]) > 0 or redis.call('ZCARD', ring) > 0)
+end
+
+-- next_turn(delayed_key, prefix): when the next delayed job is due or a
+-- held group may start again (-1: neither), for the worker's wake-up timer.
+local function next_turn(delayed_key, prefix)
+  local at = -1
+  for _, key in ipairs({ delayed_key, gbase(prefix) .. 'groups:held' }) do
+    local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if #head > 0 and (at < 0 or tonumber(head[2]) < at) then
+      at = tonumber(head[2])
+    end
+  end
+  return at
+end
+
+-- in_line(ckeys, prefix): whether any job waits its turn (ungrouped, or
+-- in a group that has a turn).
+local function in_line(ckeys, prefix)
+  return redis.call('ZCARD', ckeys[1]) > 0 or redis.call('ZCARD', gbase(prefix) .. 'groups:ring') > 0
+end
+
 local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
-  local m = redis.call('HMGET', ckeys[4], 'paused', 'hold', 'conc', 'rlm', 'rld')
+  local m = redis.call('HMGET', ckeys[4], 'paused', 'hold', 'conc', 'rlm', 'rld', 'gconc', 'grlm', 'grld')
   if m[1] then
     return 0, 0
   end
@@ -40,7 +104,7 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
   if rlm and count > 0 then
     room = window_room(ckeys[5], ckeys[6], now, rlm, rld)
     if room <= 0 then
-      if redis.call('ZCARD', ckeys[1]) > 0 then
+      if in_line(ckeys, prefix) then
         return 0, window_free_at(ckeys[5], rld)
       end
       return 0, 0
@@ -53,11 +117,10 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
   if count <= 0 then
     return 0, 0
   end
-  local popped = redis.call('ZPOPMIN', ckeys[1], count)
+  local picked, more = pick(ckeys, prefix, now, count, m)
   local deadline = now + lock_ms
   local leases = {}
-  for i = 1, #popped, 2 do
-    local id = popped[i]
+  for _, id in ipairs(picked) do
     local jk = prefix .. id
     local f = redis.call('HMGET', jk, 'name', 'data', 'opts', 'atm', 'ts', 'ats')
     if f[1] ~= false or f[2] ~= false then
@@ -80,21 +143,21 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
   local held = 0
   if rlm and n > 0 then
     window_record(ckeys[5], ckeys[6], now, rld, n)
-    if n >= room and redis.call('ZCARD', ckeys[1]) > 0 then
+    if n >= room and (more or in_line(ckeys, prefix)) then
       held = window_free_at(ckeys[5], rld)
     end
   end
-  if not limited and #popped == count * 2 and redis.call('ZCARD', ckeys[1]) > 0 then
+  if not limited and more then
     redis.call('ZADD', ckeys[3], 0, '0')
   end
   return n, held
 end
 
--- wake_for_slot(ckeys): after jobs left active without their worker asking
--- for more, wakes another worker when the queue's concurrency limit had
--- kept jobs waiting.
-local function wake_for_slot(ckeys)
-  if redis.call('HEXISTS', ckeys[4], 'conc') == 1 and redis.call('ZCARD', ckeys[1]) > 0 then
+-- wake_for_slot(ckeys, prefix): after jobs left active without their worker
+-- asking for more, wakes another worker when the queue's concurrency limit
+-- had kept jobs waiting.
+local function wake_for_slot(ckeys, prefix)
+  if redis.call('HEXISTS', ckeys[4], 'conc') == 1 and in_line(ckeys, prefix) then
     redis.call('ZADD', ckeys[3], 0, '0')
   end
 end

@@ -2,13 +2,13 @@
 --@include emit
 --@include dedup
 -- dedup_add(prefix, now, keys, dk, ttl, debounce, name, data, opts, pr,
--- lifo, delay): what an add with dedup key `dk` meets. Returns nil when the
+-- lifo, delay, group): what an add with dedup key `dk` meets. Returns nil when the
 -- add should create its job, else (id, 0) for a duplicate left as it is, or
 -- (id, 2) when debounce replaced the pending job's name, data, options and
 -- delay (keeping its id and creation time). A debounced add that finds its
 -- job already running or finished creates a new one.
 -- keys: { wait, delayed, seq counter }
-local function dedup_add(prefix, now, keys, dk, ttl, debounce, name, data, opts, pr, lifo, delay)
+local function dedup_add(prefix, now, keys, dk, ttl, debounce, name, data, opts, pr, lifo, delay, group)
   local existing = find_duplicate(prefix, dk)
   if not existing then
     return nil
@@ -25,14 +25,15 @@ local function dedup_add(prefix, now, keys, dk, ttl, debounce, name, data, opts,
   end
   redis.call('ZREM', keys[1], existing)
   redis.call('ZREM', keys[2], existing)
-  redis.call('HDEL', jk, 'due')
+  group_unlist(prefix, existing, jk)
+  redis.call('HDEL', jk, 'due', 'gr')
   local waiting, delayed = {}, {}
-  insert_job(prefix, now, redis.call('INCR', keys[3]), existing, name, data, opts, pr, lifo,
-    delay, waiting, delayed)
+  local kind = insert_job(prefix, now, redis.call('INCR', keys[3]), existing, name, data, opts, pr,
+    lifo, delay, waiting, delayed, group)
   redis.call('HSET', jk, 'ts', f[2])
-  if #waiting > 0 then
+  if kind == 'w' then
     redis.call('ZADD', keys[1], waiting[1], existing)
-  else
+  elseif kind == 'd' then
     redis.call('ZADD', keys[2], delayed[1], existing)
   end
   hold_dedup(prefix, dk, existing, ttl)

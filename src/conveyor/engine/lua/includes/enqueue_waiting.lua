@@ -1,7 +1,14 @@
 -- enqueue_waiting(wait_key, seq_key, job_key, id, front): put a job that
--- already has a hash into the wait zset at its priority and mark it waiting.
+-- already has a hash back in line at its priority and mark it waiting:
+-- into wait, or into its group (see groups.lua).
+--@include groups
 local function enqueue_waiting(wait_key, seq_key, job_key, id, front)
-  local pr = tonumber(redis.call('HGET', job_key, 'pr') or '0') or 0
-  redis.call('ZADD', wait_key, wait_score(seq_key, pr, front), id)
+  local f = redis.call('HMGET', job_key, 'pr', 'gr')
+  local score = wait_score(seq_key, tonumber(f[1] or '0') or 0, front)
+  if f[2] then
+    group_push(string.sub(job_key, 1, #job_key - #id), id, f[2], score)
+  else
+    redis.call('ZADD', wait_key, score, id)
+  end
   redis.call('HSET', job_key, 'st', 'waiting')
 end

@@ -1,8 +1,11 @@
 -- insert_job(prefix, now, n, id, name, data, opts, pr, lifo, delay, waiting,
--- delayed): writes a new job's hash and appends { score, id } to `waiting`
--- (n: the job's sequence number, see wait_score) or `delayed` for the
--- caller's ZADD. delay: ms from now, or -(absolute ms) for run_at, or 0.
-local function insert_job(prefix, now, n, id, name, data, opts, pr, lifo, delay, waiting, delayed)
+-- delayed, group): writes a new job's hash and appends { score, id } to
+-- `waiting` (n: the job's sequence number, see wait_score) or `delayed` for
+-- the caller's ZADD; a job of a group (non-empty `group`) that can wait at
+-- once goes straight into its group instead. delay: ms from now, or
+-- -(absolute ms) for run_at, or 0. Returns 'w', 'd' or 'g' accordingly.
+--@include groups
+local function insert_job(prefix, now, n, id, name, data, opts, pr, lifo, delay, waiting, delayed, group)
   local run_at = 0
   if delay < 0 then
     run_at = -delay
@@ -10,19 +13,31 @@ local function insert_job(prefix, now, n, id, name, data, opts, pr, lifo, delay,
     run_at = now + delay
   end
   local jk = prefix .. id
+  if group and group ~= '' then
+    redis.call('HSET', jk, 'gr', group)
+  else
+    group = nil
+  end
   if run_at > now then
     redis.call('HSET', jk, 'name', name, 'data', data, 'opts', opts, 'ts', now,
       'pr', pr, 'lifo', lifo, 'st', 'delayed', 'due', run_at)
     delayed[#delayed + 1] = run_at
     delayed[#delayed + 1] = id
-  else
-    redis.call('HSET', jk, 'name', name, 'data', data, 'opts', opts, 'ts', now,
-      'pr', pr, 'lifo', lifo, 'st', 'waiting')
-    if lifo == 1 then
-      waiting[#waiting + 1] = pr * PRIO_STEP + SEQ_MID - n
-    else
-      waiting[#waiting + 1] = pr * PRIO_STEP + SEQ_MID + n
-    end
-    waiting[#waiting + 1] = id
+    return 'd'
   end
+  redis.call('HSET', jk, 'name', name, 'data', data, 'opts', opts, 'ts', now,
+    'pr', pr, 'lifo', lifo, 'st', 'waiting')
+  local score
+  if lifo == 1 then
+    score = pr * PRIO_STEP + SEQ_MID - n
+  else
+    score = pr * PRIO_STEP + SEQ_MID + n
+  end
+  if group then
+    group_push(prefix, id, group, score)
+    return 'g'
+  end
+  waiting[#waiting + 1] = score
+  waiting[#waiting + 1] = id
+  return 'w'
 end
