@@ -18,8 +18,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-def spawn(script: str, *args: str) -> subprocess.Popen[str]:
-    """Runs ``tests/faults/<script>`` with ``args`` and waits until it is ready."""
+def spawn(script: str, *args: str, output: bool = False) -> subprocess.Popen[str]:
+    """Runs ``tests/faults/<script>`` with ``args`` and waits until it is
+    ready; with ``output``, what it prints after that stays readable."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
         [sys.executable, str(HERE / script), *args],
@@ -30,7 +31,8 @@ def spawn(script: str, *args: str) -> subprocess.Popen[str]:
     )
     assert proc.stdout is not None
     ready = proc.stdout.readline().strip()
-    proc.stdout.close()
+    if not output:
+        proc.stdout.close()
     assert ready == "ready"
     return proc
 

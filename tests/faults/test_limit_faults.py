@@ -13,7 +13,7 @@ from conveyor import JobState, Queue, RateLimit
 from conveyor.testing import RedisServer
 from timeline import events, max_in_window
 
-from .processes import spawn_worker, starts, wait_until
+from .processes import spawn, spawn_worker, starts, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -86,3 +86,18 @@ async def test_global_concurrency_is_never_exceeded_across_processes(
     assert max(running for _, running, _ in seen) == 3
     workers_seen = {e.data["worker"] for e in await events(queue) if e.event == "active"}
     assert len(workers_seen) >= 2
+
+
+async def test_dedup_holds_across_producer_processes(
+    redis: aredis.Redis, redis_server: RedisServer, queue: Queue
+) -> None:
+    producers = [
+        spawn("producer_proc.py", redis_server.url, queue.name, "artist:42", "50", output=True)
+        for _ in range(4)
+    ]
+    answers = set()
+    for proc in producers:
+        out, _ = proc.communicate(timeout=30)
+        answers.add(out.strip())
+    assert len(answers) == 1  # every add of every process got the same job back
+    assert (await queue.counts())[JobState.WAITING] == 1
