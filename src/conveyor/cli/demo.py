@@ -1,5 +1,7 @@
 """``conveyor demo``: a short workload on a real Redis that shows priorities,
-delays, retries with backoff, a discarded job, progress and fencing numbers."""
+delays, retries with backoff, a discarded job, progress and fencing numbers;
+then flow control: a rate-limited queue, an upstream 429, groups taking
+turns, a flow whose parent waits for its children, and a schedule."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -14,10 +17,15 @@ from rich.table import Table
 from conveyor import (
     Discard,
     Exponential,
+    FlowJob,
+    FlowProducer,
     JobContext,
     JobState,
     Priority,
     Queue,
+    RateLimit,
+    RateLimited,
+    Scheduler,
     Worker,
     connect,
     ping,
@@ -88,7 +96,64 @@ async def workload(url: str | None) -> None:
         f"1,006 jobs finished in {elapsed:.2f}s: {worker.processed} completed, "
         f"{worker.failed} failed attempts (bulk jobs removed on completion)"
     )
+    await flow_control(redis)
     await redis.aclose()
+
+
+async def flow_control(redis: Any) -> None:
+    """An artist import in miniature: catalog calls on a queue limited to
+    5 starts a second (one answered 429), shows for two accounts taking
+    turns, a wrap-up that runs after both, and an hourly trending job."""
+    spotify, shows, imports = (Queue(n, redis) for n in ("demo-spotify", "demo-shows", "demo-imports"))
+    for q in (spotify, shows, imports):
+        await q.obliterate(force=True)
+    await spotify.set_rate_limit(RateLimit(5, per=1.0))
+    started: list[tuple[float, str]] = []
+    t0 = time.perf_counter()
+    throttled = False
+
+    async def call(job: JobContext) -> str:
+        nonlocal throttled
+        account = f" (account {job.data['account']})" if isinstance(job.data, dict) else ""
+        started.append((time.perf_counter() - t0, f"{job.queue}:{job.name}{account}"))
+        if job.name == "album-3" and not throttled:
+            throttled = True
+            raise RateLimited(0.5, "upstream answered 429")
+        if job.name == "wrap-up":
+            children = await job.children()
+            return f"{len(children.results)} parts imported"
+        return "ok"
+
+    flow = await FlowProducer(redis).add(
+        FlowJob(
+            "wrap-up",
+            imports.name,
+            children=[FlowJob(f"album-{i}", spotify.name) for i in range(8)]
+            + [FlowJob("shows-page", shows.name, options={"job_id": "shows-a"})],
+        )
+    )
+    await shows.add_bulk(
+        [("shows-page", {"account": a}, {"group": a}) for a in ("big",) * 6 + ("small",) * 2]
+    )
+    await imports.upsert_schedule("trending", "compute-trending", cron="0 * * * *")
+    workers = [Worker(q, call, concurrency=4) for q in (spotify, shows, imports)]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    result = await imports.wait_until_finished(flow.job.id, 30)
+    await asyncio.gather(*(w.close() for w in workers))
+    await asyncio.gather(*tasks)
+    await Scheduler([imports]).tick()  # nothing due: the next trending run is on the hour
+
+    table = Table(title="Flow control: when each job started (s)")
+    table.add_column("t")
+    table.add_column("job")
+    for at, name in started:
+        table.add_row(f"{at:.2f}", name)
+    console.print(table)
+    trending = await imports.get_schedule("trending")
+    console.print(
+        f"wrap-up: {result}; spotify never started more than 5 jobs in a second and held "
+        f"0.5 s after the 429; next trending run {trending.next_run if trending else '?'}"
+    )
 
 
 def run_demo() -> None:

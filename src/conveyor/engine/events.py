@@ -30,6 +30,7 @@ EVENT_NAMES = frozenset(
         "added",
         "delayed",
         "waiting",
+        "waiting-children",
         "active",
         "progress",
         "completed",
@@ -55,7 +56,9 @@ class QueueEvent:
     retrying ``error``, ``attempt``, ``delay`` (s); progress ``progress``;
     delayed ``due`` (datetime); active ``worker``; waiting and removed
     ``reason`` (and ``until``, a datetime, when the reason is 'rate
-    limited'); deduplicated and debounced ``key``; gap ``missed`` (how many events the stream had dropped).
+    limited'); waiting-children ``children`` (how many); deduplicated and
+    debounced ``key``; added ``schedule`` for a schedule's tick; gap
+    ``missed`` (how many events the stream had dropped).
     """
 
     id: str
