@@ -2,7 +2,8 @@
 per job id in a ledger hash), its start time and how many jobs of the
 queue were running with it, then sleeps; SIGTERM closes gracefully.
 A job whose data is ``{"limited": s}`` raises RateLimited(s) the first
-time it runs."""
+time it runs; one whose data is ``{"fail": true}`` raises until the key
+``healed:<queue>`` exists."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ async def main(url: str, queue_name: str, sleep: float, concurrency: int, lock: 
             await redis.rpush(f"starts:{queue_name}", f"{time.time():.6f} {running} {job.id}")
             if isinstance(job.data, dict) and "limited" in job.data and runs == 1:
                 raise RateLimited(job.data["limited"])
+            if (
+                isinstance(job.data, dict)
+                and job.data.get("fail")
+                and not await redis.exists(f"healed:{queue_name}")
+            ):
+                raise RuntimeError("upstream is down")
             await asyncio.sleep(sleep)
         finally:
             await redis.decr(f"running:{queue_name}")

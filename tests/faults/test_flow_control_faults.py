@@ -1,5 +1,6 @@
-"""Queue-wide limits across real worker processes: every process obeys one
-rate limit, one RateLimited hold and one concurrency cap kept in Redis."""
+"""Flow control across real processes: every worker obeys one rate limit,
+one RateLimited hold and one concurrency cap kept in Redis; producers share
+dedup keys; dead letters replay onto any worker."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from conveyor import JobState, Queue, RateLimit
 from conveyor.testing import RedisServer
 from timeline import events, max_in_window
 
-from .processes import spawn, spawn_worker, starts, wait_until
+from .processes import ledger, spawn, spawn_worker, starts, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +102,37 @@ async def test_dedup_holds_across_producer_processes(
         answers.add(out.strip())
     assert len(answers) == 1  # every add of every process got the same job back
     assert (await queue.counts())[JobState.WAITING] == 1
+
+
+async def test_dead_letters_replay_across_worker_processes(
+    redis: aredis.Redis, redis_server: RedisServer, queue: Queue
+) -> None:
+    workers = [spawn_worker(redis_server.url, queue.name, 0.0, 4, 5.0) for _ in range(2)]
+    broken = await queue.add_bulk([("j", {"fail": True}, {"attempts": 2, "backoff": 0}) for _ in range(5)])
+    fine = await queue.add_bulk([("j", i) for i in range(20)])
+
+    async def settled() -> bool:
+        counts = await queue.counts()
+        return counts[JobState.FAILED] == 5 and counts[JobState.COMPLETED] == 20
+
+    try:
+        await wait_until(settled)
+        letters = await queue.dead_letters(search="upstream is down")
+        assert sorted(j.id for j in letters) == sorted(j.id for j in broken)
+        assert all(len(j.history) == 2 for j in letters)  # every attempt's error is kept
+        await redis.set(f"healed:{queue.name}", 1)
+        assert await queue.retry_failed() == 5
+
+        async def replayed() -> bool:
+            return (await queue.counts())[JobState.COMPLETED] == 25
+
+        await wait_until(replayed)
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in workers:
+            assert proc.wait(timeout=15) == 0
+    assert await queue.dead_letters() == []
+    runs = await ledger(redis, queue.name)
+    assert all(runs[j.id] == 3 for j in broken)  # two failed attempts, then the replay
+    assert all(runs[j.id] == 1 for j in fine)
