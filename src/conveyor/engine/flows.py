@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, loads_or_text, text
 from conveyor.engine.job import Job
-from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
+from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
 from conveyor.engine.scripts import connection_failed, script
 from conveyor.errors import InvalidJobOptions
@@ -107,6 +107,7 @@ class FlowProducer:
         or a PayloadError means nothing was written."""
         plans: list[_Plan] = []
         root = self._plan(flow, None, "", plans)
+        await self.redis.sadd(registry_key(self.prefix), *{p.keys.queue for p in plans})
         async with self.redis.pipeline(transaction=True) as pipe:
             for plan in plans:
                 self._queue_call(pipe, plan)

@@ -129,6 +129,13 @@ class QueueKeys:
         return [getattr(self, attr) for attr in _SUFFIXES]
 
 
+def registry_key(prefix: str = DEFAULT_PREFIX) -> str:
+    """The set of every queue name used under ``prefix`` (for the API and
+    dashboard; it has no hash tag of its own and is only read and added to
+    outside scripts)."""
+    return f"{prefix}:queues"
+
+
 def check_name(kind: str, name: str) -> str:
     """Validates a queue, stream, group or consumer name used in keys."""
     if not name or any(c in name for c in "{}\n\r\t "):

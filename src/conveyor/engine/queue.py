@@ -18,7 +18,7 @@ from conveyor.engine.dlq import find_dead_letters
 from conveyor.engine.events import QueueEvents, parse_entry
 from conveyor.engine.flows import Children, children_of, pending_children, queue_for
 from conveyor.engine.job import Job
-from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys
+from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.limits import GroupInfo, QueueLimits, RateLimit, check_concurrency
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
 from conveyor.engine.schedules import Schedule
@@ -68,6 +68,7 @@ class Queue:
         self.max_payload = max_payload
         self.clock: Clock = clock or RedisClock()
         self._defaults = dict(default_options or {})
+        self._registered = False
         self._default_opts = JobOptions.build({}, self._defaults)
 
     def __repr__(self) -> str:
@@ -98,6 +99,13 @@ class Queue:
             opts.group or "",
         ]
 
+    async def register(self) -> None:
+        """Lists this queue where the API and dashboard find queues (once
+        per handle; adding, working and scheduling do it for you)."""
+        if not self._registered:
+            await self._call(self.redis.sadd(registry_key(self.keys.prefix), self.name))
+            self._registered = True
+
     async def add(self, name: str, data: Any = None, **options: Unpack[JobOptionsDict]) -> Job:
         """Adds a job and returns it.
 
@@ -111,6 +119,7 @@ class Queue:
         """
         opts = self._options(cast(dict[str, Any], options))
         args = self._job_args(name, data, opts)
+        await self.register()
         now, raw_id, created = await script("add_job").run(
             self.redis,
             self._add_keys,
@@ -135,6 +144,7 @@ class Queue:
             name, data = item[0], item[1]
             opts = self._options(cast(dict[str, Any], item[2]) if len(item) > 2 else {})
             prepared.append((name, data, opts, self._job_args(name, data, opts)))
+        await self.register()  # before the chunks go out, which must leave in order
         if len(prepared) <= BULK_CHUNK:
             return await self._add_many(prepared)
         chunks = await asyncio.gather(

@@ -286,6 +286,7 @@ async def upsert(
         options=dict(options),
     )
     k = queue.keys
+    await queue.register()
     now = await now_ms(queue)
     runs = int(await queue.redis.hget(k.schedules_runs, key) or 0)
     first = spec.following(now, runs)

@@ -123,6 +123,8 @@ def describe(client: aredis.Redis | redis.Redis) -> str:
 
 
 def connection_failed(client: aredis.Redis | redis.Redis, exc: Exception) -> ConnectionFailed:
+    if isinstance(exc, AuthenticationError):
+        return ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}")
     return ConnectionFailed(f"cannot reach Redis at {describe(client)}: {exc}")
 
 

@@ -139,6 +139,7 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Works until :meth:`close` is called, or with ``burst`` until
         nothing is waiting or running (delayed jobs not yet due stay)."""
+        await self.queue.register()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._closed = asyncio.Event()
