@@ -468,3 +468,25 @@ async def test_process_executor_reports_the_childs_error_and_honours_discard(que
     assert discarded is not None and discarded.state is JobState.FAILED
     assert discarded.attempts_made == 1
     assert discarded.error == "Discard: not worth retrying"
+
+
+async def test_workers_report_themselves_while_running_and_leave_on_close(queue: Queue) -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(job: JobContext) -> None:
+        started.set()
+        await release.wait()
+
+    job = await queue.add("j", 1)
+    worker = Worker(queue, slow, concurrency=3, renew_interval=0.05, name="w-report")
+    task = asyncio.create_task(worker.run())
+    await started.wait()
+    await asyncio.sleep(0.15)
+    (info,) = await queue.workers()
+    assert (info.id, info.concurrency, info.alive, info.jobs) == ("w-report", 3, True, [job.id])
+    assert info.pid == os.getpid()
+    release.set()
+    await worker.close()
+    await task
+    assert await queue.workers() == []

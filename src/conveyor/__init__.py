@@ -25,6 +25,7 @@ from conveyor.engine.limits import RateLimit as RateLimit
 from conveyor.engine.options import KeepJobs as KeepJobs
 from conveyor.engine.options import Priority as Priority
 from conveyor.engine.queue import Queue as Queue
+from conveyor.engine.registry import WorkerInfo as WorkerInfo
 from conveyor.engine.runner import ProcessJob as ProcessJob
 from conveyor.engine.schedules import Schedule as Schedule
 from conveyor.engine.schedules import Scheduler as Scheduler
@@ -106,6 +107,7 @@ __all__ = [
     "Scheduler",
     "StaleLease",
     "Worker",
+    "WorkerInfo",
     "__version__",
     "connect",
     "ping",

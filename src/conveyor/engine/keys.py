@@ -33,6 +33,8 @@ _SUFFIXES = {
     "groups_waiting": "groups:waiting",
     "groups_active": "groups:active",
     "groups_all": "groups:all",
+    "workers": "workers",
+    "worker_beats": "workers:beats",
     "outbox": "flow:outbox",
 }
 
@@ -76,6 +78,8 @@ class QueueKeys:
     groups_waiting: str
     groups_active: str
     groups_all: str
+    workers: str
+    worker_beats: str
     outbox: str
 
     def __init__(self, queue: str, prefix: str = DEFAULT_PREFIX) -> None:

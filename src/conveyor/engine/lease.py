@@ -10,6 +10,7 @@ lease runs out.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -47,6 +48,7 @@ class LeaseKeeper:
         max_stalled: int,
         failed_keep: tuple[int, int],
         stalled_out: Callable[[list[str], str], None] | None = None,
+        beat: Callable[[], tuple[str, str]] | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
@@ -59,6 +61,7 @@ class LeaseKeeper:
         self._max_stalled = max_stalled
         self._failed_keep = failed_keep
         self._stalled_out = stalled_out
+        self._beat = beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="conveyor-lease", daemon=True)
         self.renewals = 0
@@ -69,7 +72,23 @@ class LeaseKeeper:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=15)
+        if self._beat is not None:
+            # on failure its beats just stop: readers see it gone once they are stale
+            with contextlib.suppress(ConnectionFailed, redis.RedisError, OSError):
+                self._send_beat(self._beat()[0], "")
         self._client.close()
+
+    def beat(self) -> None:
+        """Tells readers this worker is alive, and what it holds."""
+        if self._beat is not None:
+            worker_id, info = self._beat()
+            self._send_beat(worker_id, info)
+
+    def _send_beat(self, worker_id: str, info: str) -> None:
+        k = self._keys
+        script("beat_worker").run_sync(
+            self._client, [k.workers, k.worker_beats], [clock_arg(self._clock), worker_id, info]
+        )
 
     def _run(self) -> None:
         next_check = 0.0
@@ -77,6 +96,7 @@ class LeaseKeeper:
         while not self._stop.wait(self._renew_interval if failures == 0 else min(2.0, 0.2 * failures)):
             try:
                 self.renew()
+                self.beat()
                 if time.monotonic() >= next_check:
                     self.check_stalled()
                     next_check = time.monotonic() + self._stalled_interval

@@ -21,6 +21,7 @@ from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.limits import GroupInfo, QueueLimits, RateLimit, check_concurrency
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
+from conveyor.engine.registry import WorkerInfo, list_workers
 from conveyor.engine.schedules import Schedule
 from conveyor.engine.schedules import get as get_schedule
 from conveyor.engine.schedules import get_all as get_schedules
@@ -406,6 +407,11 @@ class Queue:
                 state = "idle"
             out.append(GroupInfo(name, int(waiting), int(active or 0), state))
         return out
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The workers of this queue that beat within the last hour, each
+        marked alive when its last beat is recent, with the jobs it holds."""
+        return cast(list[WorkerInfo], await self._call(list_workers(self)))
 
     async def get_group_jobs(self, group: str, start: int = 0, count: int = 50) -> list[Job]:
         """A page of a group's waiting jobs, in the order they will run."""

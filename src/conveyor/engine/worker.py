@@ -9,6 +9,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -133,6 +135,7 @@ class Worker:
         self._block_conn: Any = None
         self.processed = 0
         self.failed = 0
+        self._started_ms = 0
 
     # -- public -----------------------------------------------------------
 
@@ -169,7 +172,9 @@ class Worker:
             max_stalled=self.max_stalled_count,
             failed_keep=tuple(DEFAULT_KEEP_FAILED.to_wire()),  # type: ignore[arg-type]
             stalled_out=self._stalled_out,
+            beat=self._beat_info,
         )
+        self._started_ms = int(time.time() * 1000)
         self._lease.start()
         log.info("worker %s started on queue %s", self.id, self.queue.name, extra={"event": "worker_started"})
         try:
@@ -548,6 +553,20 @@ class Worker:
             await asyncio.sleep(self.flow_sweep_interval)
             if not self._stopping:
                 await self._relay(None)
+
+    def _beat_info(self) -> tuple[str, str]:
+        """What this worker tells readers (called from the lease thread)."""
+        info = {
+            "id": self.id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "concurrency": self.concurrency,
+            "started": self._started_ms,
+            "jobs": list(self._tokens),
+            "processed": self.processed,
+            "failed": self.failed,
+        }
+        return self.id, dumps(info).decode()
 
     def _stalled_out(self, ids: list[str], error: str) -> None:
         """Called from the lease thread for jobs it failed for stalling too often."""
