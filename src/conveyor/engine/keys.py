@@ -34,6 +34,7 @@ _SUFFIXES = {
     "groups_active": "groups:active",
     "groups_all": "groups:all",
     "workers": "workers",
+    "stats": "stats",
     "worker_beats": "workers:beats",
     "outbox": "flow:outbox",
 }
@@ -79,6 +80,7 @@ class QueueKeys:
     groups_active: str
     groups_all: str
     workers: str
+    stats: str
     worker_beats: str
     outbox: str
 

@@ -93,6 +93,8 @@ class LeaseKeeper:
     def _run(self) -> None:
         next_check = 0.0
         failures = 0
+        with contextlib.suppress(ConnectionFailed, redis.RedisError, OSError):
+            self.beat()  # readers see the worker at once, not a renewal later
         while not self._stop.wait(self._renew_interval if failures == 0 else min(2.0, 0.2 * failures)):
             try:
                 self.renew()

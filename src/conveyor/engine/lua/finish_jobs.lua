@@ -47,6 +47,7 @@ local stream = events_key(prefix)
 local done_ids, results, handed, limited = {}, {}, {}, {}
 local hold = 0
 local outbox = {}
+local failed_n = 0
 for i, row in ipairs(rows) do
   local id = row[1]
   local jk = prefix .. id
@@ -98,6 +99,7 @@ for i, row in ipairs(rows) do
       emit(stream, now, 'retrying', { id }, { 'error', tostring(e['error'] or ''),
         'attempt', tonumber(e['attempt']) or 0, 'delay', delay })
     elseif kind == 'f' then
+      failed_n = failed_n + 1
       redis.call('HINCRBY', jk, 'atm', 1)
       fail_job(KEYS[8], prefix, logs_prefix, id, now, row[4], row[6], row[7])
       if f[5] then
@@ -124,6 +126,12 @@ end
 if #done > 0 then
   redis.call('ZADD', KEYS[7], unpack(done))
   trim_finished(KEYS[7], prefix, logs_prefix, keep_done)
+end
+if #done_ids > 0 then
+  redis.call('HINCRBY', gbase(prefix) .. 'stats', 'completed', #done_ids)
+end
+if failed_n > 0 then
+  redis.call('HINCRBY', gbase(prefix) .. 'stats', 'failed', failed_n)
 end
 -- results are JSON already: the array is assembled, not re-encoded
 emit(stream, now, 'completed', done_ids, { 'results', '[' .. table.concat(results, ',') .. ']' })

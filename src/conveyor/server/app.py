@@ -1,0 +1,130 @@
+"""``create_app``: the ASGI app (FastAPI) that serves the queue API, live
+updates and health. Mount it in your own Starlette or FastAPI app, or run
+it with ``conveyor serve``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import redis.asyncio as aredis
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from conveyor.engine.connection import connect
+from conveyor.engine.keys import DEFAULT_PREFIX, registry_key
+from conveyor.engine.queue import Queue
+from conveyor.errors import (
+    ConnectionFailed,
+    InvalidJobOptions,
+    JobIsActive,
+    JobNotFound,
+    PayloadError,
+    PayloadTooLarge,
+    QueueNotEmpty,
+)
+from conveyor.realtime.progress import ProgressBus
+from conveyor.realtime.streams import EventBus
+from conveyor.server import live, routes
+from conveyor.server.body_limit import BodyLimit
+
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+@dataclass
+class ServerState:
+    """What the routes share (kept on ``app.state.conveyor``, no globals)."""
+
+    redis: aredis.Redis
+    prefix: str
+    token: str | None
+    progress: ProgressBus
+    streams: dict[str, EventBus]
+    queues: dict[str, Queue] = field(default_factory=dict)
+
+    async def queue(self, name: str) -> Queue:
+        """The queue called ``name``; 404 unless it has been used."""
+        handle = self.queues.get(name)
+        if handle is None:
+            if not await self.redis.sismember(registry_key(self.prefix), name):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown queue {name!r}")
+            handle = self.queues[name] = Queue(name, self.redis, prefix=self.prefix)
+            handle._registered = True
+        return handle
+
+    def stream(self, name: str) -> EventBus:
+        bus = self.streams.get(name)
+        if bus is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown event stream {name!r}")
+        return bus
+
+
+def create_app(
+    redis: aredis.Redis | None = None,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    token: str | None = None,
+    streams: Sequence[str] = (),
+    progress_namespace: str = "progress",
+    max_body: int = DEFAULT_MAX_BODY,
+    cors_origins: Sequence[str] = (),
+) -> FastAPI:
+    """The Conveyor API as an ASGI app.
+
+    ``redis``: a client (default: ``connect()`` from the environment, closed
+    with the app). ``token``: required by every ``/api`` route (default:
+    ``CONVEYOR_API_TOKEN``; none means open). ``streams``: event bus streams
+    to report on. Bodies over ``max_body`` bytes get 413; CORS is off
+    unless ``cors_origins`` names origins.
+    """
+    owned = redis is None
+    client = redis if redis is not None else connect()
+    state = ServerState(
+        redis=client,
+        prefix=prefix,
+        token=token if token is not None else os.environ.get("CONVEYOR_API_TOKEN") or None,
+        progress=ProgressBus(client, namespace=progress_namespace),
+        streams={name: EventBus(client, name) for name in streams},
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            await client.aclose()
+
+    app = FastAPI(
+        title="Conveyor",
+        summary="Queues, jobs, schedules, dead letters and workers of a Conveyor deployment.",
+        lifespan=lifespan,
+    )
+    app.state.conveyor = state
+    app.include_router(routes.router)
+    app.include_router(live.router)
+    _errors(app)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"])
+    app.add_middleware(BodyLimit, max_bytes=max_body)
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    """Engine errors as clear 4xx and 503 answers."""
+    table: list[tuple[type[Exception], int]] = [
+        (JobNotFound, status.HTTP_404_NOT_FOUND),
+        (JobIsActive, status.HTTP_409_CONFLICT),
+        (QueueNotEmpty, status.HTTP_409_CONFLICT),
+        (PayloadTooLarge, status.HTTP_413_CONTENT_TOO_LARGE),
+        (PayloadError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+        (InvalidJobOptions, status.HTTP_422_UNPROCESSABLE_CONTENT),
+        (ConnectionFailed, status.HTTP_503_SERVICE_UNAVAILABLE),
+    ]
+    for exc_type, code in table:
+
+        async def handler(request: Request, exc: Exception, code: int = code) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=code)
+
+        app.add_exception_handler(exc_type, handler)

@@ -1,0 +1,157 @@
+"""Live and operational routes: queue events and progress over Server-Sent
+Events (resumable with ``Last-Event-ID``), a polling fallback, ``/health``
+and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from conveyor.engine.codec import dumps
+from conveyor.engine.connection import ping
+from conveyor.engine.events import QueueEvents
+from conveyor.engine.registry import queue_names
+from conveyor.engine.states import JobState
+from conveyor.realtime.progress import ProgressStatus
+from conveyor.server.auth import require_token
+from conveyor.server.models import Health
+
+HEALTH_TIMEOUT = 1.0
+router = APIRouter()
+api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+
+
+# -- Server-Sent Events ----------------------------------------------------------
+
+
+@api.get("/queues/{name}/events", tags=["live"], response_class=EventSourceResponse)
+async def queue_events(
+    request: Request,
+    name: str,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[str | None, Query(pattern=r"^\d+$")] = None,
+) -> EventSourceResponse:
+    """The queue's job events as they happen (event: the transition; data:
+    job id, time and details). Resumes after ``Last-Event-ID`` (or
+    ``?after=``); ``?after=0`` replays what the stream still holds."""
+    queue = await request.app.state.conveyor.queue(name)
+    resume = last_event_id if last_event_id and last_event_id.isdigit() else after
+    events = QueueEvents(queue, after=resume)
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        try:
+            async for event in events:
+                payload = {"job_id": event.job_id, "time": event.time, **event.data}
+                yield ServerSentEvent(data=dumps(payload).decode(), event=event.event, id=event.id)
+        finally:
+            events.close()
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+@api.get("/progress", tags=["live"])
+async def active_progress(request: Request) -> list[dict[str, Any]]:
+    """Every subject whose work is still under way."""
+    return [s.raw for s in await request.app.state.conveyor.progress.active()]
+
+
+@api.get("/progress/{subject:path}/stream", tags=["live"], response_class=EventSourceResponse)
+async def progress_stream(request: Request, subject: str) -> EventSourceResponse:
+    """The status of ``subject`` now, then each update, until it finishes."""
+    bus = request.app.state.conveyor.progress
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        async for update in bus.subscribe(subject):
+            yield ServerSentEvent(data=dumps(update.raw).decode(), event="progress")
+            if update.finished:
+                return
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+@api.get("/progress/{subject:path}", tags=["live"])
+async def progress_status(request: Request, subject: str) -> dict[str, Any]:
+    """The latest status of ``subject`` (the polling fallback of the stream)."""
+    found: ProgressStatus | None = await request.app.state.conveyor.progress.get(subject)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no progress for {subject!r}")
+    return found.raw
+
+
+# -- health and metrics ----------------------------------------------------------
+
+
+@router.get("/health", response_model=Health, tags=["operations"])
+async def health(request: Request) -> JSONResponse:
+    """Redis reachable (and how fast), and the live workers of each queue;
+    503 when Redis is not."""
+    state = request.app.state.conveyor
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):  # a probe wants an answer, not a retry loop
+            latency = await ping(state.redis)
+        queues: dict[str, int] = {}
+        seconds, micros = await state.redis.time()
+        recent = int(seconds) * 1000 + int(micros) // 1000 - 10_000
+        for name in await queue_names(state.redis, state.prefix):
+            queue = await state.queue(name)
+            queues[name] = int(await state.redis.zcount(queue.keys.worker_beats, recent, "+inf"))
+    except Exception as exc:  # unreachable, too slow or refusing: not healthy, whatever the cause
+        error = str(exc) or type(exc).__name__
+        body = Health(status="down", redis=False, latency_ms=None, queues={}, error=error)
+        return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse(
+        Health(status="ok", redis=True, latency_ms=latency * 1000, queues=queues).model_dump()
+    )
+
+
+@router.get("/metrics", tags=["operations"], dependencies=[Depends(require_token)])
+async def metrics(request: Request) -> Response:
+    """Prometheus text: jobs by state and workers alive per queue, and
+    completed and failed totals."""
+    state = request.app.state.conveyor
+    started = time.perf_counter()
+    rows = []
+    for name in await queue_names(state.redis, state.prefix):
+        queue = await state.queue(name)
+        counts = await queue.counts()
+        totals = await state.redis.hmget(queue.keys.stats, "completed", "failed")
+        rows.append((name, counts, int(totals[0] or 0), int(totals[1] or 0)))
+    registry = CollectorRegistry()
+    registry.register(_Snapshot(rows, time.perf_counter() - started))
+    return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+class _Snapshot(Collector):
+    """The figures read for one scrape, in Prometheus' shapes."""
+
+    def __init__(self, rows: list[tuple[str, dict[JobState, int], int, int]], took: float) -> None:
+        self.rows = rows
+        self.took = took
+
+    def collect(self) -> Any:
+        jobs = GaugeMetricFamily("conveyor_jobs", "Jobs in each state", labels=["queue", "state"])
+        completed = CounterMetricFamily("conveyor_jobs_completed", "Jobs completed", labels=["queue"])
+        failed = CounterMetricFamily("conveyor_jobs_failed", "Jobs failed for good", labels=["queue"])
+        for name, counts, done, dead in self.rows:
+            for job_state, n in counts.items():
+                jobs.add_metric([name, job_state.value], n)
+            completed.add_metric([name], done)
+            failed.add_metric([name], dead)
+        yield jobs
+        yield completed
+        yield failed
+        yield GaugeMetricFamily(
+            "conveyor_scrape_seconds", "Time spent reading Redis for this scrape", value=self.took
+        )
+
+
+router.include_router(api)

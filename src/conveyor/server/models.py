@@ -1,0 +1,176 @@
+"""What the API reads and writes: pydantic models, so that bodies are
+validated before anything happens and the OpenAPI document describes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from conveyor.engine.job import Job
+from conveyor.engine.states import JobState
+
+
+class JobOut(BaseModel):
+    """A job as stored, with its history of failed attempts."""
+
+    id: str
+    queue: str
+    name: str
+    data: Any
+    state: JobState
+    options: dict[str, Any]
+    priority: int
+    attempts_made: int
+    attempts_started: int
+    stalled_count: int
+    progress: Any = None
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    history: list[dict[str, Any]] = []
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    run_at: datetime | None = None
+    worker_id: str | None = None
+    parent: tuple[str, str] | None = None
+    logs: list[str] | None = None
+
+    @classmethod
+    def of(cls, job: Job, logs: list[str] | None = None) -> JobOut:
+        return cls(
+            id=job.id,
+            queue=job.queue,
+            name=job.name,
+            data=job.data,
+            state=job.state,
+            options=job.options,
+            priority=job.priority,
+            attempts_made=job.attempts_made,
+            attempts_started=job.attempts_started,
+            stalled_count=job.stalled_count,
+            progress=job.progress,
+            result=job.result,
+            error=job.error,
+            traceback=job.traceback,
+            history=job.history,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            run_at=job.run_at,
+            worker_id=job.worker_id,
+            parent=job.parent,
+            logs=logs,
+        )
+
+
+class RateLimitModel(BaseModel):
+    max: int
+    per: float
+
+
+class QueueOut(BaseModel):
+    """A queue: jobs per state, pause, limits, and jobs finished lately."""
+
+    name: str
+    counts: dict[JobState, int]
+    paused: bool
+    rate_limit: RateLimitModel | None = None
+    concurrency: int | None = None
+    held_until: datetime | None = None
+    workers_alive: int = 0
+    completed_last_minute: int = 0
+    failed_last_minute: int = 0
+
+
+class JobPage(BaseModel):
+    queue: str
+    state: JobState
+    start: int
+    count: int
+    jobs: list[JobOut]
+
+
+class AddJobIn(BaseModel):
+    """A job to add. ``options`` takes the keyword options of ``Queue.add``
+    that JSON can carry (priority, delay in seconds, attempts, backoff in
+    seconds, timeout, job_id, lifo, dedup_key, dedup_ttl, debounce, group,
+    remove_on_complete, remove_on_fail)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=512)
+    data: Any = None
+    options: dict[str, Any] = {}
+
+
+class CleanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["waiting", "delayed", "completed", "failed"]
+    grace: float = Field(default=0, ge=0)
+    limit: int = Field(default=1000, ge=1, le=100_000)
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="cancelled from the API", max_length=1000)
+
+
+class Done(BaseModel):
+    """How many jobs an action changed."""
+
+    count: int
+
+
+class ScheduleOut(BaseModel):
+    key: str
+    name: str
+    data: Any
+    cron: str | None
+    every: float | None
+    tz: str
+    runs: int
+    limit: int | None
+    last_run: datetime | None
+    next_run: datetime | None
+    upcoming: list[datetime]
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str
+    pid: int
+    concurrency: int
+    started_at: datetime | None
+    last_seen: datetime
+    alive: bool
+    jobs: list[str]
+    processed: int
+    failed: int
+
+
+class GroupOut(BaseModel):
+    name: str
+    waiting: int
+    active: int
+    state: str
+
+
+class StreamGroupOut(BaseModel):
+    name: str
+    consumers: int
+    pending: int
+    lag: int | None
+    last_delivered_id: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    redis: bool
+    latency_ms: float | None
+    queues: dict[str, int]
+    error: str | None = None

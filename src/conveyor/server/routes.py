@@ -1,0 +1,299 @@
+"""The queue API under ``/api``: queues, jobs, schedules, dead letters,
+groups and workers, read and administered. Every route needs the token
+when one is configured."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+
+from conveyor.engine.codec import dumps
+from conveyor.engine.queue import Queue
+from conveyor.engine.registry import queue_names
+from conveyor.engine.states import JobState
+from conveyor.errors import InvalidJobOptions, JobNotFound
+from conveyor.server.auth import require_token
+from conveyor.server.models import (
+    AddJobIn,
+    CancelIn,
+    CleanIn,
+    Done,
+    GroupOut,
+    JobOut,
+    JobPage,
+    QueueOut,
+    RateLimitModel,
+    ScheduleOut,
+    StreamGroupOut,
+    WorkerOut,
+)
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+
+Start = Annotated[int, Query(ge=0, le=1_000_000)]
+Count = Annotated[int, Query(ge=1, le=1000)]
+SEARCH_SPAN = 1000
+
+
+async def _queue(request: Request, name: str) -> Queue:
+    queue: Queue = await request.app.state.conveyor.queue(name)
+    return queue
+
+
+QueueDep = Annotated[Queue, Depends(_queue)]
+
+
+# -- queues ----------------------------------------------------------------------
+
+
+@router.get("/queues", response_model=list[QueueOut], tags=["queues"])
+async def list_queues(request: Request) -> list[QueueOut]:
+    """Every queue in use, with its counts, limits and recent throughput."""
+    state = request.app.state.conveyor
+    return [await describe(await state.queue(name)) for name in await queue_names(state.redis, state.prefix)]
+
+
+@router.get("/queues/{name}", response_model=QueueOut, tags=["queues"])
+async def get_queue(queue: QueueDep) -> QueueOut:
+    return await describe(queue)
+
+
+async def describe(queue: Queue) -> QueueOut:
+    k = queue.keys
+    seconds, micros = await queue.redis.time()
+    minute_ago = int(seconds) * 1000 + int(micros) // 1000 - 60_000
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        pipe.zcount(k.completed, minute_ago, "+inf")
+        pipe.zcount(k.failed, minute_ago, "+inf")
+        pipe.zcount(k.worker_beats, minute_ago + 50_000, "+inf")
+        done, failed, alive = await pipe.execute()
+    limits = await queue.limits()
+    rate = limits.rate_limit
+    return QueueOut(
+        name=queue.name,
+        counts=await queue.counts(),
+        paused=await queue.is_paused(),
+        rate_limit=RateLimitModel(max=rate.max, per=rate.per) if rate else None,
+        concurrency=limits.concurrency,
+        held_until=limits.held_until,
+        workers_alive=int(alive),
+        completed_last_minute=int(done),
+        failed_last_minute=int(failed),
+    )
+
+
+@router.post("/queues/{name}/pause", status_code=status.HTTP_204_NO_CONTENT, tags=["queues"])
+async def pause(queue: QueueDep) -> Response:
+    """Workers stop starting jobs of the queue; running jobs finish."""
+    await queue.pause()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/queues/{name}/resume", status_code=status.HTTP_204_NO_CONTENT, tags=["queues"])
+async def resume(queue: QueueDep) -> Response:
+    await queue.resume()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/queues/{name}/clean", response_model=Done, tags=["queues"])
+async def clean(queue: QueueDep, body: CleanIn) -> Done:
+    """Removes up to ``limit`` jobs of a state older than ``grace`` seconds."""
+    return Done(count=len(await queue.clean(body.state, grace=body.grace, limit=body.limit)))
+
+
+# -- jobs ------------------------------------------------------------------------
+
+
+@router.get("/queues/{name}/jobs", response_model=JobPage, tags=["jobs"])
+async def list_jobs(
+    queue: QueueDep,
+    state: JobState = JobState.WAITING,
+    start: Start = 0,
+    count: Count = 50,
+    search: Annotated[str, Query(max_length=200)] = "",
+) -> JobPage:
+    """A page of the jobs in ``state``; ``search`` matches an exact id, or
+    text in the id, name or data of the first thousand jobs of the state."""
+    if not search:
+        jobs = await queue.get_jobs(state, start, count)
+    else:
+        exact = await queue.get_job(search)
+        needle = search.lower()
+        found = [exact] if exact is not None and exact.state is state else []
+        for job in await queue.get_jobs(state, 0, SEARCH_SPAN):
+            if job is not None and job.id != search and _matches(job, needle):
+                found.append(job)
+        jobs = found[start : start + count]
+    return JobPage(queue=queue.name, state=state, start=start, count=count, jobs=[JobOut.of(j) for j in jobs])
+
+
+def _matches(job: Any, needle: str) -> bool:
+    return (
+        needle in job.id.lower() or needle in job.name.lower() or needle in dumps(job.data).decode().lower()
+    )
+
+
+@router.post("/queues/{name}/jobs", response_model=JobOut, status_code=status.HTTP_201_CREATED, tags=["jobs"])
+async def add_job(queue: QueueDep, body: AddJobIn) -> JobOut:
+    """Adds a job; bad options or data answer 422 and write nothing."""
+    job = await queue.add(body.name, body.data, **_options(body.options))
+    return JobOut.of(job)
+
+
+def _options(raw: dict[str, Any]) -> Any:
+    options = dict(raw)
+    run_at = options.get("run_at")
+    if isinstance(run_at, str):
+        try:
+            options["run_at"] = datetime.fromisoformat(run_at)
+        except ValueError:
+            raise InvalidJobOptions(f"run_at must be an ISO 8601 time, not {run_at!r}") from None
+    return options
+
+
+@router.get("/queues/{name}/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+async def get_job(queue: QueueDep, job_id: str) -> JobOut:
+    """A job with its data, options, progress, logs, attempts, error and result."""
+    job = await queue.get_job(job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id!r} in queue {queue.name!r}")
+    return JobOut.of(job, await queue.get_logs(job_id))
+
+
+@router.delete("/queues/{name}/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["jobs"])
+async def remove_job(queue: QueueDep, job_id: str) -> Response:
+    """Removes a job that is not running (409 while it runs)."""
+    await queue.remove(job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/queues/{name}/jobs/{job_id}/retry", response_model=Done, tags=["jobs"])
+async def retry_job(queue: QueueDep, job_id: str) -> Done:
+    """Sends a failed job back to waiting with fresh attempts."""
+    await _require(queue, job_id)
+    return Done(count=await queue.retry_failed(job_id))
+
+
+@router.post("/queues/{name}/jobs/{job_id}/promote", response_model=Done, tags=["jobs"])
+async def promote_job(queue: QueueDep, job_id: str) -> Done:
+    """Runs a delayed job now."""
+    await _require(queue, job_id)
+    return Done(count=await queue.promote(job_id))
+
+
+@router.post("/queues/{name}/jobs/{job_id}/cancel", response_model=Done, tags=["jobs"])
+async def cancel_job(queue: QueueDep, job_id: str, body: CancelIn | None = None) -> Done:
+    """Stops a running job (its worker fails it with the reason) or fails a
+    waiting one at once."""
+    await _require(queue, job_id)
+    reason = body.reason if body else "cancelled from the API"
+    return Done(count=int(await queue.cancel(job_id, reason)))
+
+
+async def _require(queue: Queue, job_id: str) -> None:
+    if await queue.get_state(job_id) is None:
+        raise JobNotFound(f"no job {job_id!r} in queue {queue.name!r}")
+
+
+# -- dead letters, schedules, groups, workers --------------------------------------
+
+
+@router.get("/queues/{name}/dead-letters", response_model=list[JobOut], tags=["dead letters"])
+async def dead_letters(
+    queue: QueueDep, search: Annotated[str, Query(max_length=200)] = "", start: Start = 0, count: Count = 50
+) -> list[JobOut]:
+    """Jobs that failed for good, newest first, filtered by error text."""
+    return [JobOut.of(j) for j in await queue.dead_letters(search=search, start=start, count=count)]
+
+
+@router.post("/queues/{name}/dead-letters/replay", response_model=Done, tags=["dead letters"])
+async def replay_dead_letters(queue: QueueDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000) -> Done:
+    """Sends up to ``limit`` dead letters back to waiting with fresh attempts."""
+    return Done(count=await queue.retry_failed(limit=limit))
+
+
+@router.delete("/queues/{name}/dead-letters", response_model=Done, tags=["dead letters"])
+async def purge_dead_letters(
+    queue: QueueDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000
+) -> Done:
+    """Deletes up to ``limit`` dead letters."""
+    return Done(count=len(await queue.clean(JobState.FAILED, limit=limit)))
+
+
+@router.get("/queues/{name}/schedules", response_model=list[ScheduleOut], tags=["schedules"])
+async def schedules(queue: QueueDep) -> list[ScheduleOut]:
+    return [
+        ScheduleOut(
+            key=s.key,
+            name=s.name,
+            data=s.data,
+            cron=s.cron,
+            every=s.every,
+            tz=s.tz,
+            runs=s.runs,
+            limit=s.limit,
+            last_run=s.last_run,
+            next_run=s.next_run,
+            upcoming=s.upcoming(5),
+        )
+        for s in await queue.get_schedules()
+    ]
+
+
+@router.delete("/queues/{name}/schedules/{key}", status_code=status.HTTP_204_NO_CONTENT, tags=["schedules"])
+async def remove_schedule(queue: QueueDep, key: str) -> Response:
+    if not await queue.remove_schedule(key):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {key!r} in queue {queue.name!r}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/queues/{name}/groups", response_model=list[GroupOut], tags=["queues"])
+async def groups(queue: QueueDep, start: Start = 0, count: Count = 100) -> list[GroupOut]:
+    return [
+        GroupOut(name=g.name, waiting=g.waiting, active=g.active, state=g.state)
+        for g in await queue.groups(start=start, count=count)
+    ]
+
+
+@router.get("/queues/{name}/workers", response_model=list[WorkerOut], tags=["workers"])
+async def workers(queue: QueueDep) -> list[WorkerOut]:
+    """Workers seen in the last hour, alive or not, with the jobs they hold."""
+    return [_worker(w) for w in await queue.workers()]
+
+
+def _worker(w: Any) -> WorkerOut:
+    return WorkerOut(
+        id=w.id,
+        host=w.host,
+        pid=w.pid,
+        concurrency=w.concurrency,
+        started_at=w.started_at,
+        last_seen=w.last_seen,
+        alive=w.alive,
+        jobs=w.jobs,
+        processed=w.processed,
+        failed=w.failed,
+    )
+
+
+@router.get("/streams", response_model=list[str], tags=["event streams"])
+async def streams(request: Request) -> list[str]:
+    return sorted(request.app.state.conveyor.streams)
+
+
+@router.get("/streams/{stream}/groups", response_model=list[StreamGroupOut], tags=["event streams"])
+async def stream_groups(request: Request, stream: str) -> list[StreamGroupOut]:
+    """The consumer groups of an event stream, with their lag and pending entries."""
+    bus = request.app.state.conveyor.stream(stream)
+    return [
+        StreamGroupOut(
+            name=g.name,
+            consumers=g.consumers,
+            pending=g.pending,
+            lag=g.lag,
+            last_delivered_id=g.last_delivered_id,
+        )
+        for g in await bus.groups()
+    ]

@@ -1,0 +1,102 @@
+"""Server-Sent Events through a real uvicorn server: queue events as they
+happen, resumed after Last-Event-ID, and a progress subject's updates."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis.asyncio as aredis
+import uvicorn
+
+from conveyor import Queue
+from conveyor.realtime.progress import ProgressBus
+from conveyor.server import create_app
+from conveyor.testing import free_port
+from faults.processes import wait_until
+
+
+@pytest.fixture
+async def server(redis: aredis.Redis) -> AsyncIterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(redis), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    running = uvicorn.Server(config)
+    task = asyncio.create_task(running.serve())
+
+    async def up() -> bool:
+        return bool(running.started)
+
+    await wait_until(up, within=10)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    await task
+
+
+async def read_events(
+    base: str,
+    path: str,
+    count: int,
+    headers: dict[str, str] | None = None,
+    ready: asyncio.Event | None = None,
+) -> list[dict[str, Any]]:
+    """The first ``count`` events of an SSE stream (comments skipped)."""
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=10) as client,
+        client.stream("GET", path, headers=headers or {}) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        if ready:
+            ready.set()
+        async for line in response.aiter_lines():
+            if not line:
+                if "data" in current:
+                    events.append(current)
+                    if len(events) == count:
+                        return events
+                current = {}
+            elif not line.startswith(":"):
+                field, _, value = line.partition(":")
+                current[field] = value.strip()
+    return events
+
+
+async def test_queue_events_stream_live_and_resume_after_last_event_id(server: str, queue: Queue) -> None:
+    await queue.register()
+    ready = asyncio.Event()
+    reader = asyncio.create_task(read_events(server, f"/api/queues/{queue.name}/events", 3, ready=ready))
+    await ready.wait()
+    await asyncio.sleep(0.1)
+    jobs = [await queue.add("j", i) for i in range(3)]
+    live = await asyncio.wait_for(reader, 10)
+    assert [e["event"] for e in live] == ["added"] * 3
+    assert [orjson.loads(e["data"])["job_id"] for e in live] == [j.id for j in jobs]
+
+    # a client that saw the first event resumes after it
+    resumed = await read_events(
+        server, f"/api/queues/{queue.name}/events", 2, headers={"Last-Event-ID": live[0]["id"]}
+    )
+    assert [e["id"] for e in resumed] == [live[1]["id"], live[2]["id"]]
+
+
+async def test_progress_stream_sends_the_status_then_each_update_until_finished(
+    server: str, redis: aredis.Redis
+) -> None:
+    bus = ProgressBus(redis)
+    await bus.report("artist:7", "identity", 10, "found the artist")
+    ready = asyncio.Event()
+    reader = asyncio.create_task(read_events(server, "/api/progress/artist:7/stream", 3, ready=ready))
+    await ready.wait()
+    await asyncio.sleep(0.2)
+    await bus.report("artist:7", "shows", 60, "page 3 of 5")
+    await bus.report("artist:7", "done", 100, "imported", finished=True)
+    updates = [orjson.loads(e["data"]) for e in await asyncio.wait_for(reader, 10)]
+    assert [(u["stage"], u["percent"]) for u in updates] == [("identity", 10), ("shows", 60), ("done", 100)]
