@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import typer
 
 from conveyor import __version__
+from conveyor.cli import admin
 
 app = typer.Typer(help="Conveyor: background jobs on Redis.", no_args_is_help=True)
+admin.register(app)
 
 
 @app.command()
@@ -27,22 +30,56 @@ def version() -> None:
 
 @app.command()
 def check() -> None:
-    """Check that Redis answers (REDIS_URL or REDIS_HOST...)."""
-    from conveyor import ConnectionFailed, connect, ping
+    """Check Redis for Conveyor: reachable, version, persistence, eviction
+    policy and latency. Exits non-zero on problems."""
+    from conveyor.cli.check import run_check
 
-    async def go() -> float:
+    raise typer.Exit(run_check())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    stream: Annotated[
+        list[str] | None, typer.Option(help="An event stream to report on (repeatable).")
+    ] = None,
+) -> None:
+    """Serve the HTTP API (token from CONVEYOR_API_TOKEN)."""
+    import uvicorn
+
+    from conveyor.server import create_app
+    from conveyor.server.auth import warn_if_open
+
+    api = create_app(streams=stream or ())
+    warn_if_open(host, api.state.conveyor.token)
+    uvicorn.run(api, host=host, port=port, log_level="info")
+
+
+@app.command()
+def scheduler(
+    queues: Annotated[list[str], typer.Argument(help="Queues whose schedules to fire.")],
+    poll: Annotated[float, typer.Option(help="Seconds between looks for new schedules.")] = 1.0,
+) -> None:
+    """Fire the schedules of the given queues until SIGTERM or SIGINT (run
+    as many as you like: each tick is enqueued once)."""
+    import signal
+
+    from conveyor import Queue, Scheduler, connect
+
+    async def go() -> None:
         redis = connect()
+        runner = Scheduler([Queue(name, redis) for name in queues], poll=poll)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runner.close)
+        typer.echo(f"scheduler running for {', '.join(queues)}")
         try:
-            return await ping(redis)
+            await runner.run()
         finally:
             await redis.aclose()
 
-    try:
-        latency = asyncio.run(go())
-    except ConnectionFailed as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"Redis OK ({latency * 1000:.2f} ms)")
+    asyncio.run(go())
 
 
 def main() -> None:

@@ -1,0 +1,68 @@
+"""``conveyor check``: is this Redis fit to hold jobs? Reachability,
+version, persistence, eviction policy and latency, as a list of findings."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rich.console import Console
+
+from conveyor.engine.connection import connect, ping
+from conveyor.errors import ConnectionFailed
+from conveyor.settings import RedisSettings
+
+console = Console()
+MIN_VERSION = (6, 2)
+
+
+async def findings(redis: Any) -> list[tuple[str, str]]:
+    """(level, text) pairs: level is ok, warn or fail."""
+    out: list[tuple[str, str]] = []
+    latency = await ping(redis)
+    out.append(("ok" if latency < 0.05 else "warn", f"Redis answers in {latency * 1000:.2f} ms"))
+    server = await redis.info("server")
+    version = str(server.get("redis_version", "0"))
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    out.append(("ok" if parts >= MIN_VERSION else "fail", f"version {version} (6.2 or newer needed)"))
+    persistence = await redis.info("persistence")
+    if int(persistence.get("aof_enabled", 0)):
+        out.append(("ok", "AOF is on: acknowledged adds survive a restart"))
+    else:
+        out.append(("warn", "AOF is off: a restart can lose the jobs of the last snapshot interval"))
+    try:
+        policy = (await redis.config_get("maxmemory-policy")).get("maxmemory-policy", "")
+    except Exception:  # CONFIG may be disabled on managed Redis
+        out.append(("warn", "cannot read maxmemory-policy (CONFIG is disabled)"))
+    else:
+        if policy == "noeviction":
+            out.append(("ok", "maxmemory-policy is noeviction"))
+        else:
+            out.append(
+                ("warn", f"maxmemory-policy is {policy}: Redis may evict job keys under memory pressure")
+            )
+    return out
+
+
+def run_check() -> int:
+    """Prints the findings; returns the exit status (1 on any failure)."""
+    url = RedisSettings().resolved_url()
+    redacted = url.split("@")[-1]
+
+    async def go() -> list[tuple[str, str]]:
+        redis = connect(url)
+        try:
+            return await findings(redis)
+        finally:
+            await redis.aclose()
+
+    try:
+        found = asyncio.run(go())
+    except ConnectionFailed as exc:
+        console.print(f"[red]fail[/red]  {exc}")
+        return 1
+    marks = {"ok": "[green]ok[/green]  ", "warn": "[yellow]warn[/yellow]", "fail": "[red]fail[/red]"}
+    console.print(f"Redis at {redacted}")
+    for level, text in found:
+        console.print(f"{marks[level]}  {text}")
+    return 1 if any(level == "fail" for level, _ in found) else 0
