@@ -14,7 +14,8 @@ latency at a steady 500 jobs/s (producer in a separate process), and Redis
 memory per waiting job with a 100-byte payload, the progress bus's
 report-to-subscriber latency (subscriber in another process), and the event
 bus: publish rates, a consumer group's drain rate, and publish-to-handler
-latency (consumer in another process).
+latency (consumer in another process); the HTTP API's queue list with 20
+queues and a million jobs in Redis.
 """
 
 from __future__ import annotations
@@ -272,6 +273,46 @@ async def bench_event_latency(url: str, n: int, rate: int) -> tuple[float, float
     return result
 
 
+async def bench_api(url: str, queues: int, jobs: int, requests: int) -> tuple[float, float, float, float]:
+    """GET /api/queues through a real uvicorn server with ``jobs`` jobs
+    spread over ``queues`` queues: (p50, p95, p99 ms, seconds to fill)."""
+    import httpx
+    import uvicorn
+
+    from conveyor.server import create_app
+    from conveyor.testing import free_port
+
+    redis = connect(url)
+    started = time.perf_counter()
+    per_queue = jobs // queues
+    for q in range(queues):
+        queue = Queue(f"bench-api-{q}", redis)
+        for i in range(0, per_queue, 10_000):
+            await queue.add_bulk([("job", {"i": j}) for j in range(i, min(per_queue, i + 10_000))])
+    filled = time.perf_counter() - started
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(redis), port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(1000):  # up within ten seconds
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    samples = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        for _ in range(requests):
+            t0 = time.perf_counter()
+            answer = await client.get("/api/queues")
+            samples.append((time.perf_counter() - t0) * 1000)
+            assert answer.status_code == 200 and len(answer.json()) >= queues
+    server.should_exit = True
+    await task
+    for q in range(queues):
+        await Queue(f"bench-api-{q}", redis).obliterate(force=True)
+    await redis.aclose()
+    cuts = statistics.quantiles(samples, n=100)
+    return cuts[49], cuts[94], cuts[98], filled
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -300,6 +341,13 @@ def main() -> None:
             _latency_rows(rows, url, args.quick)
         if want("events"):
             _event_rows(rows, url, n, repeats, args.quick)
+        if want("api"):
+            jobs = 20_000 if args.quick else 1_000_000
+            p50, p95, p99, filled = run(bench_api(url, 20, jobs, 50 if args.quick else 300))
+            rows.append((f"GET /api/queues, 20 queues, {jobs:,} jobs: p50", f"{p50:.1f} ms", ""))
+            rows.append(("  p95", f"{p95:.1f} ms", "<= 300 ms"))
+            rows.append(("  p99", f"{p99:.1f} ms", ""))
+            rows.append(("  (time to add the jobs)", f"{filled:.1f} s", ""))
         if want("memory"):
             mem = run(bench_memory(url, n))
             rows.append(("Redis memory per waiting job (100 B payload)", f"{mem:,.0f} bytes", "reported"))
