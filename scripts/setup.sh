@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine: redis-server (Debian package) when missing, a
-# virtualenv in .venv with Conveyor and its development tools.
+# virtualenv in .venv with Conveyor and its development tools. With
+# --browser, also Debian's chromium for the dashboard's browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "installing redis-server"
+# Debian packages: redis-server for the engine, chromium for the dashboard's
+# browser tests (driven by Playwright through its executable path).
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ "${1:-}" = "--browser" ]; then
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3}

@@ -11,31 +11,17 @@ import httpx
 import orjson
 import pytest
 import redis.asyncio as aredis
-import uvicorn
 
 from conveyor import Queue
 from conveyor.realtime.progress import ProgressBus
 from conveyor.server import create_app
-from conveyor.testing import free_port
-from faults.processes import wait_until
+from webserver import serving
 
 
 @pytest.fixture
 async def server(redis: aredis.Redis) -> AsyncIterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(redis), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    running = uvicorn.Server(config)
-    task = asyncio.create_task(running.serve())
-
-    async def up() -> bool:
-        return bool(running.started)
-
-    await wait_until(up, within=10)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    await task
+    async with serving(create_app(redis)) as url:
+        yield url
 
 
 async def read_events(

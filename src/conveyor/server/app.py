@@ -28,7 +28,7 @@ from conveyor.errors import (
 )
 from conveyor.realtime.progress import ProgressBus
 from conveyor.realtime.streams import EventBus
-from conveyor.server import live, routes
+from conveyor.server import dashboard, live, routes
 from conveyor.server.body_limit import BodyLimit
 
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -104,6 +104,7 @@ def create_app(
     app.state.conveyor = state
     app.include_router(routes.router)
     app.include_router(live.router)
+    app.include_router(dashboard.router)
     _errors(app)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"])

@@ -24,6 +24,7 @@ from conveyor.engine.states import JobState
 from conveyor.realtime.progress import ProgressStatus
 from conveyor.server.auth import require_token
 from conveyor.server.models import Health
+from conveyor.server.routes import describe
 
 HEALTH_TIMEOUT = 1.0
 router = APIRouter()
@@ -54,6 +55,28 @@ async def queue_events(
                 yield ServerSentEvent(data=dumps(payload).decode(), event=event.event, id=event.id)
         finally:
             events.close()
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+@api.get("/live/queues", tags=["live"], response_class=EventSourceResponse)
+async def live_queues(
+    request: Request, interval: Annotated[float, Query(ge=0.1, le=60)] = 0.5
+) -> EventSourceResponse:
+    """Every queue's summary (as ``GET /api/queues``), sent at once and then
+    whenever it changes (looked at every ``interval`` seconds)."""
+    state = request.app.state.conveyor
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        last = b""
+        while True:
+            names = await queue_names(state.redis, state.prefix)
+            rows = [(await describe(await state.queue(name))).model_dump(mode="json") for name in names]
+            snapshot = dumps(rows)
+            if snapshot != last:
+                last = snapshot
+                yield ServerSentEvent(data=snapshot.decode(), event="queues")
+            await asyncio.sleep(interval)
 
     return EventSourceResponse(stream(), ping=15)
 

@@ -46,7 +46,7 @@ class JobOut(BaseModel):
             name=job.name,
             data=job.data,
             state=job.state,
-            options=job.options,
+            options=readable_options(job.options),
             priority=job.priority,
             attempts_made=job.attempts_made,
             attempts_started=job.attempts_started,
@@ -64,6 +64,24 @@ class JobOut(BaseModel):
             parent=job.parent,
             logs=logs,
         )
+
+
+_WIRE_NAMES = {"a": "attempts", "b": "backoff", "t": "timeout", "kl": "keep_logs"}
+
+
+def readable_options(wire: dict[str, Any]) -> dict[str, Any]:
+    """A job's stored options under their ``Queue.add`` names."""
+    out: dict[str, Any] = {}
+    for key, value in wire.items():
+        if key in ("rc", "rf") and isinstance(value, list) and len(value) == 2:
+            count, age_ms = value
+            out["keep_completed" if key == "rc" else "keep_failed"] = {
+                "count": None if count < 0 else count,
+                "age_seconds": age_ms / 1000 if age_ms else None,
+            }
+        else:
+            out[_WIRE_NAMES.get(key, key)] = value
+    return out
 
 
 class RateLimitModel(BaseModel):

@@ -1,0 +1,260 @@
+// The Conveyor dashboard: plain DOM, fed by the API and its Server-Sent
+// Events. Job data is untrusted, so everything goes in through textContent.
+"use strict";
+
+const STATES = ["waiting", "active", "delayed", "completed", "failed", "waiting-children"];
+const VIEWS = [...STATES, "dead letters", "schedules", "workers", "groups"];
+const EVENTS = ["added", "delayed", "waiting", "waiting-children", "active", "progress", "completed",
+  "retrying", "failed", "dead-lettered", "stalled", "removed", "deduplicated", "debounced", "gap"];
+const PAGE = 50;
+
+const ui = { queues: [], queue: null, view: "waiting", start: 0, search: "", job: null,
+  events: null, history: {}, refresh: null };
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { credentials: "same-origin", ...options,
+    headers: { "content-type": "application/json", ...(options.headers || {}) } });
+  if (response.status === 401) { window.location = "/dashboard/login"; throw new Error("signed out"); }
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail; } catch (_) { /* not JSON */ }
+    throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+const q = (name) => encodeURIComponent(name);
+const when = (t) => (t ? new Date(t).toLocaleString() : "");
+const json = (v) => JSON.stringify(v, null, 2);
+
+// -- queues, live ---------------------------------------------------------------
+
+function connectQueues() {
+  const live = document.getElementById("live");
+  const source = new EventSource("/api/live/queues");
+  source.addEventListener("open", () => { live.textContent = "live"; live.classList.add("on"); });
+  source.addEventListener("error", () => { live.textContent = "reconnecting"; live.classList.remove("on"); });
+  source.addEventListener("queues", (event) => {
+    ui.queues = JSON.parse(event.data);
+    for (const queue of ui.queues) {
+      const points = (ui.history[queue.name] = ui.history[queue.name] || []);
+      points.push(queue.completed_last_minute);
+      if (points.length > 120) points.shift();
+    }
+    renderQueues();
+    if (!ui.queue && ui.queues.length) selectQueue(ui.queues[0].name);
+    else renderHead();
+  });
+}
+
+function renderQueues() {
+  const nav = document.getElementById("queues");
+  nav.replaceChildren(...ui.queues.map((queue) => el("div",
+    { class: "q" + (queue.name === ui.queue ? " sel" : ""), "data-queue": queue.name,
+      onclick: () => selectQueue(queue.name) },
+    el("div", { class: "name" }, queue.name, queue.paused ? el("span", { class: "paused" }, " paused") : null),
+    el("div", { class: "counts" }, STATES.map((s) =>
+      el("span", { "data-state": s }, s + " ", el("b", {}, queue.counts[s] ?? 0)))))));
+}
+
+function current() { return ui.queues.find((queue) => queue.name === ui.queue); }
+
+function selectQueue(name) {
+  ui.queue = name; ui.view = "waiting"; ui.start = 0; ui.job = null;
+  if (ui.events) ui.events.close();
+  ui.events = new EventSource(`/api/queues/${q(name)}/events`);
+  for (const type of EVENTS) ui.events.addEventListener(type, (event) => onJobEvent(type, event));
+  renderQueues(); renderQueue(); renderDetail();
+}
+
+function onJobEvent(type, event) {
+  const data = JSON.parse(event.data);
+  if (type === "progress") {
+    const bar = document.querySelector(`[data-progress="${CSS.escape(data.job_id || "")}"]`);
+    if (bar) bar.style.width = percent(data.progress) + "%";
+  }
+  if (ui.job && data.job_id === ui.job) scheduleRefresh(true);
+  scheduleRefresh(false);
+}
+
+function scheduleRefresh(detail) {
+  if (detail) setTimeout(renderDetail, 150);
+  if (ui.refresh) return;
+  ui.refresh = setTimeout(() => { ui.refresh = null; renderList(); }, 250);
+}
+
+// -- one queue --------------------------------------------------------------------
+
+function renderHead() {
+  const queue = current();
+  const head = document.getElementById("queue-head");
+  if (!queue || !head) return;
+  head.replaceChildren(
+    el("h2", {}, queue.name),
+    el("span", { class: "hint" }, `${queue.workers_alive} workers alive · ${queue.completed_last_minute} done, `
+      + `${queue.failed_last_minute} failed in the last minute`),
+    chart(ui.history[queue.name] || []),
+    el("div", { class: "actions" },
+      el("button", { onclick: () => act(`/api/queues/${q(queue.name)}/${queue.paused ? "resume" : "pause"}`) },
+        queue.paused ? "Resume" : "Pause"),
+      el("button", { class: "danger", onclick: () => confirmAct("Remove every completed job?",
+        `/api/queues/${q(queue.name)}/clean`, { state: "completed", limit: 100000 }) }, "Clean completed"),
+      el("button", { onclick: () => confirmAct("Replay every dead letter?",
+        `/api/queues/${q(queue.name)}/dead-letters/replay`) }, "Replay dead letters")));
+}
+
+function chart(points) {
+  const canvas = el("canvas", { width: 240, height: 40, title: "jobs completed per minute" });
+  const ctx = canvas.getContext("2d");
+  const top = Math.max(1, ...points);
+  ctx.strokeStyle = "#4aa3ff";
+  ctx.beginPath();
+  points.forEach((value, i) => {
+    const x = (i / Math.max(1, points.length - 1)) * 238 + 1;
+    const y = 39 - (value / top) * 37;
+    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+  return canvas;
+}
+
+function renderQueue() {
+  const section = document.getElementById("queue");
+  section.replaceChildren(
+    el("div", { id: "queue-head", class: "head" }),
+    el("div", { class: "tabs" }, VIEWS.map((view) => el("button",
+      { class: view === ui.view ? "sel" : "", "data-view": view,
+        onclick: () => { ui.view = view; ui.start = 0; renderQueue(); } }, view))),
+    el("div", { id: "list" }),
+    el("div", { class: "actions", id: "pager" },
+      el("button", { onclick: () => { ui.start = Math.max(0, ui.start - PAGE); renderList(); } }, "Previous"),
+      el("button", { onclick: () => { ui.start += PAGE; renderList(); } }, "Next")));
+  renderHead();
+  renderList();
+}
+
+async function renderList() {
+  const list = document.getElementById("list");
+  if (!list || !ui.queue) return;
+  const base = `/api/queues/${q(ui.queue)}`;
+  try {
+    if (STATES.includes(ui.view)) {
+      const params = new URLSearchParams({ state: ui.view, start: ui.start, count: PAGE, search: ui.search });
+      list.replaceChildren(jobTable((await api(`${base}/jobs?${params}`)).jobs));
+    } else if (ui.view === "dead letters") {
+      const params = new URLSearchParams({ start: ui.start, count: PAGE, search: ui.search });
+      list.replaceChildren(jobTable(await api(`${base}/dead-letters?${params}`)));
+    } else if (ui.view === "schedules") {
+      list.replaceChildren(table(["key", "job", "when", "runs", "next run", ""], (await api(`${base}/schedules`)).map(
+        (s) => [s.key, s.name, s.cron ? `${s.cron} (${s.tz})` : `every ${s.every}s`, s.runs, when(s.next_run),
+          el("button", { class: "danger", onclick: () => confirmAct(`Remove schedule ${s.key}?`,
+            `${base}/schedules/${q(s.key)}`, null, "DELETE") }, "Remove")])));
+    } else if (ui.view === "workers") {
+      list.replaceChildren(table(["worker", "host", "pid", "alive", "jobs", "done", "failed", "last seen"],
+        (await api(`${base}/workers`)).map((w) => [w.id, w.host, w.pid, w.alive ? "yes" : "no",
+          w.jobs.join(", "), w.processed, w.failed, when(w.last_seen)])));
+    } else {
+      list.replaceChildren(table(["group", "waiting", "active", "state"],
+        (await api(`${base}/groups`)).map((g) => [g.name, g.waiting, g.active, g.state])));
+    }
+  } catch (error) {
+    list.replaceChildren(el("p", { class: "error" }, error.message));
+  }
+}
+
+function table(columns, rows) {
+  if (!rows.length) return el("p", { class: "hint" }, "Nothing here.");
+  return el("table", {}, el("tr", {}, columns.map((c) => el("th", {}, c))),
+    rows.map((row) => el("tr", {}, row.map((cell) => el("td", {}, cell)))));
+}
+
+function percent(progress) {
+  if (typeof progress === "number") return Math.max(0, Math.min(100, progress));
+  if (progress && typeof progress.percent === "number") return Math.max(0, Math.min(100, progress.percent));
+  return null;
+}
+
+function progressBar(job) {
+  const value = percent(job.progress);
+  if (value === null) return "";
+  return el("div", { class: "bar" }, el("div", { style: `width:${value}%`, "data-progress": job.id }));
+}
+
+function jobTable(jobs) {
+  if (!jobs.length) return el("p", { class: "hint" }, "No jobs.");
+  return el("table", {},
+    el("tr", {}, ["id", "name", "state", "attempts", "progress", "created", "error"].map((c) => el("th", {}, c))),
+    jobs.map((job) => el("tr", { class: "job", "data-job": job.id, onclick: () => { ui.job = job.id; renderDetail(); } },
+      el("td", {}, job.id), el("td", {}, job.name), el("td", { class: "state-" + job.state }, job.state),
+      el("td", {}, job.attempts_made), el("td", {}, progressBar(job)), el("td", {}, when(job.created_at)),
+      el("td", {}, (job.error || "").slice(0, 80)))));
+}
+
+// -- one job ------------------------------------------------------------------------
+
+async function renderDetail() {
+  const aside = document.getElementById("detail");
+  if (!ui.job || !ui.queue) { aside.replaceChildren(el("p", { class: "hint" }, "Pick a job.")); return; }
+  const base = `/api/queues/${q(ui.queue)}/jobs/${q(ui.job)}`;
+  let job;
+  try { job = await api(base); } catch (error) {
+    aside.replaceChildren(el("p", { class: "error" }, error.message)); return;
+  }
+  const actions = [];
+  if (job.state === "failed") actions.push(el("button", { onclick: () => act(`${base}/retry`) }, "Retry"));
+  if (job.state === "delayed") actions.push(el("button", { onclick: () => act(`${base}/promote`) }, "Run now"));
+  if (["waiting", "delayed", "active"].includes(job.state))
+    actions.push(el("button", { class: "danger", onclick: () => confirmAct("Cancel this job?", `${base}/cancel`, {}) }, "Cancel"));
+  if (job.state !== "active")
+    actions.push(el("button", { class: "danger", onclick: () => confirmAct("Remove this job?", base, null, "DELETE")
+      .then(() => { ui.job = null; renderDetail(); }) }, "Remove"));
+  aside.replaceChildren(...[
+    el("h3", {}, `${job.name} · ${job.id}`),
+    el("div", { class: "actions" }, actions),
+    el("dl", {}, [
+      ["state", el("span", { class: "state-" + job.state, id: "job-state" }, job.state)],
+      ["attempts", `${job.attempts_made} made, ${job.attempts_started} started`],
+      ["created", when(job.created_at)], ["started", when(job.started_at)], ["finished", when(job.finished_at)],
+      ["run at", when(job.run_at)], ["worker", job.worker_id || ""], ["progress", progressBar(job)],
+    ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+    el("h4", {}, "Data"), el("pre", {}, json(job.data)),
+    el("h4", {}, "Options"), el("pre", {}, json(job.options)),
+    job.result !== null ? [el("h4", {}, "Result"), el("pre", {}, json(job.result))] : [],
+    job.error ? [el("h4", {}, "Error"), el("pre", { class: "error" }, job.error)] : [],
+    job.traceback ? [el("h4", {}, "Traceback"), el("pre", { class: "traceback" }, job.traceback)] : [],
+    job.history.length ? [el("h4", {}, "Attempts"), table(["attempt", "error", "at"],
+      job.history.map((h) => [h.attempt, h.error, when(h.at)]))] : [],
+    job.logs && job.logs.length ? [el("h4", {}, "Logs"), el("pre", {}, job.logs.join("\n"))] : [],
+  ].flat());
+}
+
+async function act(path, body = null, method = "POST") {
+  try {
+    await api(path, { method, body: body === null ? undefined : JSON.stringify(body) });
+  } catch (error) { alert(error.message); }
+  renderList(); renderDetail();
+}
+
+function confirmAct(question, path, body = null, method = "POST") {
+  if (!window.confirm(question)) return Promise.resolve();
+  return act(path, body, method);
+}
+
+document.getElementById("search").addEventListener("input", (event) => {
+  ui.search = event.target.value.trim(); ui.start = 0; scheduleRefresh(false);
+});
+connectQueues();
