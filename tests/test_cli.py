@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from conveyor import Discard, JobContext, JobState, Queue, Worker
 from conveyor.testing import RedisServer, free_port
@@ -118,3 +119,52 @@ async def test_the_serve_command_answers_health_and_stops_on_sigterm(redis_serve
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down, then re-raises the signal so the exit status tells why it stopped
         assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
+
+
+async def test_up_runs_everything_on_a_private_redis_and_stops_it(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_up(port, tmp_path / "redis")
+    assert proc.stdout is not None
+    try:
+        first = proc.stdout.readline()
+        assert "started a private redis-server" in first, first
+        redis_port = int(first.split("redis://127.0.0.1:")[1].split("/")[0])
+        assert "/dashboard" in proc.stdout.readline()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+            async def some_job_completed() -> bool:
+                queues = (await client.get("/api/queues")).json()
+                return any(q["counts"]["completed"] > 0 for q in queues)
+
+            await wait_until(some_job_completed, within=30)
+            assert (await client.get("/dashboard")).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "redis-server stopped" in out
+    assert (tmp_path / "redis" / "appendonlydir").exists()  # AOF was on
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as client:
+            await client.get(f"http://127.0.0.1:{port}/health")
+    assert not _listening(redis_port)
+
+
+def start_up(port: int, data: Path) -> subprocess.Popen[str]:
+    """``conveyor up`` with no Redis configured, its output readable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
+    env.update(CONVEYOR_DATA=str(data), COLUMNS="200")
+    return subprocess.Popen(
+        [CONVEYOR, "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -23,6 +23,19 @@ def demo() -> None:
 
 
 @app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address of the API and dashboard.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API and dashboard.")] = 8000,
+) -> None:
+    """Everything in one command: a private Redis (unless REDIS_URL/REDIS_HOST
+    is set), workers, the scheduler, the API and dashboard, and a demo
+    workload. Prints the dashboard URL; Ctrl-C stops it all."""
+    from conveyor.cli.up import up as run_up
+
+    run_up(host, port)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)

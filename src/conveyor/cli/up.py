@@ -1,0 +1,151 @@
+"""``conveyor up``: everything in one command. A private Redis (AOF on, in a
+data directory) unless REDIS_URL/REDIS_HOST names one, workers, the
+scheduler, the API and dashboard, and a demo workload that keeps showing
+priorities, retries, a rate-limited queue, dead letters, groups, a cron
+job, a flow and live progress, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from rich.console import Console
+
+from conveyor.engine.backoff import Exponential
+from conveyor.engine.connection import connect
+from conveyor.engine.flows import FlowJob, FlowProducer
+from conveyor.engine.job import JobContext
+from conveyor.engine.limits import RateLimit
+from conveyor.engine.options import Priority
+from conveyor.engine.queue import Queue
+from conveyor.engine.schedules import Scheduler
+from conveyor.engine.worker import Worker
+from conveyor.errors import Discard, RateLimited
+from conveyor.server import create_app
+from conveyor.settings import RedisSettings
+from conveyor.testing import RedisServer
+
+console = Console()
+QUEUES = ("up-emails", "up-spotify", "up-shows", "up-imports")
+
+
+async def handle(job: JobContext) -> Any:
+    """The demo's jobs: steps with progress, some flaky, some refused."""
+    data = job.data if isinstance(job.data, dict) else {}
+    steps = int(data.get("steps", 3))
+    for step in range(1, steps + 1):
+        await asyncio.sleep(float(data.get("step_seconds", 0.3)))
+        await job.update_progress({"percent": round(100 * step / steps), "step": step})
+    if data.get("flaky") and job.attempt < 3:
+        raise ConnectionError(f"upstream timed out (attempt {job.attempt})")
+    if data.get("invalid"):
+        raise Discard("the address is not valid")
+    if data.get("throttled") and job.attempt == 1 and job.fence == 1:
+        raise RateLimited(2.0, "upstream answered 429")
+    if job.name == "wrap-up":
+        children = await job.children()
+        return {"parts": len(children.results)}
+    return {"ok": True, "attempt": job.attempt}
+
+
+async def setup(redis: Any) -> dict[str, Queue]:
+    queues = {name: Queue(name, redis) for name in QUEUES}
+    for queue in queues.values():
+        await queue.register()
+    await queues["up-spotify"].set_rate_limit(RateLimit(3, per=1.0))
+    await queues["up-shows"].set_group_limits(concurrency=1)
+    await queues["up-imports"].upsert_schedule(
+        "trending", "compute-trending", {"steps": 2}, cron="* * * * *", missed="skip"
+    )
+    return queues
+
+
+async def feed(queues: dict[str, Queue], redis: Any, stop: asyncio.Event) -> None:
+    """Adds a little of everything every few seconds."""
+    flows = FlowProducer(redis)
+    n = 0
+    while not stop.is_set():
+        n += 1
+        emails = queues["up-emails"]
+        await emails.add("password-reset", {"steps": 1}, priority=Priority.CRITICAL)
+        await emails.add("newsletter", {"steps": 4}, priority=Priority.LOW)
+        if n % 2:
+            await emails.add("welcome", {"flaky": True}, attempts=3, backoff=Exponential(1.0))
+        if n % 3 == 0:
+            await emails.add("bounce", {"invalid": True}, attempts=3)
+        await queues["up-spotify"].add_bulk(
+            [("album", {"steps": 2, "throttled": n % 4 == 0 and i == 0}) for i in range(4)]
+        )
+        for account in random.sample(["big", "big", "big", "small"], 3):
+            await queues["up-shows"].add("shows-page", {"account": account}, group=account)
+        if n % 3 == 1:
+            await flows.add(
+                FlowJob(
+                    "wrap-up",
+                    "up-imports",
+                    {"artist": n},
+                    children=[
+                        FlowJob("catalog", "up-spotify", {"steps": 2}),
+                        FlowJob("shows", "up-shows", {}),
+                    ],
+                )
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 5.0)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ours stop everything, in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def run_up(url: str, host: str, port: int) -> None:
+    redis = connect(url)
+    queues = await setup(redis)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    workers = [Worker(q, handle, concurrency=8, shutdown_grace=5) for q in queues.values()]
+    scheduler = Scheduler(list(queues.values()))
+    server = _Server(uvicorn.Config(create_app(redis), host=host, port=port, log_level="warning"))
+    async with asyncio.TaskGroup() as tg:
+        for worker in workers:
+            tg.create_task(worker.run())
+        tg.create_task(scheduler.run())
+        tg.create_task(server.serve())
+        tg.create_task(feed(queues, redis, stop))
+        console.print(
+            f"dashboard: [bold]http://{host}:{port}/dashboard[/bold]   API: http://{host}:{port}/docs"
+        )
+        console.print("Ctrl-C stops everything")
+        await stop.wait()
+        console.print("stopping")
+        scheduler.close()
+        server.should_exit = True
+        await asyncio.gather(*(w.close(grace=5) for w in workers))
+    await redis.aclose()
+
+
+def up(host: str, port: int) -> None:
+    """Runs everything; stops the private Redis on the way out."""
+    settings = RedisSettings()
+    if settings.is_configured():
+        asyncio.run(run_up(settings.resolved_url(), host, port))
+        return
+    data = Path(os.environ.get("CONVEYOR_DATA", ".conveyor/redis"))
+    data.mkdir(parents=True, exist_ok=True)
+    with RedisServer(data_dir=data, appendonly=True) as server:
+        console.print(f"started a private redis-server (AOF on) at {server.url}, data in {data}")
+        asyncio.run(run_up(server.url, host, port))
+    console.print("redis-server stopped")
