@@ -201,6 +201,9 @@ async def test_health_and_metrics(api: httpx.AsyncClient, queue: Queue) -> None:
     text = (await api.get("/metrics")).text
     assert f'conveyor_jobs{{queue="{queue.name}",state="waiting"}} 1.0' in text
     assert f'conveyor_jobs_completed_total{{queue="{queue.name}"}} 4.0' in text
+    assert f'conveyor_job_run_seconds_bucket{{le="+Inf",queue="{queue.name}"}} 4.0' in text
+    assert f'conveyor_job_wait_seconds_count{{queue="{queue.name}"}} 4.0' in text
+    assert f'conveyor_job_run_seconds_bucket{{le="0.25",queue="{queue.name}"}} 4.0' in text  # no-op jobs
 
 
 async def test_health_answers_503_when_redis_is_gone() -> None:

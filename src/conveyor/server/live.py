@@ -12,11 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from conveyor.engine.codec import dumps
+from conveyor.engine.codec import dumps, text
 from conveyor.engine.connection import ping
 from conveyor.engine.events import QueueEvents
 from conveyor.engine.registry import queue_names
@@ -138,16 +138,16 @@ async def health(request: Request) -> JSONResponse:
 
 @router.get("/metrics", tags=["operations"], dependencies=[Depends(require_token)])
 async def metrics(request: Request) -> Response:
-    """Prometheus text: jobs by state and workers alive per queue, and
-    completed and failed totals."""
+    """Prometheus text per queue: jobs by state, completed and failed
+    totals, and histograms of how long completed jobs waited and ran."""
     state = request.app.state.conveyor
     started = time.perf_counter()
     rows = []
     for name in await queue_names(state.redis, state.prefix):
         queue = await state.queue(name)
         counts = await queue.counts()
-        totals = await state.redis.hmget(queue.keys.stats, "completed", "failed")
-        rows.append((name, counts, int(totals[0] or 0), int(totals[1] or 0)))
+        stats = {text(k): int(v) for k, v in (await state.redis.hgetall(queue.keys.stats)).items()}
+        rows.append((name, counts, stats))
     registry = CollectorRegistry()
     registry.register(_Snapshot(rows, time.perf_counter() - started))
     return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -156,7 +156,7 @@ async def metrics(request: Request) -> Response:
 class _Snapshot(Collector):
     """The figures read for one scrape, in Prometheus' shapes."""
 
-    def __init__(self, rows: list[tuple[str, dict[JobState, int], int, int]], took: float) -> None:
+    def __init__(self, rows: list[tuple[str, dict[JobState, int], dict[str, int]]], took: float) -> None:
         self.rows = rows
         self.took = took
 
@@ -164,17 +164,43 @@ class _Snapshot(Collector):
         jobs = GaugeMetricFamily("conveyor_jobs", "Jobs in each state", labels=["queue", "state"])
         completed = CounterMetricFamily("conveyor_jobs_completed", "Jobs completed", labels=["queue"])
         failed = CounterMetricFamily("conveyor_jobs_failed", "Jobs failed for good", labels=["queue"])
-        for name, counts, done, dead in self.rows:
+        waits = HistogramMetricFamily(
+            "conveyor_job_wait_seconds", "Time completed jobs waited, from added to started", labels=["queue"]
+        )
+        runs = HistogramMetricFamily(
+            "conveyor_job_run_seconds", "Time completed jobs ran, from started to completed", labels=["queue"]
+        )
+        for name, counts, stats in self.rows:
             for job_state, n in counts.items():
                 jobs.add_metric([name, job_state.value], n)
-            completed.add_metric([name], done)
-            failed.add_metric([name], dead)
+            completed.add_metric([name], stats.get("completed", 0))
+            failed.add_metric([name], stats.get("failed", 0))
+            for family, tag in ((waits, "w"), (runs, "r")):
+                family.add_metric([name], _buckets(stats, tag), stats.get(f"{tag}:sum", 0) / 1000)
         yield jobs
         yield completed
         yield failed
+        yield waits
+        yield runs
         yield GaugeMetricFamily(
             "conveyor_scrape_seconds", "Time spent reading Redis for this scrape", value=self.took
         )
+
+
+#: The bucket bounds of includes/timings.lua, in ms.
+TIMING_BOUNDS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000)
+
+
+def _buckets(stats: dict[str, int], tag: str) -> list[tuple[str, float]]:
+    """Cumulative Prometheus buckets from the per-bucket counts."""
+    out: list[tuple[str, float]] = []
+    total = 0
+    for i, bound in enumerate(TIMING_BOUNDS, start=1):
+        total += stats.get(f"{tag}:{i}", 0)
+        out.append((f"{bound / 1000:g}", total))
+    total += stats.get(f"{tag}:{len(TIMING_BOUNDS) + 1}", 0)
+    out.append(("+Inf", total))
+    return out
 
 
 router.include_router(api)

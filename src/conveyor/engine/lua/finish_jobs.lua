@@ -33,6 +33,7 @@
 --@include keep_finished
 --@include fail_job
 --@include emit
+--@include timings
 
 local prefix = ARGV[1]
 local logs_prefix = ARGV[2]
@@ -48,10 +49,11 @@ local done_ids, results, handed, limited = {}, {}, {}, {}
 local hold = 0
 local outbox = {}
 local failed_n = 0
+local timings = {}
 for i, row in ipairs(rows) do
   local id = row[1]
   local jk = prefix .. id
-  local f = redis.call('HMGET', jk, 'tk', 'st', 'lg', 'dk', 'par', 'gr')
+  local f = redis.call('HMGET', jk, 'tk', 'st', 'lg', 'dk', 'par', 'gr', 'ts', 'pon')
   local code = 1
   if f[1] == false then
     code = (f[2] == false) and -1 or -2
@@ -68,6 +70,7 @@ for i, row in ipairs(rows) do
     if kind == 'c' then
       local keep_count = row[6]
       done_ids[#done_ids + 1] = id
+      timing_add(timings, tonumber(f[7]), tonumber(f[8]), now)
       if f[5] then
         to_outbox(prefix, id, jk, 'c', row[4], now)
         outbox[#outbox + 1] = id
@@ -129,6 +132,7 @@ if #done > 0 then
 end
 if #done_ids > 0 then
   redis.call('HINCRBY', gbase(prefix) .. 'stats', 'completed', #done_ids)
+  timing_flush(gbase(prefix) .. 'stats', timings)
 end
 if failed_n > 0 then
   redis.call('HINCRBY', gbase(prefix) .. 'stats', 'failed', failed_n)
