@@ -168,3 +168,57 @@ def _listening(port: int) -> bool:
 
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+APP_MODULE = """
+import asyncio
+
+async def send(job):
+    return {"sent": job.data}
+
+def resize(job):  # a plain function: runs in a thread pool
+    return job.data * 2
+
+handlers = {"QUEUE-emails": send, "QUEUE-images": resize}
+"""
+
+
+async def test_the_worker_command_runs_an_apps_handlers_until_sigterm(
+    redis_server: RedisServer, queue_name: str, tmp_path: Path
+) -> None:
+    (tmp_path / "myapp.py").write_text(APP_MODULE.replace("QUEUE", queue_name))
+    from conveyor import connect
+
+    async with connect(redis_server.url) as redis:
+        emails, images = Queue(f"{queue_name}-emails", redis), Queue(f"{queue_name}-images", redis)
+        sent = await emails.add("welcome", "ada")
+        resized = await images.add("thumb", 21)
+        proc = start_in(tmp_path, redis_server.url, "worker", "myapp:handlers", "--concurrency", "2")
+        try:
+            assert await emails.wait_until_finished(sent.id, timeout=20) == {"sent": "ada"}
+            assert await images.wait_until_finished(resized.id, timeout=20) == 42
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+
+
+def test_the_worker_command_explains_a_bad_app(redis_server: RedisServer, tmp_path: Path) -> None:
+    (tmp_path / "myapp.py").write_text(APP_MODULE)
+    for args, message in [
+        (["nomodule:handlers"], "cannot load"),
+        (["myapp"], "module:attribute"),
+        (["myapp:handlers", "--queues", "other"], "no handler for queue(s) other"),
+        (["myapp:send"], "name its queues with --queues"),
+    ]:
+        env = {**os.environ, "REDIS_URL": redis_server.url}
+        done = subprocess.run(
+            [CONVEYOR, "worker", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 1 and message in done.stderr, (args, done.stderr)
+
+
+def start_in(cwd: Path, url: str, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "REDIS_URL": url}
+    return subprocess.Popen(
+        [CONVEYOR, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )

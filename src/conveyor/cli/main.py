@@ -23,6 +23,28 @@ def demo() -> None:
 
 
 @app.command()
+def worker(
+    target: Annotated[str, typer.Argument(metavar="APP", help="module:attribute of the handlers.")],
+    queues: Annotated[
+        list[str] | None, typer.Option("--queues", "-q", help="Only these queues (repeatable).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs at a time, per queue.")] = 10,
+) -> None:
+    """Run workers for an app's handlers: APP names a mapping of queue names
+    to handlers, or one handler for the queues given with --queues. SIGTERM
+    or SIGINT stops them gracefully."""
+    from conveyor.cli.worker import load_handlers, run_workers
+    from conveyor.errors import ConveyorError
+
+    try:
+        handlers = load_handlers(target, queues or [])
+    except ConveyorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    asyncio.run(run_workers(handlers, concurrency))
+
+
+@app.command()
 def up(
     host: Annotated[str, typer.Option(help="Address of the API and dashboard.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the API and dashboard.")] = 8000,

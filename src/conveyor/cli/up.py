@@ -29,6 +29,7 @@ from conveyor.engine.schedules import Scheduler
 from conveyor.engine.worker import Worker
 from conveyor.errors import Discard, RateLimited
 from conveyor.server import create_app
+from conveyor.server.auth import warn_if_open
 from conveyor.settings import RedisSettings
 from conveyor.testing import RedisServer
 
@@ -118,7 +119,9 @@ async def run_up(url: str, host: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     workers = [Worker(q, handle, concurrency=8, shutdown_grace=5) for q in queues.values()]
     scheduler = Scheduler(list(queues.values()))
-    server = _Server(uvicorn.Config(create_app(redis), host=host, port=port, log_level="warning"))
+    api = create_app(redis)
+    warn_if_open(host, api.state.conveyor.token)
+    server = _Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
     async with asyncio.TaskGroup() as tg:
         for worker in workers:
             tg.create_task(worker.run())
