@@ -133,7 +133,10 @@ async def test_up_runs_everything_on_a_private_redis_and_stops_it(tmp_path: Path
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
 
             async def some_job_completed() -> bool:
-                queues = (await client.get("/api/queues")).json()
+                try:
+                    queues = (await client.get("/api/queues")).json()
+                except httpx.ConnectError:  # not listening yet
+                    return False
                 return any(q["counts"]["completed"] > 0 for q in queues)
 
             await wait_until(some_job_completed, within=30)

@@ -128,6 +128,10 @@ async def run_up(url: str, host: str, port: int) -> None:
         tg.create_task(scheduler.run())
         tg.create_task(server.serve())
         tg.create_task(feed(queues, redis, stop))
+        for _ in range(500):  # print the address once it answers
+            if server.started or stop.is_set():
+                break
+            await asyncio.sleep(0.02)
         console.print(
             f"dashboard: [bold]http://{host}:{port}/dashboard[/bold]   API: http://{host}:{port}/docs"
         )
