@@ -230,3 +230,37 @@ async def test_the_openapi_document_describes_the_api(api: httpx.AsyncClient) ->
     assert "/api/queues/{name}/jobs" in doc["paths"]
     assert "post" in doc["paths"]["/api/queues/{name}/jobs"]
     assert "/health" in doc["paths"] and "/metrics" in doc["paths"]
+
+
+async def test_event_stream_groups_report_lag_and_pending(redis: aredis.Redis, queue_name: str) -> None:
+    from conveyor import EventBus
+
+    bus = EventBus(redis, f"{queue_name}-events")
+    await bus.create_group("mailer")
+    await bus.publish_many([("user.created", {"n": i}) for i in range(3)])
+    app = create_app(redis, token=TOKEN, streams=[bus.keys.name])
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers) as client:
+        assert (await client.get("/api/streams")).json() == [bus.keys.name]
+        (group,) = (await client.get(f"/api/streams/{bus.keys.name}/groups")).json()
+    assert (group["name"], group["lag"], group["pending"]) == ("mailer", 3, 0)
+
+
+async def test_the_app_mounts_inside_another_app(redis: aredis.Redis, queue: Queue) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    await queue.add("j", 1)
+    outer = Starlette(routes=[Mount("/jobs", app=create_app(redis))])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=outer), base_url="http://site") as client:
+        listed = (await client.get("/jobs/api/queues")).json()
+    assert queue.name in {q["name"] for q in listed}
+
+
+async def test_active_progress_is_listed(api: httpx.AsyncClient, redis: aredis.Redis) -> None:
+    bus = ProgressBus(redis)
+    await bus.report("import:1", "shows", 20)
+    await bus.report("import:2", "done", 100, finished=True)
+    subjects = {s["subject"] for s in (await api.get("/api/progress")).json()}
+    assert "import:1" in subjects and "import:2" not in subjects

