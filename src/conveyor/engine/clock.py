@@ -4,7 +4,7 @@ machines with skewed clocks still agree; tests inject a manual clock."""
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -34,6 +34,15 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._now += int(seconds * 1000)
+
+
+async def current_ms(clock: Clock, redis: Any) -> int:
+    """The time scripts will see: the clock's, or Redis ``TIME`` in ms."""
+    now = clock.now_ms()
+    if now is None:
+        seconds, micros = await redis.time()
+        now = int(seconds) * 1000 + int(micros) // 1000
+    return now
 
 
 def clock_arg(clock: Clock) -> str:

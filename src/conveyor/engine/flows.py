@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.clock import Clock, RedisClock, clock_arg
+from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, loads_or_text, text
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
@@ -264,10 +264,7 @@ async def relay(redis: aredis.Redis, keys: QueueKeys, ids: Sequence[str] | None,
 
 
 async def _stale_entries(redis: aredis.Redis, keys: QueueKeys, clock: Clock) -> list[tuple[str, Any]]:
-    now = clock.now_ms()
-    if now is None:
-        seconds, micros = await redis.time()
-        now = int(seconds) * 1000 + int(micros) // 1000
+    now = await current_ms(clock, redis)
     out = []
     async for child_id, raw in redis.hscan_iter(keys.outbox, count=200):
         try:

@@ -12,7 +12,7 @@ import redis.asyncio as aredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.clock import Clock, RedisClock, clock_arg
+from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, packb, text, unpack_reply
 from conveyor.engine.dlq import find_dead_letters
 from conveyor.engine.events import QueueEvents, parse_entry
@@ -425,10 +425,7 @@ class Queue:
             self.redis.hmget(self.keys.meta, "rlm", "rld", "conc", "hold", "grlm", "grld", "gconc")
         )
         rlm, rld, conc, hold, grlm, grld, gconc = (int(v) if v is not None else None for v in raw)
-        now = self.clock.now_ms()
-        if now is None:
-            seconds, micros = await self._call(self.redis.time())
-            now = seconds * 1000 + micros // 1000
+        now = await self._call(current_ms(self.clock, self.redis))
         return QueueLimits(
             rate_limit=RateLimit(rlm, rld / 1000) if rlm and rld else None,
             concurrency=conc,

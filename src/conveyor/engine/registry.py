@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aredis
 
+from conveyor.engine.clock import current_ms
 from conveyor.engine.codec import loads_or_text, text
 from conveyor.engine.keys import DEFAULT_PREFIX, registry_key
 
@@ -42,12 +43,14 @@ async def queue_names(redis: aredis.Redis, prefix: str = DEFAULT_PREFIX) -> list
     return sorted(text(n) for n in await redis.smembers(registry_key(prefix)))
 
 
+async def count_alive(queue: Queue, now: int) -> int:
+    """How many workers of ``queue`` beat within ``ALIVE_WITHIN`` of ``now``."""
+    return int(await queue.redis.zcount(queue.keys.worker_beats, now - int(ALIVE_WITHIN * 1000), "+inf"))
+
+
 async def list_workers(queue: Queue) -> list[WorkerInfo]:
     k = queue.keys
-    now = queue.clock.now_ms()
-    if now is None:
-        seconds, micros = await queue.redis.time()
-        now = int(seconds) * 1000 + int(micros) // 1000
+    now = await current_ms(queue.clock, queue.redis)
     forget = now - int(FORGET_AFTER * 1000)
     await queue.redis.zremrangebyscore(k.worker_beats, "-inf", forget)
     beats: list[Any] = await queue.redis.zrange(k.worker_beats, 0, -1, withscores=True)

@@ -24,7 +24,7 @@ from cronsim import CronSim, CronSimError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.clock import clock_arg
+from conveyor.engine.clock import clock_arg, current_ms
 from conveyor.engine.codec import dumps_payload, loads
 from conveyor.engine.codec import text as codec_text
 from conveyor.engine.options import JobOptions, JobOptionsDict
@@ -247,15 +247,6 @@ def parse_schedule(key: str, raw_spec: bytes, next_ms: float | None, runs: int, 
 # -- the queue's side: upsert, read, remove -----------------------------------
 
 
-async def now_ms(queue: Queue) -> int:
-    """The queue's clock, or Redis TIME (the clock every script uses)."""
-    now = queue.clock.now_ms()
-    if now is None:
-        seconds, micros = await queue.redis.time()
-        now = int(seconds) * 1000 + int(micros) // 1000
-    return now
-
-
 async def upsert(
     queue: Queue,
     key: str,
@@ -287,7 +278,7 @@ async def upsert(
     )
     k = queue.keys
     await queue.register()
-    now = await now_ms(queue)
+    now = await current_ms(queue.clock, queue.redis)
     runs = int(await queue.redis.hget(k.schedules_runs, key) or 0)
     first = spec.following(now, runs)
     await script("upsert_schedule").run(
@@ -384,7 +375,9 @@ class Scheduler:
         for queue in self.queues:
             head: list[Any] = await queue.redis.zrange(queue.keys.schedules_next, 0, 0, withscores=True)
             if head:
-                wait = min(wait, max(0.0, (float(head[0][1]) - await now_ms(queue)) / 1000))
+                wait = min(
+                    wait, max(0.0, (float(head[0][1]) - await current_ms(queue.clock, queue.redis)) / 1000)
+                )
         return wait
 
     async def _tick_queue(self, queue: Queue) -> int:
@@ -393,7 +386,7 @@ class Scheduler:
         # Rounds, so that a schedule catching up with missed="all" enqueues
         # every missed tick in one pass (bounded, so one pass stays short).
         for _ in range(100):
-            now = await now_ms(queue)
+            now = await current_ms(queue.clock, queue.redis)
             due: list[Any] = await queue.redis.zrangebyscore(
                 k.schedules_next, "-inf", now, 0, self.batch, withscores=True
             )

@@ -23,7 +23,7 @@ import redis.asyncio as aredis
 from pydantic import BaseModel
 from redis.exceptions import ResponseError
 
-from conveyor.engine.clock import Clock, RedisClock, clock_arg
+from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads_or_text, text
 from conveyor.engine.keys import DEFAULT_PREFIX, StreamKeys, check_name
 from conveyor.engine.scripts import script
@@ -298,10 +298,7 @@ class EventBus:
         if max_len is not None:
             removed += int(await self.redis.xtrim(self.keys.stream, maxlen=max_len, approximate=False))
         if max_age is not None:
-            now = self.clock.now_ms()
-            if now is None:
-                seconds, micros = await self.redis.time()
-                now = seconds * 1000 + micros // 1000
+            now = await current_ms(self.clock, self.redis)
             oldest = now - int(max_age * 1000)
             removed += int(
                 await self.redis.xtrim(self.keys.stream, minid=f"{max(oldest, 0)}-0", approximate=False)

@@ -16,10 +16,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from conveyor.engine.clock import RedisClock, current_ms
 from conveyor.engine.codec import dumps, text
 from conveyor.engine.connection import ping
 from conveyor.engine.events import QueueEvents
-from conveyor.engine.registry import queue_names
+from conveyor.engine.registry import count_alive, queue_names
 from conveyor.engine.states import JobState
 from conveyor.realtime.progress import ProgressStatus
 from conveyor.server.auth import require_token
@@ -122,11 +123,9 @@ async def health(request: Request) -> JSONResponse:
         async with asyncio.timeout(HEALTH_TIMEOUT):  # a probe wants an answer, not a retry loop
             latency = await ping(state.redis)
         queues: dict[str, int] = {}
-        seconds, micros = await state.redis.time()
-        recent = int(seconds) * 1000 + int(micros) // 1000 - 10_000
+        now = await current_ms(RedisClock(), state.redis)
         for name in await queue_names(state.redis, state.prefix):
-            queue = await state.queue(name)
-            queues[name] = int(await state.redis.zcount(queue.keys.worker_beats, recent, "+inf"))
+            queues[name] = await count_alive(await state.queue(name), now)
     except Exception as exc:  # unreachable, too slow or refusing: not healthy, whatever the cause
         error = str(exc) or type(exc).__name__
         body = Health(status="down", redis=False, latency_ms=None, queues={}, error=error)

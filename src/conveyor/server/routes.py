@@ -9,9 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
+from conveyor.engine.clock import current_ms
 from conveyor.engine.codec import dumps
 from conveyor.engine.queue import Queue
-from conveyor.engine.registry import queue_names
+from conveyor.engine.registry import count_alive, queue_names
 from conveyor.engine.states import JobState
 from conveyor.errors import InvalidJobOptions, JobNotFound
 from conveyor.server.auth import require_token
@@ -62,13 +63,11 @@ async def get_queue(queue: QueueDep) -> QueueOut:
 
 async def describe(queue: Queue) -> QueueOut:
     k = queue.keys
-    seconds, micros = await queue.redis.time()
-    minute_ago = int(seconds) * 1000 + int(micros) // 1000 - 60_000
+    now = await current_ms(queue.clock, queue.redis)
     async with queue.redis.pipeline(transaction=False) as pipe:
-        pipe.zcount(k.completed, minute_ago, "+inf")
-        pipe.zcount(k.failed, minute_ago, "+inf")
-        pipe.zcount(k.worker_beats, minute_ago + 50_000, "+inf")
-        done, failed, alive = await pipe.execute()
+        pipe.zcount(k.completed, now - 60_000, "+inf")
+        pipe.zcount(k.failed, now - 60_000, "+inf")
+        done, failed = await pipe.execute()
     limits = await queue.limits()
     rate = limits.rate_limit
     return QueueOut(
@@ -78,7 +77,7 @@ async def describe(queue: Queue) -> QueueOut:
         rate_limit=RateLimitModel(max=rate.max, per=rate.per) if rate else None,
         concurrency=limits.concurrency,
         held_until=limits.held_until,
-        workers_alive=int(alive),
+        workers_alive=await count_alive(queue, now),
         completed_last_minute=int(done),
         failed_last_minute=int(failed),
     )
