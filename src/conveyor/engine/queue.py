@@ -22,7 +22,7 @@ from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.limits import GroupInfo, QueueLimits, RateLimit, check_concurrency
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
 from conveyor.engine.registry import WorkerInfo, list_workers
-from conveyor.engine.schedules import Schedule
+from conveyor.engine.schedules import Schedule, build_spec
 from conveyor.engine.schedules import get as get_schedule
 from conveyor.engine.schedules import get_all as get_schedules
 from conveyor.engine.schedules import remove as remove_schedule
@@ -474,23 +474,21 @@ class Queue:
         the job options of each tick's job (not job_id, delay or run_at).
         Raises InvalidSchedule (bad cron, zone, interval or option) or a
         PayloadError before anything is written."""
-        schedule = await self._call(
-            upsert_schedule(
-                self,
-                key,
-                name,
-                data,
-                cron=cron,
-                every=every,
-                tz=tz,
-                start_at=start_at,
-                end_at=end_at,
-                limit=limit,
-                missed=missed,
-                options=options,
-            )
+        spec = build_spec(
+            key,
+            name,
+            data,
+            cron=cron,
+            every=every,
+            tz=tz,
+            start_at=start_at,
+            end_at=end_at,
+            limit=limit,
+            missed=missed,
+            max_payload=self.max_payload,
+            options=dict(options),
         )
-        return cast(Schedule, schedule)
+        return cast(Schedule, await self._call(upsert_schedule(self, key, spec)))
 
     async def get_schedule(self, key: str) -> Schedule | None:
         """The schedule ``key`` with its run count, last and next run."""

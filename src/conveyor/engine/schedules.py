@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from conveyor.engine.clock import clock_arg, current_ms
 from conveyor.engine.codec import dumps_payload, loads
 from conveyor.engine.codec import text as codec_text
-from conveyor.engine.options import JobOptions, JobOptionsDict
+from conveyor.engine.options import JobOptions
 from conveyor.engine.scripts import script
 from conveyor.errors import ConnectionFailed, InvalidJobOptions, InvalidSchedule
 
@@ -158,7 +158,7 @@ def build_spec(
     missed: str,
     max_payload: int,
     options: dict[str, Any],
-) -> tuple[_Spec, JobOptions, bytes]:
+) -> _Spec:
     """Validates everything about a schedule before anything is written."""
     if not isinstance(key, str) or not key or len(key) > 256:
         raise InvalidSchedule("a schedule needs a key: a non-empty string of at most 256 chars")
@@ -214,7 +214,7 @@ def build_spec(
     raw["opts"] = opts.wire
     raw["pr"] = opts.priority
     raw["options"] = {k: v for k, v in options.items() if isinstance(v, str | int | float | bool | None)}
-    return _Spec(raw), opts, payload
+    return _Spec(raw)
 
 
 def tick_job_id(key: str, tick_ms: int) -> str:
@@ -247,35 +247,8 @@ def parse_schedule(key: str, raw_spec: bytes, next_ms: float | None, runs: int, 
 # -- the queue's side: upsert, read, remove -----------------------------------
 
 
-async def upsert(
-    queue: Queue,
-    key: str,
-    name: str,
-    data: Any,
-    *,
-    cron: str | None,
-    every: float | timedelta | None,
-    tz: str,
-    start_at: datetime | None,
-    end_at: datetime | None,
-    limit: int | None,
-    missed: str,
-    options: JobOptionsDict,
-) -> Schedule:
-    spec, _opts, _payload = build_spec(
-        key,
-        name,
-        data,
-        cron=cron,
-        every=every,
-        tz=tz,
-        start_at=start_at,
-        end_at=end_at,
-        limit=limit,
-        missed=missed,
-        max_payload=queue.max_payload,
-        options=dict(options),
-    )
+async def upsert(queue: Queue, key: str, spec: _Spec) -> Schedule:
+    """Stores a validated schedule (see ``Queue.upsert_schedule``)."""
     k = queue.keys
     await queue.register()
     now = await current_ms(queue.clock, queue.redis)
