@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.engine.job import Job
+from conveyor.engine.schedules import Schedule
 from conveyor.engine.states import JobState
 
 
@@ -40,30 +41,8 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job, logs: list[str] | None = None) -> JobOut:
-        return cls(
-            id=job.id,
-            queue=job.queue,
-            name=job.name,
-            data=job.data,
-            state=job.state,
-            options=readable_options(job.options),
-            priority=job.priority,
-            attempts_made=job.attempts_made,
-            attempts_started=job.attempts_started,
-            stalled_count=job.stalled_count,
-            progress=job.progress,
-            result=job.result,
-            error=job.error,
-            traceback=job.traceback,
-            history=job.history,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            run_at=job.run_at,
-            worker_id=job.worker_id,
-            parent=job.parent,
-            logs=logs,
-        )
+        out = cls.model_validate(job, from_attributes=True)
+        return out.model_copy(update={"options": readable_options(job.options), "logs": logs})
 
 
 _WIRE_NAMES = {"a": "attempts", "b": "backoff", "t": "timeout", "kl": "keep_logs"}
@@ -157,21 +136,15 @@ class ScheduleOut(BaseModel):
     next_run: datetime | None
     upcoming: list[datetime]
 
-
-class WorkerOut(BaseModel):
-    id: str
-    host: str
-    pid: int
-    concurrency: int
-    started_at: datetime | None
-    last_seen: datetime
-    alive: bool
-    jobs: list[str]
-    processed: int
-    failed: int
+    @classmethod
+    def of(cls, schedule: Schedule) -> ScheduleOut:
+        fields = {name: getattr(schedule, name) for name in cls.model_fields if name != "upcoming"}
+        return cls(**fields, upcoming=schedule.upcoming(5))
 
 
 class GroupOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     name: str
     waiting: int
     active: int
@@ -179,6 +152,8 @@ class GroupOut(BaseModel):
 
 
 class StreamGroupOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     name: str
     consumers: int
     pending: int

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from conveyor.engine.clock import current_ms
 from conveyor.engine.codec import dumps
 from conveyor.engine.queue import Queue
-from conveyor.engine.registry import count_alive, queue_names
+from conveyor.engine.registry import WorkerInfo, count_alive, queue_names
 from conveyor.engine.states import JobState
 from conveyor.errors import InvalidJobOptions, JobNotFound
 from conveyor.server.auth import require_token
@@ -28,7 +28,6 @@ from conveyor.server.models import (
     RateLimitModel,
     ScheduleOut,
     StreamGroupOut,
-    WorkerOut,
 )
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
@@ -223,22 +222,7 @@ async def purge_dead_letters(
 
 @router.get("/queues/{name}/schedules", response_model=list[ScheduleOut], tags=["schedules"])
 async def schedules(queue: QueueDep) -> list[ScheduleOut]:
-    return [
-        ScheduleOut(
-            key=s.key,
-            name=s.name,
-            data=s.data,
-            cron=s.cron,
-            every=s.every,
-            tz=s.tz,
-            runs=s.runs,
-            limit=s.limit,
-            last_run=s.last_run,
-            next_run=s.next_run,
-            upcoming=s.upcoming(5),
-        )
-        for s in await queue.get_schedules()
-    ]
+    return [ScheduleOut.of(s) for s in await queue.get_schedules()]
 
 
 @router.delete("/queues/{name}/schedules/{key}", status_code=status.HTTP_204_NO_CONTENT, tags=["schedules"])
@@ -250,31 +234,13 @@ async def remove_schedule(queue: QueueDep, key: str) -> Response:
 
 @router.get("/queues/{name}/groups", response_model=list[GroupOut], tags=["queues"])
 async def groups(queue: QueueDep, start: Start = 0, count: Count = 100) -> list[GroupOut]:
-    return [
-        GroupOut(name=g.name, waiting=g.waiting, active=g.active, state=g.state)
-        for g in await queue.groups(start=start, count=count)
-    ]
+    return [GroupOut.model_validate(g) for g in await queue.groups(start=start, count=count)]
 
 
-@router.get("/queues/{name}/workers", response_model=list[WorkerOut], tags=["workers"])
-async def workers(queue: QueueDep) -> list[WorkerOut]:
+@router.get("/queues/{name}/workers", response_model=list[WorkerInfo], tags=["workers"])
+async def workers(queue: QueueDep) -> list[WorkerInfo]:
     """Workers seen in the last hour, alive or not, with the jobs they hold."""
-    return [_worker(w) for w in await queue.workers()]
-
-
-def _worker(w: Any) -> WorkerOut:
-    return WorkerOut(
-        id=w.id,
-        host=w.host,
-        pid=w.pid,
-        concurrency=w.concurrency,
-        started_at=w.started_at,
-        last_seen=w.last_seen,
-        alive=w.alive,
-        jobs=w.jobs,
-        processed=w.processed,
-        failed=w.failed,
-    )
+    return await queue.workers()
 
 
 @router.get("/streams", response_model=list[str], tags=["event streams"])
@@ -286,13 +252,4 @@ async def streams(request: Request) -> list[str]:
 async def stream_groups(request: Request, stream: str) -> list[StreamGroupOut]:
     """The consumer groups of an event stream, with their lag and pending entries."""
     bus = request.app.state.conveyor.stream(stream)
-    return [
-        StreamGroupOut(
-            name=g.name,
-            consumers=g.consumers,
-            pending=g.pending,
-            lag=g.lag,
-            last_delivered_id=g.last_delivered_id,
-        )
-        for g in await bus.groups()
-    ]
+    return [StreamGroupOut.model_validate(g) for g in await bus.groups()]
