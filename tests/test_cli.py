@@ -18,7 +18,7 @@ import pytest
 
 from conveyor import Discard, JobContext, JobState, Queue, Worker
 from conveyor.testing import RedisServer, free_port
-from faults.processes import wait_until
+from faults.processes import stop_gracefully, wait_until
 
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
 
@@ -97,8 +97,7 @@ async def test_the_scheduler_command_fires_schedules_until_sigterm(
 
         await wait_until(ticked, within=20)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        stop_gracefully(proc)
 
 
 async def test_the_serve_command_answers_health_and_stops_on_sigterm(redis_server: RedisServer) -> None:
@@ -201,8 +200,7 @@ async def test_the_worker_command_runs_an_apps_handlers_until_sigterm(
             assert await emails.wait_until_finished(sent.id, timeout=20) == {"sent": "ada"}
             assert await images.wait_until_finished(resized.id, timeout=20) == 42
         finally:
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=20) == 0
+            stop_gracefully(proc, timeout=20)
 
 
 def test_the_worker_command_explains_a_bad_app(redis_server: RedisServer, tmp_path: Path) -> None:

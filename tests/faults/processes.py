@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aredis
 
@@ -53,6 +55,14 @@ def spawn_consumer(
 ) -> subprocess.Popen[str]:
     mode = "burst" if burst else "run"
     return spawn("consumer_proc.py", url, stream, group, name, str(sleep), str(max_deliveries), mode)
+
+
+def stop_gracefully(*procs: subprocess.Popen[Any], timeout: float = 15) -> None:
+    """SIGTERM to every process, then each must exit 0 within ``timeout``."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        assert proc.wait(timeout=timeout) == 0
 
 
 async def wait_until(predicate: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:

@@ -4,7 +4,6 @@ dedup keys; dead letters replay onto any worker."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 
 import pytest
@@ -14,7 +13,7 @@ from conveyor import JobState, Queue, RateLimit
 from conveyor.testing import RedisServer
 from timeline import events, max_in_window
 
-from .processes import ledger, spawn, spawn_worker, starts, wait_until
+from .processes import ledger, spawn, spawn_worker, starts, stop_gracefully, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +26,7 @@ async def _run_to_completion(queue: Queue, workers: list[subprocess.Popen[str]],
 
         await wait_until(all_done)
     finally:
-        for proc in workers:
-            proc.send_signal(signal.SIGTERM)
-        for proc in workers:
-            assert proc.wait(timeout=15) == 0
+        stop_gracefully(*workers)
 
 
 async def test_rate_limit_holds_in_every_window_across_three_processes(
@@ -128,10 +124,7 @@ async def test_dead_letters_replay_across_worker_processes(
 
         await wait_until(replayed)
     finally:
-        for proc in workers:
-            proc.send_signal(signal.SIGTERM)
-        for proc in workers:
-            assert proc.wait(timeout=15) == 0
+        stop_gracefully(*workers)
     assert await queue.dead_letters() == []
     runs = await ledger(redis, queue.name)
     assert all(runs[j.id] == 3 for j in broken)  # two failed attempts, then the replay

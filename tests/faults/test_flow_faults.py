@@ -11,7 +11,7 @@ import redis.asyncio as aredis
 from conveyor import FlowJob, FlowProducer, JobState, Queue
 from conveyor.testing import RedisServer
 
-from .processes import spawn_worker, wait_until
+from .processes import spawn_worker, stop_gracefully, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -50,10 +50,7 @@ async def test_parents_run_after_all_children_across_processes(
 
         await wait_until(parents_done)
     finally:
-        for proc in others:
-            proc.send_signal(signal.SIGTERM)
-        for proc in others:
-            assert proc.wait(timeout=15) == 0
+        stop_gracefully(*others)
 
     for flow in flows:
         parent = await parents.get_job(flow.job.id)

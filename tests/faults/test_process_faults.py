@@ -14,7 +14,7 @@ import redis.asyncio as aredis
 from conveyor import ConnectionFailed, JobState, Queue, connect
 from conveyor.testing import RedisServer
 
-from .processes import ledger, spawn_worker, wait_until
+from .processes import ledger, spawn_worker, stop_gracefully, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +41,7 @@ async def test_sigkill_mid_jobs_every_job_completes_and_only_killed_jobs_rerun(
 
         await wait_until(all_done)
     finally:
-        survivor.send_signal(signal.SIGTERM)
-        assert survivor.wait(timeout=15) == 0
+        stop_gracefully(survivor)
 
     effects = await ledger(redis, queue.name)
     assert set(effects) == {j.id for j in jobs}
@@ -63,8 +62,7 @@ async def test_sigterm_drains_in_flight_jobs_and_exits_zero(
         return (await queue.counts())[JobState.ACTIVE] == 20
 
     await wait_until(busy)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=15) == 0
+    stop_gracefully(proc)
 
     counts = await queue.counts()
     assert counts[JobState.ACTIVE] == 0

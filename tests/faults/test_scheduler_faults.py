@@ -13,7 +13,7 @@ import redis.asyncio as aredis
 from conveyor import JobState, ManualClock, Queue
 from conveyor.testing import RedisServer
 
-from .processes import spawn, wait_until
+from .processes import spawn, stop_gracefully, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,11 +28,8 @@ async def test_three_scheduler_processes_enqueue_each_tick_once(
     await asyncio.sleep(1.0)
     procs[0].send_signal(signal.SIGKILL)  # one dies; the others carry on
     await asyncio.sleep(1.0)
-    for proc in procs[1:]:
-        proc.send_signal(signal.SIGTERM)
     procs[0].wait()
-    for proc in procs[1:]:
-        assert proc.wait(timeout=15) == 0
+    stop_gracefully(*procs[1:])
 
     jobs = await queue.get_jobs(JobState.WAITING, 0, 10_000)
     ticks = sorted(int(j.id.rsplit(":", 1)[1]) for j in jobs)
