@@ -52,7 +52,6 @@ class ServerState:
             if not await self.redis.sismember(registry_key(self.prefix), name):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown queue {name!r}")
             handle = self.queues[name] = Queue(name, self.redis, prefix=self.prefix)
-            handle._registered = True
         return handle
 
     def stream(self, name: str) -> EventBus:

@@ -5,6 +5,7 @@ HttpOnly cookie that the API accepts in place of the header."""
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 from typing import Annotated
 
@@ -17,7 +18,9 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False)
 _STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 
 
+@cache
 def _asset(name: str) -> str:
+    """A file of the page, read once per process (they ship with the package)."""
     return (resources.files("conveyor.server") / "static" / name).read_text(encoding="utf-8")
 
 
