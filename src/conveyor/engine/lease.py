@@ -48,7 +48,8 @@ class LeaseKeeper:
         max_stalled: int,
         failed_keep: tuple[int, int],
         stalled_out: Callable[[list[str], str], None] | None = None,
-        beat: Callable[[], tuple[str, str]] | None = None,
+        worker_id: str = "",
+        beat: Callable[[], str] | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
@@ -61,6 +62,7 @@ class LeaseKeeper:
         self._max_stalled = max_stalled
         self._failed_keep = failed_keep
         self._stalled_out = stalled_out
+        self._worker_id = worker_id
         self._beat = beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="conveyor-lease", daemon=True)
@@ -75,19 +77,19 @@ class LeaseKeeper:
         if self._beat is not None:
             # on failure its beats just stop: readers see it gone once they are stale
             with contextlib.suppress(ConnectionFailed, redis.RedisError, OSError):
-                self._send_beat(self._beat()[0], "")
+                self._send_beat("")
         self._client.close()
 
     def beat(self) -> None:
         """Tells readers this worker is alive, and what it holds."""
         if self._beat is not None:
-            worker_id, info = self._beat()
-            self._send_beat(worker_id, info)
+            self._send_beat(self._beat())
 
-    def _send_beat(self, worker_id: str, info: str) -> None:
+    def _send_beat(self, info: str) -> None:
+        """``info`` JSON, or '' for a worker that stopped."""
         k = self._keys
         script("beat_worker").run_sync(
-            self._client, [k.workers, k.worker_beats], [clock_arg(self._clock), worker_id, info]
+            self._client, [k.workers, k.worker_beats], [clock_arg(self._clock), self._worker_id, info]
         )
 
     def _run(self) -> None:

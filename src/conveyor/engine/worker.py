@@ -172,6 +172,7 @@ class Worker:
             max_stalled=self.max_stalled_count,
             failed_keep=tuple(DEFAULT_KEEP_FAILED.to_wire()),  # type: ignore[arg-type]
             stalled_out=self._stalled_out,
+            worker_id=self.id,
             beat=self._beat_info,
         )
         self._started_ms = int(time.time() * 1000)
@@ -554,7 +555,7 @@ class Worker:
             if not self._stopping:
                 await self._relay(None)
 
-    def _beat_info(self) -> tuple[str, str]:
+    def _beat_info(self) -> str:
         """What this worker tells readers (called from the lease thread)."""
         info = {
             "id": self.id,
@@ -566,7 +567,7 @@ class Worker:
             "processed": self.processed,
             "failed": self.failed,
         }
-        return self.id, dumps(info).decode()
+        return dumps(info).decode()
 
     def _stalled_out(self, ids: list[str], error: str) -> None:
         """Called from the lease thread for jobs it failed for stalling too often."""
