@@ -10,7 +10,7 @@
 
 local limit = tonumber(ARGV[3])
 local removed = 0
-local base = string.sub(ARGV[1], 1, -5)
+local base = queue_base(ARGV[1])
 local sets = { KEYS[1] }
 for _, g in ipairs(redis.call('SMEMBERS', base .. 'groups:all')) do
   sets[#sets + 1] = base .. 'group:' .. g

@@ -131,11 +131,11 @@ if #done > 0 then
   trim_finished(KEYS[7], prefix, logs_prefix, keep_done)
 end
 if #done_ids > 0 then
-  redis.call('HINCRBY', gbase(prefix) .. 'stats', 'completed', #done_ids)
-  timing_flush(gbase(prefix) .. 'stats', timings)
+  redis.call('HINCRBY', queue_base(prefix) .. 'stats', 'completed', #done_ids)
+  timing_flush(queue_base(prefix) .. 'stats', timings)
 end
 if failed_n > 0 then
-  redis.call('HINCRBY', gbase(prefix) .. 'stats', 'failed', failed_n)
+  redis.call('HINCRBY', queue_base(prefix) .. 'stats', 'failed', failed_n)
 end
 -- results are JSON already: the array is assembled, not re-encoded
 emit(stream, now, 'completed', done_ids, { 'results', '[' .. table.concat(results, ',') .. ']' })
@@ -160,6 +160,6 @@ elseif #released > 0 then
 end
 local grouped = 0
 if #jobs < count then
-  grouped = tonumber(redis.call('GET', gbase(prefix) .. 'groups:waiting')) or 0
+  grouped = tonumber(redis.call('GET', queue_base(prefix) .. 'groups:waiting')) or 0
 end
 return cmsgpack.pack({ now, next_turn(KEYS[5], prefix), codes, jobs, held, outbox, grouped })

@@ -14,7 +14,7 @@
 --   gconc, grlm, grld   the same for each group (see groups.lua)
 -- Ids whose hash is missing are dropped. When jobs are left in wait and
 -- another worker could take one, the marker is set again to wake it.
--- Event: active (field worker). Needs the emit and window includes.
+-- Event: active (field worker).
 -- ckeys: { wait, active, marker, meta, limiter log, limiter count }
 --@include emit
 --@include window
@@ -25,7 +25,7 @@
 -- ungrouped jobs from wait and, at each group token's turn, one job of
 -- that group. Returns the ids and whether jobs are left in line.
 local function pick(ckeys, prefix, now, count, m)
-  local base = gbase(prefix)
+  local base = queue_base(prefix)
   local ring = base .. 'groups:ring'
   if redis.call('ZCARD', base .. 'groups:held') > 0 then
     group_unhold(base, now)
@@ -66,7 +66,7 @@ end
 -- held group may start again (-1: neither), for the worker's wake-up timer.
 local function next_turn(delayed_key, prefix)
   local at = -1
-  for _, key in ipairs({ delayed_key, gbase(prefix) .. 'groups:held' }) do
+  for _, key in ipairs({ delayed_key, queue_base(prefix) .. 'groups:held' }) do
     local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     if #head > 0 and (at < 0 or tonumber(head[2]) < at) then
       at = tonumber(head[2])
@@ -78,7 +78,7 @@ end
 -- in_line(ckeys, prefix): whether any job waits its turn (ungrouped, or
 -- in a group that has a turn).
 local function in_line(ckeys, prefix)
-  return redis.call('ZCARD', ckeys[1]) > 0 or redis.call('ZCARD', gbase(prefix) .. 'groups:ring') > 0
+  return redis.call('ZCARD', ckeys[1]) > 0 or redis.call('ZCARD', queue_base(prefix) .. 'groups:ring') > 0
 end
 
 local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)

@@ -2,8 +2,9 @@
 -- (value: its id) until it finishes, or for a TTL when one was given
 -- (then adds within the TTL meet it even after it finished). The job's
 -- hash keeps the key in field 'dk'.
+--@include base
 local function dedup_key(prefix, dk)
-  return string.sub(prefix, 1, -5) .. 'dedup:' .. dk
+  return queue_base(prefix) .. 'dedup:' .. dk
 end
 
 -- find_duplicate(prefix, dk): the id of the job holding `dk`, or nil.

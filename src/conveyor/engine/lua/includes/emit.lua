@@ -5,9 +5,11 @@
 -- `last` is the ordinal of its last job event (counter `<base>events:seq`),
 -- so a consumer knows exactly how many events a trimmed range held.
 -- Fields: e (event name), jobs (JSON array of ids), t (ms), then extras.
+--@include base
+
 -- events_key(prefix): the stream key from a job key prefix (`<base>job:`).
 local function events_key(prefix)
-  return string.sub(prefix, 1, -5) .. 'events'
+  return queue_base(prefix) .. 'events'
 end
 
 local events_cap = nil

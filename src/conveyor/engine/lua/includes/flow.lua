@@ -8,9 +8,7 @@
 -- parent's queue (child_done.lua) and deletes it, so the handoff survives
 -- a crash between the two steps and works across Redis Cluster slots.
 
-local function queue_base(prefix)
-  return string.sub(prefix, 1, -5)
-end
+--@include base
 
 -- to_outbox(prefix, id, jk, kind, value, now): records that job `id` (key
 -- `jk`) finished ('c' with its result, 'f' with its error) when it has a

@@ -10,12 +10,9 @@
 -- Bookkeeping: `groups:waiting` counts grouped jobs waiting, hash
 -- `groups:active` counts each group's active jobs, set `groups:all` names
 -- every group seen. Limits every group gets (meta): gconc, grlm and grld.
+--@include base
 --@include wait_score
 --@include window
-
-local function gbase(prefix)
-  return string.sub(prefix, 1, -5)
-end
 
 -- group_token(base, g, score): puts group g's token in line at `score`,
 -- unless it is in line, parked or held already.
@@ -41,7 +38,7 @@ end
 
 -- group_push(prefix, id, g, score): job `id` waits in group g.
 local function group_push(prefix, id, g, score)
-  local base = gbase(prefix)
+  local base = queue_base(prefix)
   if redis.call('ZADD', base .. 'group:' .. g, score, id) == 1 then
     redis.call('INCR', base .. 'groups:waiting')
   end
@@ -53,15 +50,15 @@ end
 -- group (for remove, cancel, debounce); a no-op for other jobs.
 local function group_unlist(prefix, id, jk)
   local g = redis.call('HGET', jk, 'gr')
-  if g and redis.call('ZREM', gbase(prefix) .. 'group:' .. g, id) == 1 then
-    redis.call('DECR', gbase(prefix) .. 'groups:waiting')
+  if g and redis.call('ZREM', queue_base(prefix) .. 'group:' .. g, id) == 1 then
+    redis.call('DECR', queue_base(prefix) .. 'groups:waiting')
   end
 end
 
 -- group_release(prefix, g, marker_key): one of group g's jobs left active;
 -- a group parked at its limit gets its turn back.
 local function group_release(prefix, g, marker_key)
-  local base = gbase(prefix)
+  local base = queue_base(prefix)
   if redis.call('HINCRBY', base .. 'groups:active', g, -1) <= 0 then
     redis.call('HDEL', base .. 'groups:active', g)
   end

@@ -4,6 +4,6 @@
 --@include dedup
 local function remove_job_keys(prefix, logs_prefix, id)
   release_dedup(prefix, id, redis.call('HGET', prefix .. id, 'dk'))
-  local base = string.sub(prefix, 1, -5)
+  local base = queue_base(prefix)
   redis.call('DEL', prefix .. id, logs_prefix .. id, base .. 'deps:' .. id, base .. 'kids:' .. id)
 end
