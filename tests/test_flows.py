@@ -248,6 +248,25 @@ async def test_adding_a_flow_again_changes_nothing(redis: aredis.Redis, names: d
     assert (await Queue(names["import"], redis).get_children("import-7")).pending == ["catalog-7", "shows-7"]
 
 
+async def test_a_burst_run_also_runs_the_parents_its_children_wake(
+    redis: aredis.Redis, queue_name: str
+) -> None:
+    # The child's completion reaches its parent after the reply that settled
+    # it, so a burst worker must not stop in between (it did, now and then).
+    queue = Queue(queue_name, redis)
+    for round_ in range(20):
+        await FlowProducer(redis).add(
+            FlowJob(
+                "wrap-up",
+                queue_name,
+                options={"job_id": f"p{round_}"},
+                children=[FlowJob("shows", queue_name)],
+            )
+        )
+        await Worker(queue, handle).run(burst=True)
+        assert (await queue.get_job(f"p{round_}")).state is JobState.COMPLETED  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("flow", "error"),
     [

@@ -130,6 +130,7 @@ class Worker:
         self._failures = 0
         self._backoff = False
         self._drained = False
+        self._relaying = 0
         self._error: Exception | None = None
         self._calls: set[asyncio.Task[None]] = set()
         self._block_conn: Any = None
@@ -242,7 +243,7 @@ class Worker:
             if self._error is not None:
                 err, self._error = self._error, None
                 raise err
-            if self._drained and burst and not self._inflight:
+            if self._drained and burst and not self._inflight and not self._relaying:
                 return
             free = self.concurrency - len(self._running) - self._reserved
             want = 0 if self._stopping or self._held else min(free, max_batch)
@@ -283,7 +284,8 @@ class Worker:
                 self._failures = 0
             now, next_due, codes, claimed, held, outbox, grouped = unpack_reply(reply)
             if outbox:
-                self._background(self._relay(outbox))
+                self._relaying += 1
+                self._background(self._relay_finished(outbox))
             if rows:
                 self._settle([str(row[0]) for row in rows], codes)
             if claimed:
@@ -535,6 +537,17 @@ class Worker:
         task = asyncio.get_running_loop().create_task(work)
         self._hooks.add(task)
         task.add_done_callback(self._hooks.discard)
+
+    async def _relay_finished(self, ids: list[Any]) -> None:
+        """Relays one reply's finished children. A parent this wakes may be
+        waiting now, so a burst run that looked drained asks once more."""
+        try:
+            await self._relay(ids)
+        finally:
+            self._relaying -= 1
+            self._drained = False
+            if self._wake:
+                self._wake.set()
 
     async def _relay(self, ids: list[Any] | None) -> None:
         """Tells the flow parents of children that finished (None: the sweep
