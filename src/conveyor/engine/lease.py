@@ -79,6 +79,7 @@ class LeaseKeeper:
             with contextlib.suppress(ConnectionFailed, redis.RedisError, OSError):
                 self._send_beat("")
         self._client.close()
+        self._client.connection_pool.disconnect()  # the client was given its pool, so close() leaves it open
 
     def beat(self) -> None:
         """Tells readers this worker is alive, and what it holds."""
