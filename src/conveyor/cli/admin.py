@@ -176,6 +176,31 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{run(work)} jobs removed")
 
     @app.command()
+    def obliterate(
+        queue: QueueArg,
+        force: Annotated[
+            bool, typer.Option(help="Even with jobs running (their workers lose them).")
+        ] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    ) -> None:
+        """Deletes a queue with all its jobs, schedules and counters, with a progress bar."""
+
+        async def count(redis: Any) -> int:
+            return sum((await (await known_queue(redis, queue)).counts()).values())
+
+        total = run(count)
+        if not yes:
+            typer.confirm(f"delete {queue} and its {total} jobs?", abort=True, err=True)
+
+        async def work(redis: Any) -> int:
+            q = await known_queue(redis, queue)
+            with Progress(console=err, transient=True) as bar:
+                task = bar.add_task(f"deleting {queue}", total=total)
+                return await q.obliterate(force=force, on_progress=lambda n: bar.update(task, completed=n))
+
+        typer.echo(f"{queue} deleted ({run(work)} jobs)")
+
+    @app.command()
     def schedules(queue: QueueArg, as_json: JsonFlag = False) -> None:
         """A queue's schedules with their next runs."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Unpack, cast
 
@@ -534,10 +534,13 @@ class Queue:
         )
         return [r.decode() for r in removed]
 
-    async def obliterate(self, *, force: bool = False) -> int:
-        """Deletes the queue and all its jobs; returns how many jobs went.
-
-        Raises QueueNotEmpty while jobs are running, unless ``force``.
+    async def obliterate(
+        self, *, force: bool = False, on_progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Deletes the queue and all its jobs, 5,000 per script call, and
+        takes it off the list of queues; returns how many jobs went.
+        ``on_progress`` gets the running total after each call. Raises
+        QueueNotEmpty while jobs are running, unless ``force``.
         """
         k = self.keys
         groups = [text(g) for g in await self._call(self.redis.smembers(k.groups_all))]
@@ -556,8 +559,14 @@ class Queue:
             if n == -4:
                 raise QueueNotEmpty(f"queue {self.name} has running jobs; use force=True")
             total += n
+            if on_progress is not None:
+                on_progress(total)
             if n < 5000:
-                return total
+                break
+        # Unlisted last: a handle that adds to this queue again lists it again.
+        await self._call(self.redis.srem(registry_key(self.keys.prefix), self.name))
+        self._registered = False
+        return total
 
     async def retry_failed(self, job_id: str | None = None, *, limit: int = 1000) -> int:
         """Moves a failed job (or up to ``limit`` of them) back to waiting with
