@@ -53,16 +53,23 @@ from conveyor.realtime import EventConsumer as EventConsumer
 from conveyor.realtime import EventRouter as EventRouter
 from conveyor.realtime import ProgressBus as ProgressBus
 from conveyor.settings import RedisSettings as RedisSettings
+from conveyor.tasks.app import Conveyor as Conveyor
+from conveyor.tasks.app import TaskQueue as TaskQueue
+from conveyor.tasks.task import BoundTask as BoundTask
+from conveyor.tasks.task import Task as Task
+from conveyor.tasks.task import TaskContext as TaskContext
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Backoff",
+    "BoundTask",
     "BreakerState",
     "Children",
     "CircuitBreaker",
     "CircuitOpen",
     "ConnectionFailed",
+    "Conveyor",
     "ConveyorError",
     "Custom",
     "DeadLetteredJob",
@@ -106,6 +113,9 @@ __all__ = [
     "Schedule",
     "Scheduler",
     "StaleLease",
+    "Task",
+    "TaskContext",
+    "TaskQueue",
     "Worker",
     "WorkerInfo",
     "__version__",

@@ -78,8 +78,12 @@ class QueueOut(BaseModel):
     concurrency: int | None = None
     held_until: datetime | None = None
     workers_alive: int = 0
+    #: Finished within the last minute and still kept (retention may drop some).
     completed_last_minute: int = 0
     failed_last_minute: int = 0
+    #: Every job ever completed or failed for good (counted, whatever is kept).
+    completed_total: int = 0
+    failed_total: int = 0
 
 
 class JobPage(BaseModel):

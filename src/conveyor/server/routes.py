@@ -66,7 +66,8 @@ async def describe(queue: Queue) -> QueueOut:
     async with queue.redis.pipeline(transaction=False) as pipe:
         pipe.zcount(k.completed, now - 60_000, "+inf")
         pipe.zcount(k.failed, now - 60_000, "+inf")
-        done, failed = await pipe.execute()
+        pipe.hmget(k.stats, "completed", "failed")
+        done, failed, totals = await pipe.execute()
     limits = await queue.limits()
     rate = limits.rate_limit
     return QueueOut(
@@ -79,6 +80,8 @@ async def describe(queue: Queue) -> QueueOut:
         workers_alive=await count_alive(queue, now),
         completed_last_minute=int(done),
         failed_last_minute=int(failed),
+        completed_total=int(totals[0] or 0),
+        failed_total=int(totals[1] or 0),
     )
 
 

@@ -7,6 +7,8 @@ const VIEWS = [...STATES, "dead letters", "schedules", "workers", "groups"];
 const EVENTS = ["added", "delayed", "waiting", "waiting-children", "active", "progress", "completed",
   "retrying", "failed", "dead-lettered", "stalled", "removed", "deduplicated", "debounced", "gap"];
 const PAGE = 50;
+const WINDOW_MS = 120_000; // the throughput charts show the last two minutes
+const BUCKET_MS = 2_000;
 
 const ui = { queues: [], queue: null, view: "waiting", start: 0, search: "", job: null,
   events: null, history: {}, refresh: null };
@@ -50,10 +52,11 @@ function connectQueues() {
   source.addEventListener("error", () => { live.textContent = "reconnecting"; live.classList.remove("on"); });
   source.addEventListener("queues", (event) => {
     ui.queues = JSON.parse(event.data);
+    const now = Date.now();
     for (const queue of ui.queues) {
-      const points = (ui.history[queue.name] = ui.history[queue.name] || []);
-      points.push(queue.completed_last_minute);
-      if (points.length > 120) points.shift();
+      const samples = (ui.history[queue.name] = ui.history[queue.name] || []);
+      samples.push({ t: now, done: queue.completed_total, failed: queue.failed_total });
+      while (samples.length > 2 && samples[1].t < now - WINDOW_MS) samples.shift();
     }
     renderQueues();
     if (!ui.queue && ui.queues.length) selectQueue(ui.queues[0].name);
@@ -68,7 +71,8 @@ function renderQueues() {
       onclick: () => selectQueue(queue.name) },
     el("div", { class: "name" }, queue.name, queue.paused ? el("span", { class: "paused" }, " paused") : null),
     el("div", { class: "counts" }, STATES.map((s) =>
-      el("span", { "data-state": s }, s + " ", el("b", {}, queue.counts[s] ?? 0)))))));
+      el("span", { "data-state": s }, s + " ", el("b", {}, queue.counts[s] ?? 0)))),
+    chart(queue.name, 220, 24, false))));
 }
 
 function current() { return ui.queues.find((queue) => queue.name === ui.queue); }
@@ -107,7 +111,7 @@ function renderHead() {
     el("h2", {}, queue.name),
     el("span", { class: "hint" }, `${queue.workers_alive} workers alive · ${queue.completed_last_minute} done, `
       + `${queue.failed_last_minute} failed in the last minute`),
-    chart(ui.history[queue.name] || []),
+    chart(queue.name, 360, 70, true),
     el("div", { class: "actions" },
       el("button", { onclick: () => act(`/api/queues/${q(queue.name)}/${queue.paused ? "resume" : "pause"}`) },
         queue.paused ? "Resume" : "Pause"),
@@ -117,20 +121,56 @@ function renderHead() {
         `/api/queues/${q(queue.name)}/dead-letters/replay`) }, "Replay dead letters")));
 }
 
-function chart(points) {
-  const canvas = el("canvas", { width: 240, height: 40, title: "jobs completed per minute" });
+// Jobs finished per second over the last two minutes, from the totals the
+// live feed carries: each rise is counted in the 2 s bucket it was seen in.
+function throughput(name) {
+  const samples = ui.history[name] || [];
+  const now = Date.now();
+  const buckets = WINDOW_MS / BUCKET_MS;
+  const done = new Array(buckets).fill(0);
+  const failed = new Array(buckets).fill(0);
+  for (let i = 1; i < samples.length; i++) {
+    const age = now - samples[i].t;
+    if (age >= WINDOW_MS) continue;
+    const slot = buckets - 1 - Math.floor(age / BUCKET_MS);
+    done[slot] += Math.max(0, samples[i].done - samples[i - 1].done) / (BUCKET_MS / 1000);
+    failed[slot] += Math.max(0, samples[i].failed - samples[i - 1].failed) / (BUCKET_MS / 1000);
+  }
+  return { done, failed };
+}
+
+function chart(name, width, height, labelled) {
+  const { done, failed } = throughput(name);
+  const canvas = el("canvas", { width, height, class: "chart", "data-chart": name,
+    title: "jobs completed (blue) and failed (red) per second, last two minutes" });
   const ctx = canvas.getContext("2d");
-  const top = Math.max(1, ...points);
-  ctx.strokeStyle = "#4aa3ff";
-  ctx.beginPath();
-  points.forEach((value, i) => {
-    const x = (i / Math.max(1, points.length - 1)) * 238 + 1;
-    const y = 39 - (value / top) * 37;
-    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
-  });
-  ctx.stroke();
+  const top = Math.max(1, ...done, ...failed);
+  const x = (i) => (i / (done.length - 1)) * (width - 2) + 1;
+  const y = (v) => height - 2 - (v / top) * (height - (labelled ? 16 : 4));
+  ctx.fillStyle = "rgba(74, 163, 255, 0.25)";
+  ctx.beginPath(); ctx.moveTo(x(0), height);
+  done.forEach((v, i) => ctx.lineTo(x(i), y(v)));
+  ctx.lineTo(x(done.length - 1), height); ctx.fill();
+  for (const [series, colour] of [[done, "#4aa3ff"], [failed, "#ff6b6b"]]) {
+    if (!series.some((v) => v > 0) && series === failed) continue;
+    ctx.strokeStyle = colour; ctx.beginPath();
+    series.forEach((v, i) => (i ? ctx.lineTo(x(i), y(v)) : ctx.moveTo(x(i), y(v))));
+    ctx.stroke();
+  }
+  if (labelled) {
+    const recent = (series) => series.slice(-3).reduce((a, b) => a + b, 0) / 3;
+    ctx.fillStyle = "#9aa7b4"; ctx.font = "11px system-ui, sans-serif";
+    const label = `${rate(recent(done))} done/s · ${rate(recent(failed))} failed/s · peak ${rate(top)}/s`;
+    ctx.fillText(label, 4, 11);
+    canvas.dataset.rate = rate(recent(done));
+  }
   return canvas;
 }
+
+const rate = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+
+// The charts scroll with time even when no event arrives.
+setInterval(() => { if (ui.queues.length) { renderQueues(); renderHead(); } }, BUCKET_MS);
 
 function renderQueue() {
   const section = document.getElementById("queue");
@@ -189,7 +229,7 @@ function percent(progress) {
 }
 
 function progressBar(job) {
-  const value = percent(job.progress);
+  const value = percent(job.progress) ?? (job.state === "active" ? 0 : null);
   if (value === null) return "";
   return el("div", { class: "bar" }, el("div", { style: `width:${value}%`, "data-progress": job.id }));
 }

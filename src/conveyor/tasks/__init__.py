@@ -1,0 +1,1 @@
+"""The high-level layer: an app object with typed tasks."""

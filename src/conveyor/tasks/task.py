@@ -1,0 +1,195 @@
+"""Typed tasks: an ``async def`` whose arguments are checked against its
+type hints when it is enqueued, and again when a worker runs it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, Unpack, cast, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from conveyor.engine.flows import Children
+from conveyor.engine.job import Job, JobContext
+from conveyor.engine.options import JobOptions, JobOptionsDict
+from conveyor.errors import Discard, InvalidJobOptions, PayloadError
+from conveyor.realtime.progress import ProgressReporter
+
+if TYPE_CHECKING:
+    from conveyor.tasks.app import Conveyor, TaskQueue
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class TaskContext:
+    """What a task receives first: the running job and ways to report on it.
+
+    ``progress`` stores the job's progress and publishes it on the app's
+    progress bus (subject ``job:<queue>:<id>``); ``reporter`` reports under
+    a subject of your own (an artist id, say) and mirrors it on the job.
+    Both raise StaleLease when another worker has taken the job over.
+    """
+
+    __slots__ = ("app", "job")
+
+    def __init__(self, app: Conveyor, job: JobContext) -> None:
+        self.app = app
+        self.job = job
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    @property
+    def queue(self) -> str:
+        return self.job.queue
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first attempt, 2 for the first retry, ..."""
+        return self.job.attempt
+
+    @property
+    def attempts(self) -> int:
+        return self.job.attempts
+
+    @property
+    def fence(self) -> int:
+        """Grows with every start of this job (a fencing number for side effects)."""
+        return self.job.fence
+
+    async def progress(self, stage: str, percent: float, message: str = "", **extra: Any) -> None:
+        """Reports the job's stage and percent (0 to 100)."""
+        await self.job.update_progress({"stage": stage, "percent": percent, "message": message, **extra})
+
+    def reporter(self, subject: str) -> ProgressReporter:
+        """A progress reporter for ``subject`` that also updates this job."""
+        return self.app.progress.reporter(subject, self.job)
+
+    async def log(self, *lines: str) -> None:
+        await self.job.log(*lines)
+
+    async def children(self) -> Children:
+        """For a flow's parent: its children's results, keyed by job id."""
+        return await self.job.children()
+
+    def __repr__(self) -> str:
+        return f"<TaskContext {self.queue}/{self.id} attempt={self.attempt}>"
+
+
+def arguments_model(fn: Callable[..., Any]) -> type[BaseModel]:
+    """A pydantic model of ``fn``'s parameters after the first (the
+    context). Raises TypeError for ``*args``/``**kwargs`` or a missing hint."""
+    params = list(inspect.signature(fn).parameters.values())
+    if not params:
+        raise TypeError(f"task {fn.__qualname__} must take a TaskContext as its first parameter")
+    hints = get_type_hints(fn)
+    fields: dict[str, Any] = {}
+    for param in params[1:]:
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(
+                f"task {fn.__qualname__}: *args and **kwargs cannot be checked; name each argument"
+            )
+        if param.name not in hints:
+            raise TypeError(f"task {fn.__qualname__}: argument {param.name!r} needs a type hint")
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (hints[param.name], default)
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=False)
+    return create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+class Task(Generic[P, R]):
+    """A registered task. ``await task.enqueue(...)`` takes the function's
+    own arguments (without the context), checks them against its type hints
+    and adds a job; ``task.with_options(...)`` sets job options for one add.
+    Calling the task runs the function directly (handy in tests)."""
+
+    def __init__(
+        self,
+        queue: TaskQueue,
+        fn: Callable[Concatenate[TaskContext, P], Awaitable[R]],
+        name: str,
+        options: JobOptionsDict,
+    ) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"task {fn.__qualname__} must be an async def (run blocking code with asyncio.to_thread)"
+            )
+        JobOptions.build(dict(options))  # a bad option fails here, at import, not at the first add
+        self.queue = queue
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.model = arguments_model(fn)
+        self._signature = inspect.signature(fn)
+
+    def payload(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The job data for these arguments, as JSON values. Raises
+        InvalidJobOptions naming each bad or missing argument."""
+        try:
+            bound = self._signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise InvalidJobOptions(f"{self.name}: {exc}") from None
+        arguments = dict(bound.arguments)
+        arguments.pop(next(iter(self._signature.parameters)))
+        try:
+            checked = self.model.model_validate(arguments)
+        except ValidationError as exc:
+            raise InvalidJobOptions(f"{self.name}: {_describe(exc)}") from None
+        try:
+            return checked.model_dump(mode="json")
+        except PydanticSerializationError as exc:
+            raise PayloadError(f"{self.name}: arguments are not JSON: {exc}") from None
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Adds a job that runs this task with these arguments."""
+        return await self._add(self.options, self.payload(*args, **kwargs))
+
+    def with_options(self, **options: Unpack[JobOptionsDict]) -> BoundTask[P, R]:
+        """This task with job options (``job_id``, ``delay``, ``priority``...)
+        for the next adds, on top of the task's own."""
+        return BoundTask(self, cast(JobOptionsDict, {**self.options, **options}))
+
+    async def _add(self, options: JobOptionsDict, data: dict[str, Any]) -> Job:
+        return await self.queue.queue.add(self.name, data, **options)
+
+    async def run(self, ctx: TaskContext, data: Any) -> Any:
+        """Runs the task for a job's data: checks it (Discard when it does
+        not fit: a retry would not help) and returns a JSON result."""
+        if not isinstance(data, Mapping):
+            raise Discard(f"{self.name}: job data must be an object of arguments, not {type(data).__name__}")
+        try:
+            checked = self.model.model_validate(data)
+        except ValidationError as exc:
+            raise Discard(f"{self.name}: bad arguments: {_describe(exc)}") from None
+        kwargs = {field: getattr(checked, field) for field in type(checked).model_fields}
+        result = await cast(Callable[..., Awaitable[Any]], self.fn)(ctx, **kwargs)
+        try:
+            return to_jsonable_python(result)
+        except PydanticSerializationError as exc:
+            raise PayloadError(f"{self.name} returned a value that is not JSON: {exc}") from None
+
+    async def __call__(self, ctx: TaskContext, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self.fn(ctx, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.queue.name}/{self.name}>"
+
+
+class BoundTask(Generic[P, R]):
+    """A task with job options for its next adds."""
+
+    def __init__(self, task: Task[P, R], options: JobOptionsDict) -> None:
+        self.task = task
+        self.options = options
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        return await self.task._add(self.options, self.task.payload(*args, **kwargs))
