@@ -23,9 +23,13 @@ from faults.processes import stop_gracefully, wait_until
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
 
 
-def cli(url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    url: str, *args: str, check: bool = True, answer: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REDIS_URL": url, "COLUMNS": "200"}
-    done = subprocess.run([CONVEYOR, *args], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [CONVEYOR, *args], capture_output=True, text=True, env=env, timeout=60, input=answer
+    )
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -71,6 +75,18 @@ async def test_admin_commands_change_the_queue(redis_server: RedisServer, queue:
     await Worker(queue, refuse).run(burst=True)
     assert "4 jobs removed" in cli(url, "dlq", "purge", queue.name).stdout
     assert (await queue.counts())[JobState.FAILED] == 0
+
+
+async def test_obliterate_asks_then_deletes_the_queue(redis_server: RedisServer, queue: Queue) -> None:
+    await queue.add_bulk([("j", i) for i in range(12_000)])
+
+    declined = cli(redis_server.url, "obliterate", queue.name, check=False, answer="n\n")
+    assert declined.returncode == 1 and (await queue.counts())[JobState.WAITING] == 12_000
+
+    done = cli(redis_server.url, "obliterate", queue.name, "--yes")
+    assert f"{queue.name} deleted (12000 jobs)" in done.stdout
+    assert sum((await queue.counts()).values()) == 0
+    assert queue.name not in {q["name"] for q in as_json(redis_server.url, "queues")}
 
 
 async def test_an_unknown_queue_is_a_clear_error(redis_server: RedisServer) -> None:
@@ -203,13 +219,80 @@ async def test_the_worker_command_runs_an_apps_handlers_until_sigterm(
             stop_gracefully(proc, timeout=20)
 
 
+CONVEYOR_APP = """
+from conveyor import Conveyor, TaskContext
+
+app = Conveyor()
+mail = app.queue("QUEUE-mail", concurrency=2)
+
+@mail.task(attempts=2)
+async def welcome(ctx: TaskContext, to: str, times: int = 1) -> dict[str, object]:
+    await ctx.progress("sending", 50)
+    return {"sent": [to] * times}
+
+app.schedule(0.2, welcome, key="ping", kwargs={"to": "ops"})
+"""
+
+
+async def test_the_worker_command_runs_a_conveyor_apps_tasks_and_schedules(
+    redis_server: RedisServer, queue_name: str, tmp_path: Path
+) -> None:
+    (tmp_path / "mailapp.py").write_text(CONVEYOR_APP.replace("QUEUE", queue_name))
+    from conveyor import connect
+
+    async with connect(redis_server.url) as redis:
+        mail = Queue(f"{queue_name}-mail", redis)
+        job = await mail.add("welcome", {"to": "ada", "times": 2})
+        proc = start_in(tmp_path, redis_server.url, "worker", "mailapp:app", "--scheduler")
+        try:
+            assert await mail.wait_until_finished(job.id, timeout=20) == {"sent": ["ada", "ada"]}
+
+            async def ticked_twice() -> bool:  # the schedule fires every 0.2 s
+                return [s.runs >= 2 for s in await mail.get_schedules()] == [True]
+
+            await wait_until(ticked_twice, within=20)
+        finally:
+            stop_gracefully(proc, timeout=20)
+
+
+async def test_the_scheduler_command_writes_and_fires_an_apps_schedules(
+    redis_server: RedisServer, queue_name: str, tmp_path: Path
+) -> None:
+    (tmp_path / "mailapp.py").write_text(CONVEYOR_APP.replace("QUEUE", queue_name))
+    from conveyor import connect
+
+    async with connect(redis_server.url) as redis:
+        mail = Queue(f"{queue_name}-mail", redis)
+        proc = start_in(tmp_path, redis_server.url, "scheduler", "--app", "mailapp:app", "--poll", "0.1")
+        try:
+
+            async def piled_up() -> bool:  # nothing works the ticks: they pile up
+                return (await mail.counts())[JobState.WAITING] >= 2
+
+            await wait_until(piled_up, within=20)
+        finally:
+            stop_gracefully(proc, timeout=20)
+        waiting = await mail.get_jobs("waiting")
+        assert {j.name for j in waiting} == {"welcome"} and all(
+            j.data == {"to": "ops", "times": 1} for j in waiting
+        )
+
+
+def test_the_scheduler_command_needs_queues_or_an_app(tmp_path: Path) -> None:
+    done = subprocess.run([CONVEYOR, "scheduler"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "name the queues" in done.stderr
+
+
 def test_the_worker_command_explains_a_bad_app(redis_server: RedisServer, tmp_path: Path) -> None:
     (tmp_path / "myapp.py").write_text(APP_MODULE)
+    (tmp_path / "mailapp.py").write_text(CONVEYOR_APP)
     for args, message in [
         (["nomodule:handlers"], "cannot load"),
         (["myapp"], "module:attribute"),
         (["myapp:handlers", "--queues", "other"], "no handler for queue(s) other"),
         (["myapp:send"], "name its queues with --queues"),
+        (["myapp:handlers", "--scheduler"], "--scheduler needs a Conveyor app"),
+        (["mailapp:app", "--queues", "nope"], "declares no queue 'nope'"),
     ]:
         env = {**os.environ, "REDIS_URL": redis_server.url}
         done = subprocess.run(

@@ -1,14 +1,15 @@
 """The dashboard in headless Chromium (Debian's, driven by Playwright):
-sign-in, no console errors, live counts, a failed job's traceback, and a
-retry from the page. ``CONVEYOR_SCREENSHOT=path`` saves a screenshot."""
+sign-in, no console errors, live counts, a failed job's traceback, a retry
+from the page, live progress bars, cancelling a running job and the
+throughput chart. ``CONVEYOR_SCREENSHOT=path`` saves a screenshot."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aredis
@@ -16,6 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from conveyor import Discard, JobContext, JobState, Queue, Worker
 from conveyor.server import create_app
+from faults.processes import wait_until
 from webserver import serving
 
 TOKEN = "dashboard-token"
@@ -87,7 +89,7 @@ async def test_a_failed_job_shows_its_traceback_and_retries_from_the_page(
     worker = Worker(queue, handler)
     task = asyncio.create_task(worker.run())
     try:
-        assert await _eventually_state(queue, job.id, JobState.FAILED)
+        await wait_until(in_state(queue, job.id, JobState.FAILED), within=4)
         errors: list[str] = []
         page = await signed_in(browser, site, errors)
         await page.click(f'[data-queue="{queue.name}"]')
@@ -109,9 +111,74 @@ async def test_a_failed_job_shows_its_traceback_and_retries_from_the_page(
     assert await queue.get_state(job.id) is JobState.COMPLETED
 
 
-async def _eventually_state(queue: Queue, job_id: str, state: JobState) -> Any:
-    for _ in range(200):
-        if await queue.get_state(job_id) is state:
-            return True
-        await asyncio.sleep(0.02)
-    return False
+async def test_progress_bars_move_live_and_a_running_job_can_be_cancelled(
+    browser: Browser, site: str, queue: Queue
+) -> None:
+    step = asyncio.Event()
+    stepped = asyncio.Event()
+
+    async def handler(job: JobContext) -> str:
+        for percent in (30, 70):
+            await step.wait()
+            step.clear()
+            await job.update_progress({"stage": "shows", "percent": percent, "message": f"{percent}%"})
+            stepped.set()
+        await asyncio.Event().wait()  # runs until cancelled
+        return "never"
+
+    job = await queue.add("import-artist", {"artist": 7})
+    worker = Worker(queue, handler, lock_duration=1.0)
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_until(in_state(queue, job.id, JobState.ACTIVE), within=4)
+        errors: list[str] = []
+        page = await signed_in(browser, site, errors)
+        await page.click(f'[data-queue="{queue.name}"]')
+        await page.click('[data-view="active"]')
+        bar = page.locator(f'tr.job[data-job="{job.id}"] [data-progress="{job.id}"]')
+        await expect(bar).to_have_attribute("style", "width:0%")
+        for percent in (30, 70):
+            step.set()
+            await stepped.wait()
+            stepped.clear()
+            await expect(bar).to_have_attribute("style", re.compile(rf"width: ?{percent}%"))
+
+        page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await page.click(f'tr.job[data-job="{job.id}"]')
+        await page.click("#detail >> text=Cancel")
+        await expect(page.locator("#job-state")).to_have_text("failed", timeout=10_000)
+        await expect(page.locator("#detail pre.error")).to_contain_text("cancelled")
+        assert errors == []
+    finally:
+        await worker.close()
+        await task
+    stored = await queue.get_job(job.id)
+    assert stored is not None and stored.state is JobState.FAILED and stored.progress["percent"] == 70
+
+
+async def test_the_throughput_chart_shows_jobs_finished_per_second(
+    browser: Browser, site: str, queue: Queue
+) -> None:
+    async def handler(job: JobContext) -> None:
+        return None
+
+    await queue.add("warm-up", 0)
+    errors: list[str] = []
+    page = await signed_in(browser, site, errors)
+    await page.click(f'[data-queue="{queue.name}"]')
+    chart = page.locator(f'.head canvas[data-chart="{queue.name}"]')
+    await expect(chart).to_have_attribute("data-rate", "0.00")
+
+    await queue.add_bulk([("quick", i) for i in range(300)])
+    await Worker(queue, handler, concurrency=50).run(burst=True)
+
+    await expect(chart).not_to_have_attribute("data-rate", "0.00", timeout=10_000)
+    await expect(page.locator(f'nav [data-queue="{queue.name}"] canvas.chart')).to_have_count(1)
+    assert errors == []
+
+
+def in_state(queue: Queue, job_id: str, state: JobState) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await queue.get_state(job_id) is state
+
+    return check
