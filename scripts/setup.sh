@@ -29,3 +29,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# the reference applications, each its own package on Conveyor's public API
+.venv/bin/python -m pip install -q -e examples/setlist

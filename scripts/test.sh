@@ -3,8 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-ruff format --check src tests bench
-ruff check src tests bench
+ruff format --check src tests bench examples
+ruff check src tests bench examples
 mypy
 lint-imports
 pytest -q "$@"

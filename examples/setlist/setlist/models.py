@@ -1,0 +1,163 @@
+"""The data model (SQLAlchemy 2): artists, venues, shows, songs and the
+artist-song link, import status, setlists and votes.
+
+Every row an import writes has a unique upstream id (``tm_attraction_id``,
+``tm_venue_id``, ``tm_event_id``, ``spotify_id``, ``setlistfm_id``), so the
+import upserts on it and running it again changes no row count.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Stamped:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=func.now())
+
+
+class Artist(Stamped, Base):
+    __tablename__ = "artists"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_id)
+    name: Mapped[str] = mapped_column(String(300))
+    slug: Mapped[str] = mapped_column(String(320), unique=True)
+    tm_attraction_id: Mapped[str] = mapped_column(String(40), unique=True)
+    spotify_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    mbid: Mapped[str | None] = mapped_column(String(40))
+    image_url: Mapped[str | None] = mapped_column(Text)
+    genres: Mapped[list[str]] = mapped_column(default=list)
+    popularity: Mapped[int | None] = mapped_column(Integer)  # absent in Spotify's development mode
+    followers: Mapped[int | None] = mapped_column(Integer)
+    upcoming_events: Mapped[int] = mapped_column(Integer, default=0)
+    view_count: Mapped[int] = mapped_column(Integer, default=0)
+    trending_score: Mapped[float] = mapped_column(Float, default=0.0)
+    import_status: Mapped[str] = mapped_column(String(20), default="pending")
+    catalog_degraded: Mapped[bool] = mapped_column(Boolean, default=False)
+    shows_synced_at: Mapped[datetime | None]
+    catalog_synced_at: Mapped[datetime | None]
+
+
+class Venue(Stamped, Base):
+    __tablename__ = "venues"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_id)
+    tm_venue_id: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    city: Mapped[str | None] = mapped_column(String(200))
+    state_code: Mapped[str | None] = mapped_column(String(10))
+    country_code: Mapped[str | None] = mapped_column(String(4))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+
+
+class Show(Stamped, Base):
+    __tablename__ = "shows"
+    __table_args__ = (Index("ix_shows_artist_date", "artist_id", "local_date"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_id)
+    tm_event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    artist_id: Mapped[str] = mapped_column(ForeignKey("artists.id", ondelete="CASCADE"))
+    venue_id: Mapped[str | None] = mapped_column(ForeignKey("venues.id"))
+    name: Mapped[str] = mapped_column(String(300))
+    local_date: Mapped[date | None] = mapped_column(Date)  # None for a date still to be announced
+    local_time: Mapped[str | None] = mapped_column(String(8))
+    starts_at: Mapped[datetime | None]
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="onsale")
+    url: Mapped[str | None] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(Text)
+    setlist_ready: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Song(Stamped, Base):
+    __tablename__ = "songs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_id)
+    spotify_id: Mapped[str] = mapped_column(String(40), unique=True)
+    isrc: Mapped[str | None] = mapped_column(String(20), index=True)
+    name: Mapped[str] = mapped_column(String(400))
+    normalized_title: Mapped[str] = mapped_column(String(400), index=True)
+    album_name: Mapped[str | None] = mapped_column(String(400))
+    album_type: Mapped[str | None] = mapped_column(String(20))
+    release_date: Mapped[str | None] = mapped_column(String(10))
+    popularity: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    is_remix: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ArtistSong(Base):
+    __tablename__ = "artist_songs"
+
+    artist_id: Mapped[str] = mapped_column(ForeignKey("artists.id", ondelete="CASCADE"), primary_key=True)
+    song_id: Mapped[str] = mapped_column(ForeignKey("songs.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ImportStatus(Base):
+    """The persisted progress of an artist's import (the polling fallback)."""
+
+    __tablename__ = "import_status"
+
+    artist_id: Mapped[str] = mapped_column(ForeignKey("artists.id", ondelete="CASCADE"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(30))
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Setlist(Stamped, Base):
+    __tablename__ = "setlists"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_id)
+    setlistfm_id: Mapped[str] = mapped_column(String(20), unique=True)
+    version_id: Mapped[str] = mapped_column(String(20))
+    artist_id: Mapped[str] = mapped_column(ForeignKey("artists.id", ondelete="CASCADE"), index=True)
+    show_id: Mapped[str | None] = mapped_column(ForeignKey("shows.id"))
+    event_date: Mapped[date] = mapped_column(Date)
+    venue_name: Mapped[str | None] = mapped_column(String(300))
+    city: Mapped[str | None] = mapped_column(String(200))
+    songs: Mapped[list[str]] = mapped_column(default=list)
+
+
+class Vote(Base):
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("show_id", "song_id", "voter", name="uq_votes_once"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_id)
+    show_id: Mapped[str] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"), index=True)
+    song_id: Mapped[str] = mapped_column(ForeignKey("songs.id", ondelete="CASCADE"))
+    voter: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
