@@ -209,6 +209,42 @@ async def test_a_reporter_publishes_under_the_tasks_own_subject(redis: aredis.Re
     assert stored is not None and stored.progress == {"stage": "done", "percent": 100, "message": "done"}
 
 
+async def test_tasks_make_flows_whose_parent_reads_the_childrens_results(
+    redis: aredis.Redis, queue_name: str
+) -> None:
+    app = Conveyor(redis, progress_namespace=queue_name)
+    imports, shows = app.queue(queue_name), app.queue(f"{queue_name}-shows")
+
+    @shows.task(attempts=2)
+    async def sync_shows(ctx: TaskContext, artist_id: str, page: int) -> int:
+        return page * 10
+
+    @imports.task
+    async def wrap_up(ctx: TaskContext, artist_id: str) -> list[int]:
+        return sorted((await ctx.children()).results.values())
+
+    def flow() -> Any:
+        return wrap_up.node(
+            {"artist_id": "a1"},
+            job_id="wrap-a1",
+            children=[
+                sync_shows.node({"artist_id": "a1", "page": p}, job_id=f"shows-a1-{p}", priority=3)
+                for p in (1, 2)
+            ],
+        )
+
+    node = await app.add_flow(flow())
+    await app.add_flow(flow())  # the same ids again: nothing new
+    assert [child.job.priority for child in node.children] == [3, 3]
+    assert (await shows.queue.counts())[JobState.WAITING] == 2
+    await app.run_worker(burst=True)
+    parent = await imports.queue.get_job("wrap-a1")
+    assert parent is not None and parent.result == [10, 20]
+
+    with pytest.raises(InvalidJobOptions, match="page"):
+        sync_shows.node({"artist_id": "a1", "page": "two"})
+
+
 async def test_the_task_can_be_called_directly(redis: aredis.Redis, queue_name: str) -> None:
     app, _, _ = make_app(redis, queue_name)
     queue = app.queues[queue_name]

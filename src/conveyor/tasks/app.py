@@ -14,12 +14,14 @@ import redis.asyncio as aredis
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD
 from conveyor.engine.connection import connect
 from conveyor.engine.dlq import DeadLetterHook
+from conveyor.engine.flows import FlowJob, FlowNode, FlowProducer
 from conveyor.engine.job import JobContext
 from conveyor.engine.keys import DEFAULT_PREFIX
 from conveyor.engine.limits import RateLimit, check_concurrency
 from conveyor.engine.options import JobOptionsDict
 from conveyor.engine.queue import Queue
 from conveyor.engine.schedules import Scheduler, build_spec
+from conveyor.engine.states import JobState
 from conveyor.engine.worker import Worker
 from conveyor.errors import ConveyorError, Discard, InvalidJobOptions
 from conveyor.realtime.progress import ProgressBus
@@ -179,6 +181,7 @@ class Conveyor:
         self._progress: ProgressBus | None = None
         self._workers: list[Worker] = []
         self._scheduler: Scheduler | None = None
+        self._closing = False
 
     @property
     def redis(self) -> aredis.Redis:
@@ -220,6 +223,11 @@ class Conveyor:
         )
         self.queues[name] = declared
         return declared
+
+    async def add_flow(self, flow: FlowJob) -> FlowNode:
+        """Adds a flow built from :meth:`Task.node` (a parent runs after its
+        children). Adding it again with the same job ids changes nothing."""
+        return await FlowProducer(self.redis, prefix=self.prefix).add(flow)
 
     def schedule(
         self,
@@ -296,17 +304,29 @@ class Conveyor:
         if not selected:
             raise ConveyorError("the app declares no queues")
         await self.setup(q.name for q in selected)
-        self._workers = [q.worker(concurrency) for q in selected]
-        if scheduler and not burst:
-            self._scheduler = Scheduler([q.queue for q in selected])
-        try:
-            async with asyncio.TaskGroup() as group:
-                for worker in self._workers:
-                    group.create_task(worker.run(burst=burst))
-                if self._scheduler is not None:
-                    group.create_task(self._scheduler.run())
-        finally:
-            self._workers, self._scheduler = [], None
+        self._closing = False
+        while True:
+            self._workers = [q.worker(concurrency) for q in selected]
+            if scheduler and not burst:
+                self._scheduler = Scheduler([q.queue for q in selected])
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for worker in self._workers:
+                        group.create_task(worker.run(burst=burst))
+                    if self._scheduler is not None:
+                        group.create_task(self._scheduler.run())
+            finally:
+                self._workers, self._scheduler = [], None
+            # A burst run ends once every queue is drained together: a flow's
+            # parent woken after its own queue's worker stopped runs too.
+            if not burst or self._closing or not await self._any_waiting(selected):
+                return
+
+    async def _any_waiting(self, queues: list[TaskQueue]) -> bool:
+        for declared in queues:
+            if (await declared.queue.counts()).get(JobState.WAITING, 0):
+                return True
+        return False
 
     async def run_scheduler(self, queues: Iterable[str] | None = None, *, poll: float = 1.0) -> None:
         """Fires the schedules of the app's queues until :meth:`close`."""
@@ -321,6 +341,7 @@ class Conveyor:
     async def close(self, grace: float | None = None) -> None:
         """Stops running workers (letting jobs finish for ``grace`` seconds)
         and the scheduler."""
+        self._closing = True
         if self._scheduler is not None:
             self._scheduler.close()
         await asyncio.gather(*(w.close(grace) for w in self._workers))

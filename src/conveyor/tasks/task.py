@@ -4,13 +4,13 @@ type hints when it is enqueued, and again when a worker runs it."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, Unpack, cast, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from conveyor.engine.flows import Children
+from conveyor.engine.flows import Children, FlowJob
 from conveyor.engine.job import Job, JobContext
 from conveyor.engine.options import JobOptions, JobOptionsDict
 from conveyor.errors import Discard, InvalidJobOptions, PayloadError
@@ -157,6 +157,28 @@ class Task(Generic[P, R]):
         """This task with job options (``job_id``, ``delay``, ``priority``...)
         for the next adds, on top of the task's own."""
         return BoundTask(self, cast(JobOptionsDict, {**self.options, **options}))
+
+    def node(
+        self,
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        children: Iterable[FlowJob] = (),
+        fail_parent_on_failure: bool = False,
+        ignore_dependency_on_failure: bool = False,
+        **options: Unpack[JobOptionsDict],
+    ) -> FlowJob:
+        """A flow node running this task with ``kwargs`` (checked now, as
+        ``enqueue`` checks them), for :meth:`Conveyor.add_flow`. The task's
+        own job options apply, then ``options``."""
+        return FlowJob(
+            self.name,
+            self.queue.name,
+            self.payload(**(kwargs or {})),
+            list(children),
+            cast(JobOptionsDict, {**self.options, **options}),
+            fail_parent_on_failure,
+            ignore_dependency_on_failure,
+        )
 
     async def _add(self, options: JobOptionsDict, data: dict[str, Any]) -> Job:
         return await self.queue.queue.add(self.name, data, **options)
