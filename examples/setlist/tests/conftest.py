@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aredis
 from upstream import Upstream
 
+from conveyor import Conveyor, connect
+from conveyor.testing import RedisServer
 from setlist.adapters.setlistfm import SetlistFmClient
 from setlist.adapters.spotify import SpotifyClient
 from setlist.adapters.ticketmaster import TicketmasterClient
+from setlist.config import Settings
 from setlist.db import migrate
 from setlist.fake.fixtures import build_artists
 from setlist.fake.server import API_KEY, CLIENT_ID, CLIENT_SECRET, SETLISTFM_KEY, FakeState, create_fake
+from setlist.pipeline import Pipeline, Services, subject
 
 ARTISTS = build_artists()
 
@@ -77,3 +84,82 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+# -- Redis and the whole pipeline ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[aredis.Redis]:
+    """A client on an emptied server: the app's queue names are fixed."""
+    async with connect(redis_server.url) as client:
+        await client.flushdb()
+        yield client
+
+
+#: Test settings: fast retries, and limits high enough not to slow tests
+#: down (the tests that check limits set their own).
+FAST = {
+    "retry_backoff": 0.05,
+    "upstream_retry_delay": 0.01,
+    "ticketmaster_spike_wait": 0.05,
+    "setlistfm_backoff": 0.05,
+    "ticketmaster_rate": 500,
+    "spotify_rate": 500,
+    "setlistfm_rate": 500,
+}
+
+
+@dataclass
+class Env:
+    app: Conveyor
+    services: Services
+    pipeline: Pipeline
+    upstream: Upstream
+
+    async def import_artist(self, key: str) -> str:
+        """Starts the import of a fixture artist and runs it to its end."""
+        return await self.run_import(self.upstream.artist(key).attraction_id)
+
+    async def run_import(self, attraction_id: str, within: float = 60.0) -> str:
+        """Starts an import and works the queues until it completes or fails
+        (retries and rate-limit holds included)."""
+        started = await self.pipeline.start(attraction_id)
+        assert started is not None
+        artist_id = started[0]
+        worker = asyncio.create_task(self.app.run_worker())
+        try:
+            async with asyncio.timeout(within):
+                while not worker.done():
+                    status = await self.app.progress.get(subject(artist_id))
+                    if status is not None and status.finished:
+                        break
+                    await asyncio.sleep(0.02)
+        finally:
+            await self.app.close()
+            await worker
+        # the failed parent of a failed child is settled by the worker: let
+        # it finish what it was doing
+        await self.app.run_worker(burst=True)
+        return artist_id
+
+
+@pytest.fixture
+async def env(redis: aredis.Redis, upstream: Upstream, database_url: str) -> AsyncIterator[Env]:
+    app = Conveyor(redis)
+    services = Services.create(
+        redis,
+        settings=Settings.for_fake("http://fake", **FAST),
+        database_url=database_url,
+        http=upstream.http,
+    )
+    try:
+        yield Env(app, services, Pipeline(app, services), upstream)
+    finally:
+        await services.aclose()

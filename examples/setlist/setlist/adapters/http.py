@@ -8,7 +8,8 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import Any, TypeVar
 
 import httpx
 
@@ -17,6 +18,14 @@ T = TypeVar("T")
 
 #: Waits up to this long happen inside the job; longer ones reschedule it.
 MAX_INLINE_WAIT = 2.0
+
+#: What each request to an upstream enters first: a rate limiter shared by
+#: every worker process (Conveyor's ``Limiter``), or nothing.
+Gate = AbstractAsyncContextManager[Any]
+
+
+def open_gate() -> Gate:
+    return nullcontext()
 
 
 class UpstreamError(Exception):

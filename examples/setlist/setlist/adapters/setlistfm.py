@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from setlist.adapters.http import Rejected, Throttled, Unavailable, redact, with_retries
+from setlist.adapters.http import Gate, Rejected, Throttled, Unavailable, open_gate, redact, with_retries
 
 BACKOFF = 2.0
 
@@ -20,9 +20,18 @@ class SetlistFmClient:
     service = "setlistfm"
 
     def __init__(
-        self, http: httpx.AsyncClient, base_url: str, api_key: str, *, backoff: float = BACKOFF
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str,
+        *,
+        backoff: float = BACKOFF,
+        gate: Gate | None = None,
+        retry_delay: float = 0.25,
     ) -> None:
         self.http = http
+        self.retry_delay = retry_delay
+        self.gate = gate or open_gate()
         self.backoff = backoff
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -33,12 +42,13 @@ class SetlistFmClient:
         or for an artist with none)."""
 
         async def call() -> dict[str, Any]:
-            self.requests += 1
-            response = await self.http.get(
-                f"{self.base_url}/artist/{mbid}/setlists",
-                params={"p": page},
-                headers={"x-api-key": self.api_key, "Accept": "application/json"},
-            )
+            async with self.gate:
+                self.requests += 1
+                response = await self.http.get(
+                    f"{self.base_url}/artist/{mbid}/setlists",
+                    params={"p": page},
+                    headers={"x-api-key": self.api_key, "Accept": "application/json"},
+                )
             if response.status_code == 200:
                 return response.json()  # type: ignore[no-any-return]
             if response.status_code == 404:
@@ -50,7 +60,7 @@ class SetlistFmClient:
                 raise Unavailable(self.service, f"HTTP {response.status_code}: {body}")
             raise Rejected(self.service, f"HTTP {response.status_code}: {body}", status=response.status_code)
 
-        return await with_retries(self.service, call)
+        return await with_retries(self.service, call, base_delay=self.retry_delay)
 
 
 def event_date(value: str) -> date:

@@ -19,16 +19,35 @@ from urllib.parse import urlencode
 
 import httpx
 
-from setlist.adapters.http import Rejected, Throttled, Unavailable, redact, retry_after, with_retries
+from setlist.adapters.http import (
+    Gate,
+    Rejected,
+    Throttled,
+    Unavailable,
+    open_gate,
+    redact,
+    retry_after,
+    with_retries,
+)
 
 
 class SpotifyClient:
     service = "spotify"
 
     def __init__(
-        self, http: httpx.AsyncClient, api_base: str, accounts_base: str, client_id: str, client_secret: str
+        self,
+        http: httpx.AsyncClient,
+        api_base: str,
+        accounts_base: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        gate: Gate | None = None,
+        retry_delay: float = 0.25,
     ) -> None:
         self.http = http
+        self.retry_delay = retry_delay
+        self.gate = gate or open_gate()
         self.api_base = api_base.rstrip("/")
         self.accounts_base = accounts_base.rstrip("/")
         self.client_id = client_id
@@ -66,16 +85,17 @@ class SpotifyClient:
         async def call() -> dict[str, Any] | None:
             token = self._token or await self._fresh_token(None)
             for refreshed in (False, True):
-                self.requests += 1
                 target = url if url.startswith("http") else f"{self.api_base}{url}"
-                response = await self.http.get(target, headers={"Authorization": f"Bearer {token}"})
+                async with self.gate:
+                    self.requests += 1
+                    response = await self.http.get(target, headers={"Authorization": f"Bearer {token}"})
                 if response.status_code == 401 and not refreshed:
                     token = await self._fresh_token(token)
                     continue
                 return self._answer(response)
             raise Rejected(self.service, "unauthorized after a new token")
 
-        return await with_retries(self.service, call)
+        return await with_retries(self.service, call, base_delay=self.retry_delay)
 
     def _answer(self, response: httpx.Response) -> dict[str, Any] | None:
         if response.status_code == 200:
@@ -117,7 +137,9 @@ class SpotifyClient:
 
     async def search_artist(self, name: str) -> dict[str, Any] | None:
         """The best artist match for ``name`` (exact name first), or None."""
-        hits = await self._limited("/search", {"q": name, "type": "artist"})
+        # one page is enough, and 10 is within both profiles' limits
+        body = await self.get(f"/search?{urlencode({'q': name, 'type': 'artist', 'limit': 10})}") or {}
+        hits: list[dict[str, Any]] = (body.get("artists") or {}).get("items") or []
         exact = [h for h in hits if h.get("name", "").casefold() == name.casefold()]
         return (exact or hits or [None])[0]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from setlist.adapters.http import Rejected, Throttled, Unavailable, redact, with_retries
+from setlist.adapters.http import Gate, Rejected, Throttled, Unavailable, open_gate, redact, with_retries
 
 PAGE_SIZE = 200  # the API's maximum (201 is DIS1036)
 MAX_DEPTH = 1000  # served while page * size <= 1000
@@ -26,18 +26,31 @@ class TicketmasterClient:
 
     service = "ticketmaster"
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str,
+        *,
+        gate: Gate | None = None,
+        retry_delay: float = 0.25,
+        spike_wait: float = SPIKE_WAIT,
+    ) -> None:
         self.http = http
+        self.retry_delay = retry_delay
+        self.spike_wait = spike_wait
+        self.gate = gate or open_gate()
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.requests = 0
 
     async def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any] | None:
         async def call() -> dict[str, Any] | None:
-            self.requests += 1
-            response = await self.http.get(
-                f"{self.base_url}{path}", params={**params, "apikey": self.api_key}
-            )
+            async with self.gate:
+                self.requests += 1
+                response = await self.http.get(
+                    f"{self.base_url}{path}", params={**params, "apikey": self.api_key}
+                )
             if response.status_code == 200:
                 return response.json()  # type: ignore[no-any-return]
             if response.status_code == 404:
@@ -49,12 +62,12 @@ class TicketmasterClient:
                     reset_ms = float(response.headers.get("rate-limit-reset", 0) or 0)
                     wait = max(60.0, reset_ms / 1000 - datetime.now(UTC).timestamp())
                     raise Throttled(self.service, "daily quota exhausted", wait)
-                raise Throttled(self.service, "spike arrest", SPIKE_WAIT)
+                raise Throttled(self.service, "spike arrest", self.spike_wait)
             if response.status_code >= 500:
                 raise Unavailable(self.service, f"HTTP {response.status_code}: {body}")
             raise Rejected(self.service, f"HTTP {response.status_code}: {body}")
 
-        return await with_retries(self.service, call)
+        return await with_retries(self.service, call, base_delay=self.retry_delay)
 
     async def attraction(self, attraction_id: str) -> dict[str, Any] | None:
         """The attraction, or None when Ticketmaster does not know the id."""

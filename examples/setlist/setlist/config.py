@@ -1,0 +1,59 @@
+"""Settings of the setlist app, from the environment (``SETLIST_*``).
+
+The defaults point every upstream at the bundled fake on
+``http://127.0.0.1:8790`` with its keys, so the app runs offline as it is;
+set the real base URLs and keys to talk to the real APIs.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from setlist.fake.server import API_KEY, CLIENT_ID, CLIENT_SECRET, SETLISTFM_KEY
+
+FAKE = "http://127.0.0.1:8790"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SETLIST_", extra="ignore")
+
+    ticketmaster_url: str = f"{FAKE}/ticketmaster/discovery/v2"
+    ticketmaster_key: SecretStr = SecretStr(API_KEY)
+    spotify_url: str = f"{FAKE}/spotify-api/v1"
+    spotify_accounts_url: str = f"{FAKE}/spotify-accounts"
+    spotify_client_id: str = CLIENT_ID
+    spotify_client_secret: SecretStr = SecretStr(CLIENT_SECRET)
+    setlistfm_url: str = f"{FAKE}/setlistfm/rest/1.0"
+    setlistfm_key: SecretStr = SecretStr(SETLISTFM_KEY)
+
+    #: Requests per second to each upstream, shared by every worker process
+    #: (music-apis.md: Ticketmaster 5/s, setlist.fm 2/s; Spotify publishes
+    #: no number, its window is a rolling 30 s).
+    ticketmaster_rate: int = Field(default=5, ge=1)
+    setlistfm_rate: int = Field(default=2, ge=1)
+    spotify_rate: int = Field(default=20, ge=1)
+    #: Setlist pages (20 setlists each) the wrap-up pre-seeds per artist.
+    setlist_pages: int = Field(default=3, ge=0)
+    #: Seconds an HTTP call to an upstream may take.
+    http_timeout: float = Field(default=20.0, gt=0)
+    #: In-job retries of a failed request: the first delay (doubling), the
+    #: wait after a Ticketmaster spike arrest and after a setlist.fm 429
+    #: (neither sends Retry-After).
+    upstream_retry_delay: float = Field(default=0.25, ge=0)
+    ticketmaster_spike_wait: float = Field(default=1.0, ge=0)
+    setlistfm_backoff: float = Field(default=2.0, ge=0)
+    #: First retry delay of a failed import job, doubling up to 2 minutes.
+    retry_backoff: float = Field(default=2.0, gt=0)
+
+    @classmethod
+    def for_fake(cls, base: str, **overrides: object) -> Settings:
+        """Every upstream on the bundled fake served at ``base``."""
+        base = base.rstrip("/")
+        urls = {
+            "ticketmaster_url": f"{base}/ticketmaster/discovery/v2",
+            "spotify_url": f"{base}/spotify-api/v1",
+            "spotify_accounts_url": f"{base}/spotify-accounts",
+            "setlistfm_url": f"{base}/setlistfm/rest/1.0",
+        }
+        return cls.model_validate({**urls, **overrides})
