@@ -497,14 +497,17 @@ class Pipeline:
 
     async def _compute_trending(self) -> dict[str, Any]:
         """Scores imported artists from what is known of each: upcoming
-        shows in the next 90 days, Spotify popularity and followers, page
-        views. A missing signal (popularity in development mode) is left
-        out of that artist's average rather than counted as zero."""
+        shows, Spotify popularity and followers, page views. A missing
+        signal (popularity and followers in development mode, views of a
+        page nobody opened yet) is left out of that artist's average
+        rather than counted as zero."""
         today = datetime.now(UTC).date()
         inputs = await self.services.store.trending_inputs(today)
         scores: dict[str, float] = {}
         for artist, upcoming in inputs:
-            signals = [min(1.0, upcoming / 50), min(1.0, math.log10(1 + artist.view_count) / 4)]
+            signals = [min(1.0, upcoming / 50)]
+            if artist.view_count:
+                signals.append(min(1.0, math.log10(1 + artist.view_count) / 4))
             if artist.popularity is not None:
                 signals.append(artist.popularity / 100)
             if artist.followers is not None:

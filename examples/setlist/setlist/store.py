@@ -144,6 +144,12 @@ class Store:
             slug, n = f"{base}-{n}", n + 1
         return slug
 
+    async def count_view(self, artist_id: str) -> None:
+        """One more page view (an input of the trending score)."""
+        async with self.sessions.begin() as session:
+            query = update(Artist).where(Artist.id == artist_id)
+            await session.execute(query.values(view_count=Artist.view_count + 1))
+
     async def update_artist(self, artist_id: str, **fields: Any) -> None:
         async with self.sessions.begin() as session:
             await session.execute(update(Artist).where(Artist.id == artist_id).values(**fields))

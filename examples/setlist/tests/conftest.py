@@ -136,11 +136,9 @@ class Env:
         worker = asyncio.create_task(self.app.run_worker())
         try:
             async with asyncio.timeout(within):
-                while not worker.done():
-                    status = await self.app.progress.get(subject(artist_id))
-                    if status is not None and status.finished:
+                async for status in self.app.progress.subscribe(subject(artist_id)):
+                    if status.finished:
                         break
-                    await asyncio.sleep(0.02)
         finally:
             await self.app.close()
             await worker

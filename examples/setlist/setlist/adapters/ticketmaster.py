@@ -73,6 +73,14 @@ class TicketmasterClient:
         """The attraction, or None when Ticketmaster does not know the id."""
         return await self._get(f"/attractions/{attraction_id}.json", {"locale": "en-us"})
 
+    async def search_attractions(self, keyword: str, size: int = 20) -> list[dict[str, Any]]:
+        """Music attractions whose name matches ``keyword`` (one page)."""
+        body = await self._get(
+            "/attractions.json",
+            {"keyword": keyword, "classificationName": "music", "size": size, "locale": "*"},
+        )
+        return list((body or {}).get("_embedded", {}).get("attractions", []))
+
     async def events_page(
         self,
         attraction_id: str,

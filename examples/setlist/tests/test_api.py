@@ -1,0 +1,186 @@
+"""The HTTP API: phase 1 at once, status by polling and by server-sent
+events, artist page data with its cache, trending, search; clear 4xx for
+bad input, which writes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from servers import serving
+from sqlalchemy import func, select
+
+from conftest import Env
+from setlist.api import create_api
+from setlist.models import Artist
+from setlist.pipeline import subject
+
+
+@pytest.fixture
+async def client(env: Env) -> AsyncIterator[httpx.AsyncClient]:
+    api = create_api(env.pipeline)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://setlist") as http:
+        yield http
+
+
+async def artist_rows(env: Env) -> int:
+    async with env.services.store.sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(Artist))).scalar_one())
+
+
+async def work(env: Env, artist_id: str) -> None:
+    """Runs workers until the artist's import ends."""
+    worker = asyncio.create_task(env.app.run_worker())
+    try:
+        async with asyncio.timeout(60):
+            async for status in env.app.progress.subscribe(subject(artist_id)):
+                if status.finished:
+                    break
+    finally:
+        await env.app.close()
+        await worker
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        b"{not json",
+        {},
+        {"tmAttractionId": ""},
+        {"tmAttractionId": "K8vZ 91"},
+        {"tmAttractionId": "x" * 41},
+        {"tmAttractionId": 42},
+        {"tmAttractionId": "K8vZ917", "extra": 1},
+    ],
+)
+async def test_a_bad_import_request_is_refused_and_writes_nothing(
+    env: Env, client: httpx.AsyncClient, body: Any
+) -> None:
+    if isinstance(body, bytes):
+        response = await client.post(
+            "/api/artists/import", content=body, headers={"content-type": "application/json"}
+        )
+    else:
+        response = await client.post("/api/artists/import", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"]
+    assert await artist_rows(env) == 0
+
+
+async def test_an_import_starts_at_once_and_its_page_fills_in(env: Env, client: httpx.AsyncClient) -> None:
+    fake = env.upstream.artist("midsize")
+    response = await client.post("/api/artists/import", json={"tmAttractionId": fake.attraction_id})
+    assert response.status_code == 200
+    started = response.json()
+    assert started["slug"] == f"tm-{fake.attraction_id.lower()}" and started["started"]
+    again = (await client.post("/api/artists/import", json={"tmAttractionId": fake.attraction_id})).json()
+    assert (again["artistId"], again["started"]) == (started["artistId"], False)
+    # before any worker ran: the placeholder and its queued status
+    status = (await client.get(f"/api/artists/{started['artistId']}/status")).json()
+    assert (status["stage"], status["finished"]) == ("initializing", False)
+
+    await work(env, started["artistId"])
+
+    page = await client.get(f"/api/artists/{started['slug']}")  # the phase-1 slug still resolves
+    assert page.status_code == 200 and page.headers["x-cache"] == "miss"
+    body = page.json()
+    assert body["artist"]["slug"] == "velvet-echo" and body["artist"]["importStatus"] == "complete"
+    assert body["counts"]["shows"] == len(fake.shows) and len(body["shows"]) == 100
+    assert body["counts"]["songs"] == len(body["songs"]) == len(fake.studio_songs)
+    assert body["status"]["stage"] == "completed"
+    assert (await client.get("/api/artists/velvet-echo")).headers["x-cache"] == "hit"
+    status = (await client.get("/api/artists/velvet-echo/status")).json()
+    assert (status["stage"], status["progress"], status["finished"]) == ("completed", 100, True)
+    # the polling fallback still answers once the live status has expired
+    await env.services.redis.delete(*[k async for k in env.services.redis.scan_iter("conveyor:{progress}:*")])
+    status = (await client.get("/api/artists/velvet-echo/status")).json()
+    assert (status["stage"], status["progress"]) == ("completed", 100)
+
+
+async def test_unknown_artists_are_404(client: httpx.AsyncClient) -> None:
+    for path in ("/api/artists/nobody", "/api/artists/nobody/status", "/api/artists/nobody/stream"):
+        response = await client.get(path)
+        assert response.status_code == 404 and "nobody" in response.json()["detail"]
+
+
+async def test_progress_streams_over_server_sent_events(env: Env) -> None:
+    fake = env.upstream.artist("midsize")
+    async with (
+        serving(create_api(env.pipeline)) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as http,
+    ):
+        started = (await http.post("/api/artists/import", json={"tmAttractionId": fake.attraction_id})).json()
+        events: list[dict[str, Any]] = []
+
+        async def read() -> None:
+            async with http.stream("GET", f"/api/artists/{started['artistId']}/stream") as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        events.append(json.loads(line[5:]))
+
+        reader = asyncio.create_task(read())
+        await work(env, started["artistId"])
+        async with asyncio.timeout(10):
+            await reader  # the stream ends after the final event
+    stages = [e["stage"] for e in events]
+    assert stages[0] == "initializing" and stages[-1] == "completed"
+    assert {"shows", "catalog", "wrap-up"} <= set(stages)
+    assert set(events[0]) == {"stage", "progress", "message", "at"}
+    percents = [e["progress"] for e in events]
+    assert percents == sorted(percents) and percents[-1] == 100
+
+
+async def test_search_reads_upstream_and_writes_nothing(env: Env, client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/search", params={"q": "velvet"})
+    assert response.status_code == 200
+    assert [r["name"] for r in response.json()["results"]] == ["Velvet Echo"]
+    assert response.json()["results"][0]["artistId"] is None
+    assert await artist_rows(env) == 0
+    assert (await client.get("/api/search", params={"q": ""})).status_code == 422
+    assert (await client.get("/api/search")).status_code == 422
+
+
+async def test_trending_ranks_imported_artists_with_or_without_popularity(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    for key in ("midsize", "sparse"):
+        await env.import_artist(key)
+    env.upstream.state.config.spotify_profile = "development"
+    await env.import_artist("prolific")  # re-read in development mode: no popularity
+    await env.pipeline.compute_trending.enqueue()
+    await env.app.run_worker(burst=True)
+
+    ranked = (await client.get("/api/trending")).json()["artists"]
+    assert [a["name"] for a in ranked] == ["Neon Harbor", "Velvet Echo", "Quiet Satellite"]
+    assert all(a["trendingScore"] > 0 for a in ranked)
+    assert ranked[0]["popularity"] is None
+
+
+async def test_the_pages_are_served(env: Env, client: httpx.AsyncClient) -> None:
+    artist_id = await env.import_artist("sparse")
+    home = await client.get("/")
+    assert home.status_code == 200 and "/static/trending.js" in home.text
+    page = await client.get("/artists/quiet-satellite")
+    assert page.status_code == 200 and "/static/artist.js" in page.text
+    assert (await client.get("/artists/nobody")).status_code == 404
+    assert (await client.get("/static/artist.js")).headers["content-type"].startswith("text/javascript")
+    assert (await client.get("/static/..%2Fapi.py")).status_code == 404
+    artist = await env.services.store.artist(artist_id)
+    assert artist is not None and artist.view_count == 1
+
+
+async def test_the_schedules_are_declared(env: Env) -> None:
+    await env.app.setup()
+    schedules = await env.app.queues["setlist-maintenance"].queue.get_schedules()
+    assert {s.key: s.cron for s in schedules} == {
+        "setlist-trending": "0 * * * *",
+        "setlist-resync": "15 */6 * * *",
+        "setlist-deep-sync": "30 3 * * *",
+        "setlist-cleanup": "0 4 * * 0",
+    }
