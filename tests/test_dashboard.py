@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aredis
+from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from conveyor import Discard, JobContext, JobState, Queue, Worker
@@ -60,6 +61,28 @@ async def test_sign_in_is_required_and_a_wrong_token_is_refused(browser: Browser
     await page.fill("#token", "not-it")
     await page.click("button[type=submit]")
     await expect(page.locator(".error")).to_have_text("Wrong token.")
+
+
+async def test_the_dashboard_works_mounted_under_a_path(
+    browser: Browser, redis: aredis.Redis, queue: Queue
+) -> None:
+    host = FastAPI()
+    host.mount("/admin/queues", create_app(redis, token=TOKEN))
+    await queue.add("first", 1)
+    async with serving(host) as url:
+        errors: list[str] = []
+        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        await page.goto(f"{url}/admin/queues/dashboard")
+        assert page.url.endswith("/admin/queues/dashboard/login")
+        await page.fill("#token", TOKEN)
+        await page.click("button[type=submit]")
+        await expect(page.locator("#live")).to_have_text("live")
+        waiting = page.locator(f'[data-queue="{queue.name}"] [data-state="waiting"] b')
+        await expect(waiting).to_have_text("1")
+        await queue.add("second", 2)
+        await expect(waiting).to_have_text("2")
+        assert errors == []
 
 
 async def test_counts_change_live_as_jobs_are_added(browser: Browser, site: str, queue: Queue) -> None:

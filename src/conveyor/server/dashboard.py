@@ -5,6 +5,7 @@ HttpOnly cookie that the API accepts in place of the header."""
 
 from __future__ import annotations
 
+import html
 from functools import cache
 from importlib import resources
 from typing import Annotated
@@ -24,6 +25,22 @@ def _asset(name: str) -> str:
     return (resources.files("conveyor.server") / "static" / name).read_text(encoding="utf-8")
 
 
+def _root(request: Request) -> str:
+    """Where the API is mounted (``""`` at the top, ``/admin`` under a mount)."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _page(name: str, request: Request, **values: str) -> HTMLResponse:
+    text = _asset(name).replace("{{root}}", html.escape(_root(request)))
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    return HTMLResponse(text, headers={"Cache-Control": "no-store"})
+
+
+def _redirect(request: Request, path: str) -> RedirectResponse:
+    return RedirectResponse(_root(request) + path, status_code=status.HTTP_303_SEE_OTHER)
+
+
 def _signed_in(request: Request) -> bool:
     expected = request.app.state.conveyor.token
     return not expected or token_matches(request.cookies.get(COOKIE), expected)
@@ -32,22 +49,21 @@ def _signed_in(request: Request) -> bool:
 @router.get("")
 async def page(request: Request) -> Response:
     if not _signed_in(request):
-        return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
-    return HTMLResponse(_asset("index.html"), headers={"Cache-Control": "no-store"})
+        return _redirect(request, "/dashboard/login")
+    return _page("index.html", request)
 
 
 @router.get("/login")
 async def login_page(request: Request, failed: bool = False) -> HTMLResponse:
-    html = _asset("login.html").replace("{{message}}", "Wrong token." if failed else "")
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    return _page("login.html", request, message="Wrong token." if failed else "")
 
 
 @router.post("/login")
 async def login(request: Request, token: Annotated[str, Form(max_length=4096)]) -> Response:
     expected = request.app.state.conveyor.token
     if expected and not token_matches(token, expected):
-        return RedirectResponse("/dashboard/login?failed=true", status_code=status.HTTP_303_SEE_OTHER)
-    response = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
+        return _redirect(request, "/dashboard/login?failed=true")
+    response = _redirect(request, "/dashboard")
     if expected:
         response.set_cookie(
             COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
@@ -56,8 +72,8 @@ async def login(request: Request, token: Annotated[str, Form(max_length=4096)]) 
 
 
 @router.post("/logout")
-async def logout() -> Response:
-    response = RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
+async def logout(request: Request) -> Response:
+    response = _redirect(request, "/dashboard/login")
     response.delete_cookie(COOKIE)
     return response
 

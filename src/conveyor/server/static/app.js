@@ -2,6 +2,7 @@
 // Events. Job data is untrusted, so everything goes in through textContent.
 "use strict";
 
+const ROOT = document.documentElement.dataset.root || "";  // where the API is mounted
 const STATES = ["waiting", "active", "delayed", "completed", "failed", "waiting-children"];
 const VIEWS = [...STATES, "dead letters", "schedules", "workers", "groups"];
 const EVENTS = ["added", "delayed", "waiting", "waiting-children", "active", "progress", "completed",
@@ -28,9 +29,9 @@ function el(tag, attrs = {}, ...children) {
 }
 
 async function api(path, options = {}) {
-  const response = await fetch(path, { credentials: "same-origin", ...options,
+  const response = await fetch(ROOT + path, { credentials: "same-origin", ...options,
     headers: { "content-type": "application/json", ...(options.headers || {}) } });
-  if (response.status === 401) { window.location = "/dashboard/login"; throw new Error("signed out"); }
+  if (response.status === 401) { window.location = `${ROOT}/dashboard/login`; throw new Error("signed out"); }
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail; } catch (_) { /* not JSON */ }
@@ -47,7 +48,7 @@ const json = (v) => JSON.stringify(v, null, 2);
 
 function connectQueues() {
   const live = document.getElementById("live");
-  const source = new EventSource("/api/live/queues");
+  const source = new EventSource(`${ROOT}/api/live/queues`);
   source.addEventListener("open", () => { live.textContent = "live"; live.classList.add("on"); });
   source.addEventListener("error", () => { live.textContent = "reconnecting"; live.classList.remove("on"); });
   source.addEventListener("queues", (event) => {
@@ -80,7 +81,7 @@ function current() { return ui.queues.find((queue) => queue.name === ui.queue); 
 function selectQueue(name) {
   ui.queue = name; ui.view = "waiting"; ui.start = 0; ui.job = null;
   if (ui.events) ui.events.close();
-  ui.events = new EventSource(`/api/queues/${q(name)}/events`);
+  ui.events = new EventSource(`${ROOT}/api/queues/${q(name)}/events`);
   for (const type of EVENTS) ui.events.addEventListener(type, (event) => onJobEvent(type, event));
   renderQueues(); renderQueue(); renderDetail();
 }
