@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     upstream_retry_delay: float = Field(default=0.25, ge=0)
     ticketmaster_spike_wait: float = Field(default=1.0, ge=0)
     setlistfm_backoff: float = Field(default=2.0, ge=0)
+    #: Seconds a worker's lock on a job lasts unless renewed (a crashed
+    #: worker's jobs run again this long after the crash).
+    lock_duration: float = Field(default=10.0, gt=0)
     #: First retry delay of a failed import job, doubling up to 2 minutes.
     retry_backoff: float = Field(default=2.0, gt=0)
 

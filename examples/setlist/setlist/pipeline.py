@@ -109,7 +109,10 @@ class Services:
         client = http or httpx.AsyncClient(timeout=settings.http_timeout)
 
         def limiter(name: str, rate: int) -> Limiter:
-            return Limiter(redis, f"setlist-{name}", RateLimit(rate, per=1.0), max_wait=5.0)
+            # A slot is taken when a request leaves; the upstream counts it
+            # when it arrives, and network jitter can bunch arrivals: 10 %
+            # of margin keeps them inside the upstream's window.
+            return Limiter(redis, f"setlist-{name}", RateLimit(rate, per=1.1), max_wait=5.0)
 
         return cls(
             settings=settings,
@@ -233,10 +236,11 @@ class Pipeline:
         self.services = services
         store = services.store
         backoff = Exponential(services.settings.retry_backoff, max=120.0)
-        imports = app.queue(IMPORT_QUEUE, concurrency=20)
-        tm_queue = app.queue(TICKETMASTER_QUEUE, concurrency=8, lock_duration=30.0)
-        sp_queue = app.queue(SPOTIFY_QUEUE, concurrency=8, lock_duration=30.0)
-        maintenance = app.queue(MAINTENANCE_QUEUE, concurrency=2, lock_duration=60.0)
+        lock = services.settings.lock_duration
+        imports = app.queue(IMPORT_QUEUE, concurrency=20, lock_duration=lock)
+        tm_queue = app.queue(TICKETMASTER_QUEUE, concurrency=8, lock_duration=lock)
+        sp_queue = app.queue(SPOTIFY_QUEUE, concurrency=8, lock_duration=lock)
+        maintenance = app.queue(MAINTENANCE_QUEUE, concurrency=2, lock_duration=lock)
         self.imports, self.maintenance = imports, maintenance
 
         @imports.task(attempts=4, backoff=backoff)

@@ -1,0 +1,200 @@
+"""``setlist``: run the app.
+
+- ``setlist up``: everything offline in one process: a private Redis (AOF
+  on) unless ``REDIS_URL``/``REDIS_HOST`` is set, SQLite unless
+  ``DATABASE_URL`` is set, the fake upstream APIs, the workers and the
+  scheduler, the API with its pages, and Conveyor's dashboard at
+  ``/conveyor/dashboard``. ``--demo`` imports the three fixture artists.
+- ``setlist worker`` / ``setlist api`` / ``setlist fake`` / ``setlist
+  migrate``: the parts, for running them as separate processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Awaitable, Callable, Generator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from conveyor import Conveyor, RedisSettings, connect
+from conveyor.server import create_app
+from conveyor.testing import RedisServer
+from setlist.api import create_api
+from setlist.config import Settings
+from setlist.db import database_url, migrate
+from setlist.fake.fixtures import build_artists
+from setlist.fake.server import FakeConfig, FakeState, create_fake
+from setlist.pipeline import Pipeline, Services
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help="The setlist reference app on Conveyor.")
+console = Console()
+DATA = Path(os.environ.get("SETLIST_DATA", ".setlist"))
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ours stop everything, in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _serve(app: Any, host: str, port: int) -> _Server:
+    return _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+
+
+def _on_signals(stop: Callable[[], Any]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+
+
+def _sqlite_default() -> str:
+    if os.environ.get("DATABASE_URL"):
+        return database_url()
+    DATA.mkdir(parents=True, exist_ok=True)
+    return database_url(f"sqlite:///{DATA.resolve() / 'setlist.db'}")
+
+
+async def _started(server: _Server) -> None:
+    for _ in range(500):
+        if server.started:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def _run(body: Callable[[Conveyor, Pipeline], Awaitable[None]], settings: Settings, url: str) -> None:
+    redis = connect(url)
+    db = _sqlite_default()
+    await migrate(db)
+    app = Conveyor(redis)
+    services = Services.create(redis, settings=settings, database_url=db)
+    try:
+        await body(app, Pipeline(app, services))
+    finally:
+        await services.aclose()
+        await redis.aclose()
+
+
+def _redis(run: Callable[[str], None]) -> None:
+    """Runs with the configured Redis, or a private one for the duration."""
+    configured = RedisSettings()
+    if configured.is_configured():
+        run(configured.resolved_url())
+        return
+    data = DATA / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    with RedisServer(data_dir=data, appendonly=True) as server:
+        console.print(f"started a private redis-server (AOF on) at {server.url}, data in {data}")
+        run(server.url)
+    console.print("redis-server stopped")
+
+
+@cli.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address of the app and the fake APIs.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the app (pages, API, dashboard).")] = 8700,
+    fake_port: Annotated[int, typer.Option(help="Port of the fake upstream APIs.")] = 8790,
+    demo: Annotated[bool, typer.Option(help="Import the three fixture artists at start.")] = True,
+    latency_ms: Annotated[float, typer.Option(help="Latency the fake APIs add to each answer.")] = 20.0,
+) -> None:
+    """Runs the whole app offline, with the fake upstream APIs."""
+    fake_base = f"http://{host}:{fake_port}"
+    settings = Settings.for_fake(fake_base)
+    artists = build_artists()
+
+    async def body(app: Conveyor, pipeline: Pipeline) -> None:
+        fake = create_fake(FakeState(artists, FakeConfig(latency_ms=latency_ms, enforce_limits=True)))
+        api = create_api(pipeline, dashboard=create_app(app.redis))
+        servers = [_serve(fake, host, fake_port), _serve(api, host, port)]
+        stop = asyncio.Event()
+        _on_signals(stop.set)
+        async with asyncio.TaskGroup() as group:
+            for server in servers:
+                group.create_task(server.serve())
+            worker = group.create_task(app.run_worker(scheduler=True))
+            for server in servers:
+                await _started(server)
+            console.print(f"app:        [bold]http://{host}:{port}/[/bold]")
+            console.print(f"dashboard:  http://{host}:{port}/conveyor/dashboard")
+            console.print(f"API docs:   http://{host}:{port}/docs")
+            console.print(f"fake APIs:  {fake_base} (counters at {fake_base}/_fake/counters)")
+            if demo:
+                for artist in artists.values():
+                    started = await pipeline.start(artist.attraction_id)
+                    if started is not None:
+                        console.print(f"importing {artist.name}: http://{host}:{port}/artists/{started[1]}")
+            console.print("Ctrl-C stops everything")
+            await stop.wait()
+            console.print("stopping")
+            await app.close(grace=10)
+            await worker
+            for server in servers:
+                server.should_exit = True
+
+    _redis(lambda url: asyncio.run(_run(body, settings, url)))
+
+
+@cli.command()
+def worker(
+    scheduler: Annotated[bool, typer.Option(help="Also fire the app's schedules.")] = True,
+    concurrency: Annotated[int | None, typer.Option(help="Jobs at a time per queue.")] = None,
+) -> None:
+    """Works the import queues (``REDIS_URL``, ``DATABASE_URL``, ``SETLIST_*``)."""
+
+    async def body(app: Conveyor, pipeline: Pipeline) -> None:
+        _on_signals(lambda: asyncio.ensure_future(app.close()))
+        console.print(f"worker on {', '.join(app.queues)}")
+        await app.run_worker(concurrency=concurrency, scheduler=scheduler)
+
+    asyncio.run(_run(body, Settings(), RedisSettings().resolved_url()))
+
+
+@cli.command()
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8700,
+) -> None:
+    """Serves the API, the pages and Conveyor's dashboard."""
+
+    async def body(app: Conveyor, pipeline: Pipeline) -> None:
+        server = _serve(create_api(pipeline, dashboard=create_app(app.redis)), host, port)
+        _on_signals(lambda: setattr(server, "should_exit", True))
+        await server.serve()
+
+    asyncio.run(_run(body, Settings(), RedisSettings().resolved_url()))
+
+
+@cli.command()
+def fake(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8790,
+    latency_ms: Annotated[float, typer.Option()] = 0.0,
+    profile: Annotated[str, typer.Option(help="Spotify profile: extended or development.")] = "extended",
+    enforce_limits: Annotated[bool, typer.Option(help="Answer 429 past 5/s and 2/s.")] = True,
+) -> None:
+    """Serves the fake Ticketmaster, Spotify and setlist.fm APIs."""
+    config = FakeConfig(latency_ms=latency_ms, spotify_profile=profile, enforce_limits=enforce_limits)  # type: ignore[arg-type]
+    uvicorn.run(create_fake(FakeState(build_artists(), config)), host=host, port=port, log_level="warning")
+
+
+@cli.command(name="migrate")
+def migrate_command() -> None:
+    """Brings the database schema up to date."""
+    asyncio.run(migrate(_sqlite_default()))
+    console.print("schema up to date")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()
