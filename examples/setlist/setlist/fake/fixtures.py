@@ -451,12 +451,16 @@ def _setlists(artist: FakeArtist, rng: random.Random, count: int) -> list[FakeSe
     return out
 
 
-def build_artists() -> dict[str, FakeArtist]:
-    """The three fixture artists, keyed by ``key`` (same output every call)."""
+def build_artists(crowd: int = 0) -> dict[str, FakeArtist]:
+    """The three fixture artists, plus ``crowd`` small ones (30 shows, two
+    albums; for load tests), keyed by ``key`` (same output every call)."""
     specs = [
         ("prolific", "Neon Harbor", 1_262, 24, 14, 11, 64, 88, 4_200_000),
         ("midsize", "Velvet Echo", 240, 4, 4, 10, 25, 61, 380_000),
         ("sparse", "Quiet Satellite", 0, 0, 0, 0, 0, 12, 900),
+    ]
+    specs += [
+        (f"{n:03d}crowd", f"Crowd Act {n}", 30, 1, 2, 8, 5, 30 + n % 50, 5_000 + n) for n in range(crowd)
     ]
     artists = {}
     for key, name, events, add_ons, albums, per_album, setlists, popularity, followers in specs:
