@@ -57,6 +57,22 @@ async def test_finishing_ends_the_stage_and_leaves_the_active_list(bus: Progress
     assert [s.subject for s in await bus.active()] == ["b"]
 
 
+async def test_side_by_side_reporters_merge_and_never_move_the_bar_back(
+    bus: ProgressBus, clock: ManualClock
+) -> None:
+    await bus.report("import-1", "shows", 40, shows_done=0.6, monotonic=True, merge=True)
+    late = await bus.report("import-1", "catalog", 30, catalog_done=0.2, monotonic=True, merge=True)
+    assert late.percent == 40  # a reporter that read an older status does not pull the bar back
+    assert late.extra == {"shows_done": 0.6, "catalog_done": 0.2}
+    replaced = await bus.report("import-1", "catalog", 35, catalog_done=0.3)
+    assert (replaced.percent, replaced.extra) == (35, {"catalog_done": 0.3})  # the defaults replace
+    await bus.report("import-1", "completed", 100)
+    clock.advance(5)
+    again = await bus.report("import-1", "initializing", 0, restart=True, monotonic=True, merge=True)
+    assert (again.percent, again.extra, [s.name for s in again.stages]) == (0, {}, ["initializing"])
+    assert not again.finished and again.started_at == again.updated_at
+
+
 async def test_statuses_expire_after_the_retention(redis: aredis.Redis, queue_name: str) -> None:
     bus = ProgressBus(redis, namespace=queue_name, retention=0.05)
     await bus.report("short-lived", "work", 10)

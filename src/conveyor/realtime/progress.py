@@ -124,14 +124,21 @@ class ProgressBus:
         *,
         job_id: str | None = None,
         finished: bool | None = None,
+        restart: bool = False,
+        monotonic: bool = False,
+        merge: bool = False,
         **extra: Any,
     ) -> ProgressStatus:
         """Records and publishes the subject's status. ``percent`` is 0 to 100.
         The subject ends (leaves ``active()``) at 100 %, on a final stage
         (``done``, ``completed``, ``failed``, ``error``, ``cancelled``) or
-        with ``finished=True``. Raises InvalidJobOptions on an empty subject or
-        stage or a percent out of range, PayloadError on extra values that
-        are not JSON; nothing is written then."""
+        with ``finished=True``. ``restart`` begins a new run of the subject
+        (stage timings and start time start over); while the subject runs,
+        ``monotonic`` keeps its percent from going down and ``merge`` adds
+        ``extra`` to the stored extra instead of replacing it (reporters
+        working side by side). Raises InvalidJobOptions on an empty subject
+        or stage or a percent out of range, PayloadError on extra values
+        that are not JSON; nothing is written then."""
         if not subject or not stage:
             raise InvalidJobOptions("subject and stage must be non-empty")
         if not isinstance(percent, int | float) or math.isnan(percent) or not 0 <= percent <= 100:
@@ -152,6 +159,7 @@ class ProgressBus:
                 self.retention_ms,
                 self._channel(subject),
                 "1" if finished else "0",
+                ("r" if restart else "") + ("m" if monotonic else "") + ("x" if merge else ""),
             ],
         )
         return ProgressStatus.from_json(raw)
@@ -224,13 +232,35 @@ class ProgressReporter:
         self.job = job
         self.percent = 0.0
 
-    async def report(self, stage: str, percent: float, message: str = "", **extra: Any) -> ProgressStatus:
+    async def report(
+        self,
+        stage: str,
+        percent: float,
+        message: str = "",
+        *,
+        restart: bool = False,
+        monotonic: bool = False,
+        merge: bool = False,
+        **extra: Any,
+    ) -> ProgressStatus:
+        """Reports on the subject (see :meth:`ProgressBus.report`) and
+        mirrors the resulting status on the job."""
         status = await self.bus.report(
-            self.subject, stage, percent, message, job_id=self.job.id if self.job else None, **extra
+            self.subject,
+            stage,
+            percent,
+            message,
+            job_id=self.job.id if self.job else None,
+            restart=restart,
+            monotonic=monotonic,
+            merge=merge,
+            **extra,
         )
         self.percent = status.percent
         if self.job is not None:
-            await self.job.update_progress({"stage": stage, "percent": percent, "message": message, **extra})
+            await self.job.update_progress(
+                {"stage": stage, "percent": status.percent, "message": message, **status.extra}
+            )
         return status
 
     async def finish(self, message: str = "done", **extra: Any) -> ProgressStatus:

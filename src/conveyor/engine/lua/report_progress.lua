@@ -6,16 +6,22 @@
 -- KEYS: 1 status key, 2 active index (zset: subject -> updated at)
 -- ARGV: 1 subject, 2 stage, 3 percent (0-100), 4 message, 5 extra (JSON
 --       object), 6 job id or '', 7 now ('' = Redis TIME), 8 retention ms,
---       9 channel, 10 finished ('1' when this report ends the subject)
+--       9 channel, 10 finished ('1' when this report ends the subject),
+--       11 options: 'r' restarts the subject (a new run: the stored status
+--       is dropped), 'm' keeps percent from going down while the subject
+--       runs, 'x' merges extra into the stored extra (concurrent reporters
+--       each keep their own keys)
 -- Returns: the status JSON that was stored and published
 --@include now
 
 local now = now_ms(ARGV[7])
+local options = ARGV[11] or ''
 local status = {}
 local raw = redis.call('GET', KEYS[1])
-if raw then
+if raw and not string.find(options, 'r', 1, true) then
   status = cjson.decode(raw)
 end
+local running = status['stage'] ~= nil and not status['finished']
 local stage = ARGV[2]
 local stages = status['stages'] or {}
 local order = status['order'] or {}
@@ -30,6 +36,16 @@ if status['stage'] ~= stage then
   end
 end
 local percent = tonumber(ARGV[3])
+if running and string.find(options, 'm', 1, true) and tonumber(status['percent']) > percent then
+  percent = tonumber(status['percent'])
+end
+local extra = cjson.decode(ARGV[5])
+if running and string.find(options, 'x', 1, true) and type(status['extra']) == 'table' then
+  for k, v in pairs(extra) do
+    status['extra'][k] = v
+  end
+  extra = status['extra']
+end
 local started = status['started_at'] or now
 local eta = cjson.null
 if percent > 0 and percent < 100 then
@@ -43,7 +59,7 @@ if finished and stages[stage]['ended_at'] == nil then
 end
 status = {
   subject = ARGV[1], stage = stage, percent = percent, message = ARGV[4],
-  extra = cjson.decode(ARGV[5]), job_id = (ARGV[6] ~= '' and ARGV[6]) or status['job_id'] or cjson.null,
+  extra = extra, job_id = (ARGV[6] ~= '' and ARGV[6]) or status['job_id'] or cjson.null,
   stages = stages, order = order, started_at = started, updated_at = now,
   eta_seconds = eta, finished = finished,
 }
