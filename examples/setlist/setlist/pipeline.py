@@ -62,7 +62,8 @@ SPOTIFY_QUEUE = "setlist-spotify"
 MAINTENANCE_QUEUE = "setlist-maintenance"
 QUEUES = (IMPORT_QUEUE, TICKETMASTER_QUEUE, SPOTIFY_QUEUE, MAINTENANCE_QUEUE)
 
-#: Share of the progress bar each side-by-side phase fills (10 to 90 %).
+#: Share of the progress bar each side-by-side phase fills (10 to 90 %);
+#: each one's fraction done is kept in the status as ``<phase>_done``.
 PHASE_WEIGHTS = {"shows": 45.0, "catalog": 35.0}
 #: An import whose status has not moved for this long is taken for dead
 #: and may be started again.
@@ -170,23 +171,29 @@ class ImportProgress:
         self.reporter = ctx.reporter(subject(artist_id))
 
     async def report(self, stage: str, fraction: float, message: str, *, persist: bool = False) -> float:
-        bus = self.ctx.app.progress
-        current = await bus.get(subject(self.artist_id))
-        phases: dict[str, float] = {}
-        if current is not None and not current.finished and isinstance(current.extra.get("phases"), dict):
-            phases = {str(k): float(v) for k, v in current.extra["phases"].items()}
+        fraction = max(0.0, min(1.0, fraction))
         if stage in PHASE_WEIGHTS:
-            phases[stage] = max(phases.get(stage, 0.0), min(1.0, fraction))
-            percent = 10 + sum(w * phases.get(p, 0.0) for p, w in PHASE_WEIGHTS.items())
+            # Each side-by-side phase stores its own fraction (merged into
+            # the status atomically) and the bar never moves back, whatever
+            # order the two phases' reports land in.
+            current = await self.ctx.app.progress.get(subject(self.artist_id))
+            done = dict(current.extra) if current is not None and not current.finished else {}
+            done[f"{stage}_done"] = fraction
+            percent = 10 + sum(w * float(done.get(f"{p}_done", 0.0)) for p, w in PHASE_WEIGHTS.items())
+            status = await self.reporter.report(
+                stage, round(percent, 1), message, monotonic=True, merge=True, **{f"{stage}_done": fraction}
+            )
         elif stage == "initializing":
-            phases, percent = {}, 10 * fraction
+            status = await self.reporter.report(
+                stage, round(10 * fraction, 1), message, monotonic=True, merge=True
+            )
         else:  # wrap-up
-            percent = 90 + 9 * fraction
-        percent = round(percent, 1)
-        await self.reporter.report(stage, percent, message, phases=phases)
+            status = await self.reporter.report(stage, round(90 + 9 * fraction, 1), message, monotonic=True)
         if persist:
-            await self.store.set_status(self.artist_id, stage, int(percent), message, job_id=self.ctx.id)
-        return percent
+            await self.store.set_status(
+                self.artist_id, stage, int(status.percent), message, job_id=self.ctx.id
+            )
+        return status.percent
 
     async def complete(self, message: str, **extra: Any) -> None:
         await self.reporter.report("completed", 100, message, **extra)
@@ -336,7 +343,7 @@ class Pipeline:
             if status is None or _aware(status.updated_at) > datetime.now(UTC) - STUCK_AFTER:
                 return artist.id, artist.slug, None
         await store.set_status(artist.id, "initializing", 0, "Import queued")
-        await self.app.progress.report(subject(artist.id), "initializing", 0, "Import queued", phases={})
+        await self.app.progress.report(subject(artist.id), "initializing", 0, "Import queued", restart=True)
         job = await self.bootstrap.with_options(
             job_id=f"import-{artist.id}-{int(time.time() * 1000)}", dedup_key=f"import-{artist.id}"
         ).enqueue(artist.id)
