@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -252,27 +252,19 @@ class Pipeline:
 
         @imports.task(attempts=4, backoff=backoff)
         async def bootstrap(ctx: TaskContext, artist_id: str) -> dict[str, Any]:
-            progress = ImportProgress(ctx, store, artist_id)
-            async with failures_recorded(progress, "identity"):
-                return await self._bootstrap(progress)
+            return await self._phase(ctx, artist_id, "identity", self._bootstrap)
 
         @tm_queue.task(attempts=5, backoff=backoff)
         async def sync_shows(ctx: TaskContext, artist_id: str) -> dict[str, Any]:
-            progress = ImportProgress(ctx, store, artist_id)
-            async with failures_recorded(progress, "shows"):
-                return await self._sync_shows(progress)
+            return await self._phase(ctx, artist_id, "shows", self._sync_shows)
 
         @sp_queue.task(attempts=5, backoff=backoff)
         async def sync_catalog(ctx: TaskContext, artist_id: str) -> dict[str, Any]:
-            progress = ImportProgress(ctx, store, artist_id)
-            async with failures_recorded(progress, "catalog"):
-                return await self._sync_catalog(progress)
+            return await self._phase(ctx, artist_id, "catalog", self._sync_catalog)
 
         @imports.task(attempts=4, backoff=backoff)
         async def wrap_up(ctx: TaskContext, artist_id: str) -> dict[str, Any]:
-            progress = ImportProgress(ctx, store, artist_id)
-            async with failures_recorded(progress, "wrap-up"):
-                return await self._wrap_up(progress)
+            return await self._phase(ctx, artist_id, "wrap-up", self._wrap_up)
 
         @tm_queue.task(name="resync_shows", attempts=3, backoff=backoff)
         async def resync_shows(ctx: TaskContext, artist_id: str) -> dict[str, Any]:
@@ -350,6 +342,18 @@ class Pipeline:
         return artist.id, artist.slug, job
 
     # -- phases ------------------------------------------------------------
+
+    async def _phase(
+        self,
+        ctx: TaskContext,
+        artist_id: str,
+        name: str,
+        step: Callable[[ImportProgress], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """Runs one phase of an artist's import, its failures recorded."""
+        progress = ImportProgress(ctx, self.services.store, artist_id)
+        async with failures_recorded(progress, name):
+            return await step(progress)
 
     async def _bootstrap(self, progress: ImportProgress) -> dict[str, Any]:
         s = self.services

@@ -132,7 +132,15 @@ class Env:
         (retries and rate-limit holds included)."""
         started = await self.pipeline.start(attraction_id)
         assert started is not None
-        artist_id = started[0]
+        await self.work_until_finished(started[0], within)
+        # the failed parent of a failed child is settled by the worker: let
+        # it finish what it was doing
+        await self.app.run_worker(burst=True)
+        return started[0]
+
+    async def work_until_finished(self, artist_id: str, within: float = 60.0) -> None:
+        """Runs workers until the artist's import ends (retries and
+        rate-limit holds included)."""
         worker = asyncio.create_task(self.app.run_worker())
         try:
             async with asyncio.timeout(within):
@@ -142,10 +150,6 @@ class Env:
         finally:
             await self.app.close()
             await worker
-        # the failed parent of a failed child is settled by the worker: let
-        # it finish what it was doing
-        await self.app.run_worker(burst=True)
-        return artist_id
 
 
 @pytest.fixture

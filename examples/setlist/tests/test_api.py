@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 from conftest import Env
 from setlist.api import create_api
 from setlist.models import Artist
-from setlist.pipeline import subject
 
 
 @pytest.fixture
@@ -30,19 +29,6 @@ async def client(env: Env) -> AsyncIterator[httpx.AsyncClient]:
 async def artist_rows(env: Env) -> int:
     async with env.services.store.sessions() as session:
         return int((await session.execute(select(func.count()).select_from(Artist))).scalar_one())
-
-
-async def work(env: Env, artist_id: str) -> None:
-    """Runs workers until the artist's import ends."""
-    worker = asyncio.create_task(env.app.run_worker())
-    try:
-        async with asyncio.timeout(60):
-            async for status in env.app.progress.subscribe(subject(artist_id)):
-                if status.finished:
-                    break
-    finally:
-        await env.app.close()
-        await worker
 
 
 @pytest.mark.parametrize(
@@ -84,7 +70,7 @@ async def test_an_import_starts_at_once_and_its_page_fills_in(env: Env, client: 
     status = (await client.get(f"/api/artists/{started['artistId']}/status")).json()
     assert (status["stage"], status["finished"]) == ("initializing", False)
 
-    await work(env, started["artistId"])
+    await env.work_until_finished(started["artistId"])
 
     page = await client.get(f"/api/artists/{started['slug']}")  # the phase-1 slug still resolves
     assert page.status_code == 200 and page.headers["x-cache"] == "miss"
@@ -125,7 +111,7 @@ async def test_progress_streams_over_server_sent_events(env: Env) -> None:
                         events.append(json.loads(line[5:]))
 
         reader = asyncio.create_task(read())
-        await work(env, started["artistId"])
+        await env.work_until_finished(started["artistId"])
         async with asyncio.timeout(10):
             await reader  # the stream ends after the final event
     stages = [e["stage"] for e in events]
