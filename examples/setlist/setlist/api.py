@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -78,11 +77,7 @@ def create_api(pipeline: Pipeline, *, dashboard: Any | None = None) -> FastAPI:
     store = services.store
     bus: ProgressBus = pipeline.app.progress
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-
-    api = FastAPI(title="Setlist", version="0.1.0", lifespan=lifespan)
+    api = FastAPI(title="Setlist", version="0.1.0")
 
     async def find(key: str) -> Artist:
         artist = await store.artist(key)
@@ -118,9 +113,7 @@ def create_api(pipeline: Pipeline, *, dashboard: Any | None = None) -> FastAPI:
     async def import_artist(body: ImportRequest) -> ImportStarted:
         """Phase 1: the artist row at once, the import queued (or the one
         under way reported)."""
-        started = await pipeline.start(body.tm_attraction_id)
-        assert started is not None
-        artist_id, slug, job = started
+        artist_id, slug, job = await pipeline.start(body.tm_attraction_id)
         return ImportStarted(
             artistId=artist_id, slug=slug, jobId=job.id if job else None, started=job is not None
         )

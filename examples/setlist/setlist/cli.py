@@ -128,9 +128,8 @@ def up(
             console.print(f"fake APIs:  {fake_base} (counters at {fake_base}/_fake/counters)")
             if demo:
                 for artist in artists.values():
-                    started = await pipeline.start(artist.attraction_id)
-                    if started is not None:
-                        console.print(f"importing {artist.name}: http://{host}:{port}/artists/{started[1]}")
+                    _, slug, _ = await pipeline.start(artist.attraction_id)
+                    console.print(f"importing {artist.name}: http://{host}:{port}/artists/{slug}")
             console.print("Ctrl-C stops everything")
             await stop.wait()
             console.print("stopping")

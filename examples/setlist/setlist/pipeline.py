@@ -292,7 +292,7 @@ class Pipeline:
             """Re-imports the most trending artists in full (the daily deep sync)."""
             started = []
             for artist in await store.artists(order="trending", limit=top):
-                if await self.start(artist.tm_attraction_id) is not None:
+                if (await self.start(artist.tm_attraction_id))[2] is not None:
                     started.append(artist.id)
             return {"started": len(started)}
 
@@ -324,7 +324,7 @@ class Pipeline:
 
     # -- starting an import -------------------------------------------------
 
-    async def start(self, tm_attraction_id: str) -> tuple[str, str, Job | None] | None:
+    async def start(self, tm_attraction_id: str) -> tuple[str, str, Job | None]:
         """Phase 1: the artist row (a placeholder when new) and the import
         job. Returns the artist id, its slug and the job (None when an
         import of the artist is already under way)."""

@@ -15,6 +15,7 @@ from servers import serving
 from sqlalchemy import func, select
 
 from conftest import Env
+from conveyor import JobState
 from setlist.api import create_api
 from setlist.models import Artist
 
@@ -170,3 +171,18 @@ async def test_the_schedules_are_declared(env: Env) -> None:
         "setlist-deep-sync": "30 3 * * *",
         "setlist-cleanup": "0 4 * * 0",
     }
+
+
+async def test_the_deep_sync_restarts_trending_artists_once(env: Env) -> None:
+    for key in ("midsize", "sparse"):
+        await env.import_artist(key)
+    maintenance = env.app.queues["setlist-maintenance"].queue
+    results = []
+    for _ in range(2):  # the second run finds both imports under way
+        job = await env.pipeline.deep_sync_trending.enqueue(top=5)
+        await env.app.run_worker(["setlist-maintenance"], burst=True)
+        done = await maintenance.get_job(job.id)
+        assert done is not None
+        results.append(done.result)
+    assert results == [{"started": 2}, {"started": 0}]
+    assert len(await env.app.queues["setlist-import"].queue.get_jobs(JobState.WAITING)) == 2
