@@ -19,36 +19,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
-import uvicorn
 
 from conveyor import Conveyor, connect
-from conveyor.testing import RedisServer, free_port
+from conveyor.testing import RedisServer, serving
 from setlist.api import create_api
 from setlist.config import Settings
 from setlist.db import migrate
 from setlist.fake.fixtures import build_artists
 from setlist.fake.server import FakeConfig, FakeState, create_fake
 from setlist.pipeline import Pipeline, Services, subject
-
-
-async def serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
-        await asyncio.sleep(0.01)
-    return server, task, f"http://127.0.0.1:{port}"
 
 
 async def requests_by_service(http: httpx.AsyncClient, fake: str) -> dict[str, int]:
@@ -69,15 +57,16 @@ async def wait_finished(app: Conveyor, artist_ids: list[str]) -> None:
 async def main(latency_ms: float, crowd: int, db: str | None) -> None:
     artists = build_artists(crowd)
     with RedisServer() as redis_server, tempfile.TemporaryDirectory() as tmp:
+        servers = contextlib.AsyncExitStack()
         database = db or f"sqlite:///{Path(tmp) / 'bench.db'}"
         await migrate(database)
         redis = connect(redis_server.url)
         state = FakeState(artists, FakeConfig(latency_ms=latency_ms, enforce_limits=True))
-        fake_server, fake_task, fake = await serve(create_fake(state))
+        fake = await servers.enter_async_context(serving(create_fake(state)))
         app = Conveyor(redis)
         services = Services.create(redis, settings=Settings.for_fake(fake), database_url=database)
         pipeline = Pipeline(app, services)
-        api_server, api_task, api = await serve(create_api(pipeline))
+        api = await servers.enter_async_context(serving(create_api(pipeline)))
         worker = asyncio.create_task(app.run_worker())
         http = httpx.AsyncClient(timeout=60)
         try:
@@ -111,6 +100,8 @@ async def main(latency_ms: float, crowd: int, db: str | None) -> None:
                 ("setlist-spotify", f"{job_id}-catalog"),
                 ("setlist-import", f"{job_id}-wrap"),
             ):
+                # the import reports "completed" from inside the wrap-up job
+                await app.queues[queue].queue.wait_until_finished(name, timeout=30)
                 job = await app.queues[queue].queue.get_job(name)
                 assert job is not None and job.started_at and job.finished_at
                 phases[f"{job.name} job"] = (job.finished_at - job.started_at).total_seconds()
@@ -175,9 +166,7 @@ async def main(latency_ms: float, crowd: int, db: str | None) -> None:
             await http.aclose()
             await app.close()
             await worker
-            for server in (api_server, fake_server):
-                server.should_exit = True
-            await asyncio.gather(api_task, fake_task)
+            await servers.aclose()
             await services.aclose()
             await redis.aclose()
 

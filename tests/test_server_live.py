@@ -15,7 +15,7 @@ import redis.asyncio as aredis
 from conveyor import Queue
 from conveyor.realtime.progress import ProgressBus
 from conveyor.server import create_app
-from webserver import serving
+from conveyor.testing import serving
 
 
 @pytest.fixture

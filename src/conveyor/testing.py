@@ -1,8 +1,10 @@
 """Helpers for tests, benchmarks and the demo: a private ``redis-server`` on
-a free port, started and stopped by the caller."""
+a free port, started and stopped by the caller, and an ASGI app served on a
+free port."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import shutil
@@ -11,10 +13,35 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+import uvicorn
 
 from conveyor.errors import ConnectionFailed
+
+
+@asynccontextmanager
+async def serving(app: Any, *, within: float = 10.0) -> AsyncIterator[str]:
+    """Runs the ASGI ``app`` under uvicorn on a free loopback port (for real
+    HTTP: streams, a browser, another process); yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(within):
+            while not server.started:
+                if task.done():
+                    await task  # it failed to start: raise why
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 def free_port() -> int:

@@ -24,12 +24,13 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import redis.asyncio as aredis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conveyor import (
     Conveyor,
@@ -94,7 +95,8 @@ class Services:
     ticketmaster: TicketmasterClient
     spotify: SpotifyClient
     setlistfm: SetlistFmClient
-    _owned: list[Any] = field(default_factory=list)
+    engine: AsyncEngine
+    owns_http: bool = True
 
     @classmethod
     def create(
@@ -145,15 +147,15 @@ class Services:
                 retry_delay=settings.upstream_retry_delay,
                 backoff=settings.setlistfm_backoff,
             ),
-            _owned=[engine] + ([] if http else [client]),
+            engine=engine,
+            owns_http=http is None,
         )
 
     async def aclose(self) -> None:
-        for owned in self._owned:
-            if isinstance(owned, httpx.AsyncClient):
-                await owned.aclose()
-            else:
-                await owned.dispose()
+        """Closes the database engine, and the HTTP client if it made it."""
+        await self.engine.dispose()
+        if self.owns_http:
+            await self.http.aclose()
 
     async def drop_caches(self, artist_id: str) -> None:
         await self.redis.delete(artist_cache_key(artist_id), TRENDING_CACHE_KEY)

@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from servers import serving
 from sqlalchemy import func, select
 
 from conftest import Env
 from conveyor import JobState
+from conveyor.testing import serving
 from setlist.api import create_api
 from setlist.models import Artist
 

@@ -12,11 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from servers import serving
 from test_import import table_counts
 
 from conftest import FAST, Env
-from conveyor.testing import RedisServer
+from conveyor.testing import RedisServer, serving
 from setlist.fake.server import FakeConfig, FakeState, create_fake
 from setlist.pipeline import subject
 

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
-from servers import serving
 
 from conftest import Env
+from conveyor.testing import serving
 from setlist.api import create_api
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
