@@ -69,6 +69,8 @@ PHASE_WEIGHTS = {"shows": 45.0, "catalog": 35.0}
 #: An import whose status has not moved for this long is taken for dead
 #: and may be started again.
 STUCK_AFTER = timedelta(minutes=15)
+#: A shows sync younger than this is not redone by the 6-hourly resync.
+RESYNC_FRESH = timedelta(hours=1)
 CACHE_PREFIX = "setlist:cache"
 
 
@@ -272,9 +274,11 @@ class Pipeline:
         async def resync_shows(ctx: TaskContext, artist_id: str) -> dict[str, Any]:
             """Shows only, for an artist already imported (the 6-hourly resync)."""
             try:
-                return await self._fetch_shows(artist_id, None)
+                result = await self._fetch_shows(artist_id, None)
             except Throttled as exc:
                 raise RateLimited(exc.retry_after, str(exc)) from None
+            await self.services.drop_caches(artist_id)  # the artist page shows them
+            return result
 
         @maintenance.task(attempts=2)
         async def compute_trending(ctx: TaskContext) -> dict[str, Any]:
@@ -282,8 +286,10 @@ class Pipeline:
 
         @maintenance.task(attempts=2)
         async def resync_active(ctx: TaskContext) -> dict[str, Any]:
-            """Queues a shows resync of each imported artist with upcoming shows."""
-            ids = await store.artist_ids(status="complete")
+            """Queues a shows resync of each imported artist whose shows were
+            not synced within the last hour (a fresh import needs none)."""
+            fresh = datetime.now(UTC) - RESYNC_FRESH
+            ids = await store.artist_ids(status="complete", synced_before=fresh)
             slot = int(time.time() // (6 * 3600))
             for artist_id in ids:
                 await resync_shows.with_options(job_id=f"resync-{artist_id}-{slot}").enqueue(artist_id)

@@ -1,0 +1,109 @@
+"""``setlist up``, the one command, as a user runs it: a process that starts
+its own Redis, the fake APIs, the workers and the app, imports the fixture
+artists, and stops everything (its Redis included) on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from conveyor.testing import free_port
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Output:
+    """The process's output, read on a thread as it comes."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert process.stdout is not None
+        self._stream = process.stdout
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, within: float) -> None:
+        deadline = time.monotonic() + within
+        while not any(text in line for line in self.lines):
+            assert time.monotonic() < deadline, f"no {text!r} in:\n" + "\n".join(self.lines)
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._thread.join(timeout=10)
+        self._stream.close()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def test_setlist_up_runs_the_demo_and_stops_everything(tmp_path: Path) -> None:
+    port, fake_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_URL", "SETLIST_"))}
+    env.update(SETLIST_DATA=str(tmp_path / "data"), PYTHONUNBUFFERED="1", COLUMNS="200")
+    command = [sys.executable, "-m", "setlist.cli", "up", "--port", str(port), "--fake-port", str(fake_port)]
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output = Output(process)
+    try:
+        output.wait_for("Ctrl-C stops everything", within=60)
+        redis_port = int(re.findall(r"redis-server \(AOF on\) at redis://[\w.]+:(\d+)", output.text)[0])
+        slugs = re.findall(rf"importing .+: http://127\.0\.0\.1:{port}/artists/(\S+)", output.text)
+        assert len(slugs) == 3
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            deadline = time.monotonic() + 90
+            statuses: dict[str, dict[str, object]] = {}
+            while len(statuses) < 3:
+                assert time.monotonic() < deadline, statuses
+                for slug in slugs:
+                    status = http.get(f"/api/artists/{slug}/status").json()
+                    if status["finished"]:
+                        statuses[slug] = status
+                time.sleep(0.25)
+            assert {s["stage"] for s in statuses.values()} == {"completed"}, statuses
+            trending = http.get("/api/trending")
+            assert trending.status_code == 200
+            page = http.get(f"/api/artists/{slugs[0]}").json()
+            assert page["counts"]["shows"] > 0 and page["status"]["stage"] == "completed"
+            assert http.get("/").status_code == 200
+            assert http.get("/conveyor/dashboard").status_code == 200
+            queues = http.get("/conveyor/api/queues").json()
+            assert {"setlist-import", "setlist-ticketmaster"} <= {q["name"] for q in queues}
+            counters = httpx.get(f"http://127.0.0.1:{fake_port}/_fake/counters").json()
+            assert counters  # the imports went through the fake APIs over HTTP
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, output.text
+    finally:
+        if process.poll() is None:  # a failed check: stop it (and its Redis) all the same
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        output.close()
+    assert "redis-server stopped" in output.text
+    for stopped in (port, fake_port, redis_port):
+        assert not _accepts(stopped), f"port {stopped} still open"
+    assert (tmp_path / "data" / "setlist.db").exists()
+    assert list((tmp_path / "data" / "redis").iterdir())  # the AOF is on disk
