@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -46,8 +48,19 @@ def make_engine(url: str | None = None) -> AsyncEngine:
     url = database_url(url)
     if url.startswith("sqlite"):
         # one writer at a time: wait for the lock rather than fail at once
-        return create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
     return create_async_engine(url, pool_size=10, max_overflow=10)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """Write-ahead logging: readers no longer wait for the writer (the API
+    reads while the workers write), and a commit syncs the log only."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

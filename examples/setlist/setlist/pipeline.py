@@ -336,13 +336,9 @@ class Pipeline:
         """Phase 1: the artist row (a placeholder when new) and the import
         job. Returns the artist id, its slug and the job (None when an
         import of the artist is already under way)."""
-        store = self.services.store
-        artist, running = await store.start_import(tm_attraction_id)
-        if running:
-            status = await store.status(artist.id)
-            if status is None or _aware(status.updated_at) > datetime.now(UTC) - STUCK_AFTER:
-                return artist.id, artist.slug, None
-        await store.set_status(artist.id, "initializing", 0, "Import queued")
+        artist, started = await self.services.store.start_import(tm_attraction_id, stuck_after=STUCK_AFTER)
+        if not started:
+            return artist.id, artist.slug, None
         await self.app.progress.report(subject(artist.id), "initializing", 0, "Import queued", restart=True)
         job = await self.bootstrap.with_options(
             job_id=f"import-{artist.id}-{int(time.time() * 1000)}", dedup_key=f"import-{artist.id}"
@@ -545,11 +541,6 @@ def _result(results: dict[str, Any], suffix: str) -> dict[str, Any]:
     """The result of the child whose job id ends with ``suffix``."""
     found = [r for k, r in results.items() if k.endswith(suffix) and isinstance(r, dict)]
     return found[0] if found else {}
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes (stored in UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _setlist_row(item: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select, update
@@ -65,6 +65,37 @@ class Counts:
     setlists: int
 
 
+def _status_row(
+    artist_id: str,
+    stage: str,
+    progress: int,
+    message: str,
+    *,
+    error: str | None = None,
+    job_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "artist_id": artist_id,
+        "stage": stage,
+        "progress": progress,
+        "message": message,
+        "error": error,
+        "job_id": job_id,
+        "updated_at": utcnow(),
+    }
+
+
+async def _put_status(session: AsyncSession, row: dict[str, Any]) -> None:
+    stmt = _insert(session, ImportStatus).values(row)
+    changes = {k: v for k, v in row.items() if k != "artist_id"}
+    await session.execute(stmt.on_conflict_do_update(index_elements=["artist_id"], set_=changes))
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class Store:
     """The app's reads and writes, on one session factory."""
 
@@ -73,10 +104,12 @@ class Store:
 
     # -- artists -----------------------------------------------------------
 
-    async def start_import(self, tm_attraction_id: str) -> tuple[Artist, bool]:
-        """The artist for an attraction, created at once as a placeholder
-        (phase 1) when new; marks it in progress. Returns it and whether an
-        import was already running."""
+    async def start_import(self, tm_attraction_id: str, *, stuck_after: timedelta) -> tuple[Artist, bool]:
+        """Phase 1, in one transaction: the artist for an attraction (created
+        at once as a placeholder when new), marked in progress with a queued
+        status. An import already running (its status moved within
+        ``stuck_after``) is left alone. Returns the artist and whether this
+        call started an import."""
         async with self.sessions.begin() as session:
             await upsert(
                 session,
@@ -98,9 +131,13 @@ class Store:
                     select(Artist).where(Artist.tm_attraction_id == tm_attraction_id).with_for_update()
                 )
             ).scalar_one()
-            running = artist.import_status == "in_progress"
+            if artist.import_status == "in_progress":
+                status = await session.get(ImportStatus, artist.id)
+                if status is None or _aware(status.updated_at) > utcnow() - stuck_after:
+                    return artist, False
             artist.import_status = "in_progress"
-            return artist, running
+            await _put_status(session, _status_row(artist.id, "initializing", 0, "Import queued"))
+            return artist, True
 
     async def artist(self, key: str) -> Artist | None:
         """An artist by id, slug, or ``tm-<attraction id>`` (the slug that
@@ -247,22 +284,9 @@ class Store:
         error: str | None = None,
         job_id: str | None = None,
     ) -> None:
-        row = {
-            "artist_id": artist_id,
-            "stage": stage,
-            "progress": progress,
-            "message": message,
-            "error": error,
-            "job_id": job_id,
-            "updated_at": utcnow(),
-        }
+        row = _status_row(artist_id, stage, progress, message, error=error, job_id=job_id)
         async with self.sessions.begin() as session:
-            stmt = _insert(session, ImportStatus).values(row)
-            await session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["artist_id"], set_={k: v for k, v in row.items() if k != "artist_id"}
-                )
-            )
+            await _put_status(session, row)
 
     async def status(self, artist_id: str) -> ImportStatus | None:
         async with self.sessions() as session:
