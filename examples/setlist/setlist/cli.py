@@ -12,10 +12,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +24,7 @@ from rich.console import Console
 
 from conveyor import Conveyor, RedisSettings, connect
 from conveyor.server import create_app
+from conveyor.server.hosting import quiet_server
 from conveyor.testing import RedisServer
 from setlist.api import create_api
 from setlist.config import Settings
@@ -38,18 +38,6 @@ console = Console()
 DATA = Path(os.environ.get("SETLIST_DATA", ".setlist"))
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: ours stop everything, in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
-def _serve(app: Any, host: str, port: int) -> _Server:
-    return _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
-
-
 def _on_signals(stop: Callable[[], Any]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -61,13 +49,6 @@ def _sqlite_default() -> str:
         return database_url()
     DATA.mkdir(parents=True, exist_ok=True)
     return database_url(f"sqlite:///{DATA.resolve() / 'setlist.db'}")
-
-
-async def _started(server: _Server) -> None:
-    for _ in range(500):
-        if server.started:
-            return
-        await asyncio.sleep(0.02)
 
 
 async def _run(body: Callable[[Conveyor, Pipeline], Awaitable[None]], settings: Settings, url: str) -> None:
@@ -113,7 +94,10 @@ def up(
     async def body(app: Conveyor, pipeline: Pipeline) -> None:
         fake = create_fake(FakeState(artists, FakeConfig(latency_ms=latency_ms, enforce_limits=True)))
         api = create_api(pipeline, dashboard=create_app(app.redis))
-        servers = [_serve(fake, host, fake_port), _serve(api, host, port)]
+        servers = [
+            quiet_server(fake, host, fake_port, lifespan="off"),
+            quiet_server(api, host, port, lifespan="off"),
+        ]
         stop = asyncio.Event()
         _on_signals(stop.set)
         async with asyncio.TaskGroup() as group:
@@ -121,7 +105,7 @@ def up(
                 group.create_task(server.serve())
             worker = group.create_task(app.run_worker(scheduler=True))
             for server in servers:
-                await _started(server)
+                await server.wait_started()
             console.print(f"app:        [bold]http://{host}:{port}/[/bold]")
             console.print(f"dashboard:  http://{host}:{port}/conveyor/dashboard")
             console.print(f"API docs:   http://{host}:{port}/docs")
@@ -164,7 +148,9 @@ def api(
     """Serves the API, the pages and Conveyor's dashboard."""
 
     async def body(app: Conveyor, pipeline: Pipeline) -> None:
-        server = _serve(create_api(pipeline, dashboard=create_app(app.redis)), host, port)
+        server = quiet_server(
+            create_api(pipeline, dashboard=create_app(app.redis)), host, port, lifespan="off"
+        )
         _on_signals(lambda: setattr(server, "should_exit", True))
         await server.serve()
 

@@ -11,11 +11,9 @@ import contextlib
 import os
 import random
 import signal
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from rich.console import Console
 
 from conveyor.engine.backoff import Exponential
@@ -30,6 +28,7 @@ from conveyor.engine.worker import Worker
 from conveyor.errors import Discard, RateLimited
 from conveyor.server import create_app
 from conveyor.server.auth import warn_if_open
+from conveyor.server.hosting import quiet_server
 from conveyor.settings import RedisSettings
 from conveyor.testing import RedisServer
 
@@ -102,14 +101,6 @@ async def feed(queues: dict[str, Queue], redis: Any, stop: asyncio.Event) -> Non
             await asyncio.wait_for(stop.wait(), 5.0)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: ours stop everything, in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 async def run_up(url: str, host: str, port: int) -> None:
     redis = connect(url)
     queues = await setup(redis)
@@ -121,17 +112,14 @@ async def run_up(url: str, host: str, port: int) -> None:
     scheduler = Scheduler(list(queues.values()))
     api = create_app(redis)
     warn_if_open(host, api.state.conveyor.token)
-    server = _Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
+    server = quiet_server(api, host, port)
     async with asyncio.TaskGroup() as tg:
         for worker in workers:
             tg.create_task(worker.run())
         tg.create_task(scheduler.run())
         tg.create_task(server.serve())
         tg.create_task(feed(queues, redis, stop))
-        for _ in range(500):  # print the address once it answers
-            if server.started or stop.is_set():
-                break
-            await asyncio.sleep(0.02)
+        await server.wait_started()  # print the address once it answers
         console.print(
             f"dashboard: [bold]http://{host}:{port}/dashboard[/bold]   API: http://{host}:{port}/docs"
         )

@@ -1,0 +1,198 @@
+"""``distribution``: run the service.
+
+- ``distribution up``: everything offline in one process: a private Redis
+  (AOF on) unless ``REDIS_URL``/``REDIS_HOST`` is set, SQLite unless
+  ``DATABASE_URL`` is set, the fake networks, the workers and the
+  scheduler, and the API with Conveyor's dashboard at ``/admin/queues``.
+  ``--demo`` connects two accounts and publishes a post now and one later.
+- ``distribution worker`` / ``api`` / ``fake``: the parts, as separate
+  processes. A worker stops on SIGTERM or SIGINT after its running jobs
+  finish (within ``DISTRIBUTION_SHUTDOWN_GRACE`` seconds; the rest go back
+  to waiting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import uvicorn
+from rich.console import Console
+
+from conveyor import Conveyor, RedisSettings, connect
+from conveyor.server.hosting import quiet_server
+from conveyor.testing import RedisServer
+from distribution.api import create_api
+from distribution.config import Settings
+from distribution.fake import FakeNetworks, create_fake
+from distribution.service import Distribution, QueueService, Services
+from distribution.store import database_url
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Social-post distribution on Conveyor.")
+console = Console()
+DATA = Path(os.environ.get("DISTRIBUTION_DATA", ".distribution"))
+
+
+def _database() -> str:
+    if os.environ.get("DATABASE_URL"):
+        return database_url()
+    DATA.mkdir(parents=True, exist_ok=True)
+    return database_url(f"sqlite:///{DATA.resolve() / 'distribution.db'}")
+
+
+def _on_signals(stop: Callable[[], Any]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+
+
+async def _run(body: Callable[[QueueService], Awaitable[None]], settings: Settings, url: str) -> None:
+    redis = connect(url)
+    app = Conveyor(redis)
+    services = Services.create(settings, database_url=_database())
+    await services.store.create_schema()
+    try:
+        await body(QueueService(Distribution(app, services, settings)))
+    finally:
+        await services.aclose()
+        await redis.aclose()
+
+
+async def _demo(base: str, token: str) -> None:
+    async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {token}"}) as http:
+        ids = [
+            (await http.post("/api/connections", json={"network": n, "account": "@conveyor"})).json()["id"]
+            for n in ("mastodon", "bluesky")
+        ]
+        post = (await http.post("/api/posts", json={"body": "Hello from Conveyor"})).json()["id"]
+        now = (await http.post(f"/api/posts/{post}/dispatch", json={"connectionIds": ids})).json()
+        later = datetime.now(UTC) + timedelta(seconds=10)
+        scheduled = (
+            await http.post(
+                f"/api/posts/{post}/dispatch", json={"connectionIds": ids, "scheduledFor": later.isoformat()}
+            )
+        ).json()
+    console.print(f"published now:       {base}/api/schedules/{now['scheduleId']}")
+    console.print(f"scheduled in 10 s:   {base}/api/schedules/{scheduled['scheduleId']}")
+
+
+@cli.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address of the API and the fake networks.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API and dashboard.")] = 8701,
+    fake_port: Annotated[int, typer.Option(help="Port of the fake networks.")] = 8791,
+    demo: Annotated[bool, typer.Option(help="Connect two accounts and publish a post.")] = True,
+) -> None:
+    """Runs the whole service offline, with fake networks."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings(network_url=f"http://{host}:{fake_port}")
+    token = settings.api_token or secrets.token_urlsafe(16)
+
+    async def body(service: QueueService) -> None:
+        api = create_api(service, token=token)
+        servers = [
+            quiet_server(create_fake(FakeNetworks(latency_ms=50)), host, fake_port, lifespan="off"),
+            quiet_server(api, host, port, lifespan="off"),
+        ]
+        stop = asyncio.Event()
+        _on_signals(stop.set)
+        async with asyncio.TaskGroup() as group:
+            for server in servers:
+                group.create_task(server.serve())
+            worker = group.create_task(service.app.run_worker(scheduler=True))
+            for server in servers:
+                await server.wait_started()
+            base = f"http://{host}:{port}"
+            console.print(f"API:        {base}/docs   (Authorization: Bearer {token})")
+            console.print(f"health:     {base}/api/queue/health")
+            console.print(f"dashboard:  {base}/admin/queues/dashboard   (sign in with the token)")
+            console.print(f"fake networks: http://{host}:{fake_port}/_fake/posts")
+            if demo:
+                await _demo(base, token)
+            console.print("Ctrl-C stops everything")
+            await stop.wait()
+            console.print("stopping")
+            await service.app.close(grace=settings.shutdown_grace)
+            await worker
+            for server in servers:
+                server.should_exit = True
+
+    _with_redis(lambda url: asyncio.run(_run(body, settings, url)))
+
+
+def _with_redis(run: Callable[[str], None]) -> None:
+    configured = RedisSettings()
+    if configured.is_configured():
+        run(configured.resolved_url())
+        return
+    data = DATA / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    with RedisServer(data_dir=data, appendonly=True) as server:
+        console.print(f"started a private redis-server (AOF on) at {server.url}, data in {data}")
+        run(server.url)
+    console.print("redis-server stopped")
+
+
+@cli.command()
+def worker(
+    scheduler: Annotated[bool, typer.Option(help="Also fire the repeated token refreshes.")] = True,
+) -> None:
+    """Works the three queues (``REDIS_URL``, ``DATABASE_URL``, ``DISTRIBUTION_*``)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+
+    async def body(service: QueueService) -> None:
+        stop = asyncio.Event()
+        _on_signals(stop.set)
+        run = asyncio.create_task(service.app.run_worker(scheduler=scheduler))
+        console.print(f"worker on {', '.join(service.app.queues)}")
+        await asyncio.wait([run, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        console.print("stopping: letting running jobs finish")
+        await service.app.close(grace=settings.shutdown_grace)
+        await run
+        console.print("stopped")
+
+    asyncio.run(_run(body, settings, RedisSettings().resolved_url()))
+
+
+@cli.command()
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8701,
+) -> None:
+    """Serves the API and the dashboard."""
+    settings = Settings()
+
+    async def body(service: QueueService) -> None:
+        server = quiet_server(create_api(service, token=settings.api_token), host, port, lifespan="off")
+        _on_signals(lambda: setattr(server, "should_exit", True))
+        await server.serve()
+
+    asyncio.run(_run(body, settings, RedisSettings().resolved_url()))
+
+
+@cli.command()
+def fake(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8791,
+    latency_ms: Annotated[float, typer.Option()] = 50.0,
+) -> None:
+    """Serves the fake social networks."""
+    uvicorn.run(create_fake(FakeNetworks(latency_ms=latency_ms)), host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()
