@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -192,3 +193,62 @@ class RedisServer:
         tb: TracebackType | None,
     ) -> None:
         self.cleanup()
+
+
+class ProcessOutput:
+    """The merged output of a child process (started with ``stdout=PIPE``,
+    ``text=True``), read line by line on a thread as it comes, so a test
+    can wait for a line while the process runs."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        if process.stdout is None:
+            raise ValueError("start the process with stdout=subprocess.PIPE")
+        self.lines: list[str] = []
+        self._stream = process.stdout
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, within: float) -> str:
+        """The first line containing ``text``; AssertionError with the whole
+        output when none came within ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            for line in self.lines:
+                if text in line:
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} within {within} s in:\n{self.text}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        """Waits for the reader (the process has exited) and closes the pipe."""
+        self._thread.join(timeout=10)
+        self._stream.close()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def stop_process(process: subprocess.Popen[Any], *, within: float = 30.0) -> int:
+    """SIGINT (as Ctrl-C), then SIGKILL if it is still running after
+    ``within`` seconds; the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts connections on ``host:port``."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0

@@ -67,7 +67,7 @@ async def _run(body: Callable[[QueueService], Awaitable[None]], settings: Settin
         await redis.aclose()
 
 
-async def _demo(base: str, token: str) -> None:
+async def _demo(base: str, token: str, later_s: float) -> None:
     async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {token}"}) as http:
         ids = [
             (await http.post("/api/connections", json={"network": n, "account": "@conveyor"})).json()["id"]
@@ -75,14 +75,14 @@ async def _demo(base: str, token: str) -> None:
         ]
         post = (await http.post("/api/posts", json={"body": "Hello from Conveyor"})).json()["id"]
         now = (await http.post(f"/api/posts/{post}/dispatch", json={"connectionIds": ids})).json()
-        later = datetime.now(UTC) + timedelta(seconds=10)
+        later = datetime.now(UTC) + timedelta(seconds=later_s)
         scheduled = (
             await http.post(
                 f"/api/posts/{post}/dispatch", json={"connectionIds": ids, "scheduledFor": later.isoformat()}
             )
         ).json()
     console.print(f"published now:       {base}/api/schedules/{now['scheduleId']}")
-    console.print(f"scheduled in 10 s:   {base}/api/schedules/{scheduled['scheduleId']}")
+    console.print(f"scheduled in {later_s:g} s:    {base}/api/schedules/{scheduled['scheduleId']}")
 
 
 @cli.command()
@@ -91,6 +91,7 @@ def up(
     port: Annotated[int, typer.Option(help="Port of the API and dashboard.")] = 8701,
     fake_port: Annotated[int, typer.Option(help="Port of the fake networks.")] = 8791,
     demo: Annotated[bool, typer.Option(help="Connect two accounts and publish a post.")] = True,
+    demo_delay: Annotated[float, typer.Option(help="Seconds until the demo's scheduled post.")] = 10.0,
 ) -> None:
     """Runs the whole service offline, with fake networks."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -117,7 +118,7 @@ def up(
             console.print(f"dashboard:  {base}/admin/queues/dashboard   (sign in with the token)")
             console.print(f"fake networks: http://{host}:{fake_port}/_fake/posts")
             if demo:
-                await _demo(base, token)
+                await _demo(base, token, demo_delay)
             console.print("Ctrl-C stops everything")
             await stop.wait()
             console.print("stopping")

@@ -6,52 +6,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
 
-from conveyor.testing import free_port
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-class Output:
-    """The process's output, read on a thread as it comes."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        assert process.stdout is not None
-        self._stream = process.stdout
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        for line in self._stream:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, text: str, within: float) -> None:
-        deadline = time.monotonic() + within
-        while not any(text in line for line in self.lines):
-            assert time.monotonic() < deadline, f"no {text!r} in:\n" + "\n".join(self.lines)
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self._thread.join(timeout=10)
-        self._stream.close()
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
+from conveyor.testing import ProcessOutput, free_port, port_open, stop_process
 
 
 def test_setlist_up_runs_the_demo_and_stops_everything(tmp_path: Path) -> None:
@@ -62,7 +24,7 @@ def test_setlist_up_runs_the_demo_and_stops_everything(tmp_path: Path) -> None:
     process = subprocess.Popen(
         command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    output = Output(process)
+    output = ProcessOutput(process)
     try:
         output.wait_for("Ctrl-C stops everything", within=60)
         redis_port = int(re.findall(r"redis-server \(AOF on\) at redis://[\w.]+:(\d+)", output.text)[0])
@@ -91,19 +53,12 @@ def test_setlist_up_runs_the_demo_and_stops_everything(tmp_path: Path) -> None:
             counters = httpx.get(f"http://127.0.0.1:{fake_port}/_fake/counters").json()
             assert counters  # the imports went through the fake APIs over HTTP
 
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0, output.text
+        assert stop_process(process) == 0, output.text
     finally:
-        if process.poll() is None:  # a failed check: stop it (and its Redis) all the same
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)  # after a failed check too: its Redis must go
         output.close()
     assert "redis-server stopped" in output.text
     for stopped in (port, fake_port, redis_port):
-        assert not _accepts(stopped), f"port {stopped} still open"
+        assert not port_open(stopped), f"port {stopped} still open"
     assert (tmp_path / "data" / "setlist.db").exists()
     assert list((tmp_path / "data" / "redis").iterdir())  # the AOF is on disk

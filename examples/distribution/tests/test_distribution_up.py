@@ -1,0 +1,66 @@
+"""``distribution up`` as a user runs it: its own Redis, the fake networks,
+the worker and the API; the demo's posts go out (the scheduled one at its
+time); Ctrl-C stops everything, its Redis included."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from conveyor.testing import ProcessOutput, free_port, port_open, stop_process
+
+
+def test_distribution_up_publishes_the_demo_and_stops_everything(tmp_path: Path) -> None:
+    port, fake_port = free_port(), free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_URL", "DISTRIBUTION_"))
+    }
+    env.update(DISTRIBUTION_DATA=str(tmp_path / "data"), PYTHONUNBUFFERED="1", COLUMNS="200")
+    command = [
+        sys.executable,
+        "-m",
+        "distribution.cli",
+        "up",
+        "--port",
+        str(port),
+        "--fake-port",
+        str(fake_port),
+    ]
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output = ProcessOutput(process)
+    try:
+        output.wait_for("Ctrl-C stops everything", within=60)
+        redis_port = int(re.findall(r"redis-server \(AOF on\) at redis://[\w.]+:(\d+)", output.text)[0])
+        token = re.findall(r"Authorization: Bearer (\S+)\)", output.text)[0]
+        schedules = re.findall(r"/api/schedules/(\d+)", output.text)
+        assert len(schedules) == 2
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"}, timeout=10) as http:
+            assert httpx.get(f"{base}/api/queue/health").status_code == 401
+            deadline = time.monotonic() + 30  # the second one is due 10 s after start
+            while True:
+                statuses = [http.get(f"/api/schedules/{s}").json()["status"] for s in schedules]
+                if statuses == ["published", "published"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.25)
+            assert statuses == ["published", "published"]
+            health = http.get("/api/queue/health").json()
+            assert health["queues"]["dispatch"]["completed"] == 4
+            assert health["queues"]["scheduled"]["completed"] == 1
+        posts = httpx.get(f"http://127.0.0.1:{fake_port}/_fake/posts").json()
+        assert sorted(p["network"] for p in posts) == ["bluesky", "bluesky", "mastodon", "mastodon"]
+        assert stop_process(process) == 0, output.text
+    finally:
+        stop_process(process)  # after a failed check too: its Redis must go
+        output.close()
+    assert "redis-server stopped" in output.text
+    for stopped in (port, fake_port, redis_port):
+        assert not port_open(stopped), f"port {stopped} still open"
