@@ -31,6 +31,8 @@ def test_distribution_up_publishes_the_demo_and_stops_everything(tmp_path: Path)
         str(port),
         "--fake-port",
         str(fake_port),
+        "--demo-delay",
+        "2",
     ]
     process = subprocess.Popen(
         command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -45,7 +47,7 @@ def test_distribution_up_publishes_the_demo_and_stops_everything(tmp_path: Path)
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"}, timeout=10) as http:
             assert httpx.get(f"{base}/api/queue/health").status_code == 401
-            deadline = time.monotonic() + 30  # the second one is due 10 s after start
+            deadline = time.monotonic() + 30  # the second one is due 2 s after start
             while True:
                 statuses = [http.get(f"/api/schedules/{s}").json()["status"] for s in schedules]
                 if statuses == ["published", "published"] or time.monotonic() > deadline:
