@@ -30,4 +30,4 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
 # the reference applications, each its own package on Conveyor's public API
-.venv/bin/python -m pip install -q -e examples/setlist -e examples/distribution
+.venv/bin/python -m pip install -q -e examples/setlist -e examples/distribution -e examples/events

@@ -1,0 +1,72 @@
+"""The platform's events: user, workspace, auth and job events, each a
+pydantic model with its type name, and a publisher for them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from conveyor import EventBus
+
+
+class PlatformEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: ClassVar[str]
+
+
+class UserCreated(PlatformEvent):
+    type = "user.created"
+    user_id: str = Field(min_length=1)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class UserUpdated(PlatformEvent):
+    type = "user.updated"
+    user_id: str = Field(min_length=1)
+    fields: list[str]
+
+
+class WorkspaceCreated(PlatformEvent):
+    type = "workspace.created"
+    workspace_id: str = Field(min_length=1)
+    owner_id: str = Field(min_length=1)
+    name: str
+
+
+class AuthLogin(PlatformEvent):
+    type = "auth.login"
+    user_id: str
+    ip: str
+
+
+class AuthFailed(PlatformEvent):
+    type = "auth.failed"
+    email: str
+    ip: str
+    reason: str
+
+
+class JobFinished(PlatformEvent):
+    type = "job.finished"
+    queue: str
+    job_id: str
+    outcome: str
+
+
+EVENT_TYPES: dict[str, type[PlatformEvent]] = {
+    cls.type: cls for cls in (UserCreated, UserUpdated, WorkspaceCreated, AuthLogin, AuthFailed, JobFinished)
+}
+
+
+class Publisher:
+    """Publishes platform events on the streams connection's bus."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+
+    async def publish(self, event: PlatformEvent) -> str:
+        return await self.bus.publish(event.type, event.model_dump())
+
+    async def publish_many(self, events: list[PlatformEvent]) -> list[str]:
+        return await self.bus.publish_many([(e.type, e.model_dump()) for e in events])
