@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from setlist_env import Env
 from sqlalchemy import func, select
 
-from conftest import Env
 from conveyor import JobState
 from conveyor.testing import serving
 from setlist.api import create_api

@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from setlist_env import FAST, Env
 from test_import import table_counts
 
-from conftest import FAST, Env
 from conveyor.testing import RedisServer, serving
 from setlist.fake.server import FakeConfig, FakeState, create_fake
 from setlist.pipeline import subject

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from setlist_env import Env
 from sqlalchemy import func, select
 
-from conftest import Env
 from conveyor import JobState
 from setlist.catalog import is_live_album, is_live_title, normalize_title
 from setlist.fake.server import FakeConfig, Fault

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from setlist_env import Env
 from sqlalchemy import update
 
-from conftest import Env
 from conveyor import JobState, Task
 from setlist.api import create_api
 from setlist.models import ImportStatus, Show

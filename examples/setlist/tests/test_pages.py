@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
+from setlist_env import Env
 
-from conftest import Env
 from conveyor.testing import serving
 from setlist.api import create_api
 
