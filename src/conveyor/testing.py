@@ -14,8 +14,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import uvicorn
 
 from conveyor.errors import ConnectionFailed
+from conveyor.settings import RedisSettings
 
 
 @asynccontextmanager
@@ -252,3 +253,19 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+@contextmanager
+def configured_or_private_redis(data_dir: str | Path, say: Callable[[str], object] = print) -> Iterator[str]:
+    """The URL of the Redis the environment configures (``REDIS_URL``,
+    ``REDIS_HOST``...); without one, a private redis-server with AOF on,
+    its data in ``data_dir``, for the duration of the block. ``say`` is
+    told when the private server starts and stops."""
+    settings = RedisSettings()
+    if settings.is_configured():
+        yield settings.resolved_url()
+        return
+    with RedisServer(data_dir=data_dir, appendonly=True) as server:
+        say(f"started a private redis-server (AOF on) at {server.url}, data in {data_dir}")
+        yield server.url
+    say("redis-server stopped")

@@ -30,7 +30,7 @@ from rich.console import Console
 
 from conveyor import Conveyor, RedisSettings, connect
 from conveyor.server.hosting import quiet_server
-from conveyor.testing import RedisServer
+from conveyor.testing import configured_or_private_redis
 from distribution.api import create_api
 from distribution.config import Settings
 from distribution.fake import FakeNetworks, create_fake
@@ -127,20 +127,8 @@ def up(
             for server in servers:
                 server.should_exit = True
 
-    _with_redis(lambda url: asyncio.run(_run(body, settings, url)))
-
-
-def _with_redis(run: Callable[[str], None]) -> None:
-    configured = RedisSettings()
-    if configured.is_configured():
-        run(configured.resolved_url())
-        return
-    data = DATA / "redis"
-    data.mkdir(parents=True, exist_ok=True)
-    with RedisServer(data_dir=data, appendonly=True) as server:
-        console.print(f"started a private redis-server (AOF on) at {server.url}, data in {data}")
-        run(server.url)
-    console.print("redis-server stopped")
+    with configured_or_private_redis(DATA / "redis", console.print) as url:
+        asyncio.run(_run(body, settings, url))
 
 
 @cli.command()

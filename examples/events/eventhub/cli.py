@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from conveyor.server.hosting import quiet_server
-from conveyor.testing import RedisServer
+from conveyor.testing import configured_or_private_redis
 from eventhub.api import create_api
 from eventhub.config import Settings
 from eventhub.events import UserCreated, WorkspaceCreated
@@ -154,15 +154,8 @@ def up(
 
         _run(body, settings)
 
-    configured = os.environ.get("REDIS_URL")
-    if configured:
-        start(configured)
-        return
-    data = DATA / "redis"
-    with RedisServer(data_dir=data, appendonly=True) as server:
-        console.print(f"started a private redis-server (AOF on) at {server.url}, data in {data}")
-        start(server.url)
-    console.print("redis-server stopped")
+    with configured_or_private_redis(DATA / "redis", console.print) as url:
+        start(url)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from rich.console import Console
 from conveyor import Conveyor, RedisSettings, connect
 from conveyor.server import create_app
 from conveyor.server.hosting import quiet_server
-from conveyor.testing import RedisServer
+from conveyor.testing import configured_or_private_redis
 from setlist.api import create_api
 from setlist.config import Settings
 from setlist.db import database_url, migrate
@@ -62,20 +62,6 @@ async def _run(body: Callable[[Conveyor, Pipeline], Awaitable[None]], settings: 
     finally:
         await services.aclose()
         await redis.aclose()
-
-
-def _redis(run: Callable[[str], None]) -> None:
-    """Runs with the configured Redis, or a private one for the duration."""
-    configured = RedisSettings()
-    if configured.is_configured():
-        run(configured.resolved_url())
-        return
-    data = DATA / "redis"
-    data.mkdir(parents=True, exist_ok=True)
-    with RedisServer(data_dir=data, appendonly=True) as server:
-        console.print(f"started a private redis-server (AOF on) at {server.url}, data in {data}")
-        run(server.url)
-    console.print("redis-server stopped")
 
 
 @cli.command()
@@ -122,7 +108,8 @@ def up(
             for server in servers:
                 server.should_exit = True
 
-    _redis(lambda url: asyncio.run(_run(body, settings, url)))
+    with configured_or_private_redis(DATA / "redis", console.print) as url:
+        asyncio.run(_run(body, settings, url))
 
 
 @cli.command()

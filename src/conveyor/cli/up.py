@@ -29,8 +29,7 @@ from conveyor.errors import Discard, RateLimited
 from conveyor.server import create_app
 from conveyor.server.auth import warn_if_open
 from conveyor.server.hosting import quiet_server
-from conveyor.settings import RedisSettings
-from conveyor.testing import RedisServer
+from conveyor.testing import configured_or_private_redis
 
 console = Console()
 QUEUES = ("up-emails", "up-spotify", "up-shows", "up-imports")
@@ -134,13 +133,6 @@ async def run_up(url: str, host: str, port: int) -> None:
 
 def up(host: str, port: int) -> None:
     """Runs everything; stops the private Redis on the way out."""
-    settings = RedisSettings()
-    if settings.is_configured():
-        asyncio.run(run_up(settings.resolved_url(), host, port))
-        return
     data = Path(os.environ.get("CONVEYOR_DATA", ".conveyor/redis"))
-    data.mkdir(parents=True, exist_ok=True)
-    with RedisServer(data_dir=data, appendonly=True) as server:
-        console.print(f"started a private redis-server (AOF on) at {server.url}, data in {data}")
-        asyncio.run(run_up(server.url, host, port))
-    console.print("redis-server stopped")
+    with configured_or_private_redis(data, console.print) as url:
+        asyncio.run(run_up(url, host, port))
