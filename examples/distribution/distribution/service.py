@@ -40,6 +40,7 @@ from conveyor import (
 )
 from distribution.config import Settings
 from distribution.models import Dispatch, utcnow
+from distribution.models import Schedule as ScheduleRow
 from distribution.network import NetworkClient, Refused, TokenExpired, Tokens
 from distribution.store import NotFound, Store, aware
 
@@ -191,14 +192,8 @@ class Distribution:
             await store.set_schedule_status(row.schedule_id, "publishing")
             schedule = await store.schedule(row.schedule_id)
             assert schedule is not None
-            job = await self._enqueue_dispatch(
-                schedule[0].id,
-                schedule[0].post_id,
-                row,
-                custom_message=schedule[0].custom_message,
-                request_ai_assets=schedule[0].request_ai_assets,
-                suffix=f"-retry-{ctx.id}",
-            )
+            job_id = f"{dispatch_job_id(row.schedule_id, row.connection_id)}-retry-{ctx.id}"
+            job = await self.enqueue_dispatch(_job_data(schedule[0], row), row.id, job_id)
             return {"retried": True, "jobId": job.id}
 
         @scheduled.task(name="scheduled_publish", attempts=3, backoff=backoff)
@@ -211,13 +206,8 @@ class Distribution:
             await store.set_schedule_status(schedule_id, "publishing")
             for row in rows:
                 if row.status in ("queued", "sending"):
-                    await self._enqueue_dispatch(
-                        schedule.id,
-                        schedule.post_id,
-                        row,
-                        custom_message=schedule.custom_message,
-                        request_ai_assets=schedule.request_ai_assets,
-                    )
+                    job_id = dispatch_job_id(schedule.id, row.connection_id)
+                    await self.enqueue_dispatch(_job_data(schedule, row), row.id, job_id)
             return {"dispatches": len(rows)}
 
         @tokens.task(name="token_refresh", attempts=5, backoff=backoff)
@@ -239,25 +229,13 @@ class Distribution:
         await self.services.store.set_token(connection_id, fresh.access_token, fresh.expires_at)
         return fresh
 
-    async def _enqueue_dispatch(
-        self,
-        schedule_id: int,
-        post_id: int,
-        row: Dispatch,
-        *,
-        custom_message: str | None,
-        request_ai_assets: bool,
-        suffix: str = "",
+    async def enqueue_dispatch(
+        self, data: DispatchJobData, dispatch_id: int, job_id: str, **options: Any
     ) -> Job:
-        job_id = dispatch_job_id(schedule_id, row.connection_id) + suffix
-        await self.services.store.update_dispatch(row.id, job_id=job_id)
-        return await self.dispatch.with_options(job_id=job_id).enqueue(
-            schedule_id=schedule_id,
-            post_id=post_id,
-            target_id=row.connection_id,
-            request_ai_assets=request_ai_assets,
-            custom_message=custom_message,
-        )
+        """Adds the dispatch job ``job_id``, recording the id on its row
+        first (the dead-letter hook finds the row by it)."""
+        await self.services.store.update_dispatch(dispatch_id, job_id=job_id)
+        return await self.dispatch.with_options(job_id=job_id, **options).enqueue(**data.model_dump())
 
     async def _dead_lettered(self, dead: DeadLetteredJob) -> None:
         """Records a dispatch that failed for good (the dead-letter queue has the job)."""
@@ -286,10 +264,7 @@ class QueueService:
         if found is None:
             raise NotFound(f"schedule {data.schedule_id} has no dispatch to connection {data.target_id}")
         job_id = options.pop("job_id", dispatch_job_id(data.schedule_id, data.target_id))
-        await self.distribution.services.store.update_dispatch(found.id, job_id=job_id)
-        return await self.distribution.dispatch.with_options(job_id=job_id, **options).enqueue(
-            **data.model_dump()
-        )
+        return await self.distribution.enqueue_dispatch(data, found.id, job_id, **options)
 
     async def add_scheduled_publish_job(self, data: ScheduledPublishJobData, scheduled_for: datetime) -> Job:
         """Runs the schedule at ``scheduled_for`` (at once when it is past)."""
@@ -330,3 +305,14 @@ class QueueService:
 
     async def close(self) -> None:
         await self.app.close()
+
+
+def _job_data(schedule: ScheduleRow, row: Dispatch) -> DispatchJobData:
+    """The dispatch job's arguments for one of a schedule's dispatches."""
+    return DispatchJobData(
+        schedule_id=schedule.id,
+        post_id=schedule.post_id,
+        target_id=row.connection_id,
+        request_ai_assets=schedule.request_ai_assets,
+        custom_message=schedule.custom_message,
+    )
