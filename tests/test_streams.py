@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from conveyor import Discard, Event, EventBus, EventRouter, InvalidJobOptions, ManualClock, PayloadError
 from conveyor.errors import PayloadTooLarge
-from conveyor.realtime import DeadLettered, EventConsumer
+from conveyor.realtime import TRANSIENT_ERRORS, DeadLettered, EventConsumer
 
 FAST: dict[str, Any] = {"claim_idle": 0.3, "claim_interval": 0.05, "retry_delay": 0.02, "block": 0.1}
 
@@ -129,6 +129,7 @@ async def test_invalid_payload_is_dead_lettered_at_once_and_does_not_block_the_g
     assert (letter.event_id, letter.group, letter.deliveries) == (bad, "g", 1)
     assert "invalid payload for user.created" in letter.error and "user_id" in letter.error
     assert letter.data == {"user_id": "not a number"}
+    assert letter.reason == "invalid"
     assert consumer.dead_lettered == 1
 
 
@@ -178,7 +179,8 @@ async def test_poison_event_is_dead_lettered_after_max_deliveries_with_its_error
     assert (letter.event_id, letter.type, letter.deliveries) == (poison, "poison", 3)
     assert letter.error == "ValueError: cannot handle 13"
     assert "raise ValueError" in letter.traceback
-    assert notices == [DeadLettered(poison, "poison", "g", "ValueError: cannot handle 13")]
+    assert letter.reason == "error"
+    assert notices == [DeadLettered(poison, "poison", "g", "ValueError: cannot handle 13", "error")]
     assert (await bus.groups())[0].pending == 0
 
 
@@ -191,6 +193,45 @@ async def test_discard_dead_letters_without_retrying(bus: EventBus) -> None:
     await drain(bus.consumer("g", max_deliveries=5, **FAST))
     (letter,) = await bus.dead_letters()
     assert letter.deliveries == 1 and "malformed upstream record" in letter.error
+    assert letter.reason == "discarded"
+
+
+async def test_dead_letters_record_whether_their_failure_was_passing(bus: EventBus) -> None:
+    # Given handlers failing on a timeout, a lost connection, a custom
+    # transient error, and a bug; and an entry whose consumer vanished
+    class UpstreamBusy(Exception):
+        pass
+
+    failures: dict[str, BaseException] = {
+        "slow": TimeoutError("upstream took too long"),
+        "cut": ConnectionResetError("reset by peer"),
+        "busy": UpstreamBusy("429"),
+        "bug": KeyError("user_id"),
+    }
+
+    async def handle(event: Event[Any]) -> None:
+        raise failures[event.type]
+
+    bus.router.add("*", handle)
+    await bus.create_group("g")
+    vanished = await bus.publish("crash", {})
+    await bus.redis.xreadgroup("g", "ghost", {bus.keys.stream: ">"}, count=1)
+    ids = {t: await bus.publish(t, {}) for t in failures}
+
+    # When a consumer that counts UpstreamBusy as passing gives up on each
+    consumer = bus.consumer("g", max_deliveries=1, transient_errors=(*TRANSIENT_ERRORS, UpstreamBusy), **FAST)
+    await drain(consumer)
+
+    # Then each dead letter says why: passing faults are "transient", the
+    # bug an "error", and the entry started without an outcome "unfinished"
+    reasons = {d.event_id: d.reason for d in await bus.dead_letters()}
+    assert reasons == {
+        ids["slow"]: "transient",
+        ids["cut"]: "transient",
+        ids["busy"]: "transient",
+        ids["bug"]: "error",
+        vanished: "unfinished",
+    }
 
 
 async def test_replay_goes_to_the_group_that_gave_up_only_and_only_once(bus: EventBus) -> None:
@@ -226,6 +267,23 @@ async def test_replay_goes_to_the_group_that_gave_up_only_and_only_once(bus: Eve
     assert [(e.id, e.replay_of) for e in seen["picky"]] == [(first[0], letter.id)]
     assert [e.id for e in seen["ok"]] == [event_id]
     assert await bus.dead_letters() == []
+
+
+async def test_dead_letters_count_replays_and_keep_the_first_id(bus: EventBus) -> None:
+    # Given an event that keeps failing, dead-lettered on each delivery
+    bus.router.add("x", lambda e: (_ for _ in ()).throw(RuntimeError("still broken")))
+    first = await bus.publish("x", {"n": 1})
+    seen = []
+    for _ in range(3):
+        await drain(bus.consumer("g", max_deliveries=1, **FAST))
+        (letter,) = await bus.dead_letters()
+        seen.append((letter.replays, letter.origin_id, letter.event_id == first))
+        # When it is replayed (the second replay of one letter is a no-op)
+        (new_id,) = await bus.replay(letter.id)
+        assert new_id is not None and await bus.replay(letter.id) == [None]
+    # Then each letter says how often the event had been replayed, and
+    # where it came from
+    assert seen == [(0, first, True), (1, first, False), (2, first, False)]
 
 
 async def test_replay_all_and_purge(bus: EventBus) -> None:
@@ -292,7 +350,7 @@ async def test_entry_trimmed_before_acknowledgement_is_dead_lettered_not_lost(bu
     # Then it is dead-lettered as an id without data, with the reason
     (letter,) = await bus.dead_letters()
     assert (letter.event_id, letter.type, letter.data) == (gone, None, None)
-    assert "trimmed" in letter.error
+    assert "trimmed" in letter.error and letter.reason == "trimmed"
     assert await bus.replay(letter.id) == [None]
 
 

@@ -1,6 +1,8 @@
 """Real time: progress of long-running work, and event streams."""
 
+from conveyor.realtime.consumer import TRANSIENT_ERRORS as TRANSIENT_ERRORS
 from conveyor.realtime.consumer import DeadLettered as DeadLettered
+from conveyor.realtime.consumer import DeadLetterReason as DeadLetterReason
 from conveyor.realtime.consumer import EventConsumer as EventConsumer
 from conveyor.realtime.progress import ProgressBus as ProgressBus
 from conveyor.realtime.progress import ProgressStatus as ProgressStatus
@@ -10,7 +12,9 @@ from conveyor.realtime.streams import DeadLetter as DeadLetter
 from conveyor.realtime.streams import EventBus as EventBus
 
 __all__ = [
+    "TRANSIENT_ERRORS",
     "DeadLetter",
+    "DeadLetterReason",
     "DeadLettered",
     "Event",
     "EventBus",

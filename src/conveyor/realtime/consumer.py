@@ -24,10 +24,12 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args
 
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.codec import loads, text
 from conveyor.engine.keys import check_name
@@ -43,6 +45,34 @@ log = logging.getLogger("conveyor.events")
 R = TypeVar("R")
 _FAILURES = (ConveyorError, RedisError, OSError)
 
+#: Why a group gave up on an entry:
+#:
+#: - ``invalid``: no type, or data its route's model rejects (or not JSON);
+#: - ``discarded``: the handler raised ``Discard``;
+#: - ``transient``: the last delivery failed on a passing fault, one of the
+#:   consumer's ``transient_errors`` (a timeout, a lost connection, ``Retry``);
+#: - ``error``: the last delivery raised anything else;
+#: - ``unfinished``: started ``max_deliveries`` times without an outcome
+#:   (its consumers crashed, froze or were cut off);
+#: - ``trimmed``: removed from the stream before the group acknowledged it.
+#:
+#: Dead letters written before reasons were recorded have ``""``.
+DeadLetterReason = Literal["invalid", "discarded", "transient", "error", "unfinished", "trimmed", ""]
+
+#: Failures a later delivery may not meet (``transient_errors``' default).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    ConnectionError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    Retry,
+)
+
+
+def dead_letter_reason(value: str) -> DeadLetterReason:
+    """A recorded reason, ``""`` when unknown."""
+    return cast(DeadLetterReason, value) if value in get_args(DeadLetterReason) else ""
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLettered:
@@ -52,6 +82,7 @@ class DeadLettered:
     type: str
     group: str
     error: str
+    reason: DeadLetterReason = ""
 
 
 DeadLetterHook = Callable[[DeadLettered], Awaitable[None]]
@@ -87,7 +118,10 @@ class EventConsumer:
       dead-lettered; a failed delivery is retried after ``retry_delay``
       seconds, doubling per delivery (capped at ``claim_idle``). A handler
       raising ``Discard`` dead-letters at once, ``Retry(delay=...)`` sets the
-      delay; an invalid payload is dead-lettered at once.
+      delay; an invalid payload is dead-lettered at once. Each dead letter
+      records why (``DeadLetterReason``); a failure that is an instance of
+      one of ``transient_errors`` is recorded as ``transient``, which tells
+      a dead-letter processor that replaying it may succeed.
     - On :meth:`close`, handlers running finish (within ``shutdown_grace``)
       and entries read ahead but not started are released to the group.
     - ``start``: where a group created by this consumer begins ("first":
@@ -115,6 +149,7 @@ class EventConsumer:
         shutdown_grace: float = 30.0,
         forget_after: float = 3600.0,
         on_dead_letter: DeadLetterHook | None = None,
+        transient_errors: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
     ) -> None:
         if concurrency < 1 or max_deliveries < 1:
             raise InvalidJobOptions("concurrency and max_deliveries must be >= 1")
@@ -138,6 +173,7 @@ class EventConsumer:
         self.handler_timeout = handler_timeout
         self.start = start
         self.shutdown_grace = shutdown_grace
+        self.transient_errors = transient_errors
         self.forget_after = forget_after
         self.on_dead_letter = on_dead_letter
         self._errors_key = bus.keys.errors(group)
@@ -307,7 +343,7 @@ class EventConsumer:
             if reply[0] != 1:
                 self._drop(d.id)
                 if reply[0] == 2:
-                    await self._dead_lettered([(d.id, text(reply[1]), text(reply[2]))])
+                    await self._dead_lettered([(d.id, text(reply[1]), text(reply[2]), text(reply[3]))])
                 return
             d.deliveries = int(reply[1])
             flat = reply[2]
@@ -322,7 +358,7 @@ class EventConsumer:
             return self._ack(d.id)
         raw_type = d.fields.get("type")
         if raw_type is None:
-            return await self._fail(d, "entry has no 'type' field", "", force=True)
+            return await self._fail(d, "entry has no 'type' field", "", "invalid")
         event_type = text(raw_type)
         route = self.router.route(event_type)
         if route is None:
@@ -332,7 +368,7 @@ class EventConsumer:
             raw = d.fields.get("data")
             data = route.validate(loads(raw) if raw is not None else None)
         except (PayloadError, ValidationError) as exc:
-            return await self._fail(d, f"invalid payload for {event_type}: {exc}", "", force=True)
+            return await self._fail(d, f"invalid payload for {event_type}: {exc}", "", "invalid")
         replay = d.fields.get("replay")
         event = Event(
             d.id, event_type, data, d.deliveries, self.group, self.name, text(replay) if replay else None
@@ -346,9 +382,14 @@ class EventConsumer:
             log.warning("%r: handler for %s failed on %s: %r", self, event_type, d.id, exc)
             delay = exc.delay if isinstance(exc, Retry) else None
             tb = getattr(exc, "remote_traceback", None) or traceback.format_exc()
-            await self._fail(
-                d, f"{type(exc).__name__}: {exc}", tb, force=isinstance(exc, Discard), delay=delay
+            reason: DeadLetterReason = (
+                "discarded"
+                if isinstance(exc, Discard)
+                else "transient"
+                if isinstance(exc, self.transient_errors)
+                else "error"
             )
+            await self._fail(d, f"{type(exc).__name__}: {exc}", tb, reason, delay=delay)
         else:
             self.processed += 1
             self._ack(d.id)
@@ -365,8 +406,10 @@ class EventConsumer:
                 await call
 
     async def _fail(
-        self, d: _Delivery, error: str, tb: str, *, force: bool = False, delay: float | None = None
+        self, d: _Delivery, error: str, tb: str, reason: DeadLetterReason, *, delay: float | None = None
     ) -> None:
+        """Records a failed delivery; ``invalid`` and ``discarded`` ones are
+        dead-lettered at once, others once out of deliveries."""
         if delay is None:
             delay = self.retry_delay * 2 ** (d.deliveries - 1)
         idle = max(0, self.claim_idle_ms - int(min(delay * 1000, self.claim_idle_ms)))
@@ -383,21 +426,23 @@ class EventConsumer:
                     error,
                     tb,
                     self.bus.dead_max_len,
-                    "1" if force else "0",
+                    "1" if reason in ("invalid", "discarded") else "0",
+                    reason,
                 ],
             )
         finally:
             self._drop(d.id)
         if code == 2:
-            await self._dead_lettered([(d.id, text((d.fields or {}).get("type", b"")), error)])
+            await self._dead_lettered([(d.id, text((d.fields or {}).get("type", b"")), error, reason)])
 
-    async def _dead_lettered(self, entries: list[tuple[str, str, str]]) -> None:
+    async def _dead_lettered(self, entries: list[tuple[str, str, str, str]]) -> None:
         self.dead_lettered += len(entries)
-        for entry_id, event_type, error in entries:
-            log.warning("%r: dead-lettered %s (%s): %s", self, entry_id, event_type or "?", error)
+        for entry_id, event_type, error, reason in entries:
+            log.warning("%r: dead-lettered %s (%s, %s): %s", self, entry_id, event_type or "?", reason, error)
             if self.on_dead_letter is not None:
+                letter = DeadLettered(entry_id, event_type, self.group, error, dead_letter_reason(reason))
                 try:
-                    await self.on_dead_letter(DeadLettered(entry_id, event_type, self.group, error))
+                    await self.on_dead_letter(letter)
                 except Exception:
                     log.exception("%r: on_dead_letter hook failed", self)
 
@@ -484,7 +529,7 @@ class EventConsumer:
             )
             self._cursor = text(cursor)
             if dead:
-                await self._dead_lettered([(text(i), text(t), text(e)) for i, t, e in dead])
+                await self._dead_lettered([(text(i), text(t), text(e), text(r)) for i, t, e, r in dead])
             self._dispatch(_Delivery(text(eid), None, suspect=not clean) for eid, clean in claimed)
             if self._cursor == "0-0":
                 return

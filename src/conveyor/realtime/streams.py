@@ -28,6 +28,7 @@ from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads_or_t
 from conveyor.engine.keys import DEFAULT_PREFIX, StreamKeys, check_name
 from conveyor.engine.scripts import script
 from conveyor.errors import InvalidJobOptions
+from conveyor.realtime.consumer import DeadLetterReason, dead_letter_reason
 from conveyor.realtime.router import EventRouter, H, stream_time
 
 if TYPE_CHECKING:
@@ -87,6 +88,14 @@ class DeadLetter:
     deliveries: int
     error: str
     traceback: str
+    #: Why the group gave up on it (see ``DeadLetterReason``).
+    reason: DeadLetterReason = ""
+    #: How many times the event had been replayed before this letter (0:
+    #: it failed as first published).
+    replays: int = 0
+    #: The id the event was first published with (``event_id`` unless it is
+    #: a replay).
+    origin_id: str = ""
 
     @property
     def time(self) -> datetime:
@@ -106,6 +115,9 @@ class DeadLetter:
             deliveries=int(f.get("deliveries", 0)),
             error=text(f.get("error", b"")),
             traceback=text(f.get("traceback", b"")),
+            reason=dead_letter_reason(text(f.get("reason", b""))),
+            replays=int(f.get("replays", 0)),
+            origin_id=text(f.get("origin") or f.get("event", b"")),
         )
 
 

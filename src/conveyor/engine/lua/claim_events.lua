@@ -8,7 +8,7 @@
 -- KEYS: 1 stream, 2 dead-letter stream, 3 the group's error hash
 -- ARGV: 1 group, 2 consumer, 3 min idle ms, 4 cursor, 5 count,
 --       6 dead-letter cap
--- Returns: { next cursor, { {id, clean}... }, { {id, '', error}... } } where
+-- Returns: { next cursor, { {id, clean}... }, { {id, '', error, reason}... } } where
 --   clean is 1 when the last start of the entry ended in a recorded
 --   failure (not a crash), and the last list holds the dead-lettered ids
 --@include bus
@@ -29,8 +29,8 @@ end
 -- Redis 7 removes ids of deleted entries from the PEL and lists them here.
 for _, id in ipairs(r[3] or {}) do
   local err = 'trimmed from the stream before the group acknowledged it'
-  dead_letter(KEYS[2], tonumber(ARGV[6]), id, nil, group, consumer, 0, err, '')
+  dead_letter(KEYS[2], tonumber(ARGV[6]), id, nil, group, consumer, 0, err, '', 'trimmed')
   redis.call('HDEL', KEYS[3], id)
-  dead[#dead + 1] = { id, '', err }
+  dead[#dead + 1] = { id, '', err, 'trimmed' }
 end
 return { r[1], claimed, dead }

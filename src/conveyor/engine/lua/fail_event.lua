@@ -9,7 +9,8 @@
 -- KEYS: 1 stream, 2 dead-letter stream, 3 the group's error hash
 -- ARGV: 1 group, 2 consumer, 3 entry id, 4 max deliveries, 5 idle ms to
 --       set (claim idle - retry delay), 6 error, 7 traceback, 8 dead-letter
---       cap, 9 '1' to dead-letter now
+--       cap, 9 '1' to dead-letter now, 10 the failure's reason (invalid,
+--       discarded, transient or error)
 -- Returns: 0 not pending on this consumer, 1 left for a retry,
 --          2 dead-lettered
 --@include bus
@@ -22,12 +23,13 @@ end
 if ARGV[9] == '1' or deliveries >= tonumber(ARGV[4]) then
   local entry = redis.call('XRANGE', stream, id, id)[1]
   dead_letter(KEYS[2], tonumber(ARGV[8]), id, entry and entry[2], group, consumer,
-              deliveries, ARGV[6], ARGV[7])
+              deliveries, ARGV[6], ARGV[7], ARGV[10])
   redis.call('XACK', stream, group, id)
   redis.call('HDEL', KEYS[3], id)
   return 2
 end
 redis.call('HSET', KEYS[3], id,
-  cjson.encode({ error = ARGV[6], traceback = ARGV[7], delivery = deliveries }))
+  cjson.encode({ error = ARGV[6], traceback = ARGV[7], delivery = deliveries,
+                reason = ARGV[10] }))
 redis.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', ARGV[5], 'JUSTID')
 return 1

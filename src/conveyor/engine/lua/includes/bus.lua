@@ -26,14 +26,24 @@ local function xadd(key, cap, how, fields)
   return redis.call(unpack(args))
 end
 
--- dead_letter(dead, cap, id, fields, group, consumer, deliveries, err, tb):
--- appends the entry `id` (its type and data, when the stream still holds
--- them) to the dead-letter stream, capped approximately at `cap` (0 = none).
-local function dead_letter(dead, cap, id, fields, group, consumer, deliveries, err, tb)
+-- dead_letter(dead, cap, id, fields, group, consumer, deliveries, err, tb,
+-- reason): appends the entry `id` (its type, data, replay count and first
+-- id, when the stream still holds them) to the dead-letter stream, capped approximately at `cap`
+-- (0 = none). `reason` is one of invalid, discarded, transient, error,
+-- unfinished, trimmed.
+local function dead_letter(dead, cap, id, fields, group, consumer, deliveries, err, tb, reason)
   local entry = { 'event', id, 'group', group, 'consumer', consumer,
-                  'deliveries', deliveries, 'error', err, 'traceback', tb }
+                  'deliveries', deliveries, 'error', err, 'traceback', tb,
+                  'reason', reason }
   local etype = fields and field(fields, 'type')
   local data = fields and field(fields, 'data')
+  for _, name in ipairs({ 'replays', 'origin' }) do
+    local value = fields and field(fields, name)
+    if value then
+      entry[#entry + 1] = name
+      entry[#entry + 1] = value
+    end
+  end
   if etype then
     entry[#entry + 1] = 'type'
     entry[#entry + 1] = etype
