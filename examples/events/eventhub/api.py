@@ -5,15 +5,14 @@ the two POST routes and the dashboard need ``Authorization: Bearer``."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from conveyor import InvalidJobOptions, JobState, PayloadError
-from conveyor.server import create_app
+from conveyor.server import bearer_guard, create_app
 from eventhub.events import EVENT_TYPES
 from eventhub.hub import Hub
 
@@ -36,12 +35,7 @@ class EventRequest(BaseModel):
 def create_api(hub: Hub) -> FastAPI:
     token = hub.settings.api_token
 
-    async def authorised(request: Request) -> None:
-        if token is None:
-            return
-        given = request.headers.get("authorization", "").encode()
-        if not secrets.compare_digest(given, f"Bearer {token}".encode()):
-            raise HTTPException(401, "a valid bearer token is required", {"www-authenticate": "Bearer"})
+    authorised = bearer_guard(token)
 
     api = FastAPI(title="Event hub", version="0.1.0")
 

@@ -118,6 +118,7 @@ def up(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8009,
     demo: Annotated[bool, typer.Option(help="Publish a few events and start a long job.")] = True,
+    demo_steps: Annotated[int, typer.Option(min=1, help="Steps of 1 s of the demo's long job.")] = 30,
 ) -> None:
     """Runs everything in one process."""
 
@@ -143,8 +144,10 @@ def up(
                             WorkspaceCreated(workspace_id="w1", owner_id="u1", name="Research"),
                         ]
                     )
-                    job = await hub.process_dataset.enqueue(dataset_id="demo", steps=30, step_seconds=1.0)
-                    console.print(f"long job {job.id}: 30 steps of 1 s, progress on the dashboard")
+                    job = await hub.process_dataset.enqueue(
+                        dataset_id="demo", steps=demo_steps, step_seconds=1.0
+                    )
+                    console.print(f"long job {job.id}: {demo_steps} steps of 1 s, progress on the dashboard")
                 console.print("Ctrl-C stops everything")
                 await stop.wait()
                 console.print("stopping")

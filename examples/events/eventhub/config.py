@@ -38,5 +38,8 @@ class Settings(BaseSettings):
     #: Replays the dead-letter processor allows an event before it gives up.
     dlq_max_replays: int = Field(default=3, ge=0)
     dlq_interval: float = Field(default=10.0, gt=0)
+    #: Where discarded dead letters are posted as JSON (``{"source", "alert"}``).
+    alert_webhook: str | None = None
+    alert_timeout: float = Field(default=5.0, gt=0)
     #: Simulated work per event handled (seconds), for demos and fault drills.
     handler_delay: float = Field(default=0.0, ge=0)

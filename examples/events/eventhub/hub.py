@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import redis.asyncio as aredis
 
 from conveyor import Conveyor, Event, EventBus, EventConsumer, EventRouter, TaskContext, connect
@@ -172,30 +173,28 @@ class Hub:
     # -- the dead-letter processor -------------------------------------------
 
     async def process_dead_letters(self) -> dict[str, int]:
-        """One pass over the dead-letter stream. An event that failed on a
-        passing fault (a timeout, a lost connection) is replayed, up to
-        ``dlq_max_replays`` times. Any other (invalid payload, ``Discard``,
-        a bug) is removed and raised as an alert."""
-        cache = self.redis.cache
+        """One pass over the dead-letter stream. An event whose last failure
+        was a passing fault (the consumer recorded it as ``transient``: a
+        timeout, a lost connection, ``Retry``) is replayed, up to
+        ``dlq_max_replays`` times. Any other (an invalid payload,
+        ``Discard``, a bug, an event its consumers crashed on, one trimmed
+        away) is removed and raised as an alert."""
         replayed = discarded = 0
         for letter in await self.bus.dead_letters(group=self.settings.group, count=500):
-            origin = await cache.hget(f"{CACHE}:replay-origin", letter.event_id) or letter.event_id
-            origin = origin.decode() if isinstance(origin, bytes) else origin
-            replays = int(await cache.hget(f"{CACHE}:replays", origin) or 0)
-            if _transient(letter.error) and replays < self.settings.dlq_max_replays:
+            # The bus counts an event's replays across its dead letters.
+            if letter.reason == "transient" and letter.replays < self.settings.dlq_max_replays:
                 (new_id,) = await self.bus.replay(letter.id)
-                if new_id is not None:
-                    await cache.hincrby(f"{CACHE}:replays", origin, 1)
-                    await cache.hset(f"{CACHE}:replay-origin", new_id, origin)
-                replayed += 1
+                if new_id is not None:  # None: another processor replayed it first
+                    replayed += 1
                 continue
             await self.bus.remove_dead_letters(letter.id)
             await self.alert(
                 {
-                    "event": origin,
+                    "event": letter.origin_id,
                     "type": letter.type,
+                    "reason": letter.reason or "unknown",
                     "error": letter.error,
-                    "replays": replays,
+                    "replays": letter.replays,
                     "at": time.time(),
                 }
             )
@@ -203,11 +202,33 @@ class Hub:
         return {"replayed": replayed, "discarded": discarded}
 
     async def alert(self, alert: dict[str, Any]) -> None:
+        """Logs the alert, keeps it (the last 1,000, on the cache
+        connection), and posts it to ``alert_webhook`` when one is set."""
         log.error("dead letter discarded: %s", alert)
         async with self.redis.cache.pipeline(transaction=True) as pipe:
             pipe.lpush(f"{CACHE}:alerts", json.dumps(alert))
             pipe.ltrim(f"{CACHE}:alerts", 0, 999)
             await pipe.execute()
+        if self.settings.alert_webhook:
+            await self._post_alert(self.settings.alert_webhook, alert)
+
+    async def _post_alert(self, url: str, alert: dict[str, Any]) -> None:
+        """Three tries, 1 s then 2 s apart; a webhook that stays down is
+        logged, and the alert is still in the kept list."""
+        async with httpx.AsyncClient(timeout=self.settings.alert_timeout) as client:
+            for attempt in range(3):
+                try:
+                    response = await client.post(url, json={"source": "eventhub", "alert": alert})
+                    if response.status_code < 500:
+                        if response.is_error:
+                            log.error("alert webhook refused the alert: HTTP %d", response.status_code)
+                        return
+                    problem = f"HTTP {response.status_code}"
+                except httpx.HTTPError as exc:
+                    problem = f"{type(exc).__name__}: {exc}"
+                if attempt < 2:
+                    await asyncio.sleep(2**attempt)
+            log.error("alert webhook unreachable (%s); the alert is kept in %s:alerts", problem, CACHE)
 
     async def alerts(self) -> list[dict[str, Any]]:
         return [json.loads(a) for a in await self.redis.cache.lrange(f"{CACHE}:alerts", 0, -1)]
@@ -223,11 +244,3 @@ class Hub:
                     await stop.wait()
             except TimeoutError:
                 pass
-
-
-#: Errors that a later try may not meet.
-TRANSIENT_ERRORS = ("TimeoutError", "ConnectionError", "ConnectionFailed", "OSError", "Retry")
-
-
-def _transient(error: str) -> bool:
-    return error.split(":", 1)[0].strip().rsplit(".", 1)[-1] in TRANSIENT_ERRORS

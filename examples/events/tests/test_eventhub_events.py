@@ -4,9 +4,17 @@ and discarded with an alert, a passing failure replayed."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
 from conveyor import Event, JobState
+from conveyor.server.hosting import quiet_server
+from conveyor.testing import free_port
 from eventhub.events import AuthFailed, AuthLogin, UserCreated, WorkspaceCreated
 from eventhub.hub import CACHE, EVENT_DRIVEN, QUICK, Hub
 
@@ -64,7 +72,7 @@ async def test_a_poison_event_is_dead_lettered_then_discarded_with_an_alert(hub:
     assert await hub.bus.dead_letters() == []
     alerts = await hub.alerts()
     assert sorted(a["type"] for a in alerts) == ["user.created", "workspace.created"]
-    assert all(a["error"] for a in alerts)
+    assert all(a["error"] and a["reason"] == "invalid" for a in alerts)
 
 
 async def test_a_passing_failure_is_replayed_and_a_lasting_one_gives_up(hub: Hub) -> None:
@@ -74,21 +82,61 @@ async def test_a_passing_failure_is_replayed_and_a_lasting_one_gives_up(hub: Hub
     async def flaky(event: Event[dict[str, Any]]) -> None:
         account = event.data["account"]
         calls[account] = calls.get(account, 0) + 1
+        if account == "bug":
+            raise RuntimeError("no such plan")  # a bug: replaying cannot help
         if account == "down" or calls[account] == 1:
             raise ConnectionError("billing service unreachable")
 
-    await hub.bus.publish_many([("billing.sync", {"account": "once"}), ("billing.sync", {"account": "down"})])
+    await hub.bus.publish_many(
+        [
+            ("billing.sync", {"account": "once"}),
+            ("billing.sync", {"account": "down"}),
+            ("billing.sync", {"account": "bug"}),
+        ]
+    )
     await hub.consumer(max_deliveries=1).run(burst=True)
-    assert len(await hub.bus.dead_letters()) == 2
+    assert len(await hub.bus.dead_letters()) == 3
 
     outcomes = []
     for _ in range(hub.settings.dlq_max_replays + 1):
         outcomes.append(await hub.process_dead_letters())
         await hub.consumer(max_deliveries=1).run(burst=True)
-    assert outcomes[0] == {"replayed": 2, "discarded": 0}
+    assert outcomes[0] == {"replayed": 2, "discarded": 1}
     assert outcomes[-1] == {"replayed": 0, "discarded": 1}
-    assert calls == {"once": 2, "down": 1 + hub.settings.dlq_max_replays}
-    (alert,) = await hub.alerts()
-    assert alert["type"] == "billing.sync" and "ConnectionError" in alert["error"]
-    assert alert["replays"] == hub.settings.dlq_max_replays
+    assert calls == {"once": 2, "down": 1 + hub.settings.dlq_max_replays, "bug": 1}
+    bug, down = sorted(await hub.alerts(), key=lambda a: a["reason"])
+    assert (bug["reason"], bug["replays"]) == ("error", 0) and "no such plan" in bug["error"]
+    assert down["reason"] == "transient" and "ConnectionError" in down["error"]
+    assert down["replays"] == hub.settings.dlq_max_replays
     assert await hub.bus.dead_letters() == []
+
+
+async def test_alerts_are_posted_to_the_webhook(hub: Hub) -> None:
+    # Given a webhook that fails once with a 503, then accepts
+    received: list[dict[str, Any]] = []
+
+    async def webhook(request: Request) -> JSONResponse:
+        received.append(await request.json())
+        return JSONResponse({}, status_code=503 if len(received) == 1 else 202)
+
+    port = free_port()
+    server = quiet_server(Starlette(routes=[Route("/alerts", webhook, methods=["POST"])]), "127.0.0.1", port)
+    serving = asyncio.create_task(server.serve())
+    await server.wait_started()
+    hooked = Hub(
+        hub.settings.model_copy(update={"alert_webhook": f"http://127.0.0.1:{port}/alerts"}), hub.redis
+    )
+    try:
+        # When a poison event is discarded
+        await hooked.bus.publish("user.created", {"user_id": 42})
+        await hooked.consumer().run(burst=True)
+        assert await hooked.process_dead_letters() == {"replayed": 0, "discarded": 1}
+    finally:
+        server.should_exit = True
+        await serving
+    # Then the alert reached the webhook on the second try, and is kept
+    assert len(received) == 2 and received[0] == received[1]
+    assert [a["event"] for a in await hub.alerts()] == [received[1]["alert"]["event"]]
+    body = received[1]
+    assert body["source"] == "eventhub"
+    assert (body["alert"]["type"], body["alert"]["reason"]) == ("user.created", "invalid")
