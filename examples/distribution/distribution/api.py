@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +22,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from conveyor.server import create_app
+from conveyor.server import bearer_guard, create_app
 from distribution.fake import NETWORKS
 from distribution.models import Dispatch
 from distribution.network import NetworkError
@@ -33,6 +32,7 @@ from distribution.service import (
     QueueService,
     ScheduledPublishJobData,
     TokenRefreshJobData,
+    dispatch_job_id,
 )
 from distribution.store import NotFound
 
@@ -80,14 +80,7 @@ def create_api(service: QueueService, *, token: str | None = None) -> FastAPI:
     distribution = service.distribution
     store = distribution.services.store
 
-    async def authorised(request: Request) -> None:
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "a valid bearer token is required", {"www-authenticate": "Bearer"})
-
-    guarded = [Depends(authorised)]
+    guarded = [Depends(bearer_guard(token))]
     api = FastAPI(title="Distribution", version="0.1.0")
 
     @api.exception_handler(NotFound)
@@ -124,6 +117,7 @@ def create_api(service: QueueService, *, token: str | None = None) -> FastAPI:
             scheduled_for=body.scheduled_for,
             custom_message=body.custom_message,
             request_ai_assets=body.request_ai_assets,
+            job_ids=None if body.scheduled_for else dispatch_job_id,
         )
         if body.scheduled_for is not None:
             job = await service.add_scheduled_publish_job(

@@ -94,7 +94,7 @@ def up(
     demo_delay: Annotated[float, typer.Option(help="Seconds until the demo's scheduled post.")] = 10.0,
 ) -> None:
     """Runs the whole service offline, with fake networks."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _logging()
     settings = Settings(network_url=f"http://{host}:{fake_port}")
     token = settings.api_token or secrets.token_urlsafe(16)
 
@@ -136,7 +136,7 @@ def worker(
     scheduler: Annotated[bool, typer.Option(help="Also fire the repeated token refreshes.")] = True,
 ) -> None:
     """Works the three queues (``REDIS_URL``, ``DATABASE_URL``, ``DISTRIBUTION_*``)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _logging()
     settings = Settings()
 
     async def body(service: QueueService) -> None:
@@ -177,6 +177,13 @@ def fake(
 ) -> None:
     """Serves the fake social networks."""
     uvicorn.run(create_fake(FakeNetworks(latency_ms=latency_ms)), host=host, port=port, log_level="warning")
+
+
+def _logging() -> None:
+    """INFO for the service and Conveyor; the HTTP client's line per request
+    only from WARNING up (each dispatch logs its own outcome)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ from conveyor import (
     TaskContext,
 )
 from distribution.config import Settings
-from distribution.models import Dispatch, utcnow
+from distribution.models import Dispatch
 from distribution.models import Schedule as ScheduleRow
 from distribution.network import NetworkClient, Refused, TokenExpired, Tokens
 from distribution.store import NotFound, Store, aware
@@ -139,15 +139,16 @@ class Distribution:
             custom_message: str | None = None,
         ) -> dict[str, Any]:
             """Posts to one account."""
-            row = await store.dispatch(schedule_id, target_id)
-            if row is None:
+            found = await store.start_dispatch(
+                schedule_id, target_id, post_id=post_id, attempt=ctx.attempt, job_id=ctx.id
+            )
+            if found is None:
                 raise Discard(f"schedule {schedule_id} has no dispatch to connection {target_id}")
+            row, post, connection = found
             if row.status == "sent":  # a job run again after its success was recorded
                 return {"externalId": row.external_id, "alreadySent": True}
-            post, connection = await store.post(post_id), await store.connection(target_id)
             if post is None or connection is None:
                 raise Discard(f"post {post_id} or connection {target_id} is gone")
-            await store.update_dispatch(row.id, status="sending", attempts=ctx.attempt, job_id=ctx.id)
             text = custom_message or post.body
             key = dispatch_job_id(schedule_id, target_id)
             try:
@@ -170,10 +171,7 @@ class Distribution:
             except Exception as exc:
                 await store.update_dispatch(row.id, status="queued", error=f"{type(exc).__name__}: {exc}")
                 raise
-            await store.update_dispatch(
-                row.id, status="sent", external_id=sent.external_id, error=None, sent_at=utcnow()
-            )
-            await store.settle_schedule(schedule_id)
+            await store.finish_dispatch(row.id, schedule_id, sent.external_id)
             log.info("dispatch %s sent as %s (attempt %d)", ctx.id, sent.external_id, ctx.attempt)
             return {"externalId": sent.external_id, "assets": sent.assets, "replayed": sent.replayed}
 
@@ -264,6 +262,10 @@ class QueueService:
         if found is None:
             raise NotFound(f"schedule {data.schedule_id} has no dispatch to connection {data.target_id}")
         job_id = options.pop("job_id", dispatch_job_id(data.schedule_id, data.target_id))
+        if found.job_id == job_id:  # recorded with the schedule
+            return await self.distribution.dispatch.with_options(job_id=job_id, **options).enqueue(
+                **data.model_dump()
+            )
         return await self.distribution.enqueue_dispatch(data, found.id, job_id, **options)
 
     async def add_scheduled_publish_job(self, data: ScheduledPublishJobData, scheduled_for: datetime) -> Job:

@@ -4,11 +4,11 @@ PostgreSQL through ``DATABASE_URL``)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import event, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from distribution.models import Base, Connection, Dispatch, Post, Schedule, utcnow
 
@@ -48,6 +48,14 @@ def make_engine(url: str | None = None) -> AsyncEngine:
 def aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; they are UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def _dispatch_to(session: AsyncSession, schedule_id: int, connection_id: int) -> Dispatch | None:
+    """The dispatch of a schedule to one account."""
+    query = select(Dispatch).where(
+        Dispatch.schedule_id == schedule_id, Dispatch.connection_id == connection_id
+    )
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 class NotFound(LookupError):
@@ -104,10 +112,6 @@ class Store:
             session.add(row)
         return row
 
-    async def post(self, post_id: int) -> Post | None:
-        async with self.sessions() as session:
-            return await session.get(Post, post_id)
-
     # -- schedules and dispatches ----------------------------------------
 
     async def add_schedule(
@@ -118,9 +122,12 @@ class Store:
         scheduled_for: datetime | None,
         custom_message: str | None,
         request_ai_assets: bool,
+        job_ids: Callable[[int, int], str] | None = None,
     ) -> tuple[Schedule, list[Dispatch]]:
         """A schedule of ``post_id`` to each connection, with a queued
-        dispatch per connection; NotFound names a missing post or account."""
+        dispatch per connection, in one transaction; NotFound names a
+        missing post or account. ``job_ids(schedule id, connection id)``
+        gives each dispatch its job's id at once."""
         async with self.sessions.begin() as session:
             if await session.get(Post, post_id) is None:
                 raise NotFound(f"no post {post_id}")
@@ -141,7 +148,12 @@ class Store:
             session.add(schedule)
             await session.flush()
             dispatches = [
-                Dispatch(schedule_id=schedule.id, connection_id=c) for c in dict.fromkeys(connection_ids)
+                Dispatch(
+                    schedule_id=schedule.id,
+                    connection_id=c,
+                    job_id=job_ids(schedule.id, c) if job_ids else None,
+                )
+                for c in dict.fromkeys(connection_ids)
             ]
             session.add_all(dispatches)
         return schedule, dispatches
@@ -156,10 +168,33 @@ class Store:
 
     async def dispatch(self, schedule_id: int, connection_id: int) -> Dispatch | None:
         async with self.sessions() as session:
-            query = select(Dispatch).where(
-                Dispatch.schedule_id == schedule_id, Dispatch.connection_id == connection_id
+            return await _dispatch_to(session, schedule_id, connection_id)
+
+    async def start_dispatch(
+        self, schedule_id: int, connection_id: int, *, post_id: int, attempt: int, job_id: str
+    ) -> tuple[Dispatch, Post | None, Connection | None] | None:
+        """One transaction: the dispatch (None when there is none), and
+        unless it was sent already, its post and account, with the
+        dispatch marked ``sending`` by this attempt of ``job_id``."""
+        async with self.sessions.begin() as session:
+            row = await _dispatch_to(session, schedule_id, connection_id)
+            if row is None or row.status == "sent":
+                return (row, None, None) if row else None
+            post, connection = await session.get(Post, post_id), await session.get(Connection, connection_id)
+            if post is not None and connection is not None:
+                row.status, row.attempts, row.job_id = "sending", attempt, job_id
+            return row, post, connection
+
+    async def finish_dispatch(self, dispatch_id: int, schedule_id: int, external_id: str) -> str:
+        """One transaction: the dispatch recorded as sent, and its schedule
+        settled; returns the schedule's status."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(Dispatch)
+                .where(Dispatch.id == dispatch_id)
+                .values(status="sent", external_id=external_id, error=None, sent_at=utcnow())
             )
-            return (await session.execute(query)).scalar_one_or_none()
+            return await self._settle(session, schedule_id)
 
     async def dispatch_by_id(self, dispatch_id: int) -> Dispatch | None:
         async with self.sessions() as session:
@@ -182,12 +217,19 @@ class Store:
         """Sets the schedule's status from its dispatches once none is
         pending; returns the status."""
         async with self.sessions.begin() as session:
-            query = select(Dispatch.status).where(Dispatch.schedule_id == schedule_id)
-            statuses = list((await session.execute(query)).scalars())
-            schedule = await session.get(Schedule, schedule_id, with_for_update=True)
-            if schedule is None:
-                raise NotFound(f"no schedule {schedule_id}")
-            if statuses and all(s in ("sent", "failed") for s in statuses):
-                sent = statuses.count("sent")
-                schedule.status = "published" if sent == len(statuses) else "partial" if sent else "failed"
-            return schedule.status
+            return await self._settle(session, schedule_id)
+
+    @staticmethod
+    async def _settle(session: AsyncSession, schedule_id: int) -> str:
+        # The schedule's row lock first: two dispatches of one schedule
+        # finishing at once settle one after the other, each seeing the
+        # other's status.
+        schedule = await session.get(Schedule, schedule_id, with_for_update=True)
+        if schedule is None:
+            raise NotFound(f"no schedule {schedule_id}")
+        query = select(Dispatch.status).where(Dispatch.schedule_id == schedule_id)
+        statuses = list((await session.execute(query)).scalars())
+        if statuses and all(s in ("sent", "failed") for s in statuses):
+            sent = statuses.count("sent")
+            schedule.status = "published" if sent == len(statuses) else "partial" if sent else "failed"
+        return schedule.status
