@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -235,6 +236,21 @@ class ProcessOutput:
         return "\n".join(self.lines)
 
 
+def start_command(
+    command: list[str], *, cwd: str | os.PathLike[str], drop_env: tuple[str, ...] = (), **env: str
+) -> tuple[subprocess.Popen[str], ProcessOutput]:
+    """Starts ``command`` as a user would run it, with its output merged and
+    read as it comes. The environment is this process's, less variables
+    whose names start with one of ``drop_env``, plus ``env``; output is
+    unbuffered and 200 columns wide (no wrapped lines to match)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(drop_env)}
+    environ.update(PYTHONUNBUFFERED="1", COLUMNS="200", **env)
+    process = subprocess.Popen(
+        command, env=environ, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    return process, ProcessOutput(process)
+
+
 def stop_process(process: subprocess.Popen[Any], *, within: float = 30.0) -> int:
     """SIGINT (as Ctrl-C), then SIGKILL if it is still running after
     ``within`` seconds; the exit code."""
@@ -269,3 +285,12 @@ def configured_or_private_redis(data_dir: str | Path, say: Callable[[str], objec
         say(f"started a private redis-server (AOF on) at {server.url}, data in {data_dir}")
         yield server.url
     say("redis-server stopped")
+
+
+def announced_redis_port(output: str) -> int:
+    """The port of the private redis-server that ``configured_or_private_redis``
+    announced in a command's ``output``."""
+    found = re.search(r"started a private redis-server \(AOF on\) at redis://[\w.]+:(\d+)", output)
+    if found is None:
+        raise AssertionError(f"no private redis-server announced in:\n{output}")
+    return int(found.group(1))

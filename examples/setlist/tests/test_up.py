@@ -4,30 +4,28 @@ artists, and stops everything (its Redis included) on Ctrl-C."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from conveyor.testing import ProcessOutput, free_port, port_open, stop_process
+from conveyor.testing import announced_redis_port, free_port, port_open, start_command, stop_process
 
 
 def test_setlist_up_runs_the_demo_and_stops_everything(tmp_path: Path) -> None:
     port, fake_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_URL", "SETLIST_"))}
-    env.update(SETLIST_DATA=str(tmp_path / "data"), PYTHONUNBUFFERED="1", COLUMNS="200")
     command = [sys.executable, "-m", "setlist.cli", "up", "--port", str(port), "--fake-port", str(fake_port)]
-    process = subprocess.Popen(
-        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    process, output = start_command(
+        command,
+        cwd=tmp_path,
+        drop_env=("REDIS_", "DATABASE_URL", "SETLIST_"),
+        SETLIST_DATA=str(tmp_path / "data"),
     )
-    output = ProcessOutput(process)
     try:
         output.wait_for("Ctrl-C stops everything", within=60)
-        redis_port = int(re.findall(r"redis-server \(AOF on\) at redis://[\w.]+:(\d+)", output.text)[0])
+        redis_port = announced_redis_port(output.text)
         slugs = re.findall(rf"importing .+: http://127\.0\.0\.1:{port}/artists/(\S+)", output.text)
         assert len(slugs) == 3
 

@@ -30,8 +30,7 @@ from conveyor import (
     connect,
     ping,
 )
-from conveyor.settings import RedisSettings
-from conveyor.testing import RedisServer
+from conveyor.testing import configured_or_private_redis
 
 console = Console()
 
@@ -157,13 +156,6 @@ async def flow_control(redis: Any) -> None:
 
 
 def run_demo() -> None:
-    settings = RedisSettings()
-    if settings.is_configured():
-        asyncio.run(workload(None))
-        return
     data = Path(os.environ.get("CONVEYOR_DATA", ".conveyor/redis"))
-    data.mkdir(parents=True, exist_ok=True)
-    with RedisServer(data_dir=data, appendonly=True) as server:
-        console.print(f"started a private redis-server (AOF on) at {server.url}, data in {data}")
-        asyncio.run(workload(server.url))
-    console.print("redis-server stopped")
+    with configured_or_private_redis(data, console.print) as url:
+        asyncio.run(workload(url))

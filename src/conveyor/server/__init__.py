@@ -2,5 +2,6 @@
 Server-Sent Events, health and Prometheus metrics."""
 
 from conveyor.server.app import create_app as create_app
+from conveyor.server.auth import bearer_guard as bearer_guard
 
-__all__ = ["create_app"]
+__all__ = ["bearer_guard", "create_app"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request, status
 
@@ -33,6 +34,23 @@ async def require_token(request: Request) -> None:
             "missing or wrong token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def bearer_guard(token: str | None) -> Callable[[Request], Awaitable[None]]:
+    """A dependency for an application's own routes: with ``token``, a
+    request whose ``Authorization`` header is not ``Bearer <token>``
+    (compared in constant time) is refused with 401; without one, every
+    request passes."""
+    expected = f"Bearer {token}".encode()
+
+    async def guard(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise HTTPException(401, "a valid bearer token is required", {"www-authenticate": "Bearer"})
+
+    return guard
 
 
 def warn_if_open(host: str, token: str | None) -> None:
