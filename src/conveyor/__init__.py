@@ -45,6 +45,7 @@ from conveyor.errors import PayloadError as PayloadError
 from conveyor.errors import PayloadTooLarge as PayloadTooLarge
 from conveyor.errors import QueueNotEmpty as QueueNotEmpty
 from conveyor.errors import RateLimited as RateLimited
+from conveyor.errors import RedisOutOfMemory as RedisOutOfMemory
 from conveyor.errors import Retry as Retry
 from conveyor.errors import StaleLease as StaleLease
 from conveyor.realtime import Event as Event
@@ -108,6 +109,7 @@ __all__ = [
     "QueueNotEmpty",
     "RateLimit",
     "RateLimited",
+    "RedisOutOfMemory",
     "RedisSettings",
     "Retry",
     "Schedule",

@@ -5,6 +5,7 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
     ConveyorError
     ├── ConnectionFailed        Redis cannot be reached or refused the credentials
     │   └── OutcomeUnknown      the connection broke before a write was confirmed
+    ├── RedisOutOfMemory        Redis is at maxmemory and refused a write; nothing written
     ├── InvalidJobOptions       an option is unknown or out of range
     │   └── InvalidSchedule     a bad cron pattern, time zone or schedule option
     ├── PayloadError            job data or a result is not JSON-serialisable
@@ -38,6 +39,13 @@ class OutcomeUnknown(ConnectionFailed):
 
     Adding a job with a ``job_id`` is resent automatically (the id makes it
     idempotent); an add without one raises this, and the caller decides."""
+
+
+class RedisOutOfMemory(ConveyorError):
+    """Raised when Redis is at its ``maxmemory`` limit (policy
+    ``noeviction``) and refuses a change; the change was not made, not even
+    in part. Free memory (clean finished jobs, lower retention, raise
+    ``maxmemory``) and try again; workers wait and retry by themselves."""
 
 
 class InvalidJobOptions(ConveyorError, ValueError):

@@ -27,7 +27,7 @@ from typing import Any
 
 import hiredis
 import redis.asyncio as aredis
-from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
+from redis.exceptions import AuthenticationError, NoScriptError, OutOfMemoryError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 Arg = str | bytes | int | float
@@ -89,7 +89,11 @@ class _Protocol(asyncio.Protocol):
                 continue
             if isinstance(reply, ResponseError):
                 msg = str(reply)
-                fut.set_exception(NoScriptError(msg) if msg.startswith("NOSCRIPT") else reply)
+                if msg.startswith("NOSCRIPT"):
+                    reply = NoScriptError(msg)
+                elif msg.startswith("OOM"):
+                    reply = OutOfMemoryError(msg)
+                fut.set_exception(reply)
             else:
                 fut.set_result(reply)
 

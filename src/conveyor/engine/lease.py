@@ -21,7 +21,7 @@ import redis
 from conveyor.engine.clock import Clock, clock_arg
 from conveyor.engine.keys import QueueKeys
 from conveyor.engine.scripts import script
-from conveyor.errors import ConnectionFailed
+from conveyor.errors import ConnectionFailed, RedisOutOfMemory
 
 log = logging.getLogger("conveyor.worker")
 
@@ -76,7 +76,7 @@ class LeaseKeeper:
         self._thread.join(timeout=15)
         if self._beat is not None:
             # on failure its beats just stop: readers see it gone once they are stale
-            with contextlib.suppress(ConnectionFailed, redis.RedisError, OSError):
+            with contextlib.suppress(ConnectionFailed, RedisOutOfMemory, redis.RedisError, OSError):
                 self._send_beat("")
         self._client.close()
         self._client.connection_pool.disconnect()  # the client was given its pool, so close() leaves it open
@@ -96,7 +96,7 @@ class LeaseKeeper:
     def _run(self) -> None:
         next_check = 0.0
         failures = 0
-        with contextlib.suppress(ConnectionFailed, redis.RedisError, OSError):
+        with contextlib.suppress(ConnectionFailed, RedisOutOfMemory, redis.RedisError, OSError):
             self.beat()  # readers see the worker at once, not a renewal later
         while not self._stop.wait(self._renew_interval if failures == 0 else min(2.0, 0.2 * failures)):
             try:
@@ -108,7 +108,7 @@ class LeaseKeeper:
                 if failures:
                     log.info("lease keeper reconnected to Redis", extra={"event": "reconnected"})
                 failures = 0
-            except (ConnectionFailed, redis.RedisError, OSError) as exc:
+            except (ConnectionFailed, RedisOutOfMemory, redis.RedisError, OSError) as exc:
                 failures += 1
                 if failures == 1 or failures % 20 == 0:
                     log.warning("lease renewal failed: %s", exc, extra={"event": "renew_failed"})

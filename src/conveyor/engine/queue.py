@@ -10,6 +10,7 @@ from typing import Any, Unpack, cast
 
 import redis.asyncio as aredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
@@ -27,7 +28,7 @@ from conveyor.engine.schedules import get as get_schedule
 from conveyor.engine.schedules import get_all as get_schedules
 from conveyor.engine.schedules import remove as remove_schedule
 from conveyor.engine.schedules import upsert as upsert_schedule
-from conveyor.engine.scripts import connection_failed, script
+from conveyor.engine.scripts import connection_failed, out_of_memory, script
 from conveyor.engine.states import CLEANABLE_STATES, JobState
 from conveyor.errors import InvalidJobOptions, JobFailed, JobIsActive, JobNotFound, QueueNotEmpty
 
@@ -644,3 +645,5 @@ class Queue:
             return await awaitable
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise connection_failed(self.redis, exc) from exc
+        except OutOfMemoryError as exc:
+            raise out_of_memory(self.redis, exc) from exc

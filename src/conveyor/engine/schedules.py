@@ -29,7 +29,7 @@ from conveyor.engine.codec import dumps_payload, loads
 from conveyor.engine.codec import text as codec_text
 from conveyor.engine.options import JobOptions
 from conveyor.engine.scripts import script
-from conveyor.errors import ConnectionFailed, InvalidJobOptions, InvalidSchedule
+from conveyor.errors import ConnectionFailed, InvalidJobOptions, InvalidSchedule, RedisOutOfMemory
 
 if TYPE_CHECKING:
     from conveyor.engine.queue import Queue
@@ -330,10 +330,11 @@ class Scheduler:
                 await self.tick()
                 wait = await self._until_next()
                 failures = 0
-            except (ConnectionFailed, RedisConnectionError, RedisTimeoutError) as exc:
+            except (ConnectionFailed, RedisConnectionError, RedisTimeoutError, RedisOutOfMemory) as exc:
                 failures += 1
                 if failures == 1 or failures % 10 == 0:
-                    log.warning("scheduler: %s; retrying", exc, extra={"event": "redis_down"})
+                    event = "redis_full" if isinstance(exc, RedisOutOfMemory) else "redis_down"
+                    log.warning("scheduler: %s; retrying", exc, extra={"event": event})
                 wait = min(2.0, 0.05 * 2**failures)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)

@@ -1,7 +1,14 @@
 """The Lua layer: one script per state transition (``lua/*.lua``), loaded
 once and called by SHA, reloaded when Redis answers NOSCRIPT (after a
 restart or failover). Shared steps live in ``lua/includes`` and are pulled
-in by ``--@include name`` lines."""
+in by ``--@include name`` lines.
+
+Every script starts with a ``#!lua`` line, so that Redis at its
+``maxmemory`` limit refuses a script before it starts instead of at its
+first write (which would leave a transition half made). Scripts that only
+delete, move deadlines or record heartbeats may run at the limit
+(``allow-oom``): they free memory, keep live jobs' locks from expiring
+while Redis is full, and show the workers still alive."""
 
 from __future__ import annotations
 
@@ -14,15 +21,20 @@ from typing import Any
 
 import redis
 import redis.asyncio as aredis
-from redis.exceptions import AuthenticationError, NoScriptError
+from redis.exceptions import AuthenticationError, NoScriptError, OutOfMemoryError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.channel import Arg, Channel, Client, ReplyLost, encode_args
-from conveyor.errors import ConnectionFailed, OutcomeUnknown
+from conveyor.errors import ConnectionFailed, OutcomeUnknown, RedisOutOfMemory
 
 _INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
 _RESENDS = 3
+#: Scripts that free memory, renew leases or record heartbeats (a few bytes
+#: per worker), allowed to run at maxmemory.
+ALLOW_OOM = frozenset(
+    {"remove_job", "clean_jobs", "obliterate", "drain", "extend_locks", "ack_events", "beat_worker"}
+)
 
 
 @cache
@@ -48,7 +60,8 @@ class Script:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.source = _expand(name, set())
+        flags = " flags=allow-oom" if name in ALLOW_OOM else ""
+        self.source = f"#!lua{flags}\n" + _expand(name, set())
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
         self._heads: dict[tuple[str, ...], bytes] = {}
 
@@ -67,6 +80,8 @@ class Script:
                 return await client.evalsha(self.sha, len(keys), *keys, *args)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise connection_failed(client, exc) from exc
+        except OutOfMemoryError as exc:
+            raise out_of_memory(client, exc) from exc
 
     async def _run_on(
         self, channel: Channel, client: Client, keys: Sequence[str], args: Sequence[Arg], resend: bool
@@ -91,6 +106,8 @@ class Script:
                 raise ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}") from exc
             except RedisConnectionError as exc:
                 raise connection_failed(client, exc) from exc
+            except OutOfMemoryError as exc:
+                raise out_of_memory(client, exc) from exc
         raise AssertionError("unreachable")
 
     def _head(self, keys: Sequence[str]) -> bytes:
@@ -112,6 +129,8 @@ class Script:
                 return client.evalsha(self.sha, len(keys), *keys, *args)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise connection_failed(client, exc) from exc
+        except OutOfMemoryError as exc:
+            raise out_of_memory(client, exc) from exc
 
 
 def describe(client: aredis.Redis | redis.Redis) -> str:
@@ -126,6 +145,13 @@ def connection_failed(client: aredis.Redis | redis.Redis, exc: Exception) -> Con
     if isinstance(exc, AuthenticationError):
         return ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}")
     return ConnectionFailed(f"cannot reach Redis at {describe(client)}: {exc}")
+
+
+def out_of_memory(client: aredis.Redis | redis.Redis, exc: Exception) -> RedisOutOfMemory:
+    return RedisOutOfMemory(
+        f"Redis at {describe(client)} is at its maxmemory limit and refused the change, "
+        f"which was not made: {exc}"
+    )
 
 
 @cache

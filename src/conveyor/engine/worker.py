@@ -35,7 +35,7 @@ from conveyor.engine.runner import (
     failure,
 )
 from conveyor.engine.scripts import script
-from conveyor.errors import ConnectionFailed, JobNotFound, PayloadError, StaleLease
+from conveyor.errors import ConnectionFailed, JobNotFound, PayloadError, RedisOutOfMemory, StaleLease
 
 log = logging.getLogger("conveyor.worker")
 #: Called after each accepted ``update_progress`` (e.g. ``ProgressBus.bridge()``).
@@ -123,6 +123,9 @@ class Worker:
         self._timer: asyncio.TimerHandle | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
         self._held = False
+        # The last claim found the queue dry: claim again only when the
+        # marker, a due delayed job or a finished job says there may be more.
+        self._dry = False
         self._lease: LeaseKeeper | None = None
         self._loop_ref: asyncio.AbstractEventLoop | None = None
         self._inflight = 0
@@ -143,12 +146,16 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Works until :meth:`close` is called, or with ``burst`` until
         nothing is waiting or running (delayed jobs not yet due stay)."""
-        await self.queue.register()
+        try:
+            await self.queue.register()
+        except RedisOutOfMemory as exc:  # the registry only lists queues: work anyway
+            log.warning("worker %s: %s", self.id, exc, extra={"event": "redis_full"})
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._closed = asyncio.Event()
         self._stopping = False
         self._drained = False
+        self._dry = False
         self._loop_ref = asyncio.get_running_loop()
         if not self._is_async:
             if self._executor_kind == "process":
@@ -246,7 +253,7 @@ class Worker:
             if self._drained and burst and not self._inflight and not self._relaying:
                 return
             free = self.concurrency - len(self._running) - self._reserved
-            want = 0 if self._stopping or self._held else min(free, max_batch)
+            want = 0 if self._stopping or self._held or self._dry else min(free, max_batch)
             if (
                 self._inflight < 2
                 and not self._backoff
@@ -270,11 +277,14 @@ class Worker:
         try:
             try:
                 reply = await self._finish(rows, want)
-            except ConnectionFailed as exc:
+            except (ConnectionFailed, RedisOutOfMemory) as exc:
+                # Redis down or full: the outcomes wait here (the lease
+                # keeper keeps their locks) and are sent again.
                 self._outcomes[:0] = rows
                 self._failures += 1
                 if self._failures == 1 or self._failures % 10 == 0:
-                    log.warning("worker %s: %s; retrying", self.id, exc, extra={"event": "redis_down"})
+                    event = "redis_full" if isinstance(exc, RedisOutOfMemory) else "redis_down"
+                    log.warning("worker %s: %s; retrying", self.id, exc, extra={"event": event})
                 self._backoff = True
                 await asyncio.sleep(min(2.0, 0.05 * 2**self._failures))
                 self._backoff = False
@@ -300,6 +310,7 @@ class Worker:
                 # turn keep a burst run going.
                 if burst and not claimed and not self._running and not self._outcomes and not grouped:
                     self._drained = self._inflight == 1
+                self._dry = True
                 self._idle.set()
                 if next_due >= 0:
                     self._arm_timer(max(0, next_due - now) / 1000)
@@ -407,6 +418,7 @@ class Worker:
     def _record(self, run: _Running, ending: Ending) -> None:
         ctx = run.ctx
         self._running.pop(ctx.id, None)
+        self._dry = False  # a slot is free: the outcome's call claims for it
         kind = ending.kind
         if kind == "":
             self._tokens.pop(ctx.id, None)
@@ -467,16 +479,20 @@ class Worker:
     def _arm_timer(self, delay: float) -> None:
         if self._timer:
             self._timer.cancel()
-        wake = self._wake
-        assert wake is not None
-        self._timer = asyncio.get_running_loop().call_later(delay, wake.set)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._wake_up)
+
+    def _wake_up(self) -> None:
+        """There may be work (the marker was set, or a delayed job is due)."""
+        self._dry = False
+        assert self._wake is not None
+        self._wake.set()
 
     async def _marker_loop(self) -> None:
         """Blocks on the queue's marker while the worker is idle, on a
         connection of its own (closed to stop it: redis-py lets a blocking
         command run to its timeout even when the task is cancelled)."""
-        assert self._idle is not None and self._wake is not None
-        idle, wake = self._idle, self._wake
+        assert self._idle is not None
+        idle = self._idle
         pool = self.queue.redis.connection_pool
         marker = self.queue.keys.marker
         failures = 0
@@ -501,7 +517,7 @@ class Worker:
                         break
                     failures += 1
                     await asyncio.sleep(min(2.0, 0.05 * 2**failures))
-                wake.set()
+                self._wake_up()  # the marker, or the block timed out: look again
         finally:
             self._block_conn = None
             if conn is not None:
