@@ -103,7 +103,9 @@ async def test_a_job_that_stalls_too_often_is_reported_once(queue: Queue) -> Non
     job = await queue.add("j", 1)
     k = queue.keys
     await script("finish_jobs").run(
-        queue.redis, k.finish, [k.job_prefix, k.logs_prefix, "", 1, 100, "dead-worker", packb([])]
+        queue.redis,
+        k.finish_for("dead-worker"),
+        [k.job_prefix, k.logs_prefix, "", 1, 100, "dead-worker", packb([]), 1],
     )
     told: list[DeadLetteredJob] = []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
@@ -29,8 +30,17 @@ async def _claim(queue: Queue, count: int) -> tuple[list[str], int]:
     reply = unpack_reply(
         await script("finish_jobs").run(
             queue.redis,
-            k.finish,
-            [k.job_prefix, k.logs_prefix, queue.clock.now_ms() or "", count, 60_000, "w", packb([])],
+            k.finish_for("w"),
+            [
+                k.job_prefix,
+                k.logs_prefix,
+                queue.clock.now_ms() or "",
+                count,
+                60_000,
+                "w",
+                packb([]),
+                uuid4().hex,
+            ],
         )
     )
     return [row[0] for row in reply[3]], int(reply[4])

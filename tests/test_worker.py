@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from typing import Any
+from uuid import uuid4
 
 import pytest
 import redis.asyncio as aredis
@@ -208,13 +209,24 @@ async def test_undecodable_payload_fails_the_job_and_the_worker_keeps_going(
     assert await queue.get_state(good.id) is JobState.COMPLETED
 
 
-async def _claim(queue: Queue, worker_id: str, lock_ms: int = 1000) -> tuple[str, str]:
+async def _claim(
+    queue: Queue, worker_id: str, lock_ms: int = 1000, call: str | None = None
+) -> tuple[str, str]:
     k = queue.keys
     reply = unpack_reply(
         await script("finish_jobs").run(
             queue.redis,
-            k.finish,
-            [k.job_prefix, k.logs_prefix, queue.clock.now_ms() or "", 1, lock_ms, worker_id, packb([])],
+            k.finish_for(worker_id),
+            [
+                k.job_prefix,
+                k.logs_prefix,
+                queue.clock.now_ms() or "",
+                1,
+                lock_ms,
+                worker_id,
+                packb([]),
+                call or uuid4().hex,
+            ],
         )
     )
     job_id, token = reply[3][0][0], reply[3][0][1]
@@ -227,11 +239,38 @@ async def _finish(queue: Queue, job_id: str, token: str, kind: str = "c") -> int
     reply = unpack_reply(
         await script("finish_jobs").run(
             queue.redis,
-            k.finish,
-            [k.job_prefix, k.logs_prefix, queue.clock.now_ms() or "", 0, 1000, "w", packb([row])],
+            k.finish_for("w"),
+            [
+                k.job_prefix,
+                k.logs_prefix,
+                queue.clock.now_ms() or "",
+                0,
+                1000,
+                "w",
+                packb([row]),
+                uuid4().hex,
+            ],
         )
     )
     return int(reply[2][0])
+
+
+async def test_a_resent_claim_gets_the_same_jobs_back(queue: Queue) -> None:
+    # Given a claim whose reply was lost (the worker never saw its job)
+    first, second = await queue.add("j", 1), await queue.add("j", 2)
+    job_id, token = await _claim(queue, "w1", call="7")
+    assert job_id == first.id
+    # When the worker sends the same call again, it gets the same job under
+    # the same token, and nothing more is claimed
+    assert await _claim(queue, "w1", call="7") == (job_id, token)
+    assert (await queue.counts())[JobState.ACTIVE] == 1
+    # Then its next call claims the next job, and a resend of a call whose
+    # job is no longer held under its token returns nothing of it
+    next_id, next_token = await _claim(queue, "w1", call="8")
+    assert next_id == second.id
+    assert await _finish(queue, next_id, next_token) == 1
+    with pytest.raises(IndexError):
+        await _claim(queue, "w1", call="8")
 
 
 async def _recover_stalled(queue: Queue, max_stalled: int = 5) -> None:
@@ -432,6 +471,32 @@ async def test_idle_worker_starts_a_new_or_delayed_job_when_due(queue: Queue, de
     await asyncio.sleep(0.1)  # let it go idle on the marker
     await queue.add("j", None, delay=delay)
     await asyncio.wait_for(got.wait(), delay + 1.0)  # well before the 5 s block timeout
+    await worker.close()
+    await task
+
+
+async def test_idle_worker_waits_on_the_marker_instead_of_polling(redis: aredis.Redis, queue: Queue) -> None:
+    # Given a worker that found its queue empty
+    done = asyncio.Event()
+
+    async def handler(job: JobContext) -> None:
+        done.set()
+
+    worker = Worker(queue, handler, block_timeout=5)
+    task = asyncio.create_task(worker.run())
+    await queue.add("first", None)
+    await asyncio.wait_for(done.wait(), 5)
+    await asyncio.sleep(0.1)
+    # When it stays idle for half a second
+    await redis.config_resetstat()
+    await asyncio.sleep(0.5)
+    # Then it looked at the wait list at most once (it used to ask in a
+    # tight loop, thousands of times a second), and still takes a new job
+    claims = (await redis.info("commandstats")).get("cmdstat_zpopmin", {}).get("calls", 0)
+    assert claims <= 1
+    done.clear()
+    await queue.add("second", None)
+    await asyncio.wait_for(done.wait(), 1.0)
     await worker.close()
     await task
 

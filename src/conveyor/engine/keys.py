@@ -96,7 +96,7 @@ class QueueKeys:
         #: their outcomes (hash: r:<child key> result, f:<child key> error).
         self.deps_prefix = self.key("deps:")
         self.kids_prefix = self.key("kids:")
-        #: The KEYS of finish_jobs.lua, the worker's finish-and-claim call.
+        #: The queue's KEYS of finish_jobs.lua (see :meth:`finish_for`).
         self.finish = (
             self.wait,
             self.active,
@@ -115,6 +115,11 @@ class QueueKeys:
 
     def key(self, suffix: str) -> str:
         return f"{self.base}:{suffix}"
+
+    def finish_for(self, worker_id: str) -> tuple[str, ...]:
+        """The KEYS of one worker's finish-and-claim call: :attr:`finish`
+        and the worker's claim record (what its last claim took)."""
+        return (*self.finish, self.key(f"claims:{worker_id}"))
 
     def job(self, job_id: str) -> str:
         return self.job_prefix + job_id

@@ -103,6 +103,8 @@ class Worker:
         self.block_timeout = block_timeout
         self.flow_sweep_interval = flow_sweep_interval
         self.id = name or f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
+        self._finish_keys = queue.keys.finish_for(self.id)
+        self._finish_calls = 0
         self._is_async = inspect.iscoroutinefunction(handler)
         self._executor_kind = executor
         self._processes = processes
@@ -324,6 +326,7 @@ class Worker:
 
     async def _finish(self, rows: list[Row], want: int) -> Any:
         k = self.queue.keys
+        self._finish_calls += 1
         args: list[Any] = [
             k.job_prefix,
             k.logs_prefix,
@@ -332,8 +335,9 @@ class Worker:
             self.lock_ms,
             self.id,
             packb(rows),
+            self._finish_calls,
         ]
-        return await script("finish_jobs").run(self.queue.redis, k.finish, args)
+        return await script("finish_jobs").run(self.queue.redis, self._finish_keys, args)
 
     def _settle(self, ids: list[str], codes: list[int]) -> None:
         tokens = self._tokens

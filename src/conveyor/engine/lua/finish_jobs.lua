@@ -6,12 +6,17 @@
 -- rate limited: handed back, and the whole queue held for `delay` ms.
 -- Guarantees: only the holder of the current lock token changes the job
 -- (fencing); a repeated call with the same token changes nothing and reports
--- 0, so a worker may resend after a lost reply.
+-- 0, so a worker may resend after a lost reply. A call that claimed jobs
+-- records their ids under its call id (for one lock duration): a resend of
+-- that call gets the same jobs back, still under their tokens, instead of
+-- claiming others and leaving those to lapse unseen.
 -- KEYS: 1 wait, 2 active, 3 marker, 4 meta, 5 delayed, 6 seq counter,
---       7 completed, 8 failed, 9 limiter log, 10 limiter count
+--       7 completed, 8 failed, 9 limiter log, 10 limiter count,
+--       11 the worker's claim record
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 claim count, 5 lock ms,
 --       6 worker id, 7 msgpack array of outcome rows:
---       { id, token, kind, value, delay ms, keep count, keep age ms }
+--       { id, token, kind, value, delay ms, keep count, keep age ms },
+--       8 call id (unique per call of this worker)
 -- Returns: msgpack { now, next delayed due (or held group's turn) or -1,
 --          codes, claimed rows,
 --          held until (0: not held), ids of flow children that finished
@@ -151,10 +156,26 @@ local jobs = {}
 local count = tonumber(ARGV[4])
 local ckeys = { KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[9], KEYS[10] }
 local held = 0
-if count > 0 then
+local call = ARGV[8]
+local record = count > 0 and redis.call('GET', KEYS[11])
+if record and cmsgpack.unpack(record)[1] == call then
+  -- a resend of this call: the jobs it claimed, those still held under its tokens
+  for _, id in ipairs(cmsgpack.unpack(record)[2]) do
+    local f = redis.call('HMGET', prefix .. id, 'name', 'data', 'opts', 'atm', 'ts', 'ats', 'tk', 'st')
+    if f[8] == 'active' and f[7] == f[6] .. ':' .. ARGV[6] then
+      jobs[#jobs + 1] = { id, f[7], tonumber(f[6]), f[1] or '', f[2] or '', f[3] or '',
+        tonumber(f[4]) or 0, tonumber(f[5]) or 0 }
+    end
+  end
+elseif count > 0 then
   promote_delayed(KEYS[5], KEYS[1], KEYS[6], prefix, now, 1000)
   local _
   _, held = claim(ckeys, prefix, now, count, tonumber(ARGV[5]), ARGV[6], jobs)
+  if #jobs > 0 then
+    local ids = {}
+    for i, row in ipairs(jobs) do ids[i] = row[1] end
+    redis.call('SET', KEYS[11], cmsgpack.pack({ call, ids }), 'PX', tonumber(ARGV[5]))
+  end
 elseif #released > 0 then
   wake_for_slot(ckeys, prefix)
 end
