@@ -215,7 +215,7 @@ async def test_events_from_a_worker_process_arrive_in_order(
     jobs = await queue.add_bulk([("j", i) for i in range(50)])
     proc = spawn_worker(redis_server.url, queue.name, 0, 5, 5)  # no sleep, 5 at a time, 5 s lease
     try:
-        assert await jobs[-1].wait_until_finished(timeout=20) == "ok"
+        assert str(await jobs[-1].wait_until_finished(timeout=20)).startswith("ok:")
         await asyncio.gather(*(j.wait_until_finished(timeout=20) for j in jobs))
     finally:
         proc.terminate()
@@ -226,4 +226,4 @@ async def test_events_from_a_worker_process_arrive_in_order(
         assert story(events, job.id) == ["added", "active", "completed"]
     assert [int(e.id) for e in events] == list(range(1, len(events) + 1))
     assert (await queue.counts())[JobState.COMPLETED] == 50
-    await redis.delete(f"ledger:{queue.name}")
+    await redis.delete(f"ledger:{queue.name}", f"tries:{queue.name}")

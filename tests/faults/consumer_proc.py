@@ -1,5 +1,5 @@
-"""An event consumer process for tests: each event records a side effect (a
-counter per entry id in a ledger hash) and sleeps; an event of type
+"""An event consumer process for tests: each event records a side effect (one
+field per run in a ledger hash: the entry id and a token of the run) and sleeps; an event of type
 ``poison`` kills the process on the spot. SIGTERM closes gracefully."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import sys
+import uuid
 from typing import Any
 
 from conveyor import Event, EventBus, connect
@@ -24,7 +25,7 @@ async def main(
     async def handle(event: Event[Any]) -> None:
         if event.type == "poison":
             os._exit(3)
-        await redis.hincrby(ledger, event.id, 1)
+        await redis.hset(ledger, f"{event.id} {uuid.uuid4().hex}", 1)
         await asyncio.sleep(sleep)
 
     consumer = bus.consumer(

@@ -1,10 +1,11 @@
 """Starting the test processes (a worker, an event consumer) and watching
 their side effects: each process script prints ``ready`` once it runs and
-counts every job or event it handles in a ledger hash."""
+records every run of a job or event in a ledger hash."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -16,14 +17,18 @@ from typing import Any
 
 import redis.asyncio as aredis
 
+from conveyor import Queue
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-def spawn(script: str, *args: str, output: bool = False) -> subprocess.Popen[str]:
+def spawn(script: str, *args: str, output: bool = False, skew: float = 0.0) -> subprocess.Popen[str]:
     """Runs ``tests/faults/<script>`` with ``args`` and waits until it is
-    ready; with ``output``, what it prints after that stays readable."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    ready; with ``output``, what it prints after that stays readable. With
+    ``skew``, the process's wall clock runs that many seconds off
+    (``fault_clock``)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "FAULT_CLOCK_SKEW": str(skew)}
     proc = subprocess.Popen(
         [sys.executable, str(HERE / script), *args],
         stdout=subprocess.PIPE,
@@ -39,8 +44,18 @@ def spawn(script: str, *args: str, output: bool = False) -> subprocess.Popen[str
     return proc
 
 
-def spawn_worker(url: str, queue: str, sleep: float, concurrency: int, lock: float) -> subprocess.Popen[str]:
-    return spawn("worker_proc.py", url, queue, str(sleep), str(concurrency), str(lock))
+def spawn_worker(
+    url: str,
+    queue: str,
+    sleep: float,
+    concurrency: int,
+    lock: float,
+    *,
+    max_stalled: int = 1,
+    skew: float = 0.0,
+) -> subprocess.Popen[str]:
+    args = (url, queue, str(sleep), str(concurrency), str(lock), str(max_stalled))
+    return spawn("worker_proc.py", *args, skew=skew)
 
 
 def spawn_consumer(
@@ -74,9 +89,13 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], within: float = 3
 
 
 async def ledger(redis: aredis.Redis, name: str) -> dict[str, int]:
-    """How many times each job or event id of queue or stream ``name`` ran."""
-    raw = await redis.hgetall(f"ledger:{name}")
-    return {k.decode(): int(v) for k, v in raw.items()}
+    """How many times each job or event id of queue or stream ``name`` ran
+    (the ledger has one field per run: the id, a space, the run's token)."""
+    runs: dict[str, int] = {}
+    for field in await redis.hkeys(f"ledger:{name}"):
+        item = field.decode().rsplit(" ", 1)[0]
+        runs[item] = runs.get(item, 0) + 1
+    return runs
 
 
 async def starts(redis: aredis.Redis, name: str) -> list[tuple[float, int, str]]:
@@ -87,3 +106,26 @@ async def starts(redis: aredis.Redis, name: str) -> list[tuple[float, int, str]]
         at, running, job_id = row.decode().split(" ", 2)
         out.append((float(at), int(running), job_id))
     return out
+
+
+async def completions(redis: aredis.Redis, queue: str) -> dict[str, int]:
+    """How many completions of each job the queue accepted, from its event
+    stream (each accepted completion emits one ``completed`` event)."""
+    return await event_counts(redis, queue, "completed")
+
+
+async def event_counts(redis: aredis.Redis, queue: str, event: str) -> dict[str, int]:
+    """How many ``event`` events (``completed``, ``stalled``...) each job of
+    the queue had, from its event stream."""
+    counts: dict[str, int] = {}
+    key = Queue(queue, redis).keys.events
+    last = "-"
+    while True:
+        page = await redis.xrange(key, min=last, max="+", count=1000)
+        for _, fields in page:
+            if fields.get(b"e") == event.encode():
+                for job_id in json.loads(fields[b"jobs"]):
+                    counts[job_id] = counts.get(job_id, 0) + 1
+        if len(page) < 1000:
+            return counts
+        last = "(" + page[-1][0].decode()

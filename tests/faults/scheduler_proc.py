@@ -9,6 +9,7 @@ import asyncio
 import signal
 import sys
 
+import fault_clock  # this script's own folder
 import redis
 
 from conveyor import Queue, Scheduler, connect
@@ -38,5 +39,6 @@ async def main(url: str, queue_name: str, poll: float, clock_key: str) -> None:
 
 
 if __name__ == "__main__":
+    fault_clock.apply()
     url, name, poll = sys.argv[1:4]
     asyncio.run(main(url, name, float(poll), sys.argv[4] if len(sys.argv) > 4 else ""))

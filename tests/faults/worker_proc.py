@@ -1,6 +1,8 @@
-"""A worker process for tests: each job records a side effect (a counter
-per job id in a ledger hash), its start time and how many jobs of the
-queue were running with it, then sleeps; SIGTERM closes gracefully.
+"""A worker process for tests: each job records a side effect (one field
+per run in a ledger hash, named by the job id and a token of the run, so
+a command resent after a lost reply counts once), its start time and how
+many jobs of the queue were running with it, then sleeps; SIGTERM closes
+gracefully.
 A job whose data is ``{"limited": s}`` raises RateLimited(s) the first
 time it runs; one whose data is ``{"fail": true}`` raises until the key
 ``healed:<queue>`` exists."""
@@ -8,20 +10,27 @@ time it runs; one whose data is ``{"fail": true}`` raises until the key
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
+import uuid
+
+import fault_clock  # this script's own folder
 
 from conveyor import JobContext, Queue, RateLimited, Worker, connect
 from conveyor.engine.worker import install_signal_handlers
 
 
-async def main(url: str, queue_name: str, sleep: float, concurrency: int, lock: float) -> None:
+async def main(
+    url: str, queue_name: str, sleep: float, concurrency: int, lock: float, max_stalled: int
+) -> None:
     redis = connect(url)
     queue = Queue(queue_name, redis)
     ledger = f"ledger:{queue_name}"
 
     async def handler(job: JobContext) -> str:
-        runs = await redis.hincrby(ledger, job.id, 1)
+        await redis.hset(ledger, f"{job.id} {uuid.uuid4().hex}", 1)
+        runs = await redis.hincrby(f"tries:{queue_name}", job.id, 1)
         running = await redis.incr(f"running:{queue_name}")
         try:
             await redis.rpush(f"starts:{queue_name}", f"{time.time():.6f} {running} {job.id}")
@@ -36,7 +45,7 @@ async def main(url: str, queue_name: str, sleep: float, concurrency: int, lock: 
             await asyncio.sleep(sleep)
         finally:
             await redis.decr(f"running:{queue_name}")
-        return "ok"
+        return f"ok:{os.getpid()}"
 
     worker = Worker(
         queue,
@@ -45,6 +54,7 @@ async def main(url: str, queue_name: str, sleep: float, concurrency: int, lock: 
         lock_duration=lock,
         stalled_interval=lock / 4,
         shutdown_grace=10,
+        max_stalled_count=max_stalled,
     )
     install_signal_handlers(worker)
     print("ready", flush=True)
@@ -53,5 +63,6 @@ async def main(url: str, queue_name: str, sleep: float, concurrency: int, lock: 
 
 
 if __name__ == "__main__":
-    url, name, sleep, conc, lock = sys.argv[1:6]
-    asyncio.run(main(url, name, float(sleep), int(conc), float(lock)))
+    fault_clock.apply()
+    url, name, sleep, conc, lock, stalls = sys.argv[1:7]
+    asyncio.run(main(url, name, float(sleep), int(conc), float(lock), int(stalls)))
