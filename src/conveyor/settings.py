@@ -1,7 +1,8 @@
 """Connection settings, read from the environment at the edges (``connect``,
 the CLI). The variables are the seeds': ``REDIS_URL`` (``redis://``,
 ``rediss://``, ``unix://``) or ``REDIS_HOST``, ``REDIS_PORT``,
-``REDIS_USERNAME``, ``REDIS_PASSWORD``, ``REDIS_DB``, ``REDIS_TLS``."""
+``REDIS_USERNAME``, ``REDIS_PASSWORD``, ``REDIS_DB``, ``REDIS_TLS``, plus
+``REDIS_TLS_CA_FILE`` for a server whose certificate a private CA signed."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ class RedisSettings(BaseSettings):
     password: str | None = None
     db: int = Field(default=0, ge=0)
     tls: bool = False
+    #: PEM file of the CA that signed the server's certificate, for
+    #: ``rediss://`` to a server outside the system's trust store. The
+    #: certificate and host name are always verified.
+    tls_ca_file: str | None = None
     #: Seconds to wait for a connection or a reply before failing.
     timeout: float = Field(default=5.0, gt=0)
 

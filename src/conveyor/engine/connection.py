@@ -3,7 +3,8 @@ workers share; workers derive a sync client from it for their lease thread."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aredis
@@ -19,7 +20,47 @@ from conveyor.engine.scripts import describe
 from conveyor.errors import ConnectionFailed
 from conveyor.settings import RedisSettings
 
+T = TypeVar("T")
 _RETRY_ON = [RedisConnectionError, RedisTimeoutError, ConnectionResetError]
+
+
+def _worth_retrying(error: Exception) -> bool:
+    """Wrong credentials, or a certificate that fails verification, fail the
+    same way every time: they are reported at once, not retried."""
+    if isinstance(error, AuthenticationError):
+        return False
+    return "certificate verify failed" not in str(error).lower()
+
+
+def _narrowed(is_retryable: Callable[[Exception], bool] | None) -> Callable[[Exception], bool]:
+    def retryable(error: Exception) -> bool:
+        return _worth_retrying(error) and (is_retryable is None or is_retryable(error))
+
+    return retryable
+
+
+class _AsyncRetry(AsyncRetry):
+    """redis-py's retry, minus the retries that cannot help."""
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[[Exception], Any] | Callable[[Exception, int], Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        return await super().call_with_retry(do, fail, _narrowed(is_retryable), with_failure_count)
+
+
+class _Retry(Retry):
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[[Exception], Any] | Callable[[Exception, int], Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        return super().call_with_retry(do, fail, _narrowed(is_retryable), with_failure_count)
 
 
 def connect(url: str | None = None, *, settings: RedisSettings | None = None) -> Client:
@@ -33,11 +74,13 @@ def connect(url: str | None = None, *, settings: RedisSettings | None = None) ->
     s = settings or RedisSettings()
     url = url or s.resolved_url()
     tcp: dict[str, Any] = {} if url.startswith("unix:") else {"socket_keepalive": True}
+    if url.startswith("rediss:") and s.tls_ca_file and "ssl_ca_certs=" not in url:
+        tcp["ssl_ca_certs"] = s.tls_ca_file
     client: Client = Client.from_url(  # type: ignore[assignment]
         url,
         socket_timeout=s.timeout,
         socket_connect_timeout=s.timeout,
-        retry=AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries=6),
+        retry=_AsyncRetry(ExponentialBackoff(cap=1.0, base=0.05), retries=6),
         retry_on_error=list(_RETRY_ON),
         health_check_interval=0,
         **tcp,
@@ -85,6 +128,6 @@ def sync_twin(client: aredis.Redis) -> redis.Redis:
     sync_pool = redis.ConnectionPool(connection_class=cls, **kwargs)
     return redis.Redis(
         connection_pool=sync_pool,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        retry=_Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         retry_on_error=list(_RETRY_ON),
     )
