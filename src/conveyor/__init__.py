@@ -22,6 +22,7 @@ from conveyor.engine.job import JobContext as JobContext
 from conveyor.engine.limits import GroupInfo as GroupInfo
 from conveyor.engine.limits import QueueLimits as QueueLimits
 from conveyor.engine.limits import RateLimit as RateLimit
+from conveyor.engine.options import Durable as Durable
 from conveyor.engine.options import KeepJobs as KeepJobs
 from conveyor.engine.options import Priority as Priority
 from conveyor.engine.queue import Queue as Queue
@@ -40,6 +41,7 @@ from conveyor.errors import InvalidSchedule as InvalidSchedule
 from conveyor.errors import JobFailed as JobFailed
 from conveyor.errors import JobIsActive as JobIsActive
 from conveyor.errors import JobNotFound as JobNotFound
+from conveyor.errors import NotReplicated as NotReplicated
 from conveyor.errors import OutcomeUnknown as OutcomeUnknown
 from conveyor.errors import PayloadError as PayloadError
 from conveyor.errors import PayloadTooLarge as PayloadTooLarge
@@ -75,6 +77,7 @@ __all__ = [
     "Custom",
     "DeadLetteredJob",
     "Discard",
+    "Durable",
     "Event",
     "EventBus",
     "EventConsumer",
@@ -96,6 +99,7 @@ __all__ = [
     "KeepJobs",
     "Limiter",
     "ManualClock",
+    "NotReplicated",
     "OutcomeUnknown",
     "PayloadError",
     "PayloadTooLarge",

@@ -24,6 +24,8 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ConveyorError(Exception):
     """Raised when Conveyor cannot do what was asked; the root of all its errors."""
@@ -46,6 +48,19 @@ class RedisOutOfMemory(ConveyorError):
     ``noeviction``) and refuses a change; the change was not made, not even
     in part. Free memory (clean finished jobs, lower retention, raise
     ``maxmemory``) and try again; workers wait and retry by themselves."""
+
+
+class NotReplicated(ConveyorError):
+    """Raised by a durable add (``Queue(durable=...)``) when fewer replicas
+    than asked confirmed the write within the timeout. The jobs *were*
+    added on the primary (``jobs``), and stay unless a failover loses
+    them; adding them again under the same job ids is safe."""
+
+    def __init__(self, jobs: list[Any], acked: int, wanted: int) -> None:
+        super().__init__(f"{acked} of {wanted} replicas confirmed the add of {len(jobs)} job(s) in time")
+        self.jobs = jobs
+        self.acked = acked
+        self.wanted = wanted
 
 
 class InvalidJobOptions(ConveyorError, ValueError):

@@ -56,6 +56,25 @@ DEFAULT_KEEP_FAILED = KeepJobs(count=10_000, age=7 * 24 * 3600)
 RetentionSpec = bool | int | KeepJobs | None
 
 
+@dataclass(frozen=True)
+class Durable:
+    """A queue whose adds wait until ``replicas`` replicas confirm them
+    (Redis ``WAIT``), for at most ``timeout`` seconds; fewer in time raises
+    :class:`~conveyor.errors.NotReplicated`. It narrows what a failover can
+    lose to writes no confirming replica had; it is not a consensus commit."""
+
+    replicas: int = 1
+    timeout: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1 or self.timeout <= 0:
+            raise InvalidJobOptions("Durable needs replicas >= 1 and a timeout > 0")
+
+    @property
+    def wait_ms(self) -> int:
+        return max(1, round(self.timeout * 1000))
+
+
 def _keep(value: RetentionSpec, default: KeepJobs, name: str) -> KeepJobs:
     if value is None or value is False:
         return default

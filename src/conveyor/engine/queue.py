@@ -21,7 +21,7 @@ from conveyor.engine.flows import Children, children_of, pending_children, queue
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.limits import GroupInfo, QueueLimits, RateLimit, check_concurrency
-from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
+from conveyor.engine.options import DEFAULT_KEEP_FAILED, Durable, JobOptions, JobOptionsDict
 from conveyor.engine.registry import WorkerInfo, list_workers
 from conveyor.engine.schedules import Schedule, build_spec
 from conveyor.engine.schedules import get as get_schedule
@@ -30,9 +30,18 @@ from conveyor.engine.schedules import remove as remove_schedule
 from conveyor.engine.schedules import upsert as upsert_schedule
 from conveyor.engine.scripts import connection_failed, out_of_memory, script
 from conveyor.engine.states import CLEANABLE_STATES, JobState
-from conveyor.errors import InvalidJobOptions, JobFailed, JobIsActive, JobNotFound, QueueNotEmpty
+from conveyor.errors import (
+    InvalidJobOptions,
+    JobFailed,
+    JobIsActive,
+    JobNotFound,
+    NotReplicated,
+    QueueNotEmpty,
+)
 
 BULK_CHUNK = 1000
+#: A job ready to add: name, data, options and the add script's arguments.
+Prepared = tuple[str, Any, JobOptions, list[str | bytes | int]]
 _STATE_KEY = {
     JobState.WAITING: "wait",
     JobState.WAITING_CHILDREN: "waiting-children",
@@ -62,8 +71,11 @@ class Queue:
         default_options: JobOptionsDict | None = None,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         clock: Clock | None = None,
+        durable: Durable | None = None,
     ) -> None:
         self.name = name
+        #: Adds wait for replicas to confirm them (see :class:`Durable`).
+        self.durable = durable
         self.redis = redis
         self.keys = k = QueueKeys(name, prefix)
         self._add_keys = (k.wait, k.delayed, k.marker, k.id_counter, k.seq)
@@ -122,16 +134,25 @@ class Queue:
         opts = self._options(cast(dict[str, Any], options))
         args = self._job_args(name, data, opts)
         await self.register()
-        now, raw_id, created = await script("add_job").run(
-            self.redis,
-            self._add_keys,
-            [self.keys.job_prefix, clock_arg(self.clock), *args],
-            resend=bool(opts.job_id or opts.dedup_key),
-        )
+        argv = [self.keys.job_prefix, clock_arg(self.clock), *args]
+        acked = 0
+        if self.durable is None:
+            reply = await script("add_job").run(
+                self.redis, self._add_keys, argv, resend=bool(opts.job_id or opts.dedup_key)
+            )
+        else:
+            d = self.durable
+            reply, acked = await script("add_job").run_replicated(
+                self.redis, self._add_keys, argv, d.replicas, d.wait_ms
+            )
+        now, raw_id, created = reply
         job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
         now = int(now)
         created_at = datetime.fromtimestamp(now / 1000, tz=UTC)
-        return await self._added(job_id, created, name, data, opts, now, created_at)
+        job = await self._added(job_id, created, name, data, opts, now, created_at)
+        if self.durable is not None and acked < self.durable.replicas:
+            raise NotReplicated([job], acked, self.durable.replicas)
+        return job
 
     async def add_bulk(self, jobs: Iterable[BulkItem]) -> list[Job]:
         """Adds many jobs, a thousand per script call; each chunk is atomic.
@@ -147,6 +168,8 @@ class Queue:
             opts = self._options(cast(dict[str, Any], item[2]) if len(item) > 2 else {})
             prepared.append((name, data, opts, self._job_args(name, data, opts)))
         await self.register()  # before the chunks go out, which must leave in order
+        if self.durable is not None:
+            return await self._add_replicated(prepared, self.durable)
         if len(prepared) <= BULK_CHUNK:
             return await self._add_many(prepared)
         chunks = await asyncio.gather(
@@ -160,9 +183,27 @@ class Queue:
             out.extend(chunk)
         return out
 
-    async def _add_many(
-        self, prepared: Sequence[tuple[str, Any, JobOptions, list[str | bytes | int]]]
-    ) -> list[Job]:
+    async def _add_replicated(self, prepared: Sequence[Prepared], durable: Durable) -> list[Job]:
+        """Chunk after chunk, each followed by WAIT on its connection."""
+        out: list[Job] = []
+        fewest = durable.replicas
+        for i in range(0, len(prepared), BULK_CHUNK):
+            chunk = prepared[i : i + BULK_CHUNK]
+            argv: list[str | bytes | int] = [
+                self.keys.job_prefix,
+                clock_arg(self.clock),
+                packb([p[3] for p in chunk]),
+            ]
+            raw, acked = await script("add_jobs").run_replicated(
+                self.redis, self._add_keys, argv, durable.replicas, durable.wait_ms
+            )
+            out.extend(await self._built(chunk, unpack_reply(raw)))
+            fewest = min(fewest, acked)
+        if fewest < durable.replicas:
+            raise NotReplicated(out, fewest, durable.replicas)
+        return out
+
+    async def _add_many(self, prepared: Sequence[Prepared]) -> list[Job]:
         rows = packb([p[3] for p in prepared])
         reply = unpack_reply(
             await script("add_jobs").run(
@@ -172,6 +213,9 @@ class Queue:
                 resend=all(p[2].job_id or p[2].dedup_key for p in prepared),
             )
         )
+        return await self._built(prepared, reply)
+
+    async def _built(self, prepared: Sequence[Prepared], reply: Any) -> list[Job]:
         now = int(reply[0])
         created_at = datetime.fromtimestamp(now / 1000, tz=UTC)
         return [

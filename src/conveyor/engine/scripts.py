@@ -120,6 +120,31 @@ class Script:
             head = self._heads[kt] = encode_args(["EVALSHA", self.sha, len(kt), *kt])
         return head
 
+    async def run_replicated(
+        self, client: aredis.Redis, keys: Sequence[str], args: Sequence[Arg], replicas: int, wait_ms: int
+    ) -> tuple[Any, int]:
+        """Runs the script, then ``WAIT replicas wait_ms`` on the same
+        connection (a pipeline of the two, past the pipelined channel, whose
+        connection may change between them). Returns the script's reply and
+        how many replicas confirmed every write made on that connection."""
+        for _ in range(2):
+            try:
+                async with client.pipeline(transaction=False) as pipe:
+                    pipe.evalsha(self.sha, len(keys), *keys, *args)
+                    pipe.execute_command("WAIT", replicas, wait_ms)
+                    reply, acked = await pipe.execute(raise_on_error=False)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                raise connection_failed(client, exc) from exc
+            if isinstance(reply, NoScriptError):
+                await client.script_load(self.source)
+                continue
+            if isinstance(reply, OutOfMemoryError):
+                raise out_of_memory(client, reply) from reply
+            if isinstance(reply, Exception):
+                raise reply
+            return reply, int(acked)
+        raise AssertionError("the script was loaded and is still unknown")
+
     def run_sync(self, client: redis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:
             try:
