@@ -104,7 +104,7 @@ async def test_a_job_that_stalls_too_often_is_reported_once(queue: Queue) -> Non
     k = queue.keys
     await script("finish_jobs").run(
         queue.redis,
-        k.finish_for("dead-worker"),
+        k.finish,
         [k.job_prefix, k.logs_prefix, "", 1, 100, "dead-worker", packb([]), 1],
     )
     told: list[DeadLetteredJob] = []

@@ -220,12 +220,12 @@ async def test_a_handoff_lost_in_a_crash_is_relayed_by_the_sweep_once(
     k = child_q.keys
     base = [k.job_prefix, k.logs_prefix, clock.now_ms()]
     claimed = unpack_reply(
-        await script("finish_jobs").run(redis, k.finish_for("w"), [*base, 1, 5000, "w", packb([]), 1])
+        await script("finish_jobs").run(redis, k.finish, [*base, 1, 5000, "w", packb([]), 1])
     )
     token = claimed[3][0][1]
     row = ["c1", token, "c", b'"shows done"', 0, -1, 0]
     reply = unpack_reply(
-        await script("finish_jobs").run(redis, k.finish_for("w"), [*base, 0, 5000, "w", packb([row]), 2])
+        await script("finish_jobs").run(redis, k.finish, [*base, 0, 5000, "w", packb([row]), 2])
     )
     assert reply[5] == ["c1"]
     parent_id = (await parent_q.get_jobs(JobState.WAITING_CHILDREN))[0].id

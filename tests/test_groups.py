@@ -116,13 +116,13 @@ async def test_retries_and_stalls_return_to_the_group(queue: Queue) -> None:
     k = queue.keys
     # a worker that dies holding the group's only slot
     await script("finish_jobs").run(
-        queue.redis, k.finish_for("dead"), [k.job_prefix, k.logs_prefix, "", 1, 100, "dead", packb([]), 1]
+        queue.redis, k.finish, [k.job_prefix, k.logs_prefix, "", 1, 100, "dead", packb([]), 1]
     )
     assert (await queue.groups())[0].active == 1
     second = await queue.add("j", "second", group="g")
     # another worker asks for work: the group is at its limit, so it parks
     await script("finish_jobs").run(
-        queue.redis, k.finish_for("w2"), [k.job_prefix, k.logs_prefix, "", 5, 100, "w2", packb([]), 1]
+        queue.redis, k.finish, [k.job_prefix, k.logs_prefix, "", 5, 100, "w2", packb([]), 1]
     )
     info = (await queue.groups())[0]
     assert (info.waiting, info.active, info.state) == (1, 1, "parked")

@@ -30,7 +30,7 @@ async def _claim(queue: Queue, count: int) -> tuple[list[str], int]:
     reply = unpack_reply(
         await script("finish_jobs").run(
             queue.redis,
-            k.finish_for("w"),
+            k.finish,
             [
                 k.job_prefix,
                 k.logs_prefix,

@@ -216,7 +216,7 @@ async def _claim(
     reply = unpack_reply(
         await script("finish_jobs").run(
             queue.redis,
-            k.finish_for(worker_id),
+            k.finish,
             [
                 k.job_prefix,
                 k.logs_prefix,
@@ -239,7 +239,7 @@ async def _finish(queue: Queue, job_id: str, token: str, kind: str = "c") -> int
     reply = unpack_reply(
         await script("finish_jobs").run(
             queue.redis,
-            k.finish_for("w"),
+            k.finish,
             [
                 k.job_prefix,
                 k.logs_prefix,
@@ -271,6 +271,21 @@ async def test_a_resent_claim_gets_the_same_jobs_back(queue: Queue) -> None:
     assert await _finish(queue, next_id, next_token) == 1
     with pytest.raises(IndexError):
         await _claim(queue, "w1", call="8")
+
+
+async def test_claim_records_expire_with_the_lock_and_are_pruned(
+    clocked_queue: Queue, clock: ManualClock
+) -> None:
+    queue = clocked_queue
+    await queue.add_bulk([("j", 1), ("j", 2)])
+    job_id, _ = await _claim(queue, "w1", lock_ms=1000, call="1")
+    assert await queue.redis.hexists(queue.keys.claims, "w1")
+    # past the lock, a resend is a new claim (the old job's lease lapsed)
+    clock.advance(2)
+    assert (await _claim(queue, "w1", lock_ms=1000, call="1"))[0] != job_id
+    clock.advance(2)
+    await _recover_stalled(queue)
+    assert not await queue.redis.exists(queue.keys.claims)
 
 
 async def _recover_stalled(queue: Queue, max_stalled: int = 5) -> None:

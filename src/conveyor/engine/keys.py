@@ -37,6 +37,7 @@ _SUFFIXES = {
     "stats": "stats",
     "worker_beats": "workers:beats",
     "outbox": "flow:outbox",
+    "claims": "claims",
 }
 
 
@@ -83,6 +84,7 @@ class QueueKeys:
     stats: str
     worker_beats: str
     outbox: str
+    claims: str
 
     def __init__(self, queue: str, prefix: str = DEFAULT_PREFIX) -> None:
         self.queue = check_name("queue", queue)
@@ -96,7 +98,7 @@ class QueueKeys:
         #: their outcomes (hash: r:<child key> result, f:<child key> error).
         self.deps_prefix = self.key("deps:")
         self.kids_prefix = self.key("kids:")
-        #: The queue's KEYS of finish_jobs.lua (see :meth:`finish_for`).
+        #: The KEYS of finish_jobs.lua, the worker's finish-and-claim call.
         self.finish = (
             self.wait,
             self.active,
@@ -108,6 +110,7 @@ class QueueKeys:
             self.failed,
             self.limiter,
             self.limiter_count,
+            self.claims,
         )
 
     def __repr__(self) -> str:
@@ -115,11 +118,6 @@ class QueueKeys:
 
     def key(self, suffix: str) -> str:
         return f"{self.base}:{suffix}"
-
-    def finish_for(self, worker_id: str) -> tuple[str, ...]:
-        """The KEYS of one worker's finish-and-claim call: :attr:`finish`
-        and the worker's claim record (what its last claim took)."""
-        return (*self.finish, self.key(f"claims:{worker_id}"))
 
     def job(self, job_id: str) -> str:
         return self.job_prefix + job_id

@@ -103,7 +103,6 @@ class Worker:
         self.block_timeout = block_timeout
         self.flow_sweep_interval = flow_sweep_interval
         self.id = name or f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
-        self._finish_keys = queue.keys.finish_for(self.id)
         self._finish_calls = 0
         self._is_async = inspect.iscoroutinefunction(handler)
         self._executor_kind = executor
@@ -337,7 +336,7 @@ class Worker:
             packb(rows),
             self._finish_calls,
         ]
-        return await script("finish_jobs").run(self.queue.redis, self._finish_keys, args)
+        return await script("finish_jobs").run(self.queue.redis, k.finish, args)
 
     def _settle(self, ids: list[str], codes: list[int]) -> None:
         tokens = self._tokens

@@ -7,12 +7,13 @@
 -- Guarantees: only the holder of the current lock token changes the job
 -- (fencing); a repeated call with the same token changes nothing and reports
 -- 0, so a worker may resend after a lost reply. A call that claimed jobs
--- records their ids under its call id (for one lock duration): a resend of
--- that call gets the same jobs back, still under their tokens, instead of
--- claiming others and leaving those to lapse unseen.
+-- records their ids under its call id in the worker's field of the claims
+-- hash (valid for one lock duration; recover_stalled prunes old ones): a
+-- resend of that call gets the same jobs back, still under their tokens,
+-- instead of claiming others and leaving those to lapse unseen.
 -- KEYS: 1 wait, 2 active, 3 marker, 4 meta, 5 delayed, 6 seq counter,
 --       7 completed, 8 failed, 9 limiter log, 10 limiter count,
---       11 the worker's claim record
+--       11 claims (hash: worker id -> msgpack { call id, job ids, valid until })
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 claim count, 5 lock ms,
 --       6 worker id, 7 msgpack array of outcome rows:
 --       { id, token, kind, value, delay ms, keep count, keep age ms },
@@ -157,10 +158,11 @@ local count = tonumber(ARGV[4])
 local ckeys = { KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[9], KEYS[10] }
 local held = 0
 local call = ARGV[8]
-local record = count > 0 and redis.call('GET', KEYS[11])
-if record and cmsgpack.unpack(record)[1] == call then
+local record = count > 0 and redis.call('HGET', KEYS[11], ARGV[6])
+record = record and cmsgpack.unpack(record)
+if record and record[1] == call and record[3] > now then
   -- a resend of this call: the jobs it claimed, those still held under its tokens
-  for _, id in ipairs(cmsgpack.unpack(record)[2]) do
+  for _, id in ipairs(record[2]) do
     local f = redis.call('HMGET', prefix .. id, 'name', 'data', 'opts', 'atm', 'ts', 'ats', 'tk', 'st')
     if f[8] == 'active' and f[7] == f[6] .. ':' .. ARGV[6] then
       jobs[#jobs + 1] = { id, f[7], tonumber(f[6]), f[1] or '', f[2] or '', f[3] or '',
@@ -174,7 +176,7 @@ elseif count > 0 then
   if #jobs > 0 then
     local ids = {}
     for i, row in ipairs(jobs) do ids[i] = row[1] end
-    redis.call('SET', KEYS[11], cmsgpack.pack({ call, ids }), 'PX', tonumber(ARGV[5]))
+    redis.call('HSET', KEYS[11], ARGV[6], cmsgpack.pack({ call, ids, now + tonumber(ARGV[5]) }))
   end
 elseif #released > 0 then
   wake_for_slot(ckeys, prefix)

@@ -3,7 +3,8 @@
 -- fails with "stalled" once it has stalled more than max_stalled times.
 -- Runs at most once per interval across all workers (guard key, PX).
 -- Also sweeps finished-job zsets of ids whose hash expired (retention by
--- age) so counts stay true without new jobs finishing.
+-- age) so counts stay true without new jobs finishing, and the claims hash
+-- of records past their lock duration (see finish_jobs).
 -- KEYS: 1 active, 2 wait, 3 marker, 4 seq counter, 5 failed, 6 completed,
 --       7 guard
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 max stalled,
@@ -63,6 +64,16 @@ for _, set_key in ipairs({ KEYS[6], KEYS[5] }) do
   for _, id in ipairs(oldest) do
     if redis.call('EXISTS', prefix .. id) == 0 then
       redis.call('ZREM', set_key, id)
+    end
+  end
+end
+-- claim records of calls older than a lock (one field per worker)
+local claims = queue_base(prefix) .. 'claims'
+if redis.call('HLEN', claims) > 0 then
+  local all = redis.call('HGETALL', claims)
+  for i = 1, #all, 2 do
+    if cmsgpack.unpack(all[i + 1])[3] <= now then
+      redis.call('HDEL', claims, all[i])
     end
   end
 end
