@@ -25,8 +25,6 @@ class FaultProxy:
         self.host, self.target_port = host, target_port
         self.port = 0
         self.latency = 0.0
-        self.connections = 0
-        self.cuts = 0
         self._loop = asyncio.new_event_loop()
         self._flowing = asyncio.Event()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -61,7 +59,7 @@ class FaultProxy:
         self._loop.call_soon_threadsafe(self._flowing.set)
 
     def cut(self) -> int:
-        """Resets every open connection; returns how many there were."""
+        """Resets every open connection; returns how many sockets it reset."""
         return self._call(self._cut())
 
     def __enter__(self) -> FaultProxy:
@@ -96,8 +94,7 @@ class FaultProxy:
         for task in list(self._tasks):
             task.cancel()
         self._writers.clear()
-        self.cuts += 1
-        return len(writers) // 2
+        return len(writers)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -107,7 +104,6 @@ class FaultProxy:
         try:
             await self._flowing.wait()
             up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
-            self.connections += 1
             self._writers.add(up_writer)
             pumps = [
                 asyncio.create_task(self._pump(reader, up_writer)),
