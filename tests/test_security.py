@@ -19,12 +19,14 @@ from redis.exceptions import NoPermissionError
 
 from conveyor import (
     ConnectionFailed,
+    Durable,
     Event,
     EventBus,
     FlowJob,
     FlowProducer,
     JobContext,
     JobState,
+    NotReplicated,
     Queue,
     Scheduler,
     Worker,
@@ -124,6 +126,12 @@ async def test_rediss_with_the_ca_runs_the_engine(tls_server: tuple[RedisServer,
         await ping(client)
         assert client.channel is None  # TLS goes through redis-py
         await workload(client)
+        # a durable add goes out with its WAIT in one pipeline; no replica here
+        lonely = Queue(f"sec-{uuid.uuid4().hex[:8]}", client, durable=Durable(replicas=1, timeout=0.05))
+        with pytest.raises(NotReplicated) as caught:
+            await lonely.add("j", 1)
+        assert caught.value.acked == 0
+        assert await lonely.get_state(caught.value.jobs[0].id) is JobState.WAITING
 
 
 async def test_rediss_refuses_a_certificate_it_cannot_verify(

@@ -143,7 +143,12 @@ class Queue:
         else:
             d = self.durable
             reply, acked = await script("add_job").run_replicated(
-                self.redis, self._add_keys, argv, d.replicas, d.wait_ms
+                self.redis,
+                self._add_keys,
+                argv,
+                d.replicas,
+                d.wait_ms,
+                resend=bool(opts.job_id or opts.dedup_key),
             )
         now, raw_id, created = reply
         job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
@@ -195,7 +200,12 @@ class Queue:
                 packb([p[3] for p in chunk]),
             ]
             raw, acked = await script("add_jobs").run_replicated(
-                self.redis, self._add_keys, argv, durable.replicas, durable.wait_ms
+                self.redis,
+                self._add_keys,
+                argv,
+                durable.replicas,
+                durable.wait_ms,
+                resend=all(p[2].job_id or p[2].dedup_key for p in chunk),
             )
             out.extend(await self._built(chunk, unpack_reply(raw)))
             fewest = min(fewest, acked)

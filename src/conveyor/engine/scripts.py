@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aredis
@@ -84,17 +84,29 @@ class Script:
             raise out_of_memory(client, exc) from exc
 
     async def _run_on(
-        self, channel: Channel, client: Client, keys: Sequence[str], args: Sequence[Arg], resend: bool
+        self,
+        channel: Channel,
+        client: Client,
+        keys: Sequence[str],
+        args: Sequence[Arg],
+        resend: bool,
+        wait: tuple[int, int] | None = None,
     ) -> Any:
         count = 3 + len(keys) + len(args)
         body = self._head(keys) + encode_args(args)
+
+        async def send() -> Any:
+            if wait is None:
+                return await channel.send(count, body)
+            return await channel.send_replicated(count, body, *wait)
+
         for attempt in range(_RESENDS + 1):
             try:
                 try:
-                    return await channel.send(count, body)
+                    return await send()
                 except NoScriptError:
                     await channel.call("SCRIPT", "LOAD", self.source)
-                    return await channel.send(count, body)
+                    return await send()
             except ReplyLost as exc:
                 if not resend:
                     raise OutcomeUnknown(
@@ -121,12 +133,24 @@ class Script:
         return head
 
     async def run_replicated(
-        self, client: aredis.Redis, keys: Sequence[str], args: Sequence[Arg], replicas: int, wait_ms: int
+        self,
+        client: aredis.Redis,
+        keys: Sequence[str],
+        args: Sequence[Arg],
+        replicas: int,
+        wait_ms: int,
+        *,
+        resend: bool = False,
     ) -> tuple[Any, int]:
-        """Runs the script, then ``WAIT replicas wait_ms`` on the same
-        connection (a pipeline of the two, past the pipelined channel, whose
-        connection may change between them). Returns the script's reply and
-        how many replicas confirmed every write made on that connection."""
+        """Runs the script with ``WAIT replicas wait_ms`` right behind it on
+        the same connection. Returns the script's reply and how many
+        replicas confirmed every write made on that connection. ``resend``
+        as for :meth:`run`."""
+        if isinstance(client, Client) and (channel := client.channel) is not None:
+            return cast(
+                tuple[Any, int],
+                await self._run_on(channel, client, keys, args, resend, (replicas, wait_ms)),
+            )
         for _ in range(2):
             try:
                 async with client.pipeline(transaction=False) as pipe:
