@@ -6,6 +6,7 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
     ├── ConnectionFailed        Redis cannot be reached or refused the credentials
     │   └── OutcomeUnknown      the connection broke before a write was confirmed
     ├── RedisOutOfMemory        Redis is at maxmemory and refused a write; nothing written
+    ├── NotReplicated           a durable add was not confirmed by enough replicas in time
     ├── InvalidJobOptions       an option is unknown or out of range
     │   └── InvalidSchedule     a bad cron pattern, time zone or schedule option
     ├── PayloadError            job data or a result is not JSON-serialisable

@@ -133,11 +133,16 @@ class Channel:
     async def call(self, *args: Arg) -> Any:
         return await self.send(len(args), encode_args(args))
 
-    async def send(self, count: int, body: bytes) -> Any:
-        """Sends a command of ``count`` arguments already encoded as ``body``."""
+    def _live(self) -> _Protocol | None:
+        """The open connection of this event loop, if there is one."""
         proto = self._proto
         if proto is None or proto.transport is None or self._loop is not asyncio.get_running_loop():
-            proto = await self._connect()
+            return None
+        return proto
+
+    async def send(self, count: int, body: bytes) -> Any:
+        """Sends a command of ``count`` arguments already encoded as ``body``."""
+        proto = self._live() or await self._connect()
         fut = proto.request(count, body)
         if self._watchdog is None:
             self._arm_watchdog()
@@ -148,9 +153,7 @@ class Channel:
         the same connection; returns the command's reply and how many
         replicas confirmed it (a reconnect between the two would make WAIT
         vouch for nothing, so they leave in one write)."""
-        proto = self._proto
-        if proto is None or proto.transport is None or self._loop is not asyncio.get_running_loop():
-            proto = await self._connect()
+        proto = self._live() or await self._connect()
         fut = proto.request(count, body)
         waited = proto.request(3, encode_args(["WAIT", replicas, wait_ms]))
         if self._watchdog is None:

@@ -42,6 +42,14 @@ from conveyor.errors import (
 BULK_CHUNK = 1000
 #: A job ready to add: name, data, options and the add script's arguments.
 Prepared = tuple[str, Any, JobOptions, list[str | bytes | int]]
+
+
+def _resendable(opts: JobOptions) -> bool:
+    """An add with a job id or a dedup key is safe to send again after a
+    lost reply: a second run finds the first job."""
+    return bool(opts.job_id or opts.dedup_key)
+
+
 _STATE_KEY = {
     JobState.WAITING: "wait",
     JobState.WAITING_CHILDREN: "waiting-children",
@@ -135,11 +143,10 @@ class Queue:
         args = self._job_args(name, data, opts)
         await self.register()
         argv = [self.keys.job_prefix, clock_arg(self.clock), *args]
+        resend = _resendable(opts)  # an add with an id may be sent again
         acked = 0
         if self.durable is None:
-            reply = await script("add_job").run(
-                self.redis, self._add_keys, argv, resend=bool(opts.job_id or opts.dedup_key)
-            )
+            reply = await script("add_job").run(self.redis, self._add_keys, argv, resend=resend)
         else:
             d = self.durable
             reply, acked = await script("add_job").run_replicated(
@@ -148,7 +155,7 @@ class Queue:
                 argv,
                 d.replicas,
                 d.wait_ms,
-                resend=bool(opts.job_id or opts.dedup_key),
+                resend=resend,
             )
         now, raw_id, created = reply
         job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
@@ -194,18 +201,13 @@ class Queue:
         fewest = durable.replicas
         for i in range(0, len(prepared), BULK_CHUNK):
             chunk = prepared[i : i + BULK_CHUNK]
-            argv: list[str | bytes | int] = [
-                self.keys.job_prefix,
-                clock_arg(self.clock),
-                packb([p[3] for p in chunk]),
-            ]
             raw, acked = await script("add_jobs").run_replicated(
                 self.redis,
                 self._add_keys,
-                argv,
+                self._bulk_args(chunk),
                 durable.replicas,
                 durable.wait_ms,
-                resend=all(p[2].job_id or p[2].dedup_key for p in chunk),
+                resend=all(_resendable(p[2]) for p in chunk),
             )
             out.extend(await self._built(chunk, unpack_reply(raw)))
             fewest = min(fewest, acked)
@@ -213,14 +215,17 @@ class Queue:
             raise NotReplicated(out, fewest, durable.replicas)
         return out
 
+    def _bulk_args(self, prepared: Sequence[Prepared]) -> list[str | bytes | int]:
+        """The ARGV of ``add_jobs.lua`` for these jobs."""
+        return [self.keys.job_prefix, clock_arg(self.clock), packb([p[3] for p in prepared])]
+
     async def _add_many(self, prepared: Sequence[Prepared]) -> list[Job]:
-        rows = packb([p[3] for p in prepared])
         reply = unpack_reply(
             await script("add_jobs").run(
                 self.redis,
                 self._add_keys,
-                [self.keys.job_prefix, clock_arg(self.clock), rows],
-                resend=all(p[2].job_id or p[2].dedup_key for p in prepared),
+                self._bulk_args(prepared),
+                resend=all(_resendable(p[2]) for p in prepared),
             )
         )
         return await self._built(prepared, reply)

@@ -28,7 +28,7 @@ from conveyor.engine.clock import clock_arg, current_ms
 from conveyor.engine.codec import dumps_payload, loads
 from conveyor.engine.codec import text as codec_text
 from conveyor.engine.options import JobOptions
-from conveyor.engine.scripts import script
+from conveyor.engine.scripts import outage_event, script
 from conveyor.errors import ConnectionFailed, InvalidJobOptions, InvalidSchedule, RedisOutOfMemory
 
 if TYPE_CHECKING:
@@ -333,8 +333,7 @@ class Scheduler:
             except (ConnectionFailed, RedisConnectionError, RedisTimeoutError, RedisOutOfMemory) as exc:
                 failures += 1
                 if failures == 1 or failures % 10 == 0:
-                    event = "redis_full" if isinstance(exc, RedisOutOfMemory) else "redis_down"
-                    log.warning("scheduler: %s; retrying", exc, extra={"event": event})
+                    log.warning("scheduler: %s; retrying", exc, extra={"event": outage_event(exc)})
                 wait = min(2.0, 0.05 * 2**failures)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from importlib import resources
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import redis
 import redis.asyncio as aredis
@@ -28,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from conveyor.engine.channel import Arg, Channel, Client, ReplyLost, encode_args
 from conveyor.errors import ConnectionFailed, OutcomeUnknown, RedisOutOfMemory
 
+R = TypeVar("R")
 _INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
 _RESENDS = 3
 #: Scripts that free memory, renew leases or record heartbeats (a few bytes
@@ -72,12 +73,17 @@ class Script:
         call whose reply was lost is sent again; otherwise OutcomeUnknown."""
         if isinstance(client, Client) and (channel := client.channel) is not None:
             return await self._run_on(channel, client, keys, args, resend)
+        return await self._run_on_pool(client, lambda: client.evalsha(self.sha, len(keys), *keys, *args))
+
+    async def _run_on_pool(self, client: aredis.Redis, call: Callable[[], Awaitable[R]]) -> R:
+        """``call`` through redis-py, loading the script once if Redis does
+        not know it, with Redis's failures mapped to Conveyor's errors."""
         try:
             try:
-                return await client.evalsha(self.sha, len(keys), *keys, *args)
+                return await call()
             except NoScriptError:
                 await client.script_load(self.source)
-                return await client.evalsha(self.sha, len(keys), *keys, *args)
+                return await call()
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise connection_failed(client, exc) from exc
         except OutOfMemoryError as exc:
@@ -151,23 +157,15 @@ class Script:
                 tuple[Any, int],
                 await self._run_on(channel, client, keys, args, resend, (replicas, wait_ms)),
             )
-        for _ in range(2):
-            try:
-                async with client.pipeline(transaction=False) as pipe:
-                    pipe.evalsha(self.sha, len(keys), *keys, *args)
-                    pipe.execute_command("WAIT", replicas, wait_ms)
-                    reply, acked = await pipe.execute(raise_on_error=False)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                raise connection_failed(client, exc) from exc
-            if isinstance(reply, NoScriptError):
-                await client.script_load(self.source)
-                continue
-            if isinstance(reply, OutOfMemoryError):
-                raise out_of_memory(client, reply) from reply
-            if isinstance(reply, Exception):
-                raise reply
+
+        async def pipelined() -> tuple[Any, int]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(self.sha, len(keys), *keys, *args)
+                pipe.execute_command("WAIT", replicas, wait_ms)
+                reply, acked = await pipe.execute()
             return reply, int(acked)
-        raise AssertionError("the script was loaded and is still unknown")
+
+        return await self._run_on_pool(client, pipelined)
 
     def run_sync(self, client: redis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:
@@ -194,6 +192,11 @@ def connection_failed(client: aredis.Redis | redis.Redis, exc: Exception) -> Con
     if isinstance(exc, AuthenticationError):
         return ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}")
     return ConnectionFailed(f"cannot reach Redis at {describe(client)}: {exc}")
+
+
+def outage_event(exc: Exception) -> str:
+    """The log event for a Redis that refused work: full, or down."""
+    return "redis_full" if isinstance(exc, RedisOutOfMemory) else "redis_down"
 
 
 def out_of_memory(client: aredis.Redis | redis.Redis, exc: Exception) -> RedisOutOfMemory:

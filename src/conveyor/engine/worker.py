@@ -34,7 +34,7 @@ from conveyor.engine.runner import (
     call_handler,
     failure,
 )
-from conveyor.engine.scripts import script
+from conveyor.engine.scripts import outage_event, script
 from conveyor.errors import ConnectionFailed, JobNotFound, PayloadError, RedisOutOfMemory, StaleLease
 
 log = logging.getLogger("conveyor.worker")
@@ -284,8 +284,7 @@ class Worker:
                 self._outcomes[:0] = rows
                 self._failures += 1
                 if self._failures == 1 or self._failures % 10 == 0:
-                    event = "redis_full" if isinstance(exc, RedisOutOfMemory) else "redis_down"
-                    log.warning("worker %s: %s; retrying", self.id, exc, extra={"event": event})
+                    log.warning("worker %s: %s; retrying", self.id, exc, extra={"event": outage_event(exc)})
                 self._backoff = True
                 await asyncio.sleep(min(2.0, 0.05 * 2**self._failures))
                 self._backoff = False
