@@ -14,6 +14,7 @@ import redis.asyncio as aredis
 
 from conveyor import ConnectionFailed, Job, OutcomeUnknown, Queue, RedisSettings, connect, ping
 from conveyor.engine.channel import CHANNEL_NAME
+from conveyor.engine.connection import SentinelAddress, parse_sentinel_url
 from conveyor.testing import RedisServer, free_port
 
 
@@ -32,6 +33,37 @@ def test_settings_build_the_url_from_the_seeds_variables(monkeypatch: pytest.Mon
 
     assert settings.resolved_url() == "rediss://app:p%40ss%2Fword@cache.internal:6380/2"
     assert settings.is_configured()
+
+
+def test_a_sentinel_url_names_the_sentinels_the_service_and_the_database() -> None:
+    url = "redis+sentinel://app:p%40ss@10.0.0.1:26379,[::1]:26380/orders/3?sentinel_password=s3"
+    assert parse_sentinel_url(url) == SentinelAddress(
+        sentinels=[("10.0.0.1", 26379), ("::1", 26380)],
+        service="orders",
+        db=3,
+        username="app",
+        password="p@ss",
+        sentinel_password="s3",
+    )
+    assert parse_sentinel_url("rediss+sentinel://s1:26379/main").tls
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("redis+sentinel://s1:26379", "names the service"),
+        ("redis+sentinel://s1/main", "host:port"),
+        ("redis+sentinel://s1:26379,s2:x/main", "host:port"),
+        ("redis+sentinel://s1:26379/main/zero", "must be a number"),
+        ("redis://s1:26379/main", "not a Sentinel URL"),
+    ],
+)
+def test_a_bad_sentinel_url_is_refused_saying_why(url: str, complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        parse_sentinel_url(url)
+    if url.startswith("redis+"):
+        with pytest.raises(ValueError, match=complaint):
+            connect(url)
 
 
 def test_settings_prefer_redis_url_over_the_parts(monkeypatch: pytest.MonkeyPatch) -> None:

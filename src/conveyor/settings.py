@@ -1,6 +1,6 @@
 """Connection settings, read from the environment at the edges (``connect``,
 the CLI). The variables are the seeds': ``REDIS_URL`` (``redis://``,
-``rediss://``, ``unix://``) or ``REDIS_HOST``, ``REDIS_PORT``,
+``rediss://``, ``unix://``, ``redis+sentinel://``) or ``REDIS_HOST``, ``REDIS_PORT``,
 ``REDIS_USERNAME``, ``REDIS_PASSWORD``, ``REDIS_DB``, ``REDIS_TLS``, plus
 ``REDIS_TLS_CA_FILE`` for a server whose certificate a private CA signed."""
 

@@ -23,12 +23,17 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-def spawn(script: str, *args: str, output: bool = False, skew: float = 0.0) -> subprocess.Popen[str]:
+def spawn(
+    script: str, *args: str, output: bool = False, skew: float = 0.0, books: str | None = None
+) -> subprocess.Popen[str]:
     """Runs ``tests/faults/<script>`` with ``args`` and waits until it is
     ready; with ``output``, what it prints after that stays readable. With
     ``skew``, the process's wall clock runs that many seconds off
-    (``fault_clock``)."""
+    (``fault_clock``). ``books``: the URL of the Redis that keeps the
+    ledger, when it is not the queue's own (a failover must not lose it)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "FAULT_CLOCK_SKEW": str(skew)}
+    if books:
+        env["FAULT_BOOKS_URL"] = books
     proc = subprocess.Popen(
         [sys.executable, str(HERE / script), *args],
         stdout=subprocess.PIPE,
@@ -53,9 +58,10 @@ def spawn_worker(
     *,
     max_stalled: int = 1,
     skew: float = 0.0,
+    books: str | None = None,
 ) -> subprocess.Popen[str]:
     args = (url, queue, str(sleep), str(concurrency), str(lock), str(max_stalled))
-    return spawn("worker_proc.py", *args, skew=skew)
+    return spawn("worker_proc.py", *args, skew=skew, books=books)
 
 
 def spawn_consumer(

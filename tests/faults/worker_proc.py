@@ -2,7 +2,8 @@
 per run in a ledger hash, named by the job id and a token of the run, so
 a command resent after a lost reply counts once), its start time and how
 many jobs of the queue were running with it, then sleeps; SIGTERM closes
-gracefully.
+gracefully. ``FAULT_BOOKS_URL`` puts the ledger on another Redis than the
+queue's.
 A job whose data is ``{"limited": s}`` raises RateLimited(s) the first
 time it runs; one whose data is ``{"fail": true}`` raises until the key
 ``healed:<queue>`` exists."""
@@ -24,8 +25,10 @@ from conveyor.engine.worker import install_signal_handlers
 async def main(
     url: str, queue_name: str, sleep: float, concurrency: int, lock: float, max_stalled: int
 ) -> None:
-    redis = connect(url)
-    queue = Queue(queue_name, redis)
+    queue_redis = connect(url)
+    queue = Queue(queue_name, queue_redis)
+    books = os.environ.get("FAULT_BOOKS_URL")
+    redis = connect(books) if books else queue_redis
     ledger = f"ledger:{queue_name}"
 
     async def handler(job: JobContext) -> str:
@@ -59,7 +62,9 @@ async def main(
     install_signal_handlers(worker)
     print("ready", flush=True)
     await worker.run()
-    await redis.aclose()
+    await queue_redis.aclose()
+    if redis is not queue_redis:
+        await redis.aclose()
 
 
 if __name__ == "__main__":

@@ -15,20 +15,33 @@ Failure behaviour: a channel that cannot connect retries with capped
 exponential backoff (about 3 s in all) and then raises ConnectionError.
 A command whose reply is lost (connection reset, or no reply within the
 socket timeout) raises :class:`ReplyLost`; whether it ran is unknown, so
-only the caller can decide whether resending is safe.
+only the caller can decide whether resending is safe. A channel to a
+Sentinel-managed primary asks where the primary is on every connect; when
+the server it talks to answers READONLY (it was demoted to a replica), the
+command raises :class:`Demoted` (it did not run) and the next command
+connects afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import hiredis
 import redis.asyncio as aredis
-from redis.exceptions import AuthenticationError, NoScriptError, OutOfMemoryError, ResponseError
+from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.exceptions import (
+    AuthenticationError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+from conveyor.engine.failover import FailoverWatch
 
 Arg = str | bytes | int | float
 _CONNECT_RETRIES = 6
@@ -38,6 +51,11 @@ CHANNEL_NAME = "conveyor-channel"
 class ReplyLost(RedisConnectionError):
     """Raised when the connection broke after a command was sent and before
     its reply arrived: the command may or may not have run."""
+
+
+class Demoted(ReadOnlyError):
+    """Raised when the server answered READONLY: it is a replica now (a
+    failover demoted it), and the command did not run."""
 
 
 def encode_args(args: Sequence[Arg]) -> bytes:
@@ -62,6 +80,9 @@ class _Protocol(asyncio.Protocol):
         self.pending: deque[asyncio.Future[Any]] = deque()
         self.transport: asyncio.Transport | None = None
         self.replies = 0
+        #: The server said it is a replica: no new commands go here, and the
+        #: connection closes once the commands already sent are answered.
+        self.demoted = False
         self._on_lost = on_lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -93,9 +114,14 @@ class _Protocol(asyncio.Protocol):
                     reply = NoScriptError(msg)
                 elif msg.startswith("OOM"):
                     reply = OutOfMemoryError(msg)
+                elif msg.startswith("READONLY"):
+                    reply = Demoted(msg)
+                    self.demoted = True
                 fut.set_exception(reply)
             else:
                 fut.set_result(reply)
+            if self.demoted and not pending and self.transport is not None:
+                self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -119,8 +145,12 @@ class Channel:
         password: str | None = None,
         db: int = 0,
         timeout: float = 5.0,
+        locate: Callable[[], Awaitable[tuple[str, int]]] | None = None,
     ) -> None:
+        """``locate``: asked for the server's address before each connect
+        (a Sentinel-managed primary's); ``host`` and ``port`` otherwise."""
         self.host, self.port, self.path = host, port, path
+        self._locate = locate
         self._auth = [a for a in (username, password) if a]
         self._db = db
         self.timeout = timeout
@@ -138,7 +168,7 @@ class Channel:
         proto = self._proto
         if proto is None or proto.transport is None or self._loop is not asyncio.get_running_loop():
             return None
-        return proto
+        return None if proto.demoted else proto
 
     async def send(self, count: int, body: bytes) -> Any:
         """Sends a command of ``count`` arguments already encoded as ``body``."""
@@ -166,6 +196,13 @@ class Channel:
             raise acked[0]
         return reply, int(acked[0])
 
+    def abandon(self) -> None:
+        """Drops the connection (its server is no longer the primary):
+        commands in flight fail with ReplyLost, the next one reconnects."""
+        proto = self._proto
+        if proto is not None and proto.transport is not None:
+            proto.transport.abort()
+
     async def aclose(self) -> None:
         proto, self._proto = self._proto, None
         if self._watchdog:
@@ -182,7 +219,7 @@ class Channel:
             self._proto, self._loop, self._connecting, self._watchdog = None, loop, asyncio.Lock(), None
         assert self._connecting is not None
         async with self._connecting:
-            if self._proto is not None and self._proto.transport is not None:
+            if self._proto is not None and self._proto.transport is not None and not self._proto.demoted:
                 return self._proto
             error: Exception | None = None
             for attempt in range(_CONNECT_RETRIES + 1):
@@ -202,6 +239,8 @@ class Channel:
         if self.path:
             await loop.create_unix_connection(lambda: proto, self.path)
         else:
+            if self._locate is not None:
+                self.host, self.port = await self._locate()
             await loop.create_connection(lambda: proto, self.host, self.port)
         try:
             for command in self._handshake():
@@ -256,31 +295,61 @@ class Client(aredis.Redis):
     same server (opened on first use, closed by :meth:`aclose`).
 
     TLS connections and credential providers have no channel; the engine
-    then sends everything through redis-py."""
+    then sends everything through redis-py. A client of a Sentinel-managed
+    primary gets a channel that asks the sentinels where to connect."""
 
     _channel: Channel | None = None
+    _channel_made = False
+    _watch: FailoverWatch | None = None
 
     @property
     def channel(self) -> Channel | None:
-        if self._channel is None:
-            pool = self.connection_pool
-            kw: dict[str, Any] = pool.connection_kwargs
-            if pool.connection_class.__name__ not in ("Connection", "UnixDomainSocketConnection"):
-                return None
-            if kw.get("credential_provider") is not None:
-                return None
-            self._channel = Channel(
-                host=kw.get("host", "localhost"),
-                port=int(kw.get("port", 6379)),
-                path=kw.get("path"),
-                username=kw.get("username"),
-                password=kw.get("password"),
-                db=int(kw.get("db", 0) or 0),
-                timeout=kw.get("socket_timeout") or 5.0,
-            )
+        if not self._channel_made:
+            self._channel = self._make_channel()
+            self._channel_made = True
+            if isinstance(self.connection_pool, SentinelConnectionPool):
+                self._watch = FailoverWatch(self.connection_pool, self._abandon_channel)
+        if self._watch is not None:
+            self._watch.start()
         return self._channel
 
+    def follow_failovers(self) -> FailoverWatch | None:
+        """For a client of a Sentinel-managed primary: the watch that cuts
+        connections to a primary the sentinels replaced, started in the
+        running loop. The engine starts it on its first command; None for
+        other clients."""
+        _ = self.channel
+        return self._watch
+
+    def _abandon_channel(self) -> None:
+        if self._channel is not None:
+            self._channel.abandon()
+
+    def _make_channel(self) -> Channel | None:
+        pool = self.connection_pool
+        kw: dict[str, Any] = pool.connection_kwargs
+        kind = pool.connection_class.__name__
+        if kind not in ("Connection", "UnixDomainSocketConnection", "SentinelManagedConnection"):
+            return None
+        if kw.get("credential_provider") is not None:
+            return None
+        return Channel(
+            host=kw.get("host", "localhost"),
+            port=int(kw.get("port", 6379)),
+            path=kw.get("path"),
+            username=kw.get("username"),
+            password=kw.get("password"),
+            db=int(kw.get("db", 0) or 0),
+            timeout=kw.get("socket_timeout") or 5.0,
+            locate=pool.get_master_address if isinstance(pool, SentinelConnectionPool) else None,
+        )
+
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self._watch is not None:
+            await self._watch.stop()
         if self._channel is not None:
             await self._channel.aclose()
         await super().aclose(close_connection_pool)
+        sentinels = getattr(self.connection_pool, "sentinel_manager", None)
+        if sentinels is not None and close_connection_pool is not False:
+            await sentinels.aclose()

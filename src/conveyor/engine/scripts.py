@@ -12,6 +12,7 @@ while Redis is full, and show the workers still alive."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +26,7 @@ from redis.exceptions import AuthenticationError, NoScriptError, OutOfMemoryErro
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.channel import Arg, Channel, Client, ReplyLost, encode_args
+from conveyor.engine.channel import Arg, Channel, Client, Demoted, ReplyLost, encode_args
 from conveyor.errors import ConnectionFailed, OutcomeUnknown, RedisOutOfMemory
 
 R = TypeVar("R")
@@ -120,6 +121,12 @@ class Script:
                     ) from exc
                 if attempt == _RESENDS:
                     raise connection_failed(client, exc) from exc
+            except Demoted as exc:
+                # a replica now: the script did not run; the next send asks
+                # where the primary is
+                if attempt == _RESENDS:
+                    raise connection_failed(client, exc) from exc
+                await asyncio.sleep(0.1 * 2**attempt)
             except AuthenticationError as exc:
                 raise ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}") from exc
             except RedisConnectionError as exc:
@@ -181,8 +188,14 @@ class Script:
 
 
 def describe(client: aredis.Redis | redis.Redis) -> str:
-    """Where a client connects, without credentials: ``host:port`` or the socket path."""
-    kw: dict[str, Any] = client.connection_pool.connection_kwargs
+    """Where a client connects, without credentials: ``host:port``, the
+    socket path, or the Sentinel service and its last known primary."""
+    pool = client.connection_pool
+    kw: dict[str, Any] = pool.connection_kwargs
+    service = getattr(pool, "service_name", None)
+    if service is not None:
+        primary = getattr(pool, "master_address", None)
+        return f"sentinel service {service}" + (f" (primary {primary[0]}:{primary[1]})" if primary else "")
     if kw.get("path"):
         return f"unix:{kw['path']}"
     return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
