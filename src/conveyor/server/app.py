@@ -29,6 +29,7 @@ from conveyor.errors import (
 from conveyor.realtime.progress import ProgressBus
 from conveyor.realtime.streams import EventBus
 from conveyor.server import dashboard, live, routes
+from conveyor.server.auth import TokenGate
 from conveyor.server.body_limit import BodyLimit
 
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -105,9 +106,11 @@ def create_app(
     app.include_router(live.router)
     app.include_router(dashboard.router)
     _errors(app)
+    # outermost last: CORS answers preflights, then the token gate, then the body limit
+    app.add_middleware(BodyLimit, max_bytes=max_body)
+    app.add_middleware(TokenGate, token=lambda: state.token)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"])
-    app.add_middleware(BodyLimit, max_bytes=max_body)
     return app
 
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -24,18 +24,18 @@ from conveyor.engine.registry import count_alive, queue_names
 from conveyor.engine.states import JobState
 from conveyor.realtime.progress import ProgressStatus
 from conveyor.server.auth import require_token
-from conveyor.server.models import Health
+from conveyor.server.models import Health, problems
 from conveyor.server.routes import describe
 
 HEALTH_TIMEOUT = 1.0
 router = APIRouter()
-api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+api = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=problems(401))
 
 
 # -- Server-Sent Events ----------------------------------------------------------
 
 
-@api.get("/queues/{name}/events", tags=["live"], response_class=EventSourceResponse)
+@api.get("/queues/{name}/events", tags=["live"], response_class=EventSourceResponse, responses=problems(404))
 async def queue_events(
     request: Request,
     name: str,
@@ -102,7 +102,7 @@ async def progress_stream(request: Request, subject: str) -> EventSourceResponse
     return EventSourceResponse(stream(), ping=15)
 
 
-@api.get("/progress/{subject:path}", tags=["live"])
+@api.get("/progress/{subject:path}", tags=["live"], responses=problems(404))
 async def progress_status(request: Request, subject: str) -> dict[str, Any]:
     """The latest status of ``subject`` (the polling fallback of the stream)."""
     found: ProgressStatus | None = await request.app.state.conveyor.progress.get(subject)
@@ -114,7 +114,12 @@ async def progress_status(request: Request, subject: str) -> dict[str, Any]:
 # -- health and metrics ----------------------------------------------------------
 
 
-@router.get("/health", response_model=Health, tags=["operations"])
+@router.get(
+    "/health",
+    response_model=Health,
+    tags=["operations"],
+    responses={503: {"model": Health, "description": "Redis is unreachable, too slow or refusing."}},
+)
 async def health(request: Request) -> JSONResponse:
     """Redis reachable (and how fast), and the live workers of each queue;
     503 when Redis is not."""
@@ -135,7 +140,13 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", tags=["operations"], dependencies=[Depends(require_token)])
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    dependencies=[Depends(require_token)],
+    response_class=PlainTextResponse,
+    responses=problems(401),
+)
 async def metrics(request: Request) -> Response:
     """Prometheus text per queue: jobs by state, completed and failed
     totals, and histograms of how long completed jobs waited and ran."""

@@ -171,3 +171,23 @@ class Health(BaseModel):
     latency_ms: float | None
     queues: dict[str, int]
     error: str | None = None
+
+
+class Problem(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
+
+
+_PROBLEMS = {
+    400: "The body is not valid JSON.",
+    401: "No valid token (``Authorization: Bearer`` or the dashboard's cookie).",
+    404: "No such queue, job, schedule, stream or subject.",
+    409: "The job is running (or the queue is not empty), so the action cannot apply now.",
+    413: "The body, or the job's payload, is larger than the server accepts.",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the refusals a route can answer."""
+    return {code: {"model": Problem, "description": _PROBLEMS[code]} for code in codes}

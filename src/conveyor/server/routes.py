@@ -28,9 +28,10 @@ from conveyor.server.models import (
     RateLimitModel,
     ScheduleOut,
     StreamGroupOut,
+    problems,
 )
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=problems(401))
 
 Start = Annotated[int, Query(ge=0, le=1_000_000)]
 Count = Annotated[int, Query(ge=1, le=1000)]
@@ -55,7 +56,7 @@ async def list_queues(request: Request) -> list[QueueOut]:
     return [await describe(await state.queue(name)) for name in await queue_names(state.redis, state.prefix)]
 
 
-@router.get("/queues/{name}", response_model=QueueOut, tags=["queues"])
+@router.get("/queues/{name}", response_model=QueueOut, tags=["queues"], responses=problems(404))
 async def get_queue(queue: QueueDep) -> QueueOut:
     return await describe(queue)
 
@@ -85,20 +86,24 @@ async def describe(queue: Queue) -> QueueOut:
     )
 
 
-@router.post("/queues/{name}/pause", status_code=status.HTTP_204_NO_CONTENT, tags=["queues"])
+@router.post(
+    "/queues/{name}/pause", status_code=status.HTTP_204_NO_CONTENT, tags=["queues"], responses=problems(404)
+)
 async def pause(queue: QueueDep) -> Response:
     """Workers stop starting jobs of the queue; running jobs finish."""
     await queue.pause()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/queues/{name}/resume", status_code=status.HTTP_204_NO_CONTENT, tags=["queues"])
+@router.post(
+    "/queues/{name}/resume", status_code=status.HTTP_204_NO_CONTENT, tags=["queues"], responses=problems(404)
+)
 async def resume(queue: QueueDep) -> Response:
     await queue.resume()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/queues/{name}/clean", response_model=Done, tags=["queues"])
+@router.post("/queues/{name}/clean", response_model=Done, tags=["queues"], responses=problems(400, 404))
 async def clean(queue: QueueDep, body: CleanIn) -> Done:
     """Removes up to ``limit`` jobs of a state older than ``grace`` seconds."""
     return Done(count=len(await queue.clean(body.state, grace=body.grace, limit=body.limit)))
@@ -107,7 +112,7 @@ async def clean(queue: QueueDep, body: CleanIn) -> Done:
 # -- jobs ------------------------------------------------------------------------
 
 
-@router.get("/queues/{name}/jobs", response_model=JobPage, tags=["jobs"])
+@router.get("/queues/{name}/jobs", response_model=JobPage, tags=["jobs"], responses=problems(404))
 async def list_jobs(
     queue: QueueDep,
     state: JobState = JobState.WAITING,
@@ -136,7 +141,13 @@ def _matches(job: Any, needle: str) -> bool:
     )
 
 
-@router.post("/queues/{name}/jobs", response_model=JobOut, status_code=status.HTTP_201_CREATED, tags=["jobs"])
+@router.post(
+    "/queues/{name}/jobs",
+    response_model=JobOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["jobs"],
+    responses=problems(400, 404, 413),
+)
 async def add_job(queue: QueueDep, body: AddJobIn) -> JobOut:
     """Adds a job; bad options or data answer 422 and write nothing."""
     job = await queue.add(body.name, body.data, **_options(body.options))
@@ -154,7 +165,7 @@ def _options(raw: dict[str, Any]) -> Any:
     return options
 
 
-@router.get("/queues/{name}/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+@router.get("/queues/{name}/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=problems(404))
 async def get_job(queue: QueueDep, job_id: str) -> JobOut:
     """A job with its data, options, progress, logs, attempts, error and result."""
     job = await queue.get_job(job_id)
@@ -163,28 +174,42 @@ async def get_job(queue: QueueDep, job_id: str) -> JobOut:
     return JobOut.of(job, await queue.get_logs(job_id))
 
 
-@router.delete("/queues/{name}/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["jobs"])
+@router.delete(
+    "/queues/{name}/jobs/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["jobs"],
+    responses=problems(404, 409),
+)
 async def remove_job(queue: QueueDep, job_id: str) -> Response:
     """Removes a job that is not running (409 while it runs)."""
     await queue.remove(job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/queues/{name}/jobs/{job_id}/retry", response_model=Done, tags=["jobs"])
+@router.post(
+    "/queues/{name}/jobs/{job_id}/retry", response_model=Done, tags=["jobs"], responses=problems(404, 409)
+)
 async def retry_job(queue: QueueDep, job_id: str) -> Done:
     """Sends a failed job back to waiting with fresh attempts."""
     await _require(queue, job_id)
     return Done(count=await queue.retry_failed(job_id))
 
 
-@router.post("/queues/{name}/jobs/{job_id}/promote", response_model=Done, tags=["jobs"])
+@router.post(
+    "/queues/{name}/jobs/{job_id}/promote", response_model=Done, tags=["jobs"], responses=problems(404, 409)
+)
 async def promote_job(queue: QueueDep, job_id: str) -> Done:
     """Runs a delayed job now."""
     await _require(queue, job_id)
     return Done(count=await queue.promote(job_id))
 
 
-@router.post("/queues/{name}/jobs/{job_id}/cancel", response_model=Done, tags=["jobs"])
+@router.post(
+    "/queues/{name}/jobs/{job_id}/cancel",
+    response_model=Done,
+    tags=["jobs"],
+    responses=problems(400, 404, 409),
+)
 async def cancel_job(queue: QueueDep, job_id: str, body: CancelIn | None = None) -> Done:
     """Stops a running job (its worker fails it with the reason) or fails a
     waiting one at once."""
@@ -201,7 +226,9 @@ async def _require(queue: Queue, job_id: str) -> None:
 # -- dead letters, schedules, groups, workers --------------------------------------
 
 
-@router.get("/queues/{name}/dead-letters", response_model=list[JobOut], tags=["dead letters"])
+@router.get(
+    "/queues/{name}/dead-letters", response_model=list[JobOut], tags=["dead letters"], responses=problems(404)
+)
 async def dead_letters(
     queue: QueueDep, search: Annotated[str, Query(max_length=200)] = "", start: Start = 0, count: Count = 50
 ) -> list[JobOut]:
@@ -209,13 +236,17 @@ async def dead_letters(
     return [JobOut.of(j) for j in await queue.dead_letters(search=search, start=start, count=count)]
 
 
-@router.post("/queues/{name}/dead-letters/replay", response_model=Done, tags=["dead letters"])
+@router.post(
+    "/queues/{name}/dead-letters/replay", response_model=Done, tags=["dead letters"], responses=problems(404)
+)
 async def replay_dead_letters(queue: QueueDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000) -> Done:
     """Sends up to ``limit`` dead letters back to waiting with fresh attempts."""
     return Done(count=await queue.retry_failed(limit=limit))
 
 
-@router.delete("/queues/{name}/dead-letters", response_model=Done, tags=["dead letters"])
+@router.delete(
+    "/queues/{name}/dead-letters", response_model=Done, tags=["dead letters"], responses=problems(404)
+)
 async def purge_dead_letters(
     queue: QueueDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000
 ) -> Done:
@@ -223,24 +254,33 @@ async def purge_dead_letters(
     return Done(count=len(await queue.clean(JobState.FAILED, limit=limit)))
 
 
-@router.get("/queues/{name}/schedules", response_model=list[ScheduleOut], tags=["schedules"])
+@router.get(
+    "/queues/{name}/schedules", response_model=list[ScheduleOut], tags=["schedules"], responses=problems(404)
+)
 async def schedules(queue: QueueDep) -> list[ScheduleOut]:
     return [ScheduleOut.of(s) for s in await queue.get_schedules()]
 
 
-@router.delete("/queues/{name}/schedules/{key}", status_code=status.HTTP_204_NO_CONTENT, tags=["schedules"])
+@router.delete(
+    "/queues/{name}/schedules/{key}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["schedules"],
+    responses=problems(404),
+)
 async def remove_schedule(queue: QueueDep, key: str) -> Response:
     if not await queue.remove_schedule(key):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {key!r} in queue {queue.name!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/queues/{name}/groups", response_model=list[GroupOut], tags=["queues"])
+@router.get("/queues/{name}/groups", response_model=list[GroupOut], tags=["queues"], responses=problems(404))
 async def groups(queue: QueueDep, start: Start = 0, count: Count = 100) -> list[GroupOut]:
     return [GroupOut.model_validate(g) for g in await queue.groups(start=start, count=count)]
 
 
-@router.get("/queues/{name}/workers", response_model=list[WorkerInfo], tags=["workers"])
+@router.get(
+    "/queues/{name}/workers", response_model=list[WorkerInfo], tags=["workers"], responses=problems(404)
+)
 async def workers(queue: QueueDep) -> list[WorkerInfo]:
     """Workers seen in the last hour, alive or not, with the jobs they hold."""
     return await queue.workers()
@@ -251,7 +291,12 @@ async def streams(request: Request) -> list[str]:
     return sorted(request.app.state.conveyor.streams)
 
 
-@router.get("/streams/{stream}/groups", response_model=list[StreamGroupOut], tags=["event streams"])
+@router.get(
+    "/streams/{stream}/groups",
+    response_model=list[StreamGroupOut],
+    tags=["event streams"],
+    responses=problems(404),
+)
 async def stream_groups(request: Request, stream: str) -> list[StreamGroupOut]:
     """The consumer groups of an event stream, with their lag and pending entries."""
     bus = request.app.state.conveyor.stream(stream)
