@@ -59,6 +59,8 @@ _STATE_KEY = {
     JobState.FAILED: "failed",
 }
 _NEWEST_FIRST = frozenset({JobState.COMPLETED, JobState.FAILED})
+#: The queue meta fields of its limits, in the order read_limits takes them.
+_LIMIT_FIELDS = ("rlm", "rld", "conc", "hold", "grlm", "grld", "gconc")
 
 BulkItem = tuple[str, Any] | tuple[str, Any, JobOptionsDict]
 
@@ -349,12 +351,24 @@ class Queue:
     async def counts(self) -> dict[JobState, int]:
         """How many jobs are in each state (waiting includes grouped jobs)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for state in JobState:
-                pipe.zcard(self.keys.key(_STATE_KEY[state]))
-            pipe.get(self.keys.groups_waiting)
+            self.ask_counts(pipe)
             replies = await self._call(pipe.execute())
+        return self.read_counts(replies)
+
+    #: How many replies :meth:`ask_counts` adds to a pipeline.
+    COUNT_REPLIES = len(JobState) + 1
+
+    def ask_counts(self, pipe: Any) -> None:
+        """Queues on ``pipe`` the reads :meth:`read_counts` needs (for
+        callers that read more in the same round trip)."""
+        for state in JobState:
+            pipe.zcard(self.keys.key(_STATE_KEY[state]))
+        pipe.get(self.keys.groups_waiting)
+
+    @staticmethod
+    def read_counts(replies: Sequence[Any]) -> dict[JobState, int]:
         counts = {state: int(n) for state, n in zip(JobState, replies, strict=False)}
-        counts[JobState.WAITING] += max(0, int(replies[-1] or 0))
+        counts[JobState.WAITING] += max(0, int(replies[len(JobState)] or 0))
         return counts
 
     async def is_paused(self) -> bool:
@@ -481,11 +495,17 @@ class Queue:
     async def limits(self) -> QueueLimits:
         """The queue's rate limit, global concurrency and current hold, and
         the limits each group gets."""
-        raw = await self._call(
-            self.redis.hmget(self.keys.meta, "rlm", "rld", "conc", "hold", "grlm", "grld", "gconc")
-        )
-        rlm, rld, conc, hold, grlm, grld, gconc = (int(v) if v is not None else None for v in raw)
+        raw = await self._call(self.redis.hmget(self.keys.meta, *_LIMIT_FIELDS))
         now = await self._call(current_ms(self.clock, self.redis))
+        return self.read_limits(raw, now)
+
+    def ask_limits(self, pipe: Any) -> None:
+        """Queues on ``pipe`` the read :meth:`read_limits` needs (one reply)."""
+        pipe.hmget(self.keys.meta, *_LIMIT_FIELDS)
+
+    @staticmethod
+    def read_limits(raw: Sequence[Any], now: int) -> QueueLimits:
+        rlm, rld, conc, hold, grlm, grld, gconc = (int(v) if v is not None else None for v in raw)
         return QueueLimits(
             rate_limit=RateLimit(rlm, rld / 1000) if rlm and rld else None,
             concurrency=conc,

@@ -72,7 +72,10 @@ async def live_queues(
         last = b""
         while True:
             names = await queue_names(state.redis, state.prefix)
-            rows = [(await describe(await state.queue(name))).model_dump(mode="json") for name in names]
+            queues = [await state.queue(name) for name in names]
+            now = await current_ms(RedisClock(), state.redis)
+            described = await asyncio.gather(*(describe(queue, now) for queue in queues))
+            rows = [queue.model_dump(mode="json") for queue in described]
             snapshot = dumps(rows)
             if snapshot != last:
                 last = snapshot

@@ -4,6 +4,7 @@ when one is configured."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from conveyor.engine.clock import current_ms
 from conveyor.engine.codec import dumps
 from conveyor.engine.queue import Queue
-from conveyor.engine.registry import WorkerInfo, count_alive, queue_names
+from conveyor.engine.registry import ALIVE_WITHIN, WorkerInfo, queue_names
 from conveyor.engine.states import JobState
 from conveyor.errors import InvalidJobOptions, JobNotFound
 from conveyor.server.auth import require_token
@@ -53,7 +54,12 @@ QueueDep = Annotated[Queue, Depends(_queue)]
 async def list_queues(request: Request) -> list[QueueOut]:
     """Every queue in use, with its counts, limits and recent throughput."""
     state = request.app.state.conveyor
-    return [await describe(await state.queue(name)) for name in await queue_names(state.redis, state.prefix)]
+    names = await queue_names(state.redis, state.prefix)
+    queues = [await state.queue(name) for name in names]
+    if not queues:
+        return []
+    now = await current_ms(queues[0].clock, state.redis)
+    return list(await asyncio.gather(*(describe(queue, now) for queue in queues)))
 
 
 @router.get("/queues/{name}", response_model=QueueOut, tags=["queues"], responses=problems(404))
@@ -61,24 +67,33 @@ async def get_queue(queue: QueueDep) -> QueueOut:
     return await describe(queue)
 
 
-async def describe(queue: Queue) -> QueueOut:
+async def describe(queue: Queue, now: int | None = None) -> QueueOut:
+    """The queue's summary, read in one round trip (``now``: Redis's time
+    in ms, read once for a list of queues)."""
     k = queue.keys
-    now = await current_ms(queue.clock, queue.redis)
+    if now is None:
+        now = await current_ms(queue.clock, queue.redis)
     async with queue.redis.pipeline(transaction=False) as pipe:
+        queue.ask_counts(pipe)
+        queue.ask_limits(pipe)
+        pipe.hexists(k.meta, "paused")
         pipe.zcount(k.completed, now - 60_000, "+inf")
         pipe.zcount(k.failed, now - 60_000, "+inf")
         pipe.hmget(k.stats, "completed", "failed")
-        done, failed, totals = await pipe.execute()
-    limits = await queue.limits()
+        pipe.zcount(k.worker_beats, now - int(ALIVE_WITHIN * 1000), "+inf")
+        replies = await pipe.execute()
+    n = Queue.COUNT_REPLIES
+    limits = Queue.read_limits(replies[n], now)
+    paused, done, failed, totals, alive = replies[n + 1 :]
     rate = limits.rate_limit
     return QueueOut(
         name=queue.name,
-        counts=await queue.counts(),
-        paused=await queue.is_paused(),
+        counts=Queue.read_counts(replies[:n]),
+        paused=bool(paused),
         rate_limit=RateLimitModel(max=rate.max, per=rate.per) if rate else None,
         concurrency=limits.concurrency,
         held_until=limits.held_until,
-        workers_alive=await count_alive(queue, now),
+        workers_alive=int(alive),
         completed_last_minute=int(done),
         failed_last_minute=int(failed),
         completed_total=int(totals[0] or 0),
