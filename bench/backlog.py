@@ -23,11 +23,10 @@ import statistics
 import time
 
 import httpx
-import uvicorn
 
 from conveyor import JobContext, Queue, Worker, connect
 from conveyor.server import create_app
-from conveyor.testing import RedisServer, free_port
+from conveyor.testing import RedisServer, serving
 
 try:
     import uvloop
@@ -105,18 +104,11 @@ async def bench(
     queue = Queue("backlog", redis)
     for other in range(19):  # the API lists 20 queues, as a deployment would
         await Queue(f"other-{other}", redis).add_bulk([("job", i) for i in range(100)])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(redis), port=port, log_level="warning", lifespan="off"))
-    serving = asyncio.create_task(server.serve())
-    for _ in range(1000):  # up within ten seconds
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
     base = int((await redis.info("memory"))["used_memory"])
     sizes = [0, 10_000] + [total * (s + 1) // steps for s in range(steps)]
     rows: list[dict[str, float]] = []
     size = 0
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    async with serving(create_app(redis)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         for target in sizes:
             rate = await grow(queue, size, target) if target > size else float("nan")
             size = target
@@ -146,8 +138,6 @@ async def bench(
             )
             print(_row(rows[-1]), flush=True)
             size += singles
-    server.should_exit = True
-    await serving
     await redis.aclose()
     return rows
 
