@@ -409,6 +409,24 @@ async def test_close_lets_short_jobs_finish_and_hands_long_ones_back(queue: Queu
         assert job.attempts_made == 0
 
 
+async def test_a_close_while_the_worker_starts_stops_it(queue: Queue) -> None:
+    # A SIGTERM can land right after launch, while run() still waits on
+    # its first round trip to Redis: the close must not be lost.
+    await queue.add("j", 1)
+    ran: list[str] = []
+
+    async def handler(job: JobContext) -> None:
+        ran.append(job.id)
+
+    worker = Worker(Queue(queue.name, queue.redis), handler)  # a fresh handle registers first
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0)  # run() is inside its first await
+    await asyncio.wait_for(worker.close(), 5)
+    await asyncio.wait_for(task, 5)
+    assert ran == []
+    assert (await queue.counts())[JobState.WAITING] == 1
+
+
 async def test_job_of_a_dead_worker_is_recovered_after_its_lease(queue: Queue) -> None:
     job = await queue.add("j", "x")
     await _claim(queue, "dead-worker", lock_ms=200)  # claimed, never renewed

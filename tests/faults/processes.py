@@ -10,7 +10,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -78,12 +80,48 @@ def spawn_consumer(
     return spawn("consumer_proc.py", url, stream, group, name, str(sleep), str(max_deliveries), mode)
 
 
+def dump_path(pid: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"conveyor-fault-tasks-{pid}.txt"
+
+
+def dump_tasks_on_signal() -> None:
+    """In a test process: SIGUSR1 writes the stack of every asyncio task and
+    thread to :func:`dump_path` (what a process that will not stop waits on)."""
+    loop = asyncio.get_running_loop()
+
+    def dump() -> None:
+        with dump_path(os.getpid()).open("w") as out:
+            for task in asyncio.all_tasks(loop):
+                print(f"--- {task!r}", file=out)
+                task.print_stack(file=out)
+            for thread_id, frame in sys._current_frames().items():
+                print(f"--- thread {thread_id}", file=out)
+                traceback.print_stack(frame, file=out)
+
+    loop.add_signal_handler(signal.SIGUSR1, dump)
+
+
 def stop_gracefully(*procs: subprocess.Popen[Any], timeout: float = 15) -> None:
-    """SIGTERM to every process, then each must exit 0 within ``timeout``."""
+    """SIGTERM to every process, then each must exit 0 within ``timeout``.
+    One that does not is killed, and the failure shows what it waited on."""
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
-        assert proc.wait(timeout=timeout) == 0
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+            dump = dump_path(proc.pid)
+            stacks = dump.read_text() if dump.exists() else "(no task dump)"
+            dump.unlink(missing_ok=True)
+            for other in procs:
+                other.kill()
+                other.wait()
+            raise AssertionError(
+                f"process {proc.args} did not stop in {timeout} s; it waited on:\n{stacks}"
+            ) from None
+        assert code == 0
 
 
 async def wait_until(predicate: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:

@@ -17,6 +17,7 @@ import time
 import uuid
 
 import fault_clock  # this script's own folder
+import processes
 
 from conveyor import JobContext, Queue, RateLimited, Worker, connect
 from conveyor.engine.worker import install_signal_handlers
@@ -60,6 +61,7 @@ async def main(
         max_stalled_count=max_stalled,
     )
     install_signal_handlers(worker)
+    processes.dump_tasks_on_signal()
     print("ready", flush=True)
     await worker.run()
     await queue_redis.aclose()

@@ -147,10 +147,8 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Works until :meth:`close` is called, or with ``burst`` until
         nothing is waiting or running (delayed jobs not yet due stay)."""
-        try:
-            await self.queue.register()
-        except RedisOutOfMemory as exc:  # the registry only lists queues: work anyway
-            log.warning("worker %s: %s", self.id, exc, extra={"event": "redis_full"})
+        # Set up before the first await, so that a close() arriving while the
+        # worker starts (a SIGTERM right after launch) stops it.
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._closed = asyncio.Event()
@@ -158,6 +156,13 @@ class Worker:
         self._drained = False
         self._dry = False
         self._loop_ref = asyncio.get_running_loop()
+        try:
+            await self.queue.register()
+        except RedisOutOfMemory as exc:  # the registry only lists queues: work anyway
+            log.warning("worker %s: %s", self.id, exc, extra={"event": "redis_full"})
+        except BaseException:
+            self._closed.set()
+            raise
         if not self._is_async:
             if self._executor_kind == "process":
                 # spawn, not fork: forking a process that runs threads and an
