@@ -43,9 +43,15 @@ async def queue_names(redis: aredis.Redis, prefix: str = DEFAULT_PREFIX) -> list
     return sorted(text(n) for n in await redis.smembers(registry_key(prefix)))
 
 
+def alive_window(queue: Queue, now: int) -> tuple[str, int, str]:
+    """``ZCOUNT`` arguments counting the workers of ``queue`` that beat
+    within ``ALIVE_WITHIN`` of ``now`` (for a caller's own pipeline)."""
+    return queue.keys.worker_beats, now - int(ALIVE_WITHIN * 1000), "+inf"
+
+
 async def count_alive(queue: Queue, now: int) -> int:
     """How many workers of ``queue`` beat within ``ALIVE_WITHIN`` of ``now``."""
-    return int(await queue.redis.zcount(queue.keys.worker_beats, now - int(ALIVE_WITHIN * 1000), "+inf"))
+    return int(await queue.redis.zcount(*alive_window(queue, now)))
 
 
 async def list_workers(queue: Queue) -> list[WorkerInfo]:

@@ -25,7 +25,7 @@ from conveyor.engine.states import JobState
 from conveyor.realtime.progress import ProgressStatus
 from conveyor.server.auth import require_token
 from conveyor.server.models import Health, problems
-from conveyor.server.routes import describe
+from conveyor.server.routes import describe_all
 
 HEALTH_TIMEOUT = 1.0
 router = APIRouter()
@@ -71,11 +71,7 @@ async def live_queues(
     async def stream() -> AsyncIterator[ServerSentEvent]:
         last = b""
         while True:
-            names = await queue_names(state.redis, state.prefix)
-            queues = [await state.queue(name) for name in names]
-            now = await current_ms(RedisClock(), state.redis)
-            described = await asyncio.gather(*(describe(queue, now) for queue in queues))
-            rows = [queue.model_dump(mode="json") for queue in described]
+            rows = [queue.model_dump(mode="json") for queue in await describe_all(state)]
             snapshot = dumps(rows)
             if snapshot != last:
                 last = snapshot

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
-from conveyor.engine.clock import current_ms
+from conveyor.engine.clock import RedisClock, current_ms
 from conveyor.engine.codec import dumps
 from conveyor.engine.queue import Queue
-from conveyor.engine.registry import ALIVE_WITHIN, WorkerInfo, queue_names
+from conveyor.engine.registry import WorkerInfo, alive_window, queue_names
 from conveyor.engine.states import JobState
 from conveyor.errors import InvalidJobOptions, JobNotFound
 from conveyor.server.auth import require_token
@@ -31,6 +31,9 @@ from conveyor.server.models import (
     StreamGroupOut,
     problems,
 )
+
+if TYPE_CHECKING:
+    from conveyor.server.app import ServerState
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=problems(401))
 
@@ -53,12 +56,13 @@ QueueDep = Annotated[Queue, Depends(_queue)]
 @router.get("/queues", response_model=list[QueueOut], tags=["queues"])
 async def list_queues(request: Request) -> list[QueueOut]:
     """Every queue in use, with its counts, limits and recent throughput."""
-    state = request.app.state.conveyor
-    names = await queue_names(state.redis, state.prefix)
-    queues = [await state.queue(name) for name in names]
-    if not queues:
-        return []
-    now = await current_ms(queues[0].clock, state.redis)
+    return await describe_all(request.app.state.conveyor)
+
+
+async def describe_all(state: ServerState) -> list[QueueOut]:
+    """Every queue's summary: Redis's time read once, queues read concurrently."""
+    queues = [await state.queue(name) for name in await queue_names(state.redis, state.prefix)]
+    now = await current_ms(RedisClock(), state.redis)
     return list(await asyncio.gather(*(describe(queue, now) for queue in queues)))
 
 
@@ -80,7 +84,7 @@ async def describe(queue: Queue, now: int | None = None) -> QueueOut:
         pipe.zcount(k.completed, now - 60_000, "+inf")
         pipe.zcount(k.failed, now - 60_000, "+inf")
         pipe.hmget(k.stats, "completed", "failed")
-        pipe.zcount(k.worker_beats, now - int(ALIVE_WITHIN * 1000), "+inf")
+        pipe.zcount(*alive_window(queue, now))
         replies = await pipe.execute()
     n = Queue.COUNT_REPLIES
     limits = Queue.read_limits(replies[n], now)
