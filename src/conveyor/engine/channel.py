@@ -350,6 +350,6 @@ class Client(aredis.Redis):
         if self._channel is not None:
             await self._channel.aclose()
         await super().aclose(close_connection_pool)
-        sentinels = getattr(self.connection_pool, "sentinel_manager", None)
-        if sentinels is not None and close_connection_pool is not False:
-            await sentinels.aclose()
+        pool = self.connection_pool
+        if isinstance(pool, SentinelConnectionPool) and close_connection_pool is not False:
+            await pool.sentinel_manager.aclose()

@@ -84,20 +84,18 @@ class FailoverWatch:
         pubsub = sentinel.pubsub()
         try:
             await pubsub.subscribe(_ANNOUNCEMENT)
-            await self._check()
-            idle = 0.0
+            loop = asyncio.get_running_loop()
             while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is None:
-                    idle += 1.0
-                    if idle >= RECHECK:
-                        idle = 0.0
-                        await self._check()
-                    continue
-                # "<service> <old ip> <old port> <new ip> <new port>"
-                parts = message["data"].decode().split()
-                if len(parts) == 5 and parts[0] == service:
-                    await self._now_at((parts[3], int(parts[4])))
+                await self._check()
+                recheck = loop.time() + RECHECK
+                while (left := recheck - loop.time()) > 0:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+                    if message is None:
+                        continue
+                    # "<service> <old ip> <old port> <new ip> <new port>"
+                    parts = message["data"].decode().split()
+                    if len(parts) == 5 and parts[0] == service:
+                        await self._now_at((parts[3], int(parts[4])))
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
