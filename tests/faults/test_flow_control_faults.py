@@ -33,8 +33,17 @@ async def test_rate_limit_holds_in_every_window_across_three_processes(
     redis: aredis.Redis, redis_server: RedisServer, queue: Queue
 ) -> None:
     await queue.set_rate_limit(RateLimit(10, per=0.25))
-    await queue.add_bulk([("j", i) for i in range(80)])
     workers = [spawn_worker(redis_server.url, queue.name, 0.0, 8, 5.0) for _ in range(3)]
+
+    async def all_running() -> bool:  # the jobs come once every process waits for them
+        return sum(w.alive for w in await queue.workers()) == 3
+
+    try:
+        await wait_until(all_running, within=10)
+    except AssertionError:
+        stop_gracefully(*workers)
+        raise
+    await queue.add_bulk([("j", i) for i in range(80)])
     await _run_to_completion(queue, workers, 80)
 
     claimed = sorted(e.time.timestamp() for e in await events(queue) if e.event == "active")
