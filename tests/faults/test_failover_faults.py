@@ -175,6 +175,8 @@ async def test_workers_and_producers_follow_a_failover(
     # failover ran twice
     completed = {j.id for j in await durable.get_jobs(JobState.COMPLETED, 0, 100_000)}
     assert not await durable.get_jobs(JobState.FAILED, 0, 10)
+    killed = fault == "primary SIGKILLed"
+    old_primary = "the old one dead from the kill" if killed else f"the old one demoted after {demoted:.1f} s"
     check(
         f"Sentinel failover ({fault}), durable adds and 2 workers running",
         faults=1,
@@ -184,7 +186,7 @@ async def test_workers_and_producers_follow_a_failover(
         at_risk=at_risk,
         completions=await completions(via_sentinels, queue_name),
         note=(
-            f"new primary named after {switched:.1f} s, old one demoted after {demoted:.1f} s;"
+            f"new primary named after {switched:.1f} s, {old_primary};"
             f" {unconfirmed} adds waited for a replica,"
             f" {outages} met the outage; {len(at_risk)} jobs had started by the switch"
         ),
