@@ -76,6 +76,21 @@ async def test_queues_are_listed_with_counts_and_limits(api: httpx.AsyncClient, 
     assert (await api.get("/api/queues/no-such-queue")).status_code == 404
 
 
+async def test_more_queues_than_the_connection_pool_holds_are_listed(
+    api: httpx.AsyncClient, redis: aredis.Redis, queue_name: str
+) -> None:
+    # redis-py's pool holds 100 connections: the list must not take one per queue
+    names = [f"{queue_name}-{i}" for i in range(150)]
+    for name in names:
+        await Queue(name, redis).add("j", 1)
+    answer = await api.get("/api/queues")
+    assert answer.status_code == 200
+    listed = {q["name"]: q for q in answer.json()}
+    assert all(listed[name]["counts"]["waiting"] == 1 for name in names)
+    for name in names:
+        await Queue(name, redis).obliterate(force=True)
+
+
 async def test_adding_a_job_validates_the_body_and_writes_nothing_on_error(
     api: httpx.AsyncClient, queue: Queue
 ) -> None:

@@ -4,7 +4,6 @@ when one is configured."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -60,10 +59,20 @@ async def list_queues(request: Request) -> list[QueueOut]:
 
 
 async def describe_all(state: ServerState) -> list[QueueOut]:
-    """Every queue's summary: Redis's time read once, queues read concurrently."""
+    """Every queue's summary, all read in one pipeline (one connection
+    however many queues there are), with Redis's time read once."""
     queues = [await state.queue(name) for name in await queue_names(state.redis, state.prefix)]
+    if not queues:
+        return []
     now = await current_ms(RedisClock(), state.redis)
-    return list(await asyncio.gather(*(describe(queue, now) for queue in queues)))
+    async with state.redis.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            _ask_summary(pipe, queue, now)
+        replies = await pipe.execute()
+    return [
+        _read_summary(queue, replies[i * SUMMARY_REPLIES : (i + 1) * SUMMARY_REPLIES], now)
+        for i, queue in enumerate(queues)
+    ]
 
 
 @router.get("/queues/{name}", response_model=QueueOut, tags=["queues"], responses=problems(404))
@@ -71,21 +80,31 @@ async def get_queue(queue: QueueDep) -> QueueOut:
     return await describe(queue)
 
 
-async def describe(queue: Queue, now: int | None = None) -> QueueOut:
-    """The queue's summary, read in one round trip (``now``: Redis's time
-    in ms, read once for a list of queues)."""
-    k = queue.keys
-    if now is None:
-        now = await current_ms(queue.clock, queue.redis)
+async def describe(queue: Queue) -> QueueOut:
+    """The queue's summary, read in one round trip after Redis's time."""
+    now = await current_ms(queue.clock, queue.redis)
     async with queue.redis.pipeline(transaction=False) as pipe:
-        queue.ask_counts(pipe)
-        queue.ask_limits(pipe)
-        pipe.hexists(k.meta, "paused")
-        pipe.zcount(k.completed, now - 60_000, "+inf")
-        pipe.zcount(k.failed, now - 60_000, "+inf")
-        pipe.hmget(k.stats, "completed", "failed")
-        pipe.zcount(*alive_window(queue, now))
+        _ask_summary(pipe, queue, now)
         replies = await pipe.execute()
+    return _read_summary(queue, replies, now)
+
+
+#: How many replies _ask_summary adds to a pipeline.
+SUMMARY_REPLIES = Queue.COUNT_REPLIES + 6
+
+
+def _ask_summary(pipe: Any, queue: Queue, now: int) -> None:
+    k = queue.keys
+    queue.ask_counts(pipe)
+    queue.ask_limits(pipe)
+    pipe.hexists(k.meta, "paused")
+    pipe.zcount(k.completed, now - 60_000, "+inf")
+    pipe.zcount(k.failed, now - 60_000, "+inf")
+    pipe.hmget(k.stats, "completed", "failed")
+    pipe.zcount(*alive_window(queue, now))
+
+
+def _read_summary(queue: Queue, replies: list[Any], now: int) -> QueueOut:
     n = Queue.COUNT_REPLIES
     limits = Queue.read_limits(replies[n], now)
     paused, done, failed, totals, alive = replies[n + 1 :]
