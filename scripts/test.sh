@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's checks, in order: format, lint, types, import layers, tests.
+# The project's checks, in order: format, lint, types, import layers, tests
+# (with no arguments, the suite runs a second time on a Redis Cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -8,3 +9,7 @@ ruff check src tests bench examples
 mypy
 lint-imports
 pytest -q "$@"
+if [ $# -eq 0 ]; then
+    # the engine's suite again, on a private three-primary Redis Cluster
+    pytest -q --redis-cluster --ignore=tests/faults tests
+fi

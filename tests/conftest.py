@@ -1,5 +1,10 @@
 """Shared fixtures: one private redis-server per test session, a fresh client
-and a uniquely named queue per test."""
+and a uniquely named queue per test.
+
+With ``--redis-cluster`` the ``redis`` client is one of a private
+three-primary Redis Cluster instead, so the same tests check the engine on
+a cluster; tests marked ``single_node`` (they need one server's URL, its
+process or commands a cluster has not) are skipped then."""
 
 from __future__ import annotations
 
@@ -10,7 +15,25 @@ import pytest
 import redis.asyncio as aredis
 
 from conveyor import ManualClock, Queue, connect
-from conveyor.testing import RedisServer
+from conveyor.testing import RedisClusterNodes, RedisServer
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--redis-cluster",
+        action="store_true",
+        help="run the tests' Redis client on a private three-primary Redis Cluster",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--redis-cluster"):
+        return
+    for item in items:
+        marker = item.get_closest_marker("single_node")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "needs a single Redis server"
+            item.add_marker(pytest.mark.skip(reason=f"on a cluster: {reason}"))
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +42,19 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL the ``redis`` client connects to."""
+    if request.config.getoption("--redis-cluster"):
+        with RedisClusterNodes() as cluster:
+            yield cluster.url
+    else:
+        yield request.getfixturevalue("redis_server").url
+
+
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[aredis.Redis]:
-    async with connect(redis_server.url) as client:
+async def redis(redis_url: str) -> AsyncIterator[aredis.Redis]:
+    async with connect(redis_url) as client:
         yield client
 
 

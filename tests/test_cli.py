@@ -1,11 +1,13 @@
 """The ``conveyor`` command through its real entry point, against the test
-Redis: inspection with --json, admin actions, check, scheduler and serve."""
+Redis (a cluster with ``--redis-cluster``): inspection with --json, admin
+actions, check, scheduler, serve and worker."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import httpx
 import pytest
 
 from conveyor import Discard, JobContext, JobState, Queue, Worker
-from conveyor.testing import RedisServer, free_port
+from conveyor.testing import free_port
 from faults.processes import stop_gracefully, wait_until
 
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
@@ -45,25 +47,25 @@ def as_json(url: str, *args: str) -> Any:
     return json.loads(cli(url, *args, "--json").stdout)
 
 
-async def test_inspection_commands_print_json_for_scripts(redis_server: RedisServer, queue: Queue) -> None:
+async def test_inspection_commands_print_json_for_scripts(redis_url: str, queue: Queue) -> None:
     jobs = await queue.add_bulk([("email", {"n": i}) for i in range(3)])
-    listed = {q["name"]: q for q in as_json(redis_server.url, "queues")}
+    listed = {q["name"]: q for q in as_json(redis_url, "queues")}
     assert listed[queue.name]["counts"]["waiting"] == 3
-    page = as_json(redis_server.url, "jobs", queue.name, "--state", "waiting", "--count", "2")
+    page = as_json(redis_url, "jobs", queue.name, "--state", "waiting", "--count", "2")
     assert [j["id"] for j in page] == [j.id for j in jobs[:2]]
-    one = as_json(redis_server.url, "job", queue.name, jobs[2].id)
+    one = as_json(redis_url, "job", queue.name, jobs[2].id)
     assert one["data"] == {"n": 2} and one["state"] == "waiting" and one["logs"] == []
-    table = cli(redis_server.url, "queues").stdout
+    table = cli(redis_url, "queues").stdout
     assert queue.name in table
 
 
-async def test_admin_commands_change_the_queue(redis_server: RedisServer, queue: Queue) -> None:
+async def test_admin_commands_change_the_queue(redis_url: str, queue: Queue) -> None:
     async def refuse(job: JobContext) -> None:
         raise Discard(f"bad input {job.data}")
 
     await queue.add_bulk([("j", i) for i in range(4)])
     await Worker(queue, refuse).run(burst=True)
-    url = redis_server.url
+    url = redis_url
     cli(url, "pause", queue.name)
     assert await queue.is_paused()
     cli(url, "resume", queue.name)
@@ -77,35 +79,37 @@ async def test_admin_commands_change_the_queue(redis_server: RedisServer, queue:
     assert (await queue.counts())[JobState.FAILED] == 0
 
 
-async def test_obliterate_asks_then_deletes_the_queue(redis_server: RedisServer, queue: Queue) -> None:
+async def test_obliterate_asks_then_deletes_the_queue(redis_url: str, queue: Queue) -> None:
     await queue.add_bulk([("j", i) for i in range(12_000)])
 
-    declined = cli(redis_server.url, "obliterate", queue.name, check=False, answer="n\n")
+    declined = cli(redis_url, "obliterate", queue.name, check=False, answer="n\n")
     assert declined.returncode == 1 and (await queue.counts())[JobState.WAITING] == 12_000
 
-    done = cli(redis_server.url, "obliterate", queue.name, "--yes")
+    done = cli(redis_url, "obliterate", queue.name, "--yes")
     assert f"{queue.name} deleted (12000 jobs)" in done.stdout
     assert sum((await queue.counts()).values()) == 0
-    assert queue.name not in {q["name"] for q in as_json(redis_server.url, "queues")}
+    assert queue.name not in {q["name"] for q in as_json(redis_url, "queues")}
 
 
-async def test_an_unknown_queue_is_a_clear_error(redis_server: RedisServer) -> None:
-    done = cli(redis_server.url, "jobs", "no-such-queue", check=False)
+async def test_an_unknown_queue_is_a_clear_error(redis_url: str) -> None:
+    done = cli(redis_url, "jobs", "no-such-queue", check=False)
     assert done.returncode == 1 and "unknown queue 'no-such-queue'" in done.stderr
 
 
-def test_check_reports_and_fails_without_redis(redis_server: RedisServer) -> None:
-    ok = cli(redis_server.url, "check")
-    assert "Redis answers in" in ok.stdout and "maxmemory-policy" in ok.stdout
+def test_check_reports_and_fails_without_redis(redis_url: str) -> None:
+    ok = cli(redis_url, "check")
+    assert "answers in" in ok.stdout and "maxmemory-policy is noeviction" in ok.stdout
+    if redis_url.startswith("redis+cluster://"):
+        # the cluster's state, then each primary's findings
+        assert "cluster state ok, all 16384 slots served" in ok.stdout
+        assert len(re.findall(r"primary [\d.]+:\d+: maxmemory-policy is noeviction", ok.stdout)) == 3
     gone = cli(f"redis://127.0.0.1:{free_port()}", "check", check=False)
     assert gone.returncode == 1 and "fail" in gone.stdout
 
 
-async def test_the_scheduler_command_fires_schedules_until_sigterm(
-    redis_server: RedisServer, queue: Queue
-) -> None:
+async def test_the_scheduler_command_fires_schedules_until_sigterm(redis_url: str, queue: Queue) -> None:
     await queue.upsert_schedule("fast", "tick", every=0.05, missed="all")
-    proc = start(redis_server.url, "scheduler", queue.name, "--poll", "0.02")
+    proc = start(redis_url, "scheduler", queue.name, "--poll", "0.02")
     try:
 
         async def ticked() -> bool:
@@ -116,9 +120,9 @@ async def test_the_scheduler_command_fires_schedules_until_sigterm(
         stop_gracefully(proc)
 
 
-async def test_the_serve_command_answers_health_and_stops_on_sigterm(redis_server: RedisServer) -> None:
+async def test_the_serve_command_answers_health_and_stops_on_sigterm(redis_url: str) -> None:
     port = free_port()
-    proc = start(redis_server.url, "serve", "--port", str(port))
+    proc = start(redis_url, "serve", "--port", str(port))
     try:
         deadline = time.monotonic() + 20
         async with httpx.AsyncClient() as client:
@@ -136,6 +140,7 @@ async def test_the_serve_command_answers_health_and_stops_on_sigterm(redis_serve
         assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
 
 
+@pytest.mark.single_node("starts a Redis of its own")
 async def test_up_runs_everything_on_a_private_redis_and_stops_it(tmp_path: Path) -> None:
     port = free_port()
     proc = start_up(port, tmp_path / "redis")
@@ -202,16 +207,16 @@ handlers = {"QUEUE-emails": send, "QUEUE-images": resize}
 
 
 async def test_the_worker_command_runs_an_apps_handlers_until_sigterm(
-    redis_server: RedisServer, queue_name: str, tmp_path: Path
+    redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
     (tmp_path / "myapp.py").write_text(APP_MODULE.replace("QUEUE", queue_name))
     from conveyor import connect
 
-    async with connect(redis_server.url) as redis:
+    async with connect(redis_url) as redis:
         emails, images = Queue(f"{queue_name}-emails", redis), Queue(f"{queue_name}-images", redis)
         sent = await emails.add("welcome", "ada")
         resized = await images.add("thumb", 21)
-        proc = start_in(tmp_path, redis_server.url, "worker", "myapp:handlers", "--concurrency", "2")
+        proc = start_in(tmp_path, redis_url, "worker", "myapp:handlers", "--concurrency", "2")
         try:
             assert await emails.wait_until_finished(sent.id, timeout=20) == {"sent": "ada"}
             assert await images.wait_until_finished(resized.id, timeout=20) == 42
@@ -235,15 +240,15 @@ app.schedule(0.2, welcome, key="ping", kwargs={"to": "ops"})
 
 
 async def test_the_worker_command_runs_a_conveyor_apps_tasks_and_schedules(
-    redis_server: RedisServer, queue_name: str, tmp_path: Path
+    redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
     (tmp_path / "mailapp.py").write_text(CONVEYOR_APP.replace("QUEUE", queue_name))
     from conveyor import connect
 
-    async with connect(redis_server.url) as redis:
+    async with connect(redis_url) as redis:
         mail = Queue(f"{queue_name}-mail", redis)
         job = await mail.add("welcome", {"to": "ada", "times": 2})
-        proc = start_in(tmp_path, redis_server.url, "worker", "mailapp:app", "--scheduler")
+        proc = start_in(tmp_path, redis_url, "worker", "mailapp:app", "--scheduler")
         try:
             assert await mail.wait_until_finished(job.id, timeout=20) == {"sent": ["ada", "ada"]}
 
@@ -256,14 +261,14 @@ async def test_the_worker_command_runs_a_conveyor_apps_tasks_and_schedules(
 
 
 async def test_the_scheduler_command_writes_and_fires_an_apps_schedules(
-    redis_server: RedisServer, queue_name: str, tmp_path: Path
+    redis_url: str, queue_name: str, tmp_path: Path
 ) -> None:
     (tmp_path / "mailapp.py").write_text(CONVEYOR_APP.replace("QUEUE", queue_name))
     from conveyor import connect
 
-    async with connect(redis_server.url) as redis:
+    async with connect(redis_url) as redis:
         mail = Queue(f"{queue_name}-mail", redis)
-        proc = start_in(tmp_path, redis_server.url, "scheduler", "--app", "mailapp:app", "--poll", "0.1")
+        proc = start_in(tmp_path, redis_url, "scheduler", "--app", "mailapp:app", "--poll", "0.1")
         try:
 
             async def piled_up() -> bool:  # nothing works the ticks: they pile up
@@ -283,7 +288,7 @@ def test_the_scheduler_command_needs_queues_or_an_app(tmp_path: Path) -> None:
     assert done.returncode == 1 and "name the queues" in done.stderr
 
 
-def test_the_worker_command_explains_a_bad_app(redis_server: RedisServer, tmp_path: Path) -> None:
+def test_the_worker_command_explains_a_bad_app(redis_url: str, tmp_path: Path) -> None:
     (tmp_path / "myapp.py").write_text(APP_MODULE)
     (tmp_path / "mailapp.py").write_text(CONVEYOR_APP)
     for args, message in [
@@ -294,7 +299,7 @@ def test_the_worker_command_explains_a_bad_app(redis_server: RedisServer, tmp_pa
         (["myapp:handlers", "--scheduler"], "--scheduler needs a Conveyor app"),
         (["mailapp:app", "--queues", "nope"], "declares no queue 'nope'"),
     ]:
-        env = {**os.environ, "REDIS_URL": redis_server.url}
+        env = {**os.environ, "REDIS_URL": redis_url}
         done = subprocess.run(
             [CONVEYOR, "worker", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
         )

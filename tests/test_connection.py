@@ -199,6 +199,7 @@ async def channel_queue(redis_server: RedisServer, queue_name: str) -> AsyncIter
     await client.aclose()
 
 
+@pytest.mark.single_node("pauses the one server and kills the channel's connection")
 async def test_add_without_id_whose_reply_is_lost_raises_outcome_unknown(
     redis: aredis.Redis, channel_queue: Queue
 ) -> None:
@@ -208,6 +209,7 @@ async def test_add_without_id_whose_reply_is_lost_raises_outcome_unknown(
     assert (await channel_queue.add("j", 2)).id  # the channel reconnects by itself
 
 
+@pytest.mark.single_node("pauses the one server and kills the channel's connection")
 async def test_add_with_id_whose_reply_is_lost_is_resent_and_added_once(
     redis: aredis.Redis, channel_queue: Queue
 ) -> None:

@@ -8,6 +8,8 @@ from conveyor import JobState, Queue, connect
 from conveyor.cli import demo
 from conveyor.testing import RedisServer
 
+pytestmark = pytest.mark.single_node("the demo starts its own Redis")
+
 
 async def test_the_demo_runs_to_the_end(
     redis_server: RedisServer, capsys: pytest.CaptureFixture[str]

@@ -37,6 +37,7 @@ async def replica_client(replica: RedisServer) -> AsyncIterator[aredis.Redis]:
         yield client
 
 
+@pytest.mark.single_node("the replica follows the single test server")
 async def test_a_durable_add_returns_once_the_replica_has_the_job(
     redis: aredis.Redis, replica_client: aredis.Redis, queue_name: str
 ) -> None:
@@ -51,6 +52,7 @@ async def test_a_durable_add_returns_once_the_replica_has_the_job(
     assert await replica_client.zcard(queue.keys.wait) == 1501
 
 
+@pytest.mark.single_node("the replica follows the single test server")
 async def test_a_durable_add_says_when_no_replica_confirmed_it(
     redis: aredis.Redis, replica: RedisServer, replica_client: aredis.Redis, queue_name: str
 ) -> None:

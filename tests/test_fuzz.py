@@ -31,6 +31,8 @@ from conveyor import Queue, connect
 from conveyor.server import create_app
 from conveyor.testing import RedisServer, free_port
 
+pytestmark = pytest.mark.single_node("checks the whole dataset with DEBUG DIGEST on the one server")
+
 TOKEN = "fuzz-token"
 QUEUES = ("mail", "resize")
 #: Operations that stream (Server-Sent Events) never end by themselves.

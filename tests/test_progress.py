@@ -14,7 +14,7 @@ import redis.asyncio as aredis
 
 from conveyor import InvalidJobOptions, JobContext, ManualClock, Queue, Worker
 from conveyor.realtime.progress import ProgressBus, ProgressStatus
-from conveyor.testing import RedisServer
+from pubsub import subscribers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,14 +98,27 @@ async def test_subscribe_yields_the_current_status_then_updates_until_finished(b
     async def follow() -> None:
         async for status in bus.subscribe("s"):
             seen.append(status)
+            if status.percent == 10:
+                await bus.report("s", "work", 60)  # the subscription is live by now
+                await bus.report("s", "done", 100)
 
-    follower = asyncio.create_task(follow())
-    await asyncio.sleep(0.1)
-    await bus.report("s", "work", 60)
-    await bus.report("s", "done", 100)
-    await asyncio.wait_for(follower, 5)
+    await asyncio.wait_for(follow(), 5)
 
     assert [s.percent for s in seen] == [10, 60, 100]
+
+
+async def test_an_opened_subscription_misses_nothing_reported_before_it_is_read(
+    redis: aredis.Redis, bus: ProgressBus
+) -> None:
+    subscription = await bus.open("s", current=False)
+    try:
+        await bus.report("s", "work", 30)
+        await bus.report("s", "done", 100)
+        seen = [s.percent async for s in subscription]
+    finally:
+        await subscription.aclose()
+    assert seen == [30, 100]
+    assert await subscribers(redis, bus._channel("s")) == 0
 
 
 async def test_a_subscriber_that_stops_early_leaves_no_subscription(
@@ -118,7 +131,7 @@ async def test_a_subscriber_that_stops_early_leaves_no_subscription(
             assert status.percent == 10
             break
 
-    assert (await redis.pubsub_numsub(bus._channel("s")))[0][1] == 0
+    assert await subscribers(redis, bus._channel("s")) == 0
 
 
 def spawn_subscriber(url: str, namespace: str, subject: str) -> subprocess.Popen[str]:
@@ -142,13 +155,13 @@ def spawn_subscriber(url: str, namespace: str, subject: str) -> subprocess.Popen
 
 
 async def test_a_subscriber_in_another_process_receives_every_update(
-    redis_server: RedisServer, redis: aredis.Redis, bus: ProgressBus, queue_name: str
+    redis_url: str, redis: aredis.Redis, bus: ProgressBus, queue_name: str
 ) -> None:
-    proc = spawn_subscriber(redis_server.url, queue_name, "import:9")
+    proc = spawn_subscriber(redis_url, queue_name, "import:9")
     assert proc.stdout is not None
     assert await asyncio.to_thread(proc.stdout.readline) == "ready\n"
     channel = bus._channel("import:9")
-    while (await redis.pubsub_numsub(channel))[0][1] == 0:  # noqa: ASYNC110 (another process)
+    while await subscribers(redis, channel) == 0:  # noqa: ASYNC110 (another process)
         await asyncio.sleep(0.01)
 
     for pct in (20, 40, 80):

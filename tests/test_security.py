@@ -36,6 +36,8 @@ from conveyor import (
 from conveyor.server import create_app
 from conveyor.testing import RedisServer, free_port
 
+pytestmark = pytest.mark.single_node("starts servers of its own (TLS, ACL users)")
+
 #: The least-privilege user the docs recommend: Conveyor's keys and
 #: channels only, no dangerous or admin commands.
 ACL_RULES = ["on", ">app-secret", "resetkeys", "~conveyor:*", "resetchannels", "&conveyor:*"]

@@ -16,6 +16,8 @@ from conveyor import Queue
 from conveyor.realtime.progress import ProgressBus
 from conveyor.server import create_app
 from conveyor.testing import serving
+from faults.processes import wait_until
+from pubsub import subscribers
 
 
 @pytest.fixture
@@ -59,8 +61,7 @@ async def test_queue_events_stream_live_and_resume_after_last_event_id(server: s
     await queue.register()
     ready = asyncio.Event()
     reader = asyncio.create_task(read_events(server, f"/api/queues/{queue.name}/events", 3, ready=ready))
-    await ready.wait()
-    await asyncio.sleep(0.1)
+    await ready.wait()  # the stream starts at the request: no sleep needed
     jobs = [await queue.add("j", i) for i in range(3)]
     live = await asyncio.wait_for(reader, 10)
     assert [e["event"] for e in live] == ["added"] * 3
@@ -80,9 +81,19 @@ async def test_progress_stream_sends_the_status_then_each_update_until_finished(
     await bus.report("artist:7", "identity", 10, "found the artist")
     ready = asyncio.Event()
     reader = asyncio.create_task(read_events(server, "/api/progress/artist:7/stream", 3, ready=ready))
-    await ready.wait()
-    await asyncio.sleep(0.2)
+    await ready.wait()  # subscribed before the headers were sent
     await bus.report("artist:7", "shows", 60, "page 3 of 5")
     await bus.report("artist:7", "done", 100, "imported", finished=True)
     updates = [orjson.loads(e["data"]) for e in await asyncio.wait_for(reader, 10)]
     assert [(u["stage"], u["percent"]) for u in updates] == [("identity", 10), ("shows", 60), ("done", 100)]
+
+
+async def test_a_progress_stream_left_early_drops_its_subscription(server: str, redis: aredis.Redis) -> None:
+    bus = ProgressBus(redis)
+    await bus.report("artist:8", "identity", 10)
+    assert len(await read_events(server, "/api/progress/artist:8/stream", 1)) == 1  # then the client leaves
+
+    async def dropped() -> bool:
+        return await subscribers(redis, bus._channel("artist:8")) == 0
+
+    await wait_until(dropped, within=10)

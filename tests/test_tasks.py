@@ -256,9 +256,10 @@ async def test_the_task_can_be_called_directly(redis: aredis.Redis, queue_name: 
     assert await double(None, 21) == 42  # type: ignore[arg-type]
 
 
-async def test_an_app_built_from_a_url_closes_its_own_client(redis: aredis.Redis, queue_name: str) -> None:
-    url = f"redis://127.0.0.1:{redis.connection_pool.connection_kwargs['port']}/0"
-    app = Conveyor(url)
+async def test_an_app_built_from_a_url_closes_its_own_client(
+    redis_url: str, redis: aredis.Redis, queue_name: str
+) -> None:
+    app = Conveyor(redis_url)
     app.queue(queue_name)
 
     await app.setup()

@@ -29,6 +29,7 @@ from conveyor import (
 )
 from conveyor.engine.codec import packb, unpack_reply
 from conveyor.engine.scripts import script
+from faults.processes import wait_until
 
 
 async def wait_for(predicate: Any, within: float = 10.0) -> None:
@@ -580,7 +581,11 @@ async def test_workers_report_themselves_while_running_and_leave_on_close(queue:
     worker = Worker(queue, slow, concurrency=3, renew_interval=0.05, name="w-report")
     task = asyncio.create_task(worker.run())
     await started.wait()
-    await asyncio.sleep(0.15)
+
+    async def reported() -> bool:  # at its next renewal
+        return [w.jobs for w in await queue.workers()] == [[job.id]]
+
+    await wait_until(reported, within=5)
     (info,) = await queue.workers()
     assert (info.id, info.concurrency, info.alive, info.jobs) == ("w-report", 3, True, [job.id])
     assert info.pid == os.getpid()

@@ -49,6 +49,7 @@ from conveyor.errors import QueueNotEmpty as QueueNotEmpty
 from conveyor.errors import RateLimited as RateLimited
 from conveyor.errors import RedisOutOfMemory as RedisOutOfMemory
 from conveyor.errors import Retry as Retry
+from conveyor.errors import SlotUnavailable as SlotUnavailable
 from conveyor.errors import StaleLease as StaleLease
 from conveyor.realtime import Event as Event
 from conveyor.realtime import EventBus as EventBus
@@ -118,6 +119,7 @@ __all__ = [
     "Retry",
     "Schedule",
     "Scheduler",
+    "SlotUnavailable",
     "StaleLease",
     "Task",
     "TaskContext",

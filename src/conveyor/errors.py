@@ -44,6 +44,14 @@ class OutcomeUnknown(ConnectionFailed):
     idempotent); an add without one raises this, and the caller decides."""
 
 
+class SlotUnavailable(ConnectionFailed):
+    """Raised on a Redis Cluster when a queue's slot stayed unavailable:
+    midway through a migration between primaries (Redis answers ``ASK`` or
+    ``TRYAGAIN`` to a script whose keys are split between the two) or
+    with its primary failing over (``CLUSTERDOWN``). The command did not
+    run, so trying it again is safe; workers wait and retry by themselves."""
+
+
 class RedisOutOfMemory(ConveyorError):
     """Raised when Redis is at its ``maxmemory`` limit (policy
     ``noeviction``) and refuses a change; the change was not made, not even

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
 from rich.console import Console
 
 from conveyor.engine.connection import connect, ping
@@ -14,24 +15,36 @@ from conveyor.settings import RedisSettings
 
 console = Console()
 MIN_VERSION = (6, 2)
+SLOTS = 16384
 
 
 async def findings(redis: Any) -> list[tuple[str, str]]:
-    """(level, text) pairs: level is ok, warn or fail."""
-    out: list[tuple[str, str]] = []
+    """(level, text) pairs: level is ok, warn or fail. On a cluster: the
+    cluster's state, then each primary's findings, named by its address."""
+    if isinstance(redis, RedisCluster):
+        return await _cluster_findings(redis)
     latency = await ping(redis)
-    out.append(("ok" if latency < 0.05 else "warn", f"Redis answers in {latency * 1000:.2f} ms"))
-    server = await redis.info("server")
+    return [
+        ("ok" if latency < 0.05 else "warn", f"Redis answers in {latency * 1000:.2f} ms"),
+        *await _server_findings(redis, {}),
+    ]
+
+
+async def _server_findings(redis: Any, target: dict[str, Any]) -> list[tuple[str, str]]:
+    """Version, persistence and eviction policy of one server (``target``:
+    the node of a cluster client, as ``target_nodes``)."""
+    out: list[tuple[str, str]] = []
+    server = await redis.info("server", **target)
     version = str(server.get("redis_version", "0"))
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     out.append(("ok" if parts >= MIN_VERSION else "fail", f"version {version} (6.2 or newer needed)"))
-    persistence = await redis.info("persistence")
+    persistence = await redis.info("persistence", **target)
     if int(persistence.get("aof_enabled", 0)):
         out.append(("ok", "AOF is on: acknowledged adds survive a restart"))
     else:
         out.append(("warn", "AOF is off: a restart can lose the jobs of the last snapshot interval"))
     try:
-        policy = (await redis.config_get("maxmemory-policy")).get("maxmemory-policy", "")
+        policy = (await redis.config_get("maxmemory-policy", **target)).get("maxmemory-policy", "")
     except Exception:  # CONFIG may be disabled on managed Redis
         out.append(("warn", "cannot read maxmemory-policy (CONFIG is disabled)"))
     else:
@@ -41,6 +54,22 @@ async def findings(redis: Any) -> list[tuple[str, str]]:
             out.append(
                 ("warn", f"maxmemory-policy is {policy}: Redis may evict job keys under memory pressure")
             )
+    return out
+
+
+async def _cluster_findings(redis: RedisCluster) -> list[tuple[str, str]]:
+    await ping(redis)  # the first command reads the slot table
+    latency = await ping(redis)
+    out = [("ok" if latency < 0.05 else "warn", f"the cluster answers in {latency * 1000:.2f} ms")]
+    info = await redis.cluster_info()
+    state, covered = info.get("cluster_state"), int(info.get("cluster_slots_ok", 0))
+    if state == "ok" and covered == SLOTS:
+        out.append(("ok", f"cluster state ok, all {SLOTS} slots served"))
+    else:
+        out.append(("fail", f"cluster state {state}, {covered} of {SLOTS} slots served"))
+    for node in sorted(redis.get_primaries(), key=lambda n: n.name):
+        found = await _server_findings(redis, {"target_nodes": node})
+        out += [(level, f"primary {node.name}: {text}") for level, text in found]
     return out
 
 

@@ -19,7 +19,9 @@ only the caller can decide whether resending is safe. A channel to a
 Sentinel-managed primary asks where the primary is on every connect; when
 the server it talks to answers READONLY (it was demoted to a replica), the
 command raises :class:`Demoted` (it did not run) and the next command
-connects afresh.
+connects afresh. A Redis Cluster client has one channel per primary (see
+``cluster``); a node that does not serve the command's slot answers
+``MOVED`` or ``ASK``, raised as :class:`Rerouted` (the command did not run).
 """
 
 from __future__ import annotations
@@ -56,6 +58,20 @@ class ReplyLost(RedisConnectionError):
 class Demoted(ReadOnlyError):
     """Raised when the server answered READONLY: it is a replica now (a
     failover demoted it), and the command did not run."""
+
+
+class Rerouted(ResponseError):
+    """Raised when a cluster node did not run the command because of where
+    its slot is: served by another node (``MOVED``), midway through a
+    migration (``ASK``, ``TRYAGAIN``), or not served at all for now
+    (``CLUSTERDOWN``)."""
+
+    @property
+    def moved(self) -> bool:
+        return str(self).startswith("MOVED ")
+
+
+_REROUTES = ("MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN")
 
 
 def encode_args(args: Sequence[Arg]) -> bytes:
@@ -117,6 +133,8 @@ class _Protocol(asyncio.Protocol):
                 elif msg.startswith("READONLY"):
                     reply = Demoted(msg)
                     self.demoted = True
+                elif msg.startswith(_REROUTES):
+                    reply = Rerouted(msg)
                 fut.set_exception(reply)
             else:
                 fut.set_result(reply)

@@ -6,7 +6,11 @@ Sentinel-managed primary: ``redis+sentinel://[user:password@]host:port[,host:por
 (``rediss+sentinel://`` for TLS to the primary; ``?sentinel_password=`` when
 the sentinels have a password of their own). The client asks the sentinels
 where the primary is whenever it connects, so after a failover it follows
-the new primary by itself."""
+the new primary by itself.
+
+``redis+cluster://[user:password@]host:port[,host:port...]`` (or
+``rediss+cluster://``) names a Redis Cluster by some of its nodes; the
+client learns the rest and which primary serves which slot."""
 
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote
 
 import redis
-import redis.asyncio as aredis
 import redis.sentinel
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
@@ -27,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from conveyor.engine.channel import Client
+from conveyor.engine.cluster import CLUSTER_SCHEMES, ClusterClient, RedisClient, cluster_nodes
 from conveyor.engine.scripts import describe
 from conveyor.errors import ConnectionFailed
 from conveyor.settings import RedisSettings
@@ -90,13 +96,14 @@ class SentinelAddress:
     tls: bool = False
 
 
-def parse_sentinel_url(url: str) -> SentinelAddress:
-    """Reads ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``.
-
-    Raises ValueError saying what is wrong with the URL."""
+def _split_url(
+    url: str, schemes: tuple[str, ...], kind: str
+) -> tuple[str, str | None, str | None, list[tuple[str, int]], str, str]:
+    """(scheme, username, password, [(host, port)...], path, query) of a
+    URL that names several hosts."""
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in SENTINEL_SCHEMES:
-        raise ValueError(f"not a Sentinel URL (expected {' or '.join(SENTINEL_SCHEMES)}://): {url!r}")
+    if not sep or scheme not in schemes:
+        raise ValueError(f"not a {kind} URL (expected {' or '.join(schemes)}://): {url!r}")
     rest, _, query = rest.partition("?")
     netloc, _, path = rest.partition("/")
     auth, at, hosts = netloc.rpartition("@")
@@ -105,12 +112,20 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
         user, colon, secret = auth.partition(":")
         username = unquote(user) or None
         password = unquote(secret) if colon else None
-    sentinels: list[tuple[str, int]] = []
+    addresses: list[tuple[str, int]] = []
     for item in hosts.split(","):
         host, colon, port = item.strip().rpartition(":")
         if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"a sentinel must be given as host:port, not {item!r}, in {url!r}")
-        sentinels.append((host.strip("[]"), int(port)))
+            raise ValueError(f"each {kind} node must be given as host:port, not {item!r}, in {url!r}")
+        addresses.append((host.strip("[]"), int(port)))
+    return scheme, username, password, addresses, path, query
+
+
+def parse_sentinel_url(url: str) -> SentinelAddress:
+    """Reads ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]``.
+
+    Raises ValueError saying what is wrong with the URL."""
+    scheme, username, password, sentinels, path, query = _split_url(url, SENTINEL_SCHEMES, "Sentinel")
     parts = [p for p in path.split("/") if p]
     if not parts or len(parts) > 2:
         raise ValueError(f"a Sentinel URL names the service after the hosts (…/service[/db]): {url!r}")
@@ -128,7 +143,28 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
     )
 
 
-def connect(url: str | None = None, *, settings: RedisSettings | None = None) -> Client:
+@dataclass(frozen=True)
+class ClusterAddress:
+    """What a ``redis+cluster://`` URL names: nodes to start from (the
+    client learns the others from them)."""
+
+    nodes: list[tuple[str, int]]
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+def parse_cluster_url(url: str) -> ClusterAddress:
+    """Reads ``redis+cluster://[user:password@]host:port[,host:port...]``.
+
+    Raises ValueError saying what is wrong with the URL."""
+    scheme, username, password, nodes, path, query = _split_url(url, CLUSTER_SCHEMES, "Redis Cluster")
+    if path.strip("/") not in ("", "0") or query:
+        raise ValueError(f"a Redis Cluster has database 0 only and takes no options: {url!r}")
+    return ClusterAddress(nodes=nodes, username=username, password=password, tls=scheme.startswith("rediss"))
+
+
+def connect(url: str | None = None, *, settings: RedisSettings | None = None) -> Client | ClusterClient:
     """An asyncio Redis client for ``url``, or for the environment's settings.
 
     No I/O happens here; use :func:`ping` to fail fast on a bad address or
@@ -145,8 +181,11 @@ def connect(url: str | None = None, *, settings: RedisSettings | None = None) ->
         "retry_on_error": list(_RETRY_ON),
         "health_check_interval": 0,
     }
-    if url.partition("://")[0] in SENTINEL_SCHEMES:
+    scheme = url.partition("://")[0]
+    if scheme in SENTINEL_SCHEMES:
         return _via_sentinels(parse_sentinel_url(url), s, common)
+    if scheme in CLUSTER_SCHEMES:
+        return _cluster(parse_cluster_url(url), s, common)
     tcp: dict[str, Any] = {} if url.startswith("unix:") else {"socket_keepalive": True}
     if url.startswith("rediss:") and s.tls_ca_file and "ssl_ca_certs=" not in url:
         tcp["ssl_ca_certs"] = s.tls_ca_file
@@ -165,7 +204,7 @@ def _via_sentinels(address: SentinelAddress, s: RedisSettings, common: dict[str,
     }
     if address.sentinel_password:
         asking["password"] = address.sentinel_password
-    sentinels = Sentinel(address.sentinels, sentinel_kwargs=asking)  # type: ignore[no-untyped-call]
+    sentinels = Sentinel(address.sentinels, sentinel_kwargs=asking)
     primary: dict[str, Any] = {
         **common,
         "socket_keepalive": True,
@@ -181,7 +220,23 @@ def _via_sentinels(address: SentinelAddress, s: RedisSettings, common: dict[str,
     return client
 
 
-async def ping(client: aredis.Redis) -> float:
+def _cluster(address: ClusterAddress, s: RedisSettings, common: dict[str, Any]) -> ClusterClient:
+    """A cluster client starting from the URL's nodes. Its retry covers a
+    node that stopped answering: it reads the slot table again and resends."""
+    options: dict[str, Any] = {k: v for k, v in common.items() if k != "retry_on_error"}
+    if address.tls:
+        options["ssl"] = True
+        if s.tls_ca_file:
+            options["ssl_ca_certs"] = s.tls_ca_file
+    return ClusterClient(
+        startup_nodes=[ClusterNode(host, port) for host, port in address.nodes],
+        username=address.username,
+        password=address.password,
+        **options,
+    )
+
+
+async def ping(client: RedisClient) -> float:
     """Checks that Redis answers; returns the round trip in seconds.
 
     Raises ConnectionFailed naming the host and port when Redis is
@@ -208,10 +263,13 @@ _SYNC_CLASSES = {
 }
 
 
-def sync_twin(client: aredis.Redis) -> redis.Redis:
+def sync_twin(client: RedisClient) -> redis.Redis | redis.cluster.RedisCluster:
     """A blocking client for the same server and credentials as ``client``
     (for threads that must not depend on the event loop); for a client of a
-    Sentinel-managed primary, one that asks the same sentinels."""
+    Sentinel-managed primary, one that asks the same sentinels; for a
+    cluster's, a cluster client that starts from the nodes it knows."""
+    if isinstance(client, RedisCluster):
+        return _sync_cluster(client)
     pool = client.connection_pool
     kwargs: dict[str, Any] = dict(pool.connection_kwargs)
     for key in ("retry", "retry_on_error", "redis_connect_func", "event_dispatcher", "connection_pool"):
@@ -230,13 +288,43 @@ def sync_twin(client: aredis.Redis) -> redis.Redis:
         ]
         asking = {k: v for k, v in manager.sentinel_kwargs.items() if k != "retry"}
         asking["retry"] = _Retry(ExponentialBackoff(), retries=0)
-        sentinels = redis.sentinel.Sentinel(addresses, sentinel_kwargs=asking)  # type: ignore[no-untyped-call]
+        sentinels = redis.sentinel.Sentinel(addresses, sentinel_kwargs=asking)
         if pool.connection_class.__name__.endswith("SSLConnection"):
             kwargs["ssl"] = True
-        twin: redis.Redis = sentinels.master_for(pool.service_name, **kwargs, **retry)  # type: ignore[no-untyped-call]
+        twin: redis.Redis = sentinels.master_for(pool.service_name, **kwargs, **retry)
         if isinstance(client, Client) and (watch := client.follow_failovers()) is not None:
             watch.follow(twin.connection_pool)
         return twin
     cls = _SYNC_CLASSES.get(pool.connection_class.__name__, redis.Connection)
     sync_pool = redis.ConnectionPool(connection_class=cls, **kwargs)
     return redis.Redis(connection_pool=sync_pool, **retry)
+
+
+_CLUSTER_KWARGS = (
+    "username",
+    "password",
+    "socket_keepalive",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_cert_reqs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_check_hostname",
+)
+
+
+def _sync_cluster(client: RedisCluster) -> redis.cluster.RedisCluster:
+    kw = client.nodes_manager.connection_kwargs
+    kwargs: dict[str, Any] = {k: kw[k] for k in _CLUSTER_KWARGS if kw.get(k) is not None}
+    if kw.get("connection_class") is not Connection:
+        kwargs["ssl"] = True
+    return redis.cluster.RedisCluster(
+        startup_nodes=[
+            redis.cluster.ClusterNode(host, port)  # type: ignore[no-untyped-call]
+            for host, port in cluster_nodes(client)
+        ],
+        socket_connect_timeout=5.0,
+        socket_timeout=10.0,
+        retry=_Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        **kwargs,
+    )

@@ -4,7 +4,11 @@ to any depth) have finished, and reads their results.
 Adding a flow writes every node with one script per node inside one
 MULTI/EXEC, so on a single Redis (or Sentinel) a flow appears whole or not
 at all; every node has an id and adding it again changes nothing, so a flow
-whose add failed midway can simply be added again.
+whose add failed midway can simply be added again. A Redis Cluster runs a
+MULTI in one slot only: there the nodes are written a run of one queue's
+nodes at a time, each run whole, every parent before its children (so a
+child never finishes before its parent exists). An add that fails midway
+says which nodes were written.
 
 A child that finishes for good leaves an outbox entry in its own queue; a
 worker of that queue relays it to the parent's queue (``child_done.lua``)
@@ -21,18 +25,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
+from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, loads_or_text, text
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
 from conveyor.engine.scripts import connection_failed, script
-from conveyor.errors import InvalidJobOptions
+from conveyor.errors import ConnectionFailed, InvalidJobOptions
 
 if TYPE_CHECKING:
     from conveyor.engine.queue import Queue
@@ -90,7 +95,7 @@ class FlowProducer:
 
     def __init__(
         self,
-        redis: aredis.Redis,
+        redis: RedisClient,
         *,
         prefix: str = DEFAULT_PREFIX,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
@@ -108,13 +113,15 @@ class FlowProducer:
         plans: list[_Plan] = []
         root = self._plan(flow, None, "", plans)
         await self.redis.sadd(registry_key(self.prefix), *{p.keys.queue for p in plans})
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for plan in plans:
-                self._queue_call(pipe, plan)
-            try:
-                replies = await self._execute(pipe, plans)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                raise connection_failed(self.redis, exc) from exc
+        replies: list[Any] = []
+        for run in _runs(plans) if isinstance(self.redis, RedisCluster) else [plans]:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for plan in run:
+                    self._queue_call(pipe, plan)
+                try:
+                    replies += await self._execute(pipe, run)
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    raise self._failed(exc, plans[: len(replies)]) from exc
         now = int(replies[0][0]) if replies else 0
         for plan, reply in zip(plans, replies, strict=True):
             plan.created = int(reply[1]) == 1
@@ -149,11 +156,22 @@ class FlowProducer:
             plan.children.append(self._plan(child, keys.job(opts.job_id), child_flags, plans))
         return plan
 
+    def _failed(self, exc: Exception, written: list[_Plan]) -> ConnectionFailed:
+        error = connection_failed(self.redis, exc)
+        if written:
+            ids = ", ".join(f"{p.keys.queue}/{p.opts.job_id}" for p in written)
+            error = ConnectionFailed(
+                f"{error}; on this cluster the flow was written in part, parents first ({ids}): "
+                "add it again with the same job ids to complete it"
+            )
+        return error
+
     def _queue_call(self, pipe: Any, plan: _Plan) -> None:
         k, opts = plan.keys, plan.opts
         assert opts.job_id is not None
         delay = -opts.run_at_ms if opts.run_at_ms is not None else opts.delay_ms
-        pipe.evalsha(
+        pipe.execute_command(  # a cluster pipeline refuses .evalsha(), not the command
+            "EVALSHA",
             script("add_flow_node").sha,
             5,
             k.wait,
@@ -219,10 +237,23 @@ class _Plan:
     created: bool = False
 
 
+def _runs(plans: list[_Plan]) -> list[list[_Plan]]:
+    """``plans`` (parents before their children) cut where the queue
+    changes: on a cluster each run is one slot's, written in one MULTI, and
+    every parent is written before its children."""
+    runs: list[list[_Plan]] = []
+    for plan in plans:
+        if runs and runs[-1][-1].keys.queue == plan.keys.queue:
+            runs[-1].append(plan)
+        else:
+            runs.append([plan])
+    return runs
+
+
 # -- the worker's side: relaying finished children to their parents ---------
 
 
-async def relay(redis: aredis.Redis, keys: QueueKeys, ids: Sequence[str] | None, clock: Clock) -> int:
+async def relay(redis: RedisClient, keys: QueueKeys, ids: Sequence[str] | None, clock: Clock) -> int:
     """Relays outbox entries of queue ``keys`` to their parents: the given
     child ids, or (None) every entry older than two seconds (the sweep).
     Returns how many entries were relayed and deleted."""
@@ -263,7 +294,7 @@ async def relay(redis: aredis.Redis, keys: QueueKeys, ids: Sequence[str] | None,
     return done
 
 
-async def _stale_entries(redis: aredis.Redis, keys: QueueKeys, clock: Clock) -> list[tuple[str, Any]]:
+async def _stale_entries(redis: RedisClient, keys: QueueKeys, clock: Clock) -> list[tuple[str, Any]]:
     now = await current_ms(clock, redis)
     out = []
     async for child_id, raw in redis.hscan_iter(keys.outbox, count=200):
@@ -278,7 +309,7 @@ async def _stale_entries(redis: aredis.Redis, keys: QueueKeys, clock: Clock) -> 
     return out
 
 
-async def children_of(redis: aredis.Redis, keys: QueueKeys, job_id: str) -> Children:
+async def children_of(redis: RedisClient, keys: QueueKeys, job_id: str) -> Children:
     """The children state of parent ``job_id`` in queue ``keys``."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.kids_prefix + job_id)
@@ -296,7 +327,7 @@ async def children_of(redis: aredis.Redis, keys: QueueKeys, job_id: str) -> Chil
     return Children(results, failures, sorted(job_ref(text(p))[2] for p in pending))
 
 
-async def pending_children(redis: aredis.Redis, keys: QueueKeys, job_id: str) -> list[tuple[str, str, str]]:
+async def pending_children(redis: RedisClient, keys: QueueKeys, job_id: str) -> list[tuple[str, str, str]]:
     """(prefix, queue, id) of each child ``job_id`` still waits for."""
     return [job_ref(text(m)) for m in await redis.smembers(keys.deps_prefix + job_id)]
 

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-import redis.asyncio as aredis
-
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
+from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import text
 from conveyor.engine.keys import DEFAULT_PREFIX, check_name
 from conveyor.engine.limits import RateLimit
@@ -43,7 +42,7 @@ class Limiter:
 
     def __init__(
         self,
-        redis: aredis.Redis,
+        redis: RedisClient,
         name: str,
         limit: RateLimit,
         *,
@@ -116,7 +115,7 @@ class CircuitBreaker:
 
     def __init__(
         self,
-        redis: aredis.Redis,
+        redis: RedisClient,
         name: str,
         *,
         failure_threshold: int = 5,

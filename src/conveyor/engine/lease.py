@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 import redis
+import redis.cluster
 
 from conveyor.engine.clock import Clock, clock_arg
 from conveyor.engine.keys import QueueKeys
@@ -36,7 +37,7 @@ class LeaseKeeper:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | redis.cluster.RedisCluster,
         keys: QueueKeys,
         tokens: dict[str, str],
         report: LeaseReport,
@@ -79,7 +80,9 @@ class LeaseKeeper:
             with contextlib.suppress(ConnectionFailed, RedisOutOfMemory, redis.RedisError, OSError):
                 self._send_beat("")
         self._client.close()
-        self._client.connection_pool.disconnect()  # the client was given its pool, so close() leaves it open
+        if isinstance(self._client, redis.Redis):
+            # the client was given its pool, so close() leaves it open
+            self._client.connection_pool.disconnect()
 
     def beat(self) -> None:
         """Tells readers this worker is alive, and what it holds."""

@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Unpack, cast
 
-import redis.asyncio as aredis
+from redis.exceptions import AskError, OutOfMemoryError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
+from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, packb, text, unpack_reply
 from conveyor.engine.dlq import find_dead_letters
 from conveyor.engine.events import QueueEvents, parse_entry
@@ -28,7 +28,7 @@ from conveyor.engine.schedules import get as get_schedule
 from conveyor.engine.schedules import get_all as get_schedules
 from conveyor.engine.schedules import remove as remove_schedule
 from conveyor.engine.schedules import upsert as upsert_schedule
-from conveyor.engine.scripts import connection_failed, out_of_memory, script
+from conveyor.engine.scripts import connection_failed, not_clustered, out_of_memory, script
 from conveyor.engine.states import CLEANABLE_STATES, JobState
 from conveyor.errors import (
     InvalidJobOptions,
@@ -75,7 +75,7 @@ class Queue:
     def __init__(
         self,
         name: str,
-        redis: aredis.Redis,
+        redis: RedisClient,
         *,
         prefix: str = DEFAULT_PREFIX,
         default_options: JobOptionsDict | None = None,
@@ -726,3 +726,5 @@ class Queue:
             raise connection_failed(self.redis, exc) from exc
         except OutOfMemoryError as exc:
             raise out_of_memory(self.redis, exc) from exc
+        except AskError as exc:  # MOVED or ASK: a cluster node, through a plain client
+            raise not_clustered(self.redis, exc) from exc

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aredis
-
 from conveyor.engine.clock import current_ms
+from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import loads_or_text, text
 from conveyor.engine.keys import DEFAULT_PREFIX, registry_key
 
@@ -38,7 +37,7 @@ class WorkerInfo:
     failed: int
 
 
-async def queue_names(redis: aredis.Redis, prefix: str = DEFAULT_PREFIX) -> list[str]:
+async def queue_names(redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Every queue that was used under ``prefix``, by name."""
     return sorted(text(n) for n in await redis.smembers(registry_key(prefix)))
 

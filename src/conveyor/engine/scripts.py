@@ -21,17 +21,36 @@ from importlib import resources
 from typing import Any, TypeVar, cast
 
 import redis
-import redis.asyncio as aredis
-from redis.exceptions import AuthenticationError, NoScriptError, OutOfMemoryError
+import redis.cluster
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import (
+    AskError,
+    AuthenticationError,
+    ClusterError,
+    NoScriptError,
+    OutOfMemoryError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.channel import Arg, Channel, Client, Demoted, ReplyLost, encode_args
-from conveyor.errors import ConnectionFailed, OutcomeUnknown, RedisOutOfMemory
+from conveyor.engine.channel import Arg, Channel, Client, Demoted, ReplyLost, Rerouted, encode_args
+from conveyor.engine.cluster import ClusterClient, RedisClient, cluster_nodes
+from conveyor.errors import (
+    ConnectionFailed,
+    InvalidJobOptions,
+    OutcomeUnknown,
+    RedisOutOfMemory,
+    SlotUnavailable,
+)
 
 R = TypeVar("R")
 _INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
 _RESENDS = 3
+#: How long a script waits for a cluster slot that is migrating or failing
+#: over (ASK, TRYAGAIN, CLUSTERDOWN) before SlotUnavailable.
+SLOT_WAIT = 5.0
 #: Scripts that free memory, renew leases or record heartbeats (a few bytes
 #: per worker), allowed to run at maxmemory.
 ALLOW_OOM = frozenset(
@@ -68,15 +87,19 @@ class Script:
         self._heads: dict[tuple[str, ...], bytes] = {}
 
     async def run(
-        self, client: aredis.Redis, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
+        self, client: RedisClient, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
     ) -> Any:
         """Runs the script. ``resend``: the script is safe to run twice, so a
         call whose reply was lost is sent again; otherwise OutcomeUnknown."""
-        if isinstance(client, Client) and (channel := client.channel) is not None:
-            return await self._run_on(channel, client, keys, args, resend)
+        channel = await _channel(client, keys)
+        if channel is not None:
+            return await self._run_on(client, keys, args, resend, channel=channel)
+        return await self._on_pool(client, keys, args)
+
+    async def _on_pool(self, client: RedisClient, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         return await self._run_on_pool(client, lambda: client.evalsha(self.sha, len(keys), *keys, *args))
 
-    async def _run_on_pool(self, client: aredis.Redis, call: Callable[[], Awaitable[R]]) -> R:
+    async def _run_on_pool(self, client: RedisClient, call: Callable[[], Awaitable[R]]) -> R:
         """``call`` through redis-py, loading the script once if Redis does
         not know it, with Redis's failures mapped to Conveyor's errors."""
         try:
@@ -89,32 +112,79 @@ class Script:
             raise connection_failed(client, exc) from exc
         except OutOfMemoryError as exc:
             raise out_of_memory(client, exc) from exc
+        except AskError as exc:
+            raise not_clustered(client, exc) from exc
+        except (ClusterError, TryAgainError, SlotNotCoveredError) as exc:
+            # a redirect too many ("TTL exhausted"), TRYAGAIN or CLUSTERDOWN:
+            # the script did not run
+            raise SlotUnavailable(f"the cluster slot is unavailable at {describe(client)}: {exc}") from exc
+
+    async def _through_migration(self, client: RedisClient, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        """The script, for a slot midway through a migration or a failover:
+        through redis-py, which follows ASK (with ASKING) and MOVED; a
+        TRYAGAIN (the keys split between the two primaries) or CLUSTERDOWN
+        is waited out for up to SLOT_WAIT seconds."""
+        deadline = asyncio.get_running_loop().time() + SLOT_WAIT
+        delay = 0.02
+        while True:
+            try:
+                return await self._on_pool(client, keys, args)
+            except SlotUnavailable:
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(0.5, delay * 2)
 
     async def _run_on(
         self,
-        channel: Channel,
-        client: Client,
+        client: RedisClient,
         keys: Sequence[str],
         args: Sequence[Arg],
         resend: bool,
         wait: tuple[int, int] | None = None,
+        *,
+        channel: Channel | None = None,
     ) -> Any:
+        """Runs the script on ``channel`` or the client's (a cluster's: the
+        channel to the primary serving the keys' slot, picked again on each
+        resend)."""
         count = 3 + len(keys) + len(args)
         body = self._head(keys) + encode_args(args)
 
-        async def send() -> Any:
+        async def send(channel: Channel) -> Any:
             if wait is None:
                 return await channel.send(count, body)
             return await channel.send_replicated(count, body, *wait)
 
         for attempt in range(_RESENDS + 1):
+            if attempt or channel is None:
+                channel = await _channel(client, keys)
+            assert channel is not None
             try:
                 try:
-                    return await send()
+                    return await send(channel)
                 except NoScriptError:
                     await channel.call("SCRIPT", "LOAD", self.source)
-                    return await send()
+                    return await send(channel)
+            except Rerouted as exc:
+                # the node did not run it: a moved slot is noted and the
+                # script sent to its new primary; a migrating slot is left
+                # to redis-py, which follows ASK
+                if not isinstance(client, ClusterClient):
+                    raise not_clustered(client, exc) from exc
+                if exc.moved and attempt < _RESENDS:
+                    await client.moved(str(exc))
+                elif wait is None:
+                    return await self._through_migration(client, keys, args)
+                elif attempt == _RESENDS:
+                    raise SlotUnavailable(
+                        f"the cluster slot is unavailable at {describe(client)}: {exc}"
+                    ) from exc
+                else:
+                    await asyncio.sleep(0.1 * 2**attempt)
             except ReplyLost as exc:
+                if isinstance(client, ClusterClient):
+                    client.unreachable(keys[0])
                 if not resend:
                     raise OutcomeUnknown(
                         f"connection to Redis at {describe(client)} broke before the reply: {exc}"
@@ -130,6 +200,8 @@ class Script:
             except AuthenticationError as exc:
                 raise ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}") from exc
             except RedisConnectionError as exc:
+                if isinstance(client, ClusterClient):
+                    client.unreachable(keys[0])
                 raise connection_failed(client, exc) from exc
             except OutOfMemoryError as exc:
                 raise out_of_memory(client, exc) from exc
@@ -147,7 +219,7 @@ class Script:
 
     async def run_replicated(
         self,
-        client: aredis.Redis,
+        client: RedisClient,
         keys: Sequence[str],
         args: Sequence[Arg],
         replicas: int,
@@ -159,10 +231,17 @@ class Script:
         the same connection. Returns the script's reply and how many
         replicas confirmed every write made on that connection. ``resend``
         as for :meth:`run`."""
-        if isinstance(client, Client) and (channel := client.channel) is not None:
+        channel = await _channel(client, keys)
+        if channel is not None:
             return cast(
                 tuple[Any, int],
-                await self._run_on(channel, client, keys, args, resend, (replicas, wait_ms)),
+                await self._run_on(client, keys, args, resend, (replicas, wait_ms), channel=channel),
+            )
+        if isinstance(client, RedisCluster):
+            # a cluster pipeline could send WAIT on another connection than
+            # the script, where it would vouch for nothing
+            raise InvalidJobOptions(
+                "durable adds on a Redis Cluster need the engine's channel, which TLS connections do not use"
             )
 
         async def pipelined() -> tuple[Any, int]:
@@ -174,7 +253,9 @@ class Script:
 
         return await self._run_on_pool(client, pipelined)
 
-    def run_sync(self, client: redis.Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+    def run_sync(
+        self, client: redis.Redis | redis.cluster.RedisCluster, keys: Sequence[str], args: Sequence[Arg]
+    ) -> Any:
         try:
             try:
                 return client.evalsha(self.sha, len(keys), *keys, *args)
@@ -187,9 +268,26 @@ class Script:
             raise out_of_memory(client, exc) from exc
 
 
-def describe(client: aredis.Redis | redis.Redis) -> str:
+async def _channel(client: RedisClient, keys: Sequence[str]) -> Channel | None:
+    """The pipelined channel that serves ``keys``, if the client has one."""
+    if isinstance(client, Client):
+        return client.channel
+    if isinstance(client, ClusterClient) and keys:
+        return await client.channel_for(keys[0])
+    return None
+
+
+AnyClient = RedisClient | redis.Redis | redis.cluster.RedisCluster
+
+
+def describe(client: AnyClient) -> str:
     """Where a client connects, without credentials: ``host:port``, the
-    socket path, or the Sentinel service and its last known primary."""
+    socket path, the Sentinel service and its last known primary, or the
+    cluster's nodes."""
+    if isinstance(client, RedisCluster):
+        return "cluster " + ",".join(f"{host}:{port}" for host, port in cluster_nodes(client))
+    if isinstance(client, redis.cluster.RedisCluster):
+        return "cluster " + ",".join(client.nodes_manager.nodes_cache)
     pool = client.connection_pool
     kw: dict[str, Any] = pool.connection_kwargs
     service = getattr(pool, "service_name", None)
@@ -201,10 +299,19 @@ def describe(client: aredis.Redis | redis.Redis) -> str:
     return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
 
 
-def connection_failed(client: aredis.Redis | redis.Redis, exc: Exception) -> ConnectionFailed:
+def connection_failed(client: AnyClient, exc: Exception) -> ConnectionFailed:
     if isinstance(exc, AuthenticationError):
         return ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}")
     return ConnectionFailed(f"cannot reach Redis at {describe(client)}: {exc}")
+
+
+def not_clustered(client: AnyClient, exc: Exception) -> ConnectionFailed:
+    """A server answered ``MOVED`` or ``ASK`` to a client of one server: it
+    is a node of a Redis Cluster, which needs a cluster client."""
+    return ConnectionFailed(
+        f"Redis at {describe(client)} is a node of a Redis Cluster ({exc}): connect with "
+        "redis+cluster://host:port[,host:port...] instead"
+    )
 
 
 def outage_event(exc: Exception) -> str:
@@ -212,7 +319,7 @@ def outage_event(exc: Exception) -> str:
     return "redis_full" if isinstance(exc, RedisOutOfMemory) else "redis_down"
 
 
-def out_of_memory(client: aredis.Redis | redis.Redis, exc: Exception) -> RedisOutOfMemory:
+def out_of_memory(client: AnyClient, exc: Exception) -> RedisOutOfMemory:
     return RedisOutOfMemory(
         f"Redis at {describe(client)} is at its maxmemory limit and refused the change, "
         f"which was not made: {exc}"

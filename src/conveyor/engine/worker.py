@@ -17,6 +17,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Literal
 
 from conveyor.engine.clock import clock_arg
+from conveyor.engine.cluster import dedicated_connection
 from conveyor.engine.codec import dumps, loads, packb, text, unpack_reply
 from conveyor.engine.connection import sync_twin
 from conveyor.engine.dlq import DeadLetteredJob, DeadLetterHook, RetryClassifier
@@ -365,6 +366,8 @@ class Worker:
         for job_id, token, fence, name, raw_data, raw_opts, made, created in claimed:
             tokens[job_id] = token
             try:
+                if not isinstance(name, str) or not name:
+                    raise ValueError("the job has no name")
                 data = loads(raw_data)
                 run_opts = RunOptions.from_raw(raw_opts)
                 bad: PayloadError | None = None
@@ -500,10 +503,10 @@ class Worker:
         command run to its timeout even when the task is cancelled)."""
         assert self._idle is not None
         idle = self._idle
-        pool = self.queue.redis.connection_pool
         marker = self.queue.keys.marker
         failures = 0
         conn: Any = None
+        release: Any = None
         try:
             while not self._stopping:
                 await idle.wait()
@@ -512,14 +515,17 @@ class Worker:
                     break
                 try:
                     if conn is None:
-                        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+                        conn, release = await dedicated_connection(self.queue.redis, marker)
                     self._block_conn = conn
                     await conn.send_command("BZPOPMIN", marker, self.block_timeout)
                     await conn.read_response()
                     failures = 0
                 except Exception:
                     if conn is not None:
+                        # on a cluster, the slot may be served elsewhere now
                         await conn.disconnect()
+                        await release(conn)
+                        conn = None
                     if self._stopping:
                         break
                     failures += 1
@@ -529,7 +535,7 @@ class Worker:
             self._block_conn = None
             if conn is not None:
                 await conn.disconnect()
-                await pool.release(conn)
+                await release(conn)
 
     async def _stop_marker(self, task: asyncio.Task[None]) -> None:
         assert self._idle is not None

@@ -31,6 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from conveyor.engine.cluster import connection_kwargs
 from conveyor.engine.codec import loads, text
 from conveyor.engine.keys import check_name
 from conveyor.engine.scripts import script
@@ -164,7 +165,7 @@ class EventConsumer:
         self.router = router
         self.concurrency = concurrency
         self.prefetch = max(prefetch or 16, concurrency)
-        timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        timeout = connection_kwargs(self.redis).get("socket_timeout")
         self.block_ms = max(1, int(1000 * (min(block, timeout / 2) if timeout else block)))
         self.claim_idle_ms = int(claim_idle * 1000)
         self.claim_interval = claim_interval or min(claim_idle / 4, 1.0)

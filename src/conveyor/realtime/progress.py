@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as aredis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
+from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import dumps, loads
 from conveyor.engine.job import JobContext
 from conveyor.engine.scripts import script
@@ -92,7 +94,7 @@ class ProgressBus:
 
     def __init__(
         self,
-        redis: aredis.Redis,
+        redis: RedisClient,
         *,
         namespace: str = "progress",
         retention: float = 24 * 3600.0,
@@ -185,30 +187,31 @@ class ProgressBus:
     async def subscribe(self, subject: str, *, current: bool = True) -> AsyncIterator[ProgressStatus]:
         """Yields the subject's updates as they are reported (first its
         current status, unless ``current=False``); ends after a finishing
-        update. Cancel the consumer to stop earlier."""
-        pubsub = self.redis.pubsub()
-        await pubsub.subscribe(self._channel(subject))
+        update. Cancel the consumer to stop earlier. The subscription starts
+        on the first iteration; :meth:`open` starts it at once."""
+        subscription = await self.open(subject, current=current)
         try:
-            last = None
-            if current and (status := await self.get(subject)) is not None:
-                last = status.updated_at, status.percent, status.stage
+            async for status in subscription:
                 yield status
-                if status.finished:
-                    return
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                status = ProgressStatus.from_json(message["data"])
-                if last is not None and (status.updated_at, status.percent, status.stage) == last:
-                    continue  # the current status, seen already
-                last = None
-                yield status
-                if status.finished:
-                    return
         finally:
-            # Closing drops the connection and with it the subscription; an
-            # UNSUBSCRIBE first would fail when the client is already closed.
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await subscription.aclose()
+
+    async def open(self, subject: str, *, current: bool = True) -> ProgressSubscription:
+        """A subscription to ``subject`` that is already listening: no update
+        reported after this returns is missed. Iterate it as
+        :meth:`subscribe` (the current status is the one read here);
+        :meth:`ProgressSubscription.aclose` it when done."""
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.initialize()  # its pubsub picks a node from the slot table
+        pubsub = self.redis.pubsub()
+        try:
+            await pubsub.subscribe(self._channel(subject))
+            # read after subscribing, so no update falls between the two
+            status = await self.get(subject) if current else None
+        except BaseException:
+            await pubsub.aclose()
+            raise
+        return ProgressSubscription(pubsub, status)
 
     def reporter(self, subject: str, job: JobContext | None = None) -> ProgressReporter:
         """A reporter bound to ``subject`` (and to a running job, whose own
@@ -221,6 +224,40 @@ class ProgressBus:
         job's ``queue`` and ``id``). A mapping progress may carry ``stage``,
         ``percent`` and ``message``; anything else becomes ``extra``."""
         return JobProgressHook(self, subject)
+
+
+class ProgressSubscription:
+    """Updates of one subject, from a subscription opened by
+    :meth:`ProgressBus.open`: the status it had when opened first (if any
+    was asked for), then each update; iteration ends after a finishing
+    update."""
+
+    def __init__(self, pubsub: PubSub | ClusterPubSub, status: ProgressStatus | None) -> None:
+        self._pubsub = pubsub
+        self._status = status
+
+    async def __aiter__(self) -> AsyncIterator[ProgressStatus]:
+        last = None
+        if (status := self._status) is not None:
+            last = status.updated_at, status.percent, status.stage
+            yield status
+            if status.finished:
+                return
+        async for message in self._pubsub.listen():
+            if message.get("type") != "message":
+                continue
+            status = ProgressStatus.from_json(message["data"])
+            if last is not None and (status.updated_at, status.percent, status.stage) == last:
+                continue  # the status read at opening, seen already
+            last = None
+            yield status
+            if status.finished:
+                return
+
+    async def aclose(self) -> None:
+        # Closing drops the connection and with it the subscription; an
+        # UNSUBSCRIBE first would fail when the client is already closed.
+        await self._pubsub.aclose()
 
 
 class ProgressReporter:

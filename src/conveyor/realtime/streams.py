@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import redis.asyncio as aredis
 from pydantic import BaseModel
 from redis.exceptions import ResponseError
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
+from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads_or_text, text
 from conveyor.engine.keys import DEFAULT_PREFIX, StreamKeys, check_name
 from conveyor.engine.scripts import script
@@ -135,7 +135,7 @@ class EventBus:
 
     def __init__(
         self,
-        redis: aredis.Redis,
+        redis: RedisClient,
         stream: str = "events",
         *,
         max_len: int = 100_000,

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-import redis.asyncio as aredis
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from conveyor.engine.cluster import RedisClient
 from conveyor.engine.connection import connect
 from conveyor.engine.keys import DEFAULT_PREFIX, registry_key
 from conveyor.engine.queue import Queue
@@ -39,7 +39,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 class ServerState:
     """What the routes share (kept on ``app.state.conveyor``, no globals)."""
 
-    redis: aredis.Redis
+    redis: RedisClient
     prefix: str
     token: str | None
     progress: ProgressBus
@@ -63,7 +63,7 @@ class ServerState:
 
 
 def create_app(
-    redis: aredis.Redis | None = None,
+    redis: RedisClient | None = None,
     *,
     prefix: str = DEFAULT_PREFIX,
     token: str | None = None,

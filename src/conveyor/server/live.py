@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 
 from conveyor.engine.clock import RedisClock, current_ms
 from conveyor.engine.codec import dumps, text
@@ -47,6 +48,10 @@ async def queue_events(
     ``?after=``); ``?after=0`` replays what the stream still holds."""
     queue = await request.app.state.conveyor.queue(name)
     resume = last_event_id if last_event_id and last_event_id.isdigit() else after
+    if resume is None:
+        # "From now on" means from this request, not from whenever the body
+        # starts: a client that has the headers misses nothing after them.
+        resume = str(await QueueEvents(queue).position())
     events = QueueEvents(queue, after=resume)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
@@ -90,15 +95,18 @@ async def active_progress(request: Request) -> list[dict[str, Any]]:
 @api.get("/progress/{subject:path}/stream", tags=["live"], response_class=EventSourceResponse)
 async def progress_stream(request: Request, subject: str) -> EventSourceResponse:
     """The status of ``subject`` now, then each update, until it finishes."""
-    bus = request.app.state.conveyor.progress
+    # Subscribed before the headers go out: a client that has them misses
+    # no update reported afterwards.
+    subscription = await request.app.state.conveyor.progress.open(subject)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for update in bus.subscribe(subject):
+        async for update in subscription:
             yield ServerSentEvent(data=dumps(update.raw).decode(), event="progress")
             if update.finished:
                 return
 
-    return EventSourceResponse(stream(), ping=15)
+    # closed after the response, also when the client left before its body began
+    return EventSourceResponse(stream(), ping=15, background=BackgroundTask(subscription.aclose))
 
 
 @api.get("/progress/{subject:path}", tags=["live"], responses=problems(404))

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, cast, overload
 
-import redis.asyncio as aredis
-
+from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD
 from conveyor.engine.connection import connect
 from conveyor.engine.dlq import DeadLetterHook
@@ -166,12 +165,12 @@ class Conveyor:
 
     def __init__(
         self,
-        redis: aredis.Redis | str | None = None,
+        redis: RedisClient | str | None = None,
         *,
         prefix: str = DEFAULT_PREFIX,
         progress_namespace: str = "progress",
     ) -> None:
-        self._client = redis if isinstance(redis, aredis.Redis) else None
+        self._client = None if redis is None or isinstance(redis, str) else redis
         self._url = redis if isinstance(redis, str) else None
         self._owns_client = self._client is None
         self.prefix = prefix
@@ -184,7 +183,7 @@ class Conveyor:
         self._closing = False
 
     @property
-    def redis(self) -> aredis.Redis:
+    def redis(self) -> RedisClient:
         if self._client is None:
             self._client = connect(self._url)
         return self._client
