@@ -19,7 +19,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from conveyor import Queue
+from conveyor import ConnectionFailed, JobState, NotReplicated, Queue
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -173,3 +173,58 @@ async def event_counts(redis: aredis.Redis, queue: str, event: str) -> dict[str,
         if len(page) < 1000:
             return counts
         last = "(" + page[-1][0].decode()
+
+
+class DurableProducer:
+    """Adds jobs ``job-0``, ``job-1``... to a durable queue until stopped.
+    An id is acknowledged (``acked``) once its add returned; an add that
+    raised NotReplicated (on the primary, on no replica yet) or met an
+    outage is made again under the same id."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self.acked: list[str] = []
+        self.unconfirmed = 0
+        self.outages = 0
+        self.stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def settle(self, watch: Queue, *, past: int, more: int = 300) -> None:
+        """Waits for ``more`` acknowledged adds past the first ``past``,
+        stops adding, then waits until every acknowledged job has completed
+        and none is active (``watch``: a handle on the queue)."""
+
+        async def confirmed_again() -> bool:
+            return len(self.acked) > past + more
+
+        await wait_until(confirmed_again, within=40)
+        await self.stop()
+
+        async def all_done() -> bool:
+            counts = await watch.counts()
+            return counts[JobState.COMPLETED] >= len(self.acked) and counts[JobState.ACTIVE] == 0
+
+        await wait_until(all_done, within=60)
+
+    async def run(self) -> None:
+        i = 0
+        while not self.stopping.is_set():
+            try:
+                await self.queue.add("j", i, job_id=f"job-{i}")
+                self.acked.append(f"job-{i}")
+                i += 1
+            except NotReplicated:
+                self.unconfirmed += 1
+                await asyncio.sleep(0.05)
+            except ConnectionFailed:
+                self.outages += 1
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.002)

@@ -8,16 +8,15 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
-from conveyor.testing import RedisServer, find_redis_server, free_port
+from conveyor.testing import RedisServer, Service, find_redis_server, free_port
 
 SERVICE = "conveyor"
 
 
-class SentinelGroup:
+class SentinelGroup(Service):
     def __init__(self, *, sentinels: int = 3, down_after_ms: int = 500) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="conveyor-sentinel-"))
         self.down_after_ms = down_after_ms
@@ -35,7 +34,7 @@ class SentinelGroup:
         try:
             return self._start(time.monotonic() + within)
         except BaseException:
-            self.stop()
+            self.cleanup()
             raise
 
     def _start(self, deadline: float) -> SentinelGroup:
@@ -102,7 +101,7 @@ class SentinelGroup:
                 raise AssertionError("the Sentinel group did not come up in time")
             time.sleep(0.05)
 
-    def stop(self) -> None:
+    def cleanup(self) -> None:
         for proc in self.processes:
             proc.terminate()
         for proc in self.processes:
@@ -113,14 +112,3 @@ class SentinelGroup:
         self.replica.cleanup()
         self.primary.cleanup()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> SentinelGroup:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

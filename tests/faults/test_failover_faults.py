@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aredis
 
-from conveyor import ConnectionFailed, Durable, JobState, NotReplicated, Queue, connect
+from conveyor import ConnectionFailed, Durable, JobState, Queue, connect
 from conveyor.engine.channel import Channel, Client
 from conveyor.engine.failover import RECHECK
 from conveyor.engine.scripts import describe
 from conveyor.testing import RedisServer
 
-from .processes import completions, ledger, spawn_worker, stop_gracefully, wait_until
+from .processes import DurableProducer, completions, ledger, spawn_worker, stop_gracefully, wait_until
 from .sentinels import SentinelGroup
 from .tally import check
 
@@ -117,27 +117,9 @@ async def test_workers_and_producers_follow_a_failover(
         spawn_worker(group.url, queue_name, 0.02, 10, 2.0, max_stalled=5, books=redis_server.url)
         for _ in range(2)
     ]
-    acked: list[str] = []
-    unconfirmed = outages = 0
-    stop = asyncio.Event()
-
-    async def produce() -> None:
-        nonlocal unconfirmed, outages
-        i = 0
-        while not stop.is_set():
-            try:
-                await durable.add("j", i, job_id=f"job-{i}")
-                acked.append(f"job-{i}")
-                i += 1
-            except NotReplicated:
-                unconfirmed += 1  # added, but no replica has it yet: the same id again
-                await asyncio.sleep(0.05)
-            except ConnectionFailed:
-                outages += 1
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.002)
-
-    producer = asyncio.create_task(produce())
+    adds = DurableProducer(durable)
+    acked = adds.acked
+    adds.start()
     old = group.primary
     try:
         await asyncio.sleep(1.0)
@@ -153,22 +135,9 @@ async def test_workers_and_producers_follow_a_failover(
             old.extra_args += ["--replicaof", "127.0.0.1", str(group.replica.port)]
             old.start()
         await asyncio.sleep(1.0)
-
-        async def confirmed_again() -> bool:
-            return len(acked) > before + 300
-
-        await wait_until(confirmed_again, within=40)
-        stop.set()
-        await producer
-
-        async def all_done() -> bool:
-            counts = await durable.counts()
-            return counts[JobState.COMPLETED] >= len(acked) and counts[JobState.ACTIVE] == 0
-
-        await wait_until(all_done, within=60)
+        await adds.settle(durable, past=before)
     finally:
-        stop.set()
-        await asyncio.gather(producer, return_exceptions=True)
+        await adds.stop()
         stop_gracefully(*workers)
 
     # Then every confirmed add completed; only work begun before the
@@ -187,7 +156,7 @@ async def test_workers_and_producers_follow_a_failover(
         completions=await completions(via_sentinels, queue_name),
         note=(
             f"new primary named after {switched:.1f} s, {old_primary};"
-            f" {unconfirmed} adds waited for a replica,"
-            f" {outages} met the outage; {len(at_risk)} jobs had started by the switch"
+            f" {adds.unconfirmed} adds waited for a replica,"
+            f" {adds.outages} met the outage; {len(at_risk)} jobs had started by the switch"
         ),
     )

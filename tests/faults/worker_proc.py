@@ -6,7 +6,8 @@ gracefully. ``FAULT_BOOKS_URL`` puts the ledger on another Redis than the
 queue's.
 A job whose data is ``{"limited": s}`` raises RateLimited(s) the first
 time it runs; one whose data is ``{"fail": true}`` raises until the key
-``healed:<queue>`` exists."""
+``healed:<queue>`` exists; ``{"burn": s}`` spins the CPU for s seconds and
+``{"block": s}`` sleeps s seconds, both without yielding the event loop."""
 
 from __future__ import annotations
 
@@ -46,6 +47,12 @@ async def main(
                 and not await redis.exists(f"healed:{queue_name}")
             ):
                 raise RuntimeError("upstream is down")
+            if isinstance(job.data, dict) and "burn" in job.data:
+                end = time.monotonic() + job.data["burn"]
+                while time.monotonic() < end:
+                    pass
+            elif isinstance(job.data, dict) and "block" in job.data:
+                time.sleep(job.data["block"])  # noqa: ASYNC251 (holding the event loop is the point)
             await asyncio.sleep(sleep)
         finally:
             await redis.decr(f"running:{queue_name}")
