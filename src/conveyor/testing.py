@@ -23,6 +23,7 @@ from typing import Any, Self
 
 import uvicorn
 
+from conveyor.engine.cluster import SLOTS
 from conveyor.errors import ConnectionFailed
 from conveyor.settings import RedisSettings
 
@@ -215,8 +216,6 @@ class RedisClusterNodes(Service):
     ``redis+cluster://`` address; ``servers`` holds the primaries first, then
     the replicas (``replicas_of`` maps a primary's port to them)."""
 
-    SLOTS = 16384
-
     def __init__(self, primaries: int = 3, *, replicas: int = 0, node_timeout_ms: int = 2000) -> None:
         self.primaries = primaries
         self.servers: list[RedisServer] = []
@@ -252,13 +251,13 @@ class RedisClusterNodes(Service):
         try:
             for server in self.servers:
                 server.start()
-            share = -(-self.SLOTS // self.primaries)
+            share = -(-SLOTS // self.primaries)
             first = self.servers[0]
             for i, server in enumerate(self.servers):
                 with redis.Redis(port=server.port) as node:
                     if i < self.primaries:
                         node.execute_command(
-                            "CLUSTER", "ADDSLOTSRANGE", i * share, min(self.SLOTS, (i + 1) * share) - 1
+                            "CLUSTER", "ADDSLOTSRANGE", i * share, min(SLOTS, (i + 1) * share) - 1
                         )
                     if server is not first:
                         node.execute_command("CLUSTER", "MEET", "127.0.0.1", first.port, self.bus_ports[0])
@@ -295,7 +294,7 @@ class RedisClusterNodes(Service):
             return (
                 fields.get("cluster_state") == "ok"
                 and fields.get("cluster_known_nodes") == str(len(self.servers))
-                and fields.get("cluster_slots_ok") == str(self.SLOTS)
+                and fields.get("cluster_slots_ok") == str(SLOTS)
             )
 
     def _replicating(self, port: int) -> bool:

@@ -9,13 +9,13 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from rich.console import Console
 
+from conveyor.engine.cluster import SLOTS
 from conveyor.engine.connection import connect, ping
 from conveyor.errors import ConnectionFailed
 from conveyor.settings import RedisSettings
 
 console = Console()
 MIN_VERSION = (6, 2)
-SLOTS = 16384
 
 
 async def findings(redis: Any) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from typing import Any, TypeAlias
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MovedError, RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -37,6 +38,8 @@ from conveyor.errors import ConnectionFailed
 RedisClient: TypeAlias = aredis.Redis | RedisCluster
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+#: How many hash slots a Redis Cluster splits its keys into.
+SLOTS = REDIS_CLUSTER_HASH_SLOTS
 
 
 class ClusterClient(RedisCluster):
