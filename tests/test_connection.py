@@ -73,6 +73,20 @@ def test_settings_prefer_redis_url_over_the_parts(monkeypatch: pytest.MonkeyPatc
     assert RedisSettings().resolved_url() == "unix:///run/redis.sock"
 
 
+@pytest.mark.parametrize(
+    "url", ["redis://h:6379/0", "redis+sentinel://h:26379/main", "redis+cluster://h:7000"]
+)
+def test_tls_with_a_plain_tcp_url_is_refused_not_sent_in_the_clear(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", url)
+    monkeypatch.setenv("REDIS_TLS", "true")
+    with pytest.raises(ConnectionFailed, match="REDIS_TLS is on but REDIS_URL is redis"):
+        connect()
+    monkeypatch.setenv("REDIS_URL", "rediss" + url.removeprefix("redis"))
+    assert RedisSettings().resolved_url().startswith("rediss")
+
+
 def test_settings_reject_an_out_of_range_port(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_PORT", "70000")
 

@@ -32,19 +32,11 @@ from conveyor.engine.scripts import script
 from faults.processes import wait_until
 
 
-async def wait_for(predicate: Any, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
 async def wait_for_state(queue: Queue, job_id: str, state: JobState) -> None:
     async def reached() -> bool:
         return await queue.get_state(job_id) is state
 
-    await wait_for(reached)
+    await wait_until(reached)
 
 
 async def test_failed_job_retries_with_fixed_backoff_then_succeeds(
@@ -465,8 +457,11 @@ async def test_handler_that_starves_the_event_loop_is_not_declared_stalled(
 ) -> None:
     runs: list[int] = []
 
+    hog_started = asyncio.Event()
+
     async def hog(job: JobContext) -> None:
         runs.append(job.fence)
+        hog_started.set()
         end = time.monotonic() + 1.2  # three times the lock duration
         if kind == "blocks-event-loop":
             time.sleep(1.2)  # noqa: ASYNC251 (the point of the test)
@@ -482,7 +477,7 @@ async def test_handler_that_starves_the_event_loop_is_not_declared_stalled(
     other = Worker(Queue(queue.name, redis), thief, lock_duration=0.4, stalled_interval=0.1)
     tasks = [asyncio.create_task(hogger.run())]
 
-    await asyncio.sleep(0)
+    await hog_started.wait()  # the hogger has the job
     tasks.append(asyncio.create_task(other.run()))
     await wait_for_state(queue, job.id, JobState.COMPLETED)
     await asyncio.gather(hogger.close(), other.close())
@@ -593,3 +588,32 @@ async def test_workers_report_themselves_while_running_and_leave_on_close(queue:
     await worker.close()
     await task
     assert await queue.workers() == []
+
+
+@pytest.mark.single_node("kills a Redis of its own")
+async def test_a_close_completes_when_redis_is_already_gone() -> None:
+    # Given a worker running a job on a Redis that is then SIGKILLed
+    from conveyor import connect
+    from conveyor.engine.worker import OUTCOME_GRACE
+    from conveyor.testing import RedisServer
+
+    started = asyncio.Event()
+
+    async def slow(job: JobContext) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    with RedisServer() as server:
+        async with connect(server.url) as redis:
+            queue = Queue("gone", redis)
+            await queue.add("j", None)
+            worker = Worker(queue, slow, shutdown_grace=0.2, lock_duration=1.0)
+            task = asyncio.create_task(worker.run())
+            await asyncio.wait_for(started.wait(), 10)
+            server.kill()
+
+            # When it closes, it gives up on the outcome it cannot send and stops
+            began = time.monotonic()
+            await asyncio.wait_for(worker.close(), OUTCOME_GRACE + 10)
+            await asyncio.wait_for(task, 5)
+            assert time.monotonic() - began < OUTCOME_GRACE + 5

@@ -1,5 +1,7 @@
 """Conveyor: background jobs and events on Redis, for asyncio."""
 
+import importlib.metadata as _metadata
+
 from conveyor.engine.backoff import Backoff as Backoff
 from conveyor.engine.backoff import Custom as Custom
 from conveyor.engine.backoff import Exponential as Exponential
@@ -25,17 +27,18 @@ from conveyor.engine.limits import RateLimit as RateLimit
 from conveyor.engine.options import Durable as Durable
 from conveyor.engine.options import KeepJobs as KeepJobs
 from conveyor.engine.options import Priority as Priority
+from conveyor.engine.procpool import ProcessJob as ProcessJob
 from conveyor.engine.queue import Queue as Queue
 from conveyor.engine.registry import WorkerInfo as WorkerInfo
-from conveyor.engine.runner import ProcessJob as ProcessJob
+from conveyor.engine.scheduler import Scheduler as Scheduler
 from conveyor.engine.schedules import Schedule as Schedule
-from conveyor.engine.schedules import Scheduler as Scheduler
 from conveyor.engine.states import JobState as JobState
 from conveyor.engine.worker import Worker as Worker
 from conveyor.errors import CircuitOpen as CircuitOpen
 from conveyor.errors import ConnectionFailed as ConnectionFailed
 from conveyor.errors import ConveyorError as ConveyorError
 from conveyor.errors import Discard as Discard
+from conveyor.errors import InvalidArgument as InvalidArgument
 from conveyor.errors import InvalidJobOptions as InvalidJobOptions
 from conveyor.errors import InvalidSchedule as InvalidSchedule
 from conveyor.errors import JobFailed as JobFailed
@@ -51,6 +54,7 @@ from conveyor.errors import RedisOutOfMemory as RedisOutOfMemory
 from conveyor.errors import Retry as Retry
 from conveyor.errors import SlotUnavailable as SlotUnavailable
 from conveyor.errors import StaleLease as StaleLease
+from conveyor.errors import UnsafeRedis as UnsafeRedis
 from conveyor.realtime import Event as Event
 from conveyor.realtime import EventBus as EventBus
 from conveyor.realtime import EventConsumer as EventConsumer
@@ -63,7 +67,10 @@ from conveyor.tasks.task import BoundTask as BoundTask
 from conveyor.tasks.task import Task as Task
 from conveyor.tasks.task import TaskContext as TaskContext
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("conveyor")
+except _metadata.PackageNotFoundError:  # run from a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Backoff",
@@ -89,6 +96,7 @@ __all__ = [
     "FlowNode",
     "FlowProducer",
     "GroupInfo",
+    "InvalidArgument",
     "InvalidJobOptions",
     "InvalidSchedule",
     "Job",
@@ -124,6 +132,7 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskQueue",
+    "UnsafeRedis",
     "Worker",
     "WorkerInfo",
     "__version__",

@@ -6,11 +6,13 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
     ├── ConnectionFailed        Redis cannot be reached or refused the credentials
     │   └── OutcomeUnknown      the connection broke before a write was confirmed
     ├── RedisOutOfMemory        Redis is at maxmemory and refused a write; nothing written
+    ├── UnsafeRedis             Redis would lose jobs (evicts keys, lacks a command)
     ├── NotReplicated           a durable add was not confirmed by enough replicas in time
-    ├── InvalidJobOptions       an option is unknown or out of range
-    │   └── InvalidSchedule     a bad cron pattern, time zone or schedule option
+    ├── InvalidArgument         an argument Conveyor cannot use; nothing written
+    │   └── InvalidJobOptions   an option is unknown or out of range
+    │       └── InvalidSchedule a bad cron pattern, time zone or schedule option
     ├── PayloadError            job data or a result is not JSON-serialisable
-    │   └── PayloadTooLarge     job data is over the queue's size limit
+    │   └── PayloadTooLarge     data, a result, progress or a log line over its size limit
     ├── JobNotFound             no job with that id
     ├── JobFailed               an awaited job failed for good
     ├── JobIsActive             the operation needs a job that is not running
@@ -25,7 +27,40 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, TypeGuard
+
+#: The longest delay, backoff, timeout, TTL or hold Conveyor accepts, in
+#: seconds (ten years): past it, times overflow what Redis scores, dates
+#: and timers can hold.
+MAX_SECONDS = 10 * 365 * 24 * 3600.0
+
+
+def check_seconds(value: Any, name: str, *, positive: bool = False) -> float:
+    """``value`` as a number of seconds, finite, >= 0 (> 0 with
+    ``positive``) and at most MAX_SECONDS; raises InvalidJobOptions."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidJobOptions(f"{name} must be a number of seconds, not {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise InvalidJobOptions(f"{name} must be a finite number of seconds {bound}, not {value!r}")
+    if seconds > MAX_SECONDS:
+        raise InvalidJobOptions(f"{name} must be at most {MAX_SECONDS:.0f} s (ten years), not {value!r}")
+    return seconds
+
+
+def is_count(value: Any, least: int) -> TypeGuard[int]:
+    """Whether ``value`` is an int >= ``least`` (not a bool, not a float)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def check_int(value: Any, name: str, least: int) -> int:
+    """``value`` as an int >= ``least`` (not a bool, not a float);
+    raises InvalidArgument."""
+    if not is_count(value, least):
+        raise InvalidArgument(f"{name} must be an int >= {least}, not {value!r}")
+    return value
 
 
 class ConveyorError(Exception):
@@ -59,6 +94,13 @@ class RedisOutOfMemory(ConveyorError):
     ``maxmemory``) and try again; workers wait and retry by themselves."""
 
 
+class UnsafeRedis(ConveyorError):
+    """Raised when a worker or scheduler is asked to start on a Redis that
+    would lose or strand jobs: one whose ``maxmemory-policy`` evicts keys
+    (unless eviction was accepted with ``allow_eviction``), or one that does
+    not serve a command the engine needs (renamed or disabled)."""
+
+
 class NotReplicated(ConveyorError):
     """Raised by a durable add (``Queue(durable=...)``) when fewer replicas
     than asked confirmed the write within the timeout. The jobs *were*
@@ -72,7 +114,12 @@ class NotReplicated(ConveyorError):
         self.wanted = wanted
 
 
-class InvalidJobOptions(ConveyorError, ValueError):
+class InvalidArgument(ConveyorError, ValueError):
+    """Raised for an argument Conveyor cannot use (an event id that is not
+    one, say), before anything is written."""
+
+
+class InvalidJobOptions(InvalidArgument):
     """Raised when a job option is unknown, of the wrong type or out of range."""
 
 
@@ -86,12 +133,14 @@ class PayloadError(ConveyorError, ValueError):
 
 
 class PayloadTooLarge(PayloadError):
-    """Raised when encoded job data is larger than the queue's limit."""
+    """Raised when encoded job data (or a result, a progress value or a log
+    line) is larger than its limit; nothing of it is stored."""
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"job data is {size} bytes, over the limit of {limit} bytes")
+    def __init__(self, size: int, limit: int, what: str = "job data") -> None:
+        super().__init__(f"{what} is {size} bytes, over the limit of {limit} bytes")
         self.size = size
         self.limit = limit
+        self.what = what
 
 
 class JobNotFound(ConveyorError, LookupError):
@@ -141,7 +190,7 @@ class Retry(HandlerSignal):
 
     def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
         super().__init__(message)
-        self.delay = delay
+        self.delay = None if delay is None else check_seconds(delay, "Retry delay")
 
 
 class RateLimited(HandlerSignal):
@@ -151,10 +200,9 @@ class RateLimited(HandlerSignal):
     ``retry_after`` seconds."""
 
     def __init__(self, retry_after: float, message: str = "rate limited") -> None:
-        if not retry_after >= 0:
-            raise ValueError("retry_after must be >= 0 seconds")
+        retry_after = check_seconds(retry_after, "retry_after")
         super().__init__(f"{message} (retry after {retry_after:g}s)")
-        self.retry_after = float(retry_after)
+        self.retry_after = retry_after
 
 
 class CircuitOpen(RateLimited):

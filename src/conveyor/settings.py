@@ -11,6 +11,8 @@ from urllib.parse import quote
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from conveyor.errors import ConnectionFailed
+
 
 class RedisSettings(BaseSettings):
     """Where Redis is and how to talk to it."""
@@ -32,8 +34,16 @@ class RedisSettings(BaseSettings):
     timeout: float = Field(default=5.0, gt=0)
 
     def resolved_url(self) -> str:
-        """The URL to connect to: ``REDIS_URL`` or one built from the parts."""
+        """The URL to connect to: ``REDIS_URL`` or one built from the parts.
+        Raises ConnectionFailed for ``REDIS_TLS`` with a plain-TCP URL,
+        rather than send the password in the clear."""
         if self.url:
+            if self.tls and not self.url.startswith(("rediss:", "rediss+", "unix:")):
+                scheme = self.url.partition(":")[0]
+                raise ConnectionFailed(
+                    f"REDIS_TLS is on but REDIS_URL is {scheme}:// (plain TCP): "
+                    f"use {scheme.replace('redis', 'rediss', 1)}:// or unset REDIS_TLS"
+                )
             return self.url
         scheme = "rediss" if self.tls else "redis"
         auth = ""

@@ -142,6 +142,17 @@ async def ledger(redis: aredis.Redis, name: str) -> dict[str, int]:
     return runs
 
 
+async def spans(redis: aredis.Redis, name: str) -> dict[str, list[tuple[float, float]]]:
+    """Each job's runs that ended (not cancelled or killed): (start, end).
+    A row seen twice is one run whose RPUSH was sent again after its reply
+    was lost (Redis killed under it), not two runs: it counts once."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for row in dict.fromkeys(await redis.lrange(f"spans:{name}", 0, -1)):
+        job_id, start, end, _pid = row.decode().split(" ")
+        out.setdefault(job_id, []).append((float(start), float(end)))
+    return out
+
+
 async def starts(redis: aredis.Redis, name: str) -> list[tuple[float, int, str]]:
     """Every handler start of queue ``name``: (time, jobs of the queue
     running with it, job id), in the order recorded."""

@@ -18,6 +18,7 @@ COLUMNS = ("faults", "added", "completed", "lost", "duplicates", "at_risk", "sta
 def table(lines: list[str]) -> str:
     runs: dict[str, int] = defaultdict(int)
     sums: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
+    overlaps: dict[str, int] = {}
     notes: dict[str, str] = {}
     for line in lines:
         row = json.loads(line)
@@ -25,17 +26,20 @@ def table(lines: list[str]) -> str:
         runs[name] += 1
         for column in COLUMNS:
             sums[name][column] += int(row[column])
+        if row.get("overlaps") is not None:
+            overlaps[name] = overlaps.get(name, 0) + int(row["overlaps"])
         if row.get("note"):
             notes[name] = row["note"]
     out = [
         "| scenario | runs | faults | jobs or events | completed | lost | run twice (allowed: in flight) "
-        "| completions accepted twice | note |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| completions accepted twice | run twice at once | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in sums.items():
         out.append(
             f"| {name} | {runs[name]} | {s['faults']} | {s['added']:,} | {s['completed']:,} | {s['lost']} "
-            f"| {s['duplicates']} ({s['at_risk']}) | {s['stale_completions']} | {notes.get(name, '')} |"
+            f"| {s['duplicates']} ({s['at_risk']}) | {s['stale_completions']} "
+            f"| {overlaps.get(name, 'not measured')} | {notes.get(name, '')} |"
         )
     return "\n".join(out)
 

@@ -9,6 +9,7 @@ it also appends the tally there as a JSON line, which
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Collection, Mapping
@@ -27,6 +28,8 @@ class Tally:
     at_risk: int
     #: Completions accepted from a worker that no longer held the job.
     stale_completions: int = 0
+    #: Items run by two handlers at the same time (None: not measured).
+    overlaps: int | None = None
     note: str = ""
 
 
@@ -39,13 +42,19 @@ def check(
     runs: Mapping[str, int],
     at_risk: Collection[str] = (),
     completions: Mapping[str, int] | None = None,
+    spans: Mapping[str, list[tuple[float, float]]] | None = None,
+    overlap_allowed: Collection[str] = (),
     note: str = "",
 ) -> Tally:
     """Asserts the rule for one scenario and records its tally.
 
     ``runs``: how many times each item's handler ran (its side effects).
     ``completions``: how many completions each item had accepted, when the
-    scenario can count them (from the queue's event stream)."""
+    scenario can count them (from the queue's event stream).
+    ``spans``: when each item's runs started and ended (runs that ended),
+    when the scenario records them; no two runs of an item may overlap,
+    except for ``overlap_allowed`` items (a worker frozen or cut off past
+    its lock runs on while another takes the job over)."""
     added, completed = set(added), set(completed)
     twice = {item for item, n in runs.items() if n > 1}
     stale = sum(n - 1 for n in (completions or {}).values() if n > 1)
@@ -58,6 +67,7 @@ def check(
         duplicates=len(twice),
         at_risk=len(set(at_risk)),
         stale_completions=stale,
+        overlaps=None if spans is None else len(overlapping(spans)),
         note=note,
     )
     report = os.environ.get("CONVEYOR_FAULT_REPORT")
@@ -68,4 +78,16 @@ def check(
     unexpected = sorted(twice - set(at_risk))[:10]
     assert not unexpected, f"{scenario}: ran twice though not in flight at a fault: {unexpected}"
     assert stale == 0, f"{scenario}: {stale} completions accepted twice"
+    at_once = sorted(set(overlapping(spans or {})) - set(overlap_allowed))[:10]
+    assert not at_once, f"{scenario}: run twice at once, though not cut off at a fault: {at_once}"
     return tally
+
+
+def overlapping(spans: Mapping[str, list[tuple[float, float]]]) -> list[str]:
+    """The items two of whose runs overlapped in time."""
+    out = []
+    for item, runs in spans.items():
+        ordered = sorted(runs)
+        if any(later[0] < earlier[1] for earlier, later in itertools.pairwise(ordered)):
+            out.append(item)
+    return sorted(out)

@@ -18,6 +18,7 @@ from .processes import (
     completions,
     event_counts,
     ledger,
+    spans,
     spawn,
     spawn_worker,
     starts,
@@ -88,6 +89,7 @@ async def test_processes_two_seconds_apart_agree_on_delays_locks_and_ticks(
         added=[j.id for j in delayed] + [f"repeat:tick:{t}" for t in ticks],
         completed=list(done),
         runs=runs,
+        spans=await spans(redis, queue.name),
         completions=await completions(redis, queue.name),
         note=f"{len(delayed)} delayed jobs, {len(ticks)} schedule ticks, 0.8 s jobs under 0.5 s locks",
     )

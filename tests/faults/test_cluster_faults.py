@@ -18,7 +18,7 @@ from conveyor import ConnectionFailed, Durable, JobState, Queue, connect
 from conveyor.engine.cluster import ClusterClient
 from conveyor.testing import RedisClusterNodes, RedisServer
 
-from .processes import DurableProducer, completions, ledger, spawn_worker, stop_gracefully, wait_until
+from .processes import DurableProducer, completions, ledger, spans, spawn_worker, stop_gracefully, wait_until
 from .tally import check
 
 pytestmark = pytest.mark.slow
@@ -120,6 +120,8 @@ async def test_workers_and_producers_follow_a_cluster_failover(
             added=acked,
             completed=completed,
             runs=await ledger(redis, queue_name),
+            spans=await spans(redis, queue_name),
+            overlap_allowed=at_risk,
             at_risk=at_risk,
             completions=await completions(client, queue_name),  # type: ignore[arg-type]
             note=(

@@ -18,7 +18,7 @@ from conveyor.engine.failover import RECHECK
 from conveyor.engine.scripts import describe
 from conveyor.testing import RedisServer
 
-from .processes import DurableProducer, completions, ledger, spawn_worker, stop_gracefully, wait_until
+from .processes import DurableProducer, completions, ledger, spans, spawn_worker, stop_gracefully, wait_until
 from .sentinels import SentinelGroup
 from .tally import check
 
@@ -152,6 +152,8 @@ async def test_workers_and_producers_follow_a_failover(
         added=acked,
         completed=completed,
         runs=await ledger(redis, queue_name),
+        spans=await spans(redis, queue_name),
+        overlap_allowed=at_risk,
         at_risk=at_risk,
         completions=await completions(via_sentinels, queue_name),
         note=(

@@ -13,7 +13,7 @@ import redis.asyncio as aredis
 from conveyor import JobState, Queue
 from conveyor.testing import RedisServer
 
-from .processes import completions, ledger, spawn_worker, stop_gracefully, wait_until
+from .processes import completions, ledger, spans, spawn_worker, stop_gracefully, wait_until
 from .tally import check
 
 pytestmark = pytest.mark.slow
@@ -74,6 +74,8 @@ async def test_worker_frozen_past_its_lock_cannot_complete_the_job_it_lost(
         added=[job.id, *(j.id for j in more)],
         completed=[j.id for j in await queue.get_jobs(JobState.COMPLETED, 0, 100)],
         runs=runs,
+        spans=await spans(redis, queue.name),
+        overlap_allowed=[job.id],
         at_risk=[job.id],
         completions=await completions(redis, queue.name),
         note="the thawed worker's completion refused (stale lock token)",

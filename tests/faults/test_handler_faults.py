@@ -10,7 +10,7 @@ import redis.asyncio as aredis
 from conveyor import JobState, Queue
 from conveyor.testing import RedisServer
 
-from .processes import completions, event_counts, ledger, spawn_worker, stop_gracefully, wait_until
+from .processes import completions, event_counts, ledger, spans, spawn_worker, stop_gracefully, wait_until
 from .tally import check
 
 pytestmark = pytest.mark.slow
@@ -50,6 +50,7 @@ async def test_handlers_holding_the_event_loop_past_the_lock_are_not_taken_for_s
         added=[j.id for j in jobs],
         completed=[j.id for j in done],
         runs=await ledger(redis, queue.name),
+        spans=await spans(redis, queue.name),
         completions=await completions(redis, queue.name),
         note=f"12 jobs held their worker's event loop {HELD} s under {LOCK} s locks; 0 declared stalled",
     )
@@ -101,6 +102,7 @@ async def test_poison_jobs_are_dead_lettered_and_the_workers_keep_going(
         added=[j.id for j in jobs],
         completed=[j.id for j in done] + [j.id for j in decoded],
         runs=runs,
+        spans=await spans(redis, queue.name),
         completions=await completions(redis, queue.name),
         note=f"{len(poison)} damaged jobs failed with a decode error without reaching a handler; "
         "0 worker restarts",

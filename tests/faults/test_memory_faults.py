@@ -13,7 +13,7 @@ import redis.asyncio as aredis
 from conveyor import JobState, Queue, RedisOutOfMemory, connect
 from conveyor.testing import RedisServer
 
-from .processes import completions, ledger, spawn_worker, stop_gracefully, wait_until
+from .processes import completions, ledger, spans, spawn_worker, stop_gracefully, wait_until
 from .tally import check
 
 pytestmark = pytest.mark.slow
@@ -86,6 +86,7 @@ async def test_full_redis_refuses_adds_whole_and_recovers_when_freed(
         added=acked,
         completed=done,
         runs=await ledger(small, queue.name),
+        spans=await spans(small, queue.name),
         completions=await completions(small, queue.name),
         note="adds past the limit raised RedisOutOfMemory and wrote nothing",
     )

@@ -6,16 +6,18 @@ may cost a second run, and only of the jobs its workers held."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from typing import Any
 
 import pytest
 import redis.asyncio as aredis
 
-from conveyor import JobState, Queue
+from conveyor import Event, EventBus, EventRouter, JobState, Queue, Worker, connect
 from conveyor.engine.options import JobOptionsDict
 from conveyor.testing import RedisServer
 
 from .fault_proxy import FaultProxy
-from .processes import completions, event_counts, ledger, spawn_worker, stop_gracefully, wait_until
+from .processes import completions, event_counts, ledger, spans, spawn_worker, stop_gracefully, wait_until
 from .tally import check
 
 pytestmark = pytest.mark.slow
@@ -99,7 +101,97 @@ async def test_latency_resets_stalls_and_a_blackhole_lose_nothing(
         added=added,
         completed=results,
         runs=await ledger(redis, queue.name),
+        spans=await spans(redis, queue.name),
+        overlap_allowed=at_risk,
         at_risk=at_risk,
         completions=await completions(redis, queue.name),
         note=f"{len(stalled)} jobs recovered after the blackhole",
     )
+
+
+@pytest.mark.single_node("reaches the test server through a proxy")
+async def test_a_job_claimed_as_the_worker_closes_goes_back_to_waiting_at_once(
+    redis: aredis.Redis, redis_server: RedisServer, queue: Queue
+) -> None:
+    # Given a worker whose replies from Redis come 1 s late, with a handler
+    # that would run for a minute
+    started = asyncio.Event()
+
+    async def handler(job: object) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    with FaultProxy(redis_server.port) as proxy:
+        async with connect(proxy.url) as proxied:
+            worker = Worker(Queue(queue.name, proxied), handler, shutdown_grace=30, block_timeout=0.2)
+            running = asyncio.create_task(worker.run())
+            await wait_until(lambda: _has_workers(queue), within=10)
+            proxy.set_latency(0.5)
+            # When a job is claimed in Redis, and the worker begins to close
+            # before the claim's reply reaches it
+            job = await queue.add("long", 1)
+
+            async def claimed() -> bool:
+                return await queue.get_state(job.id) is JobState.ACTIVE
+
+            await wait_until(claimed, within=10)
+            closing = asyncio.create_task(worker.close())
+            # Then the job is not run: it goes back to waiting, no attempt
+            # spent, and the close does not wait for it
+            await asyncio.wait_for(asyncio.gather(closing, running), 20)
+    assert not started.is_set()
+    assert await queue.get_state(job.id) is JobState.WAITING
+    fetched = await queue.get_job(job.id)
+    assert fetched is not None and fetched.attempts_made == 0
+
+
+async def _has_workers(queue: Queue) -> bool:
+    return bool(await queue.workers())
+
+
+@pytest.mark.single_node("reaches the test server through a proxy")
+async def test_events_read_by_a_read_cut_short_by_the_stop_are_released_at_once(
+    redis: aredis.Redis, redis_server: RedisServer
+) -> None:
+    # Given a consumer whose replies from Redis come 0.5 s late, and others
+    # that claim entries only after 30 s untouched
+    bus = EventBus(redis, f"bus-{uuid.uuid4().hex[:10]}")
+    handled: list[str] = []
+    router = EventRouter()
+
+    @router.on("ping")
+    async def handle(event: Event[Any]) -> None:
+        handled.append(event.consumer)
+
+    with FaultProxy(redis_server.port) as proxy:
+        async with connect(proxy.url) as proxied:
+            late = EventBus(proxied, bus.name).consumer("g", router=router, block=1.0, claim_idle=30)
+            running = asyncio.create_task(late.run())
+            await wait_until(lambda: _group_exists(bus), within=10)
+            proxy.set_latency(0.5)
+            # When an entry is delivered to it in Redis, and it stops before
+            # the read's reply reaches it
+            await bus.publish("ping", {})
+
+            async def delivered() -> bool:
+                return len(await bus.pending("g", consumer=late.name)) == 1
+
+            await wait_until(delivered, within=10)
+            await asyncio.wait_for(late.close(), 20)
+            await running
+    # Then the entry was not handled by it, and another consumer takes it
+    # at once, not after the 30 s it would otherwise wait untouched
+    assert handled == []
+    other = bus.consumer("g", router=router, block=0.1, claim_idle=30, claim_interval=0.05)
+    taker = asyncio.create_task(other.run())
+
+    async def taken() -> bool:
+        return handled == [other.name]
+
+    await wait_until(taken, within=10)
+    await other.close()
+    await taker
+
+
+async def _group_exists(bus: EventBus) -> bool:
+    return bool(await bus.groups())

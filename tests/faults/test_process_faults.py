@@ -15,7 +15,7 @@ import redis.asyncio as aredis
 from conveyor import ConnectionFailed, JobState, Queue, connect
 from conveyor.testing import RedisServer
 
-from .processes import completions, ledger, spawn_worker, stop_gracefully, wait_until
+from .processes import completions, ledger, spans, spawn_worker, stop_gracefully, wait_until
 from .tally import check
 
 pytestmark = pytest.mark.slow
@@ -68,6 +68,8 @@ async def test_sigkill_one_of_three_workers_ten_times_loses_nothing(
         added=[j.id for j in jobs],
         completed=[j.id for j in done],
         runs=await ledger(redis, queue.name),
+        spans=await spans(redis, queue.name),
+        overlap_allowed=at_risk,
         at_risk=at_risk,
         completions=await completions(redis, queue.name),
     )
@@ -107,6 +109,7 @@ async def test_sigterm_drains_in_flight_jobs_and_exits_zero(
         added=[j.id for j in jobs],
         completed=[j.id for j in await queue.get_jobs(JobState.COMPLETED, 0, 200)],
         runs=await ledger(redis, queue.name),
+        spans=await spans(redis, queue.name),
         completions=await completions(redis, queue.name),
     )
 
@@ -180,6 +183,7 @@ async def test_redis_killed_and_restarted_on_aof_loses_no_acknowledged_add(
         added=acked,
         completed=completed,
         runs=await ledger(aof_redis, queue_name),
+        spans=await spans(aof_redis, queue_name),
         completions=await completions(aof_redis, queue_name),
         note=f"{errors} adds raised ConnectionFailed during the outage",
     )

@@ -21,7 +21,7 @@ import fault_clock  # this script's own folder
 import processes
 
 from conveyor import JobContext, Queue, RateLimited, Worker, connect
-from conveyor.engine.worker import install_signal_handlers
+from conveyor.engine.signals import install_signal_handlers
 
 
 async def main(
@@ -34,6 +34,7 @@ async def main(
     ledger = f"ledger:{queue_name}"
 
     async def handler(job: JobContext) -> str:
+        begun = time.time()
         await redis.hset(ledger, f"{job.id} {uuid.uuid4().hex}", 1)
         runs = await redis.hincrby(f"tries:{queue_name}", job.id, 1)
         running = await redis.incr(f"running:{queue_name}")
@@ -56,6 +57,7 @@ async def main(
             await asyncio.sleep(sleep)
         finally:
             await redis.decr(f"running:{queue_name}")
+            await redis.rpush(f"spans:{queue_name}", f"{job.id} {begun:.6f} {time.time():.6f} {os.getpid()}")
         return f"ok:{os.getpid()}"
 
     worker = Worker(

@@ -84,7 +84,9 @@ async def test_an_import_starts_at_once_and_its_page_fills_in(env: Env, client: 
     status = (await client.get("/api/artists/velvet-echo/status")).json()
     assert (status["stage"], status["progress"], status["finished"]) == ("completed", 100, True)
     # the polling fallback still answers once the live status has expired
-    await env.services.redis.delete(*[k async for k in env.services.redis.scan_iter("conveyor:{progress}:*")])
+    await env.services.redis.delete(
+        *[k async for k in env.services.redis.scan_iter("conveyor:{progress/progress}:*")]
+    )
     status = (await client.get("/api/artists/velvet-echo/status")).json()
     assert (status["stage"], status["progress"]) == ("completed", 100)
 

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.errors import InvalidJobOptions
+from conveyor.errors import MAX_SECONDS, InvalidJobOptions, check_seconds
 
 
 class Backoff(ABC):
@@ -28,8 +28,7 @@ class Fixed(Backoff):
     seconds: float
 
     def __post_init__(self) -> None:
-        if not self.seconds >= 0:
-            raise InvalidJobOptions("Fixed backoff seconds must be >= 0")
+        check_seconds(self.seconds, "Fixed backoff seconds")
 
     def delay(self, attempt: int) -> float:
         return self.seconds
@@ -52,15 +51,23 @@ class Exponential(Backoff):
     jitter: bool = False
 
     def __post_init__(self) -> None:
-        if not self.base >= 0 or not self.factor >= 1:
-            raise InvalidJobOptions("Exponential backoff needs base >= 0 and factor >= 1")
-        if self.max is not None and not self.max >= 0:
-            raise InvalidJobOptions("Exponential backoff max must be >= 0")
+        check_seconds(self.base, "Exponential backoff base")
+        if (
+            isinstance(self.factor, bool)
+            or not isinstance(self.factor, int | float)
+            or not 1 <= self.factor <= 1000
+        ):
+            raise InvalidJobOptions("Exponential backoff factor must be a number from 1 to 1000")
+        if self.max is not None:
+            check_seconds(self.max, "Exponential backoff max")
 
     def delay(self, attempt: int) -> float:
-        d = self.base * self.factor ** max(0, attempt - 1)
-        if self.max is not None:
-            d = min(d, self.max)
+        """Never more than ``max`` (or ten years), however many attempts."""
+        try:
+            d = self.base * self.factor ** max(0, attempt - 1)
+        except OverflowError:
+            d = MAX_SECONDS
+        d = min(d, MAX_SECONDS if self.max is None else self.max)
         if self.jitter:
             d = random.uniform(d / 2, d)
         return d

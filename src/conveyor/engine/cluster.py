@@ -20,6 +20,7 @@ list of queue names (``<prefix>:queues``) is a key of its own."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeAlias
 
 import redis.asyncio as aredis
@@ -51,12 +52,23 @@ class ClusterClient(RedisCluster):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._channels: dict[str, Channel] = {}
+        # redis-py's cluster pools fail a command past their size instead of
+        # waiting for a free connection (MaxConnectionsError): at most that
+        # many commands go out at once, the rest wait their turn, as with
+        # the blocking pool of a single server
+        self._in_flight = asyncio.Semaphore(
+            self.nodes_manager.connection_kwargs.get("max_connections") or 100
+        )
         #: slot moves the channels were told of (MOVED replies)
         self.moves = 0
         kw = self.nodes_manager.connection_kwargs
         self._channels_allowed = (
             kw.get("connection_class") is Connection and kw.get("credential_provider") is None
         )
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._in_flight:
+            return await super().execute_command(*args, **kwargs)
 
     async def channel_for(self, key: str) -> Channel | None:
         """The channel to the primary serving ``key``'s slot (the slot

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import msgpack
@@ -13,18 +15,36 @@ DEFAULT_MAX_PAYLOAD = 512 * 1024
 
 
 def dumps(value: Any) -> bytes:
-    """Encodes ``value`` as JSON; raises PayloadError if it cannot be."""
+    """Encodes ``value`` as JSON; raises PayloadError if it cannot be,
+    NaN and infinities included (JSON has no such numbers)."""
     try:
-        return orjson.dumps(value)
+        raw = orjson.dumps(value)
     except TypeError as exc:
         raise PayloadError(f"not JSON-serialisable: {exc}") from None
+    # orjson writes NaN and infinities as null: look only when a null is there
+    if b"null" in raw and _non_finite(value):
+        raise PayloadError("not JSON-serialisable: NaN and Infinity are not JSON numbers")
+    return raw
 
 
-def dumps_payload(value: Any, limit: int) -> bytes:
-    """Encodes job data, enforcing the size limit (bytes; 0 = none)."""
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_non_finite(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return False
+
+
+def dumps_payload(value: Any, limit: int, what: str = "job data") -> bytes:
+    """Encodes job data (or a result, progress: ``what``), enforcing the
+    size limit (bytes; 0 = none)."""
     raw = dumps(value)
     if limit and len(raw) > limit:
-        raise PayloadTooLarge(len(raw), limit)
+        raise PayloadTooLarge(len(raw), limit, what)
     return raw
 
 

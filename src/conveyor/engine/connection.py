@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote
 import redis
 import redis.sentinel
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import BlockingConnectionPool, Connection
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
@@ -34,7 +34,7 @@ from redis.retry import Retry
 from conveyor.engine.channel import Client
 from conveyor.engine.cluster import CLUSTER_SCHEMES, ClusterClient, RedisClient, cluster_nodes
 from conveyor.engine.scripts import describe
-from conveyor.errors import ConnectionFailed
+from conveyor.errors import ConnectionFailed, InvalidArgument
 from conveyor.settings import RedisSettings
 
 T = TypeVar("T")
@@ -103,7 +103,7 @@ def _split_url(
     URL that names several hosts."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in schemes:
-        raise ValueError(f"not a {kind} URL (expected {' or '.join(schemes)}://): {url!r}")
+        raise InvalidArgument(f"not a {kind} URL (expected {' or '.join(schemes)}://): {url!r}")
     rest, _, query = rest.partition("?")
     netloc, _, path = rest.partition("/")
     auth, at, hosts = netloc.rpartition("@")
@@ -116,7 +116,7 @@ def _split_url(
     for item in hosts.split(","):
         host, colon, port = item.strip().rpartition(":")
         if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"each {kind} node must be given as host:port, not {item!r}, in {url!r}")
+            raise InvalidArgument(f"each {kind} node must be given as host:port, not {item!r}, in {url!r}")
         addresses.append((host.strip("[]"), int(port)))
     return scheme, username, password, addresses, path, query
 
@@ -128,9 +128,9 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
     scheme, username, password, sentinels, path, query = _split_url(url, SENTINEL_SCHEMES, "Sentinel")
     parts = [p for p in path.split("/") if p]
     if not parts or len(parts) > 2:
-        raise ValueError(f"a Sentinel URL names the service after the hosts (…/service[/db]): {url!r}")
+        raise InvalidArgument(f"a Sentinel URL names the service after the hosts (…/service[/db]): {url!r}")
     if len(parts) == 2 and not parts[1].isdigit():
-        raise ValueError(f"the database must be a number, not {parts[1]!r}, in {url!r}")
+        raise InvalidArgument(f"the database must be a number, not {parts[1]!r}, in {url!r}")
     options = parse_qs(query)
     return SentinelAddress(
         sentinels=sentinels,
@@ -160,8 +160,12 @@ def parse_cluster_url(url: str) -> ClusterAddress:
     Raises ValueError saying what is wrong with the URL."""
     scheme, username, password, nodes, path, query = _split_url(url, CLUSTER_SCHEMES, "Redis Cluster")
     if path.strip("/") not in ("", "0") or query:
-        raise ValueError(f"a Redis Cluster has database 0 only and takes no options: {url!r}")
+        raise InvalidArgument(f"a Redis Cluster has database 0 only and takes no options: {url!r}")
     return ClusterAddress(nodes=nodes, username=username, password=password, tls=scheme.startswith("rediss"))
+
+
+#: Connections of a client's pool; callers past it wait (up to the timeout).
+POOL_SIZE = 100
 
 
 def connect(url: str | None = None, *, settings: RedisSettings | None = None) -> Client | ClusterClient:
@@ -189,7 +193,11 @@ def connect(url: str | None = None, *, settings: RedisSettings | None = None) ->
     tcp: dict[str, Any] = {} if url.startswith("unix:") else {"socket_keepalive": True}
     if url.startswith("rediss:") and s.tls_ca_file and "ssl_ca_certs=" not in url:
         tcp["ssl_ca_certs"] = s.tls_ca_file
-    client: Client = Client.from_url(url, **common, **tcp)  # type: ignore[assignment]
+    # A burst of callers past the pool's size (a server's clients) waits up
+    # to the timeout for a free connection instead of failing at once.
+    pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=s.timeout, **common, **tcp)
+    client = Client(connection_pool=pool)
+    client.auto_close_connection_pool = True
     return client
 
 

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.codec import loads, loads_or_text
+from conveyor.engine.codec import loads, loads_or_text, text
 from conveyor.engine.scripts import connection_failed
+from conveyor.errors import InvalidArgument, check_int, check_seconds
 
 if TYPE_CHECKING:
     from conveyor.engine.queue import Queue
@@ -111,15 +112,26 @@ class QueueEvents:
     event id resumes right after that event; ``"0"`` starts from the first
     event the queue ever emitted. Events that the stream's cap dropped
     before they could be read come as one ``gap`` event. The iterator ends
-    only when :meth:`close` is called (within ``block`` seconds).
+    when :meth:`close` is called (within ``block`` seconds), or, with
+    ``follow=False``, once it has yielded every event the stream holds.
     """
 
     def __init__(
-        self, queue: Queue, *, after: str | None = None, block: float = 0.5, count: int = 500
+        self,
+        queue: Queue,
+        *,
+        after: str | None = None,
+        block: float = 0.5,
+        count: int = 500,
+        follow: bool = True,
     ) -> None:
+        if after is not None and not (isinstance(after, str) and after.isascii() and after.isdigit()):
+            raise InvalidArgument(f"after must be an event id (digits), not {after!r}")
+        check_int(count, "count", 1)
         self.queue = queue
-        self.block_ms = max(1, int(block * 1000))
+        self.block_ms = max(1, int(check_seconds(block, "block") * 1000))
         self.count = count
+        self.follow = follow
         self._after = after
         self._closed = False
 
@@ -132,28 +144,45 @@ class QueueEvents:
         return int(raw or 0)
 
     async def __aiter__(self) -> AsyncIterator[QueueEvent]:
+        async for page in self.pages():
+            for event in page:
+                yield event
+                if self._closed:
+                    return
+
+    async def pages(self) -> AsyncIterator[list[QueueEvent]]:
+        """The events as :meth:`__aiter__` gives them, one list per read of
+        the stream (for a reader that hands them on in batches)."""
         after = int(self._after) if self._after is not None else await self.position()
         stream = self.queue.keys.events
         redis = self.queue.redis
         while not self._closed:
             reply = await self._call(
-                redis.xread({stream: f"{after}-0"}, count=self.count, block=self.block_ms)
+                redis.xread(
+                    {stream: f"{after}-0"}, count=self.count, block=self.block_ms if self.follow else None
+                )
             )
+            if not reply and not self.follow:
+                return
+            page: list[QueueEvent] = []
             for _key, entries in reply or ():
                 for entry_id, fields in entries:
                     events = parse_entry(entry_id, fields)
-                    if not events:
+                    if not events:  # holds no event: read past it
+                        after = max(after, int(text(entry_id).split("-", 1)[0]))
                         continue
                     first = int(events[0].id)
                     if first > after + 1:
                         missed = first - after - 1
-                        yield QueueEvent(str(first - 1), "gap", None, events[0].time, {"missed": missed})
+                        page.append(
+                            QueueEvent(str(first - 1), "gap", None, events[0].time, {"missed": missed})
+                        )
                     for event in events:
                         if int(event.id) > after:
                             after = int(event.id)
-                            yield event
-                            if self._closed:
-                                return
+                            page.append(event)
+            if page:
+                yield page
 
     async def _call(self, awaitable: Any) -> Any:
         try:

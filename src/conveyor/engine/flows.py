@@ -19,9 +19,10 @@ two queues' keys (each queue is one Redis Cluster slot).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -337,3 +338,40 @@ def queue_for(queue: Queue, name: str, prefix: str) -> Queue:
     from conveyor.engine.queue import Queue as QueueClass
 
     return QueueClass(name, queue.redis, prefix=prefix or queue.keys.prefix, clock=queue.clock)
+
+
+class FlowRelay:
+    """A worker's relay of finished children to their flow parents: the
+    children each finish call reports (:meth:`finished`, run beside the
+    worker's loop), and a sweep every ``interval`` of entries a crashed
+    worker left behind (:meth:`sweep`)."""
+
+    def __init__(self, redis: RedisClient, keys: QueueKeys, clock: Clock, worker_id: str) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.clock = clock
+        self.worker_id = worker_id
+        #: Relays under way (a burst run waits for them).
+        self.pending = 0
+
+    async def finished(self, ids: list[Any], then: Callable[[], None]) -> None:
+        """Relays one reply's finished children, then calls ``then`` (a
+        parent this wakes may be waiting now)."""
+        try:
+            await self.relay(ids)
+        finally:
+            self.pending -= 1
+            then()
+
+    async def relay(self, ids: list[Any] | None) -> None:
+        """Tells the parents of children that finished (None: the sweep)."""
+        try:
+            await relay(self.redis, self.keys, None if ids is None else [text(i) for i in ids], self.clock)
+        except Exception as exc:  # the sweep tries again
+            log.warning("worker %s: relaying to flow parents failed: %s", self.worker_id, exc)
+
+    async def sweep(self, interval: float, stopping: Callable[[], bool]) -> None:
+        while not stopping():
+            await asyncio.sleep(interval)
+            if not stopping():
+                await self.relay(None)

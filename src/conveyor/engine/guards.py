@@ -23,7 +23,7 @@ from conveyor.engine.codec import text
 from conveyor.engine.keys import DEFAULT_PREFIX, check_name
 from conveyor.engine.limits import RateLimit
 from conveyor.engine.scripts import script
-from conveyor.errors import CircuitOpen, RateLimited
+from conveyor.errors import CircuitOpen, InvalidArgument, RateLimited, check_seconds
 
 T = TypeVar("T")
 
@@ -57,13 +57,13 @@ class Limiter:
         self.limit = limit
         self.max_wait = max_wait
         self.clock: Clock = clock or RedisClock()
-        base = f"{prefix}:{{limiter:{name}}}"
+        base = f"{prefix}:{{limiter/{name}}}"  # no queue or stream tag has a '/'
         self._keys = (f"{base}:log", f"{base}:n")
 
     async def try_acquire(self, n: int = 1) -> float:
         """Takes ``n`` slots if free: returns 0, or the seconds to wait."""
         if not 1 <= n <= self.limit.max:
-            raise ValueError(f"n must be between 1 and {self.limit.max}")
+            raise InvalidArgument(f"n must be between 1 and {self.limit.max}")
         until, now = await script("limiter_take").run(
             self.redis, self._keys, [clock_arg(self.clock), self.limit.max, self.limit.per_ms, n]
         )
@@ -126,9 +126,10 @@ class CircuitBreaker:
         clock: Clock | None = None,
     ) -> None:
         if failure_threshold < 1:
-            raise ValueError("failure_threshold must be >= 1")
-        if not cooldown > 0:
-            raise ValueError("cooldown must be > 0 seconds")
+            raise InvalidArgument("failure_threshold must be >= 1")
+        check_seconds(cooldown, "cooldown", positive=True)
+        if probe_timeout is not None:
+            check_seconds(probe_timeout, "probe_timeout", positive=True)
         self.redis = redis
         self.name = check_name("breaker", name)
         self.failure_threshold = failure_threshold
@@ -136,7 +137,7 @@ class CircuitBreaker:
         self.probe_timeout_ms = round((probe_timeout or cooldown) * 1000)
         self.is_failure = is_failure or (lambda exc: True)
         self.clock: Clock = clock or RedisClock()
-        self._key = f"{prefix}:{{breaker:{name}}}"
+        self._key = f"{prefix}:{{breaker/{name}}}"
 
     async def enter(self) -> bool:
         """Lets a call through or raises CircuitOpen; True for a probe."""

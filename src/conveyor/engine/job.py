@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from conveyor.engine.codec import loads_or_text
+from conveyor.engine.clock import clock_arg
+from conveyor.engine.codec import dumps_payload, loads_or_text
+from conveyor.engine.scripts import script
 from conveyor.engine.states import JobState
+from conveyor.errors import JobNotFound, PayloadError, PayloadTooLarge, StaleLease
 
 if TYPE_CHECKING:
     from conveyor.engine.flows import Children
@@ -168,11 +171,36 @@ class JobContext:
 
     async def update_progress(self, progress: Any) -> None:
         """Stores the job's progress (any JSON value, e.g. a percentage)."""
-        await self._worker._report(self, progress, ())
+        await self._report(progress, ())
 
     async def log(self, *lines: str) -> None:
         """Appends lines to the job's log (kept with the job, capped)."""
-        await self._worker._report(self, None, lines)
+        await self._report(None, lines)
+
+    async def _report(self, progress: Any, lines: tuple[str, ...]) -> None:
+        worker = self._worker
+        queue = worker.queue
+        for line in lines:
+            size = len(line.encode(errors="surrogatepass")) if isinstance(line, str) else -1
+            if size < 0:
+                raise PayloadError(f"a log line must be a str, not {type(line).__name__}")
+            if worker.max_log_line and size > worker.max_log_line:
+                raise PayloadTooLarge(size, worker.max_log_line, "a log line")
+        raw_progress = (
+            b"" if progress is None else dumps_payload(progress, worker.max_result_size, "progress")
+        )
+        k = queue.keys
+        code = await script("update_progress").run(
+            queue.redis,
+            [k.job(self.id), k.logs(self.id), k.events],
+            [self.token, raw_progress, self.run.keep_logs, self.id, clock_arg(queue.clock), *lines],
+        )
+        if code == -2:
+            raise StaleLease(f"job {self.id}: lock held by another worker")
+        if code == -1:
+            raise JobNotFound(self.id)
+        if progress is not None and worker.progress_hook is not None:
+            await worker.progress_hook(self, progress)
 
     async def children(self) -> Children:
         """For a flow's parent: its children's results (and the errors of

@@ -131,11 +131,26 @@ class QueueKeys:
 
     def group_limiter(self, group: str) -> tuple[str, str]:
         """A group's rate window: its log and its count."""
-        return self.key(f"glimit:{group}"), self.key(f"glimit:{group}:n")
+        return self.key(f"glimit:{group}"), self.key(f"gcount:{group}")
+
+    def owns(self, key: str) -> bool:
+        """Whether ``key`` is one of this queue's keys (and not, say, of an
+        event stream of the same name, which shares the hash tag)."""
+        if not key.startswith(self.base + ":"):
+            return False
+        rest = key[len(self.base) + 1 :]
+        return rest in _FIXED or rest.startswith(FAMILIES)
 
     def all_fixed(self) -> list[str]:
         """Every queue-level key (not the per-job ones)."""
         return [getattr(self, attr) for attr in _SUFFIXES]
+
+
+#: The queue's keys named by a user's choice: ``<base>:<family><name>``.
+#: No family is a prefix of another or of a fixed suffix, and the name
+#: comes last, so two names never share a key (docs/keys.md).
+FAMILIES = ("job:", "logs:", "deps:", "kids:", "dedup:", "group:", "glimit:", "gcount:")
+_FIXED = frozenset(_SUFFIXES.values())
 
 
 def registry_key(prefix: str = DEFAULT_PREFIX) -> str:
@@ -146,10 +161,36 @@ def registry_key(prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def check_name(kind: str, name: str) -> str:
-    """Validates a queue, stream, group or consumer name used in keys."""
-    if not name or any(c in name for c in "{}\n\r\t "):
-        raise InvalidJobOptions(f"{kind} name {name!r} must be non-empty, without braces or whitespace")
+    """Validates a queue, stream, group, consumer, limiter or breaker name
+    used in keys and URLs: non-empty, at most 256 characters, without
+    braces (the hash tag), whitespace or '/' (a path segment of the API,
+    and the mark of the tags of limiters, breakers and progress, which
+    therefore never equal a queue's or a stream's)."""
+    banned = "{}/"
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > 256
+        or name in (".", "..")
+        or any(c in name for c in banned)
+        or any(c.isspace() or not c.isprintable() for c in name)
+    ):
+        shown = ", ".join(repr(c) for c in banned)
+        raise InvalidJobOptions(
+            f"{kind} name {name!r} must be 1 to 256 printable characters, not '.' or '..', "
+            f"without whitespace or {shown}"
+        )
     return name
+
+
+def runs_field(key: str) -> str:
+    """A schedule's run count, in the queue's schedule runs hash."""
+    return f"n:{key}"
+
+
+def last_field(key: str) -> str:
+    """A schedule's last run (ms), in the queue's schedule runs hash."""
+    return f"last:{key}"
 
 
 class StreamKeys:

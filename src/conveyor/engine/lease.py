@@ -66,15 +66,25 @@ class LeaseKeeper:
         self._worker_id = worker_id
         self._beat = beat
         self._stop = threading.Event()
+        self._linger = False
         self._thread = threading.Thread(target=self._run, name="conveyor-lease", daemon=True)
         self.renewals = 0
 
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, *, linger: bool = False) -> None:
+        """Stops renewing. With ``linger``, the thread goes on renewing the
+        jobs left in ``tokens`` until none is left (handler threads that
+        cannot be stopped: their jobs stay held while they run), then
+        stops by itself."""
+        self._linger = linger
         self._stop.set()
-        self._thread.join(timeout=15)
+        if not linger:
+            self._thread.join(timeout=15)
+            self._close()
+
+    def _close(self) -> None:
         if self._beat is not None:
             # on failure its beats just stop: readers see it gone once they are stale
             with contextlib.suppress(ConnectionFailed, RedisOutOfMemory, redis.RedisError, OSError):
@@ -101,7 +111,14 @@ class LeaseKeeper:
         failures = 0
         with contextlib.suppress(ConnectionFailed, RedisOutOfMemory, redis.RedisError, OSError):
             self.beat()  # readers see the worker at once, not a renewal later
-        while not self._stop.wait(self._renew_interval if failures == 0 else min(2.0, 0.2 * failures)):
+        while True:
+            interval = self._renew_interval if failures == 0 else min(2.0, 0.2 * failures)
+            if self._stop.is_set():
+                if not (self._linger and self._tokens):
+                    break
+                time.sleep(interval)
+            elif self._stop.wait(interval):
+                continue
             try:
                 self.renew()
                 self.beat()
@@ -117,6 +134,8 @@ class LeaseKeeper:
                     log.warning("lease renewal failed: %s", exc, extra={"event": "renew_failed"})
             except Exception:  # keep renewing whatever happens
                 log.exception("lease keeper error")
+        if self._linger:
+            self._close()
 
     def renew(self) -> None:
         tokens = self._tokens.copy()

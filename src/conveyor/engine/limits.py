@@ -3,11 +3,10 @@ every worker process, kept in Redis and enforced by the claim script."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from conveyor.errors import InvalidJobOptions
+from conveyor.errors import InvalidJobOptions, check_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +23,8 @@ class RateLimit:
     def __post_init__(self) -> None:
         if isinstance(self.max, bool) or not isinstance(self.max, int) or self.max < 1:
             raise InvalidJobOptions(f"RateLimit.max must be an int >= 1, not {self.max!r}")
-        per = self.per
-        if isinstance(per, bool) or not isinstance(per, int | float) or math.isnan(per) or per < 0.001:
+        per = check_seconds(self.per, "RateLimit.per")
+        if per < 0.001:
             raise InvalidJobOptions(f"RateLimit.per must be at least 0.001 seconds, not {per!r}")
 
     @property

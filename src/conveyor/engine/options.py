@@ -3,14 +3,13 @@ is written, and their compact wire form stored with the job."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any, TypedDict
 
 from conveyor.engine.backoff import Backoff, backoff_from_wire
-from conveyor.errors import InvalidJobOptions
+from conveyor.errors import MAX_SECONDS, InvalidJobOptions, check_seconds
 
 MAX_PRIORITY = 1000
 
@@ -40,8 +39,8 @@ class KeepJobs:
     def __post_init__(self) -> None:
         if self.count is not None and self.count < 0:
             raise InvalidJobOptions("KeepJobs.count must be >= 0")
-        if self.age is not None and not self.age > 0:
-            raise InvalidJobOptions("KeepJobs.age must be > 0 seconds")
+        if self.age is not None:
+            check_seconds(self.age, "KeepJobs.age", positive=True)
 
     def to_wire(self) -> list[int]:
         count = -1 if self.count is None else self.count
@@ -67,8 +66,9 @@ class Durable:
     timeout: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.replicas < 1 or self.timeout <= 0:
-            raise InvalidJobOptions("Durable needs replicas >= 1 and a timeout > 0")
+        if isinstance(self.replicas, bool) or not isinstance(self.replicas, int) or self.replicas < 1:
+            raise InvalidJobOptions("Durable needs replicas >= 1")
+        check_seconds(self.timeout, "Durable timeout", positive=True)
 
     @property
     def wait_ms(self) -> int:
@@ -153,27 +153,27 @@ class JobOptions:
         if "run_at" in options and options["run_at"] is not None:
             if delay_ms:
                 raise InvalidJobOptions("give either delay or run_at, not both")
-            run_at = options["run_at"]
-            if not isinstance(run_at, datetime):
-                raise InvalidJobOptions("run_at must be a datetime")
-            if run_at.tzinfo is None:
-                run_at = run_at.replace(tzinfo=UTC)
-            run_at_ms = int(run_at.timestamp() * 1000)
+            run_at_ms = _run_at_ms(options["run_at"])
         attempts = options.get("attempts", 1)
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise InvalidJobOptions(f"attempts must be an int >= 1, not {attempts!r}")
         backoff = _backoff(options.get("backoff"))
         timeout = options.get("timeout")
-        if timeout is not None and (
-            not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0
-        ):
-            raise InvalidJobOptions(f"timeout must be a number of seconds > 0, not {timeout!r}")
+        if timeout is not None:
+            timeout = check_seconds(timeout, "timeout", positive=True)
         job_id = options.get("job_id")
         if job_id is not None:
             if not isinstance(job_id, str) or not job_id or len(job_id) > 512:
                 raise InvalidJobOptions("job_id must be a non-empty string of at most 512 chars")
             if job_id.isdigit():
                 raise InvalidJobOptions("job_id must not be all digits (reserved for auto ids)")
+            if job_id.startswith("repeat:"):
+                raise InvalidJobOptions("job_id must not start with 'repeat:' (reserved for schedule ticks)")
+            if "/" in job_id or job_id in (".", "..") or not job_id.isprintable():
+                raise InvalidJobOptions(
+                    f"job_id {job_id!r} must be printable, without '/', and not '.' or '..' "
+                    "(it is a path segment of the API)"
+                )
         keep_logs = options.get("keep_logs", 1000)
         if isinstance(keep_logs, bool) or not isinstance(keep_logs, int) or keep_logs < 0:
             raise InvalidJobOptions("keep_logs must be an int >= 0")
@@ -265,14 +265,24 @@ class RunOptions:
 _RUN_CACHE: dict[str, RunOptions] = {}
 
 
-def _delay_ms(delay: Any) -> int:
+def _delay_ms(delay: Any, name: str = "delay") -> int:
     if isinstance(delay, timedelta):
         delay = delay.total_seconds()
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or math.isnan(delay):
-        raise InvalidJobOptions(f"delay must be a number of seconds, not {delay!r}")
-    if delay < 0:
-        raise InvalidJobOptions("delay must not be negative")
-    return round(delay * 1000)
+    return round(check_seconds(delay, name) * 1000)
+
+
+def _run_at_ms(run_at: Any) -> int:
+    """A run_at from the Unix epoch to ten years from now, in ms."""
+    if not isinstance(run_at, datetime):
+        raise InvalidJobOptions("run_at must be a datetime")
+    if run_at.tzinfo is None:
+        run_at = run_at.replace(tzinfo=UTC)
+    now = datetime.now(UTC)
+    if run_at < datetime(1970, 1, 2, tzinfo=UTC):
+        raise InvalidJobOptions(f"run_at must be after 1970, not {run_at.isoformat()}")
+    if run_at - now > timedelta(seconds=MAX_SECONDS):
+        raise InvalidJobOptions(f"run_at must be within ten years from now, not {run_at.isoformat()}")
+    return int(run_at.timestamp() * 1000)
 
 
 def _dedup(options: dict[str, Any]) -> tuple[str | None, int, bool]:
@@ -289,7 +299,7 @@ def _dedup(options: dict[str, Any]) -> tuple[str | None, int, bool]:
         raise InvalidJobOptions("dedup_key must be a non-empty string of at most 512 chars")
     ttl_ms = 0
     if ttl is not None:
-        ttl_ms = _delay_ms(ttl)
+        ttl_ms = _delay_ms(ttl, "dedup_ttl")
         if ttl_ms <= 0:
             raise InvalidJobOptions("dedup_ttl must be > 0 seconds (or None: until the job finishes)")
     return key, ttl_ms, debounce
@@ -302,6 +312,6 @@ def _backoff(value: Any) -> Backoff | None:
         return None
     if isinstance(value, Backoff):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return Fixed(float(value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Fixed(check_seconds(value, "backoff"))
     raise InvalidJobOptions(f"backoff must be a Backoff or seconds >= 0, not {value!r}")

@@ -1,4 +1,4 @@
-"""Running one handler call and turning its ending into an outcome for Redis.
+"""Turning the ending of one handler call into an outcome for Redis.
 
 Outcome rows are the 7 fields ``finish_jobs.lua`` takes per job: id, token,
 kind ('c' completed, 'r' retry, 'f' failed, 'x' handed back, 'l' rate
@@ -8,20 +8,20 @@ keep count, keep age ms.
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import logging
+import math
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from conveyor.engine.backoff import Custom
-from conveyor.engine.codec import dumps, loads
+from conveyor.engine.codec import dumps
 from conveyor.engine.job import JobContext
-from conveyor.errors import Discard, HandlerSignal, PayloadError, RateLimited, Retry
+from conveyor.engine.procpool import HandlerFailed, describe_error
+from conveyor.engine.threads import HandlerAborted
+from conveyor.errors import MAX_SECONDS, Discard, PayloadError, RateLimited, Retry
 
 log = logging.getLogger("conveyor.worker")
 
@@ -30,10 +30,6 @@ BackoffFn = Callable[[int, BaseException], float | None]
 Row = list[str | bytes | int]
 
 MAX_TRACEBACK = 16 * 1024
-
-
-class HandBack(Exception):
-    """Internal: the worker is shutting down and gives the job back."""
 
 
 @dataclass(slots=True)
@@ -54,12 +50,6 @@ def attempt_entry(ctx: JobContext, error: str, tb: str) -> str:
     return dumps(entry).decode()
 
 
-def describe_error(exc: BaseException) -> str:
-    text = str(exc)
-    name = type(exc).__name__
-    return f"{name}: {text}" if text else name
-
-
 def failure(
     ctx: JobContext,
     exc: BaseException,
@@ -72,6 +62,8 @@ def failure(
     without using an attempt and holds the queue."""
     if isinstance(exc, RateLimited):
         return Ending("l", b"", max(0, round(exc.retry_after * 1000)), error=str(exc))
+    if isinstance(exc, HandlerAborted) and exc.__cause__ is not None:
+        exc = exc.__cause__  # reported as what the handler raised
     remote_tb = getattr(exc, "remote_traceback", None)
     if remote_tb is not None:  # raised in a pool process: report its own text and traceback
         error, tb = str(exc) if isinstance(exc, HandlerFailed) else describe_error(exc), remote_tb
@@ -94,6 +86,9 @@ def failure(
                 delay = None
             else:
                 delay = fn(ctx.attempt, exc)
+                if delay is not None and not _sane_delay(delay):
+                    error += f" (and backoff strategy {ctx.run.backoff.name!r} gave {delay!r}, not seconds)"
+                    delay = None
         elif ctx.run.backoff is not None:
             delay = ctx.run.backoff.delay(ctx.attempt)
         if delay is None:
@@ -101,7 +96,13 @@ def failure(
     entry = attempt_entry(ctx, error, tb)
     if final:
         return Ending("f", entry, error=error)
-    return Ending("r", entry, int(max(0.0, delay or 0.0) * 1000), error=error)
+    return Ending("r", entry, round(min(MAX_SECONDS, max(0.0, delay or 0.0)) * 1000), error=error)
+
+
+def _sane_delay(delay: Any) -> bool:
+    return (
+        isinstance(delay, int | float) and not isinstance(delay, bool) and math.isfinite(delay) and delay >= 0
+    )
 
 
 def _classify(retryable: Callable[[BaseException], bool], exc: BaseException) -> bool:
@@ -110,88 +111,3 @@ def _classify(retryable: Callable[[BaseException], bool], exc: BaseException) ->
     except Exception:
         log.exception("the retry classifier raised on %r; retrying", exc)
         return True
-
-
-class HandlerFailed(Exception):
-    """Internal: a handler running in a pool process raised (its text is
-    the original ``Type: message``)."""
-
-    remote_traceback: str | None = None
-
-
-def process_entry(module: str, qualname: str, ctx_json: bytes) -> bytes:
-    """Runs a handler in a pool process. Only JSON crosses the boundary, in
-    both directions: an exception comes back as its text and traceback."""
-    try:
-        target: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-        result = target(ProcessJob(**loads(ctx_json)))
-        if asyncio.iscoroutine(result):
-            result = asyncio.run(result)
-        try:
-            return dumps({"result": result})
-        except PayloadError as exc:
-            return dumps(
-                {"signal": "payload", "message": f"handler result is not JSON: {exc}", "traceback": ""}
-            )
-    except Exception as exc:
-        out: dict[str, Any] = {
-            "error": describe_error(exc),
-            "message": str(exc),
-            "traceback": "".join(traceback.format_exception(exc)),
-        }
-        if isinstance(exc, Discard):
-            out["signal"] = "discard"
-        elif isinstance(exc, Retry):
-            out["signal"], out["delay"] = "retry", exc.delay
-        elif isinstance(exc, RateLimited):
-            out["signal"], out["delay"] = "limited", exc.retry_after
-        return dumps(out)
-
-
-def _from_process(raw: bytes) -> Any:
-    out = loads(raw)
-    if "result" in out:
-        return out["result"]
-    signal, message = out.get("signal"), out.get("message", "")
-    exc: HandlerFailed | HandlerSignal
-    if signal == "payload":
-        raise PayloadError(message)
-    if signal == "limited":
-        raise RateLimited(out.get("delay") or 0.0)
-    if signal == "discard":
-        exc = Discard(message)
-    elif signal == "retry":
-        exc = Retry(message, delay=out.get("delay"))
-    else:
-        exc = HandlerFailed(out.get("error", message))
-    exc.remote_traceback = out.get("traceback", "")
-    raise exc
-
-
-@dataclass(slots=True)
-class ProcessJob:
-    """What a handler running in a process pool receives."""
-
-    id: str
-    name: str
-    data: Any
-    attempt: int
-    queue: str
-
-
-async def call_handler(
-    handler: Handler, is_async: bool, ctx: JobContext, executor: Executor | None, in_process: bool
-) -> Any:
-    """Calls the handler the way it wants to be called and returns its result."""
-    if is_async:
-        return await handler(ctx)
-    loop = asyncio.get_running_loop()
-    if in_process:
-        info = {"id": ctx.id, "name": ctx.name, "data": ctx.data, "attempt": ctx.attempt, "queue": ctx.queue}
-        raw = await loop.run_in_executor(
-            executor, process_entry, handler.__module__, handler.__qualname__, dumps(info)
-        )
-        return _from_process(raw)
-    return await loop.run_in_executor(executor, handler, ctx)

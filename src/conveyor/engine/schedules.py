@@ -1,5 +1,6 @@
 """Repeatable jobs: schedules by cron pattern (in a time zone) or fixed
-interval, kept in Redis by key, and the scheduler that enqueues their ticks.
+interval, kept in Redis by key (the scheduler that enqueues their ticks
+is in scheduler.py).
 
 A schedule's next run lives in a zset. Firing a tick is one script that
 compares that next run and the spec, enqueues the tick's job and moves the
@@ -10,10 +11,7 @@ fields, evaluated in the schedule's zone, daylight-saving aware).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,15 +19,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from cronsim import CronSim, CronSimError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.clock import clock_arg, current_ms
+from conveyor.engine.clock import current_ms
 from conveyor.engine.codec import dumps_payload, loads
 from conveyor.engine.codec import text as codec_text
+from conveyor.engine.keys import last_field, runs_field
 from conveyor.engine.options import JobOptions
-from conveyor.engine.scripts import outage_event, script
-from conveyor.errors import ConnectionFailed, InvalidJobOptions, InvalidSchedule, RedisOutOfMemory
+from conveyor.engine.scripts import script
+from conveyor.errors import (
+    MAX_SECONDS,
+    InvalidJobOptions,
+    InvalidSchedule,
+)
 
 if TYPE_CHECKING:
     from conveyor.engine.queue import Queue
@@ -72,7 +73,7 @@ class Schedule:
 
     def upcoming(self, count: int = 5) -> list[datetime]:
         """The next ``count`` run times (fewer when the schedule ends)."""
-        spec = _Spec.from_stored(self.key, self.spec)
+        spec = Spec.from_stored(self.key, self.spec)
         out: list[datetime] = []
         at = int(self.next_run.timestamp() * 1000) if self.next_run else -1
         runs = self.runs
@@ -97,7 +98,7 @@ def _ms(value: datetime | None, what: str) -> int | None:
     return int(value.timestamp() * 1000)
 
 
-class _Spec:
+class Spec:
     """A validated schedule spec and its tick arithmetic (all in ms)."""
 
     __slots__ = ("cron", "end", "every", "limit", "missed", "raw", "start", "zone")
@@ -113,7 +114,7 @@ class _Spec:
         self.zone = ZoneInfo(raw.get("tz", "UTC"))
 
     @classmethod
-    def from_stored(cls, key: str, raw: dict[str, Any]) -> _Spec:
+    def from_stored(cls, key: str, raw: dict[str, Any]) -> Spec:
         try:
             return cls(raw)
         except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
@@ -158,10 +159,12 @@ def build_spec(
     missed: str,
     max_payload: int,
     options: dict[str, Any],
-) -> _Spec:
+) -> Spec:
     """Validates everything about a schedule before anything is written."""
-    if not isinstance(key, str) or not key or len(key) > 256:
-        raise InvalidSchedule("a schedule needs a key: a non-empty string of at most 256 chars")
+    if not isinstance(key, str) or not key or len(key) > 256 or "/" in key or key in (".", ".."):
+        raise InvalidSchedule(
+            "a schedule needs a key: a non-empty string of at most 256 chars, without '/', not '.' or '..'"
+        )
     if not isinstance(name, str) or not name:
         raise InvalidSchedule("a schedule needs a non-empty job name")
     if (cron is None) == (every is None):
@@ -185,8 +188,12 @@ def build_spec(
         raw["tz"] = tz
     else:
         seconds = every.total_seconds() if isinstance(every, timedelta) else every
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0.001:
-            raise InvalidSchedule(f"every must be at least 0.001 seconds, not {every!r}")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0.001 <= seconds <= MAX_SECONDS
+        ):
+            raise InvalidSchedule(f"every must be from 0.001 seconds to ten years, not {every!r}")
         raw["every"] = round(seconds * 1000)
     start, end = _ms(start_at, "start_at"), _ms(end_at, "end_at")
     if start is not None:
@@ -214,7 +221,7 @@ def build_spec(
     raw["opts"] = opts.wire
     raw["pr"] = opts.priority
     raw["options"] = {k: v for k, v in options.items() if isinstance(v, str | int | float | bool | None)}
-    return _Spec(raw)
+    return Spec(raw)
 
 
 def tick_job_id(key: str, tick_ms: int) -> str:
@@ -247,12 +254,12 @@ def parse_schedule(key: str, raw_spec: bytes, next_ms: float | None, runs: int, 
 # -- the queue's side: upsert, read, remove -----------------------------------
 
 
-async def upsert(queue: Queue, key: str, spec: _Spec) -> Schedule:
+async def upsert(queue: Queue, key: str, spec: Spec) -> Schedule:
     """Stores a validated schedule (see ``Queue.upsert_schedule``)."""
     k = queue.keys
     await queue.register()
     now = await current_ms(queue.clock, queue.redis)
-    runs = int(await queue.redis.hget(k.schedules_runs, key) or 0)
+    runs = int(await queue.redis.hget(k.schedules_runs, runs_field(key)) or 0)
     first = spec.following(now, runs)
     await script("upsert_schedule").run(
         queue.redis, [k.schedules, k.schedules_next], [key, spec.encoded(), first]
@@ -267,7 +274,7 @@ async def get(queue: Queue, key: str) -> Schedule | None:
     async with queue.redis.pipeline(transaction=False) as pipe:
         pipe.hget(k.schedules, key)
         pipe.zscore(k.schedules_next, key)
-        pipe.hmget(k.schedules_runs, key, f"{key}:last")
+        pipe.hmget(k.schedules_runs, runs_field(key), last_field(key))
         raw, at, (runs, last) = await pipe.execute()
     if raw is None:
         return None
@@ -285,127 +292,6 @@ async def remove(queue: Queue, key: str) -> bool:
     async with queue.redis.pipeline(transaction=True) as pipe:
         pipe.hdel(k.schedules, key)
         pipe.zrem(k.schedules_next, key)
-        pipe.hdel(k.schedules_runs, key, f"{key}:last")
+        pipe.hdel(k.schedules_runs, runs_field(key), last_field(key))
         removed, _, _ = await pipe.execute()
     return bool(removed)
-
-
-# -- the scheduler -------------------------------------------------------------
-
-
-class Scheduler:
-    """Enqueues the due ticks of the schedules of ``queues``.
-
-    Run as many as you like (one per worker host, say): each tick is
-    enqueued once. A schedule whose ticks were missed while no scheduler
-    ran enqueues one job on return (``missed="once"``, the default), every
-    missed tick (``"all"``), or none (``"skip"``), then continues from now.
-    """
-
-    def __init__(self, queues: Sequence[Queue], *, poll: float = 1.0, batch: int = 100) -> None:
-        if not queues:
-            raise ValueError("a Scheduler needs at least one queue")
-        self.queues = list(queues)
-        self.poll = poll
-        self.batch = batch
-        self.fired = 0
-        self._stop: asyncio.Event | None = None
-
-    async def tick(self) -> int:
-        """One pass: fires every due tick of every queue; returns how many
-        jobs this scheduler enqueued (ticks won by another are not counted)."""
-        fired = 0
-        for queue in self.queues:
-            fired += await self._tick_queue(queue)
-        self.fired += fired
-        return fired
-
-    async def run(self) -> None:
-        """Fires ticks as they fall due until :meth:`close`."""
-        self._stop = stop = asyncio.Event()
-        failures = 0
-        log.info("scheduler started for %s", ", ".join(q.name for q in self.queues))
-        while not stop.is_set():
-            try:
-                await self.tick()
-                wait = await self._until_next()
-                failures = 0
-            except (ConnectionFailed, RedisConnectionError, RedisTimeoutError, RedisOutOfMemory) as exc:
-                failures += 1
-                if failures == 1 or failures % 10 == 0:
-                    log.warning("scheduler: %s; retrying", exc, extra={"event": outage_event(exc)})
-                wait = min(2.0, 0.05 * 2**failures)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
-        log.info("scheduler stopped")
-
-    def close(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-
-    async def _until_next(self) -> float:
-        wait = self.poll
-        for queue in self.queues:
-            head: list[Any] = await queue.redis.zrange(queue.keys.schedules_next, 0, 0, withscores=True)
-            if head:
-                wait = min(
-                    wait, max(0.0, (float(head[0][1]) - await current_ms(queue.clock, queue.redis)) / 1000)
-                )
-        return wait
-
-    async def _tick_queue(self, queue: Queue) -> int:
-        k = queue.keys
-        fired = 0
-        # Rounds, so that a schedule catching up with missed="all" enqueues
-        # every missed tick in one pass (bounded, so one pass stays short).
-        for _ in range(100):
-            now = await current_ms(queue.clock, queue.redis)
-            due: list[Any] = await queue.redis.zrangebyscore(
-                k.schedules_next, "-inf", now, 0, self.batch, withscores=True
-            )
-            moved = 0
-            for raw_key, at in due:
-                key = codec_text(raw_key)
-                async with queue.redis.pipeline(transaction=False) as pipe:
-                    pipe.hget(k.schedules, key)
-                    pipe.hget(k.schedules_runs, key)
-                    raw, runs = await pipe.execute()
-                if raw is None:
-                    continue
-                done, enqueued = await self._fire(queue, key, raw, int(at), int(runs or 0), now)
-                moved += done
-                fired += enqueued
-            if not moved:
-                break
-        return fired
-
-    async def _fire(
-        self, queue: Queue, key: str, raw: bytes, tick: int, runs: int, now: int
-    ) -> tuple[int, int]:
-        """Fires (or skips) one due tick: (1 if this scheduler moved the
-        schedule on, 1 if it enqueued a job)."""
-        stored = loads(raw)
-        spec = _Spec.from_stored(key, stored)
-        nxt = spec.following(tick, runs + 1)
-        fire = True
-        if spec.missed != "all" and 0 <= nxt <= now:
-            # ticks were missed while nothing ran: one job (or none), then on from now
-            fire = spec.missed == "once"
-            nxt = spec.following(now, runs + 1 if fire else runs)
-        k = queue.keys
-        args: list[str | bytes | int] = [k.job_prefix, clock_arg(queue.clock), key, tick, nxt, raw]
-        if fire:
-            data = orjson.dumps(stored.get("data"))
-            args += [tick_job_id(key, tick), stored["name"], data, stored["opts"], int(stored.get("pr", 0))]
-        else:
-            args += ["", "", "", "", 0]
-        done = await script("fire_schedule").run(
-            queue.redis,
-            [k.schedules, k.schedules_next, k.schedules_runs, k.wait, k.marker, k.seq],
-            args,
-        )
-        if not done:
-            return 0, 0
-        if fire:
-            log.debug("schedule %s fired for %s", key, _dt(tick), extra={"event": "schedule_fired"})
-        return 1, int(fire)

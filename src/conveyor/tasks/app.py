@@ -19,10 +19,11 @@ from conveyor.engine.keys import DEFAULT_PREFIX
 from conveyor.engine.limits import RateLimit, check_concurrency
 from conveyor.engine.options import JobOptionsDict
 from conveyor.engine.queue import Queue
-from conveyor.engine.schedules import Scheduler, build_spec
+from conveyor.engine.scheduler import Scheduler
+from conveyor.engine.schedules import build_spec
 from conveyor.engine.states import JobState
 from conveyor.engine.worker import Worker
-from conveyor.errors import ConveyorError, Discard, InvalidJobOptions
+from conveyor.errors import ConveyorError, Discard, InvalidArgument, InvalidJobOptions
 from conveyor.realtime.progress import ProgressBus
 from conveyor.tasks.task import BoundTask, Task, TaskContext
 
@@ -113,7 +114,7 @@ class TaskQueue:
         def register(function: TaskFunction[P, R]) -> Task[P, R]:
             task_name = name or function.__name__
             if task_name in self.tasks:
-                raise ValueError(f"queue {self.name!r} already has a task named {task_name!r}")
+                raise InvalidArgument(f"queue {self.name!r} already has a task named {task_name!r}")
             created = Task(self, function, task_name, cast(JobOptionsDict, options))
             self.tasks[task_name] = created
             return created
@@ -211,9 +212,9 @@ class Conveyor:
         a time; ``rate_limit`` and ``global_concurrency`` hold for all
         workers together and are set in Redis when workers start."""
         if name in self.queues:
-            raise ValueError(f"queue {name!r} is declared twice")
+            raise InvalidArgument(f"queue {name!r} is declared twice")
         if concurrency < 1:
-            raise ValueError("concurrency must be >= 1")
+            raise InvalidArgument("concurrency must be >= 1")
         settings = WorkerSettings(
             concurrency, lock_duration, max_stalled_count, shutdown_grace, on_dead_letter
         )
@@ -250,7 +251,7 @@ class Conveyor:
         for option in _NOT_FOR_SCHEDULES:
             options.pop(option, None)
         if key in self.schedules:
-            raise ValueError(f"schedule {key!r} is declared twice")
+            raise InvalidArgument(f"schedule {key!r} is declared twice")
         data = target.payload(**(kwargs or {}))
         timing: dict[str, Any] = {
             "cron": when if isinstance(when, str) else None,

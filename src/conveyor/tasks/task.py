@@ -96,7 +96,7 @@ def arguments_model(fn: Callable[..., Any]) -> type[BaseModel]:
             raise TypeError(f"task {fn.__qualname__}: argument {param.name!r} needs a type hint")
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hints[param.name], default)
-    config = ConfigDict(extra="forbid", arbitrary_types_allowed=False)
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=False, allow_inf_nan=False)
     return create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
 
 

@@ -4,8 +4,12 @@
 -- KEYS: 1 stream, 2 the group's error hash
 -- ARGV: 1 group, then entry ids
 -- Returns: how many entries were still pending (and are now acknowledged)
+--@include chunked
 
-local ids = { unpack(ARGV, 2) }
-local n = redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
-redis.call('HDEL', KEYS[2], unpack(ids))
+local ids = {}
+for i = 2, #ARGV do
+  ids[#ids + 1] = ARGV[i]
+end
+local n = call_chunked({ 'XACK', KEYS[1], ARGV[1] }, ids)
+call_chunked({ 'HDEL', KEYS[2] }, ids)
 return n

@@ -9,6 +9,7 @@
 --       12... the job keys of its children
 -- Returns: { now, created (1 or 0) }
 -- Events: added, delayed or waiting-children
+--@include chunked
 --@include now
 --@include wait_score
 --@include insert_job
@@ -32,7 +33,7 @@ local stream = events_key(prefix)
 if #ARGV > 11 then
   local children = {}
   for i = 12, #ARGV do children[#children + 1] = ARGV[i] end
-  redis.call('SADD', queue_base(prefix) .. 'deps:' .. id, unpack(children))
+  call_chunked({ 'SADD', queue_base(prefix) .. 'deps:' .. id }, children)
   redis.call('HSET', jk, 'st', 'waiting-children')
   redis.call('HDEL', jk, 'due')
   redis.call('ZADD', KEYS[5], now, id)

@@ -11,6 +11,7 @@
 -- Returns: msgpack { now, { id, created (1, 0 or 2 as in add_job) } per job }
 -- Events: added (the waiting jobs), delayed (field due: a JSON array),
 --   deduplicated and debounced (as in add_job)
+--@include chunked
 --@include now
 --@include wait_score
 --@include insert_job
@@ -65,14 +66,14 @@ for i, row in ipairs(rows) do
 end
 local stream = events_key(prefix)
 if #waiting > 0 then
-  redis.call('ZADD', KEYS[1], unpack(waiting))
+  call_chunked({ 'ZADD', KEYS[1] }, waiting)
   local ids = {}
   for i = 2, #waiting, 2 do ids[#ids + 1] = waiting[i] end
   emit(stream, now, 'added', ids)
 end
 emit(stream, now, 'added', grouped)
 if #delayed > 0 then
-  redis.call('ZADD', KEYS[2], unpack(delayed))
+  call_chunked({ 'ZADD', KEYS[2] }, delayed)
   local ids, due = {}, {}
   for i = 2, #delayed, 2 do
     ids[#ids + 1] = delayed[i]

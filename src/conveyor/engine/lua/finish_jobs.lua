@@ -28,6 +28,7 @@
 --   those of claiming
 --   codes: 1 applied, 0 already applied by this token, -1 job missing,
 --          -2 lock token superseded (stale worker)
+--@include chunked
 --@include now
 --@include wait_score
 --@include enqueue_waiting
@@ -130,10 +131,10 @@ for i, row in ipairs(rows) do
   codes[i] = code
 end
 if #released > 0 then
-  redis.call('ZREM', KEYS[2], unpack(released))
+  call_chunked({ 'ZREM', KEYS[2] }, released)
 end
 if #done > 0 then
-  redis.call('ZADD', KEYS[7], unpack(done))
+  call_chunked({ 'ZADD', KEYS[7] }, done)
   trim_finished(KEYS[7], prefix, logs_prefix, keep_done)
 end
 if #done_ids > 0 then

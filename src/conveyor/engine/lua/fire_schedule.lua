@@ -3,7 +3,7 @@
 -- schedule's next run is still `tick` and its spec is still `spec`. Any
 -- number of schedulers may race on a tick; exactly one of them fires it
 -- (and the tick's job id is deterministic besides).
--- KEYS: 1 schedules, 2 next runs, 3 runs (key -> count, key:last -> ms),
+-- KEYS: 1 schedules, 2 next runs, 3 runs (n:<key> -> count, last:<key> -> ms),
 --       4 wait, 5 marker, 6 seq counter
 -- ARGV: 1 job key prefix, 2 now, 3 key, 4 tick ms, 5 new next ms (-1: the
 --       schedule ends), 6 spec, 7 job id ('' = advance without a job),
@@ -35,8 +35,8 @@ if id ~= '' then
     redis.call('ZADD', KEYS[5], 0, '0')
     emit(events_key(prefix), now, 'added', { id }, { 'schedule', key })
   end
-  redis.call('HINCRBY', KEYS[3], key, 1)
-  redis.call('HSET', KEYS[3], key .. ':last', ARGV[4])
+  redis.call('HINCRBY', KEYS[3], 'n:' .. key, 1)
+  redis.call('HSET', KEYS[3], 'last:' .. key, ARGV[4])
 end
 local nxt = tonumber(ARGV[5])
 if nxt >= 0 then

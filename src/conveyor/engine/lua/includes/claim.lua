@@ -16,6 +16,7 @@
 -- another worker could take one, the marker is set again to wake it.
 -- Event: active (field worker).
 -- ckeys: { wait, active, marker, meta, limiter log, limiter count }
+--@include chunked
 --@include emit
 --@include window
 --@include wait_score
@@ -51,7 +52,7 @@ local function pick(ckeys, prefix, now, count, m)
     end
     local before = redis.call('ZRANGEBYSCORE', ckeys[1], '-inf', '(' .. head[2], 'LIMIT', 0, need)
     if #before > 0 then
-      redis.call('ZREM', ckeys[1], unpack(before))
+      call_chunked({ 'ZREM', ckeys[1] }, before)
       for _, id in ipairs(before) do ids[#ids + 1] = id end
     else
       redis.call('ZREM', ring, head[1])
@@ -135,7 +136,7 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
   end
   local n = #leases / 2
   if n > 0 then
-    redis.call('ZADD', ckeys[2], unpack(leases))
+    call_chunked({ 'ZADD', ckeys[2] }, leases)
     local ids = {}
     for i = 2, #leases, 2 do ids[#ids + 1] = leases[i] end
     emit(events_key(prefix), now, 'active', ids, { 'worker', worker_id })

@@ -88,7 +88,7 @@ local function group_take(base, g, now, limits)
     redis.call('SADD', base .. 'groups:parked', g)
     return nil
   end
-  local log, count = base .. 'glimit:' .. g, base .. 'glimit:' .. g .. ':n'
+  local log, count = base .. 'glimit:' .. g, base .. 'gcount:' .. g
   local room = 0
   if rlm then
     room = window_room(log, count, now, rlm, rld)

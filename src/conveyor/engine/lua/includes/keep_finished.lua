@@ -6,6 +6,8 @@
 -- keep_count ids of a finished zset, deleting the oldest beyond it (at most
 -- 1,000 per call, in one DEL; later calls and the periodic sweep do the rest).
 -- keep_finished(...): both, for one job; keep_count 0 removes it at once.
+--@include chunked
+
 local function expire_job(jk, lk, keep_age, has_logs)
   if keep_age > 0 then
     redis.call('PEXPIRE', jk, keep_age)
@@ -28,7 +30,7 @@ local function trim_finished(set_key, prefix, logs_prefix, keep_count)
       doomed[#doomed + 1] = prefix .. old[i]
       doomed[#doomed + 1] = logs_prefix .. old[i]
     end
-    redis.call('DEL', unpack(doomed))
+    call_chunked({ 'DEL' }, doomed)
   end
 end
 

@@ -1,0 +1,262 @@
+"""Running one job: its handler called the way it wants to be called (on
+the event loop, in a thread, or in a pool process), and whatever it did
+turned into an :class:`Ending`.
+
+Whatever a handler does, its call ends in an Ending: a ``BaseException``
+(``SystemExit``, ``KeyboardInterrupt``...) or a ``CancelledError`` the
+handler raises itself fails the attempt; the worker's own cancels
+(timeout, operator's cancel, hand-back, lease lost) are told apart by the
+reason set on the :class:`Run` before the cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from conveyor.engine.codec import dumps, dumps_payload, loads
+from conveyor.engine.dlq import RetryClassifier
+from conveyor.engine.job import JobContext
+from conveyor.engine.options import RunOptions
+from conveyor.engine.procpool import ProcessPool, from_process
+from conveyor.engine.procpool import describe_error as describe
+from conveyor.engine.runner import BackoffFn, Ending, Handler, attempt_entry, failure
+from conveyor.engine.threads import HandlerAborted, ThreadRunner
+from conveyor.errors import PayloadError, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from conveyor.engine.worker import Worker
+
+log = logging.getLogger("conveyor.worker")
+
+Executor = Literal["thread", "process"]
+
+
+class Run:
+    """One job a worker runs: its context, its task, and why the worker
+    stopped it (if it did)."""
+
+    __slots__ = ("cancel_reason", "ctx", "hand_back", "lease_lost", "started", "task", "thread")
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.started = time.monotonic()
+        self.task: asyncio.Task[None] | None = None
+        #: Set by the worker before it cancels the handler: an operator's
+        #: cancel, a shutdown handing the job back, a lease taken over.
+        self.cancel_reason: str | None = None
+        self.hand_back = False
+        self.lease_lost = False
+        #: A plain handler's thread.
+        self.thread: concurrent.futures.Future[Any] | None = None
+
+    @property
+    def thread_running(self) -> bool:
+        """The handler's thread runs on (a thread cannot be stopped)."""
+        return self.thread is not None and not self.thread.done()
+
+
+class Execution:
+    """Calls a worker's handler for each job and says how each call ended.
+    A plain handler runs in a thread (``executor="thread"``; twice the
+    concurrency of threads, so that threads outliving their jobs take no
+    slot from the next ones) or in a pool of ``processes`` (``"process"``)."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        executor: Executor,
+        processes: int | None,
+        concurrency: int,
+        strategies: Mapping[str, BackoffFn],
+        retryable: RetryClassifier | None,
+        max_result_size: int,
+    ) -> None:
+        self.handler = handler
+        self.is_async = inspect.iscoroutinefunction(handler)
+        self.executor = executor
+        self.processes = processes
+        self.concurrency = concurrency
+        self.strategies = strategies
+        self.retryable = retryable
+        self.max_result_size = max_result_size
+        self.threads: ThreadRunner | None = None
+        self.procs: ProcessPool | None = None
+
+    def open(self) -> None:
+        if self.is_async:
+            return
+        if self.executor == "process":
+            self.procs = ProcessPool(self.processes or os.cpu_count() or 1)
+        else:
+            self.threads = ThreadRunner(self.concurrency)
+
+    def close(self) -> None:
+        if self.threads:
+            self.threads.close()
+        if self.procs:
+            self.procs.close()
+
+    async def run(self, run: Run) -> Ending:
+        """Calls the handler for ``run`` (within its timeout) and returns
+        how it ended; the caller records it (or waits for a thread that
+        outlives the call: see :attr:`Run.thread_running`)."""
+        ctx = run.ctx
+        timeout = ctx.run.timeout
+        deadline: asyncio.Timeout | None = None
+        try:
+            if timeout is None or self.procs is not None:  # the pool times its own calls
+                result = await self._invoke(run)
+            else:
+                async with asyncio.timeout(timeout) as deadline:
+                    result = await self._invoke(run)
+            return self.stopped(run) or self.completed(ctx, result)
+        except asyncio.CancelledError as exc:
+            # the worker's own cancels set a reason first; any other is the
+            # handler's own doing (an inner task's cancel raised on), a failure
+            return self.stopped(run) or self.failed(ctx, exc)
+        except BaseException as exc:  # every ending is recorded
+            error: BaseException = exc
+            if deadline is not None and deadline.expired():
+                error = TimeoutError(f"job timed out after {timeout:g}s")
+            return self.stopped(run) or self.failed(ctx, error)
+
+    async def _invoke(self, run: Run) -> Any:
+        """Only Exceptions and CancelledError leave: a SystemExit or
+        KeyboardInterrupt the handler raises must fail its job, not escape
+        the event loop."""
+        ctx = run.ctx
+        if self.is_async:
+            try:
+                return await self.handler(ctx)
+            except (Exception, asyncio.CancelledError):
+                raise
+            except BaseException as exc:
+                raise HandlerAborted(exc) from exc
+        if self.procs is not None:
+            handler = self.handler
+            info = {
+                "id": ctx.id,
+                "name": ctx.name,
+                "data": ctx.data,
+                "attempt": ctx.attempt,
+                "queue": ctx.queue,
+            }
+            raw = await self.procs.call(
+                handler.__module__, handler.__qualname__, dumps(info), ctx.run.timeout
+            )
+            return from_process(raw)
+        assert self.threads is not None
+        run.thread = self.threads.submit(self.handler, ctx)
+        return await asyncio.wrap_future(run.thread)
+
+    def stopped(self, run: Run) -> Ending | None:
+        """The ending the worker chose when it stopped the handler, if it did."""
+        if run.lease_lost:
+            return Ending("")  # another worker owns the job now
+        if run.cancel_reason is not None:
+            return Ending("f", attempt_entry(run.ctx, run.cancel_reason, ""), error=run.cancel_reason)
+        if run.hand_back and (run.thread is None or not run.thread.done()):
+            return Ending("x")
+        return None
+
+    def completed(self, ctx: JobContext, result: Any) -> Ending:
+        try:
+            return Ending("c", dumps_payload(result, self.max_result_size, "the handler's result"))
+        except PayloadTooLarge as exc:
+            return self.failed(ctx, exc)
+        except PayloadError as exc:
+            return self.failed(ctx, PayloadError(f"handler result is not JSON: {exc}"))
+
+    def failed(self, ctx: JobContext, exc: BaseException) -> Ending:
+        try:
+            return failure(ctx, exc, self.strategies, self.retryable)
+        except Exception as bug:  # a backoff strategy that raised, say: fail rather than strand the job
+            error = f"{describe(exc)} (and its retry could not be planned: {describe(bug)})"
+            return Ending("f", attempt_entry(ctx, error, ""), error=error)
+
+    def thread_ending(self, ctx: JobContext, thread: concurrent.futures.Future[Any]) -> Ending:
+        """How a thread that outlived its job's call ended."""
+        if thread.cancelled():
+            return Ending("x")
+        exc = thread.exception()
+        if exc is not None:
+            return self.failed(ctx, exc)
+        return self.completed(ctx, thread.result())
+
+
+def claimed_run(worker: Worker, row: list[Any]) -> tuple[Run, PayloadError | None]:
+    """A job the finish call claimed, as a Run; with the error that makes
+    it poison (undecodable data or options, no name), if any."""
+    job_id, token, fence, name, raw_data, raw_opts, made, created = row
+    try:
+        if not isinstance(name, str) or not name:
+            raise ValueError("the job has no name")
+        data = loads(raw_data)
+        run_opts = RunOptions.from_raw(raw_opts)
+        bad: PayloadError | None = None
+    except (PayloadError, UnicodeEncodeError, KeyError, TypeError, ValueError) as exc:
+        data, run_opts, bad = None, RunOptions.from_wire({}), PayloadError(str(exc))
+    return Run(JobContext(worker, job_id, name, data, made + 1, fence, token, created, run_opts)), bad
+
+
+def _fields(queue: str, ctx: JobContext) -> dict[str, Any]:
+    return {"queue": queue, "job_id": ctx.id, "job_name": ctx.name, "attempt": ctx.attempt}
+
+
+def log_start(queue: str, ctx: JobContext) -> None:
+    """The line of a job whose handler starts."""
+    log.info(
+        "job %s (%s) started, attempt %d",
+        ctx.id,
+        ctx.name,
+        ctx.attempt,
+        extra={"event": "started", **_fields(queue, ctx)},
+    )
+
+
+def log_ending(queue: str, run: Run, ending: Ending) -> None:
+    """The line of a job's ending: completed (with how long it ran),
+    retrying, failed, held by a rate limit, or handed back."""
+    ctx = run.ctx
+    extra = _fields(queue, ctx)
+    if ending.kind == "c":
+        took = round((time.monotonic() - run.started) * 1000, 1)
+        log.info(
+            "job %s (%s) completed in %.1f ms",
+            ctx.id,
+            ctx.name,
+            took,
+            extra={"event": "completed", "duration_ms": took, **extra},
+        )
+    elif ending.kind == "r":
+        log.info(
+            "job %s (%s) failed (%s); retrying in %.3fs",
+            ctx.id,
+            ctx.name,
+            ending.error,
+            ending.delay_ms / 1000,
+            extra={"event": "retrying", "delay_ms": ending.delay_ms, **extra},
+        )
+    elif ending.kind == "f":
+        log.warning(
+            "job %s (%s) failed: %s", ctx.id, ctx.name, ending.error, extra={"event": "failed", **extra}
+        )
+    elif ending.kind == "l":
+        log.info(
+            "job %s (%s): %s; queue held for %.3fs",
+            ctx.id,
+            ctx.name,
+            ending.error,
+            ending.delay_ms / 1000,
+            extra={"event": "rate_limited", "delay_ms": ending.delay_ms, **extra},
+        )
+    else:
+        log.info("job %s (%s) handed back", ctx.id, ctx.name, extra={"event": "handed_back", **extra})

@@ -1,0 +1,196 @@
+"""Administering a queue's jobs: drain, clean, obliterate, retry,
+promote, remove, cancel, and the dead letters. (Methods of :class:`Queue`.)"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+from conveyor.engine.clock import clock_arg
+from conveyor.engine.codec import text
+from conveyor.engine.dlq import find_dead_letters
+from conveyor.engine.flows import Children, children_of, pending_children, queue_for
+from conveyor.engine.job import Job
+from conveyor.engine.keys import registry_key
+from conveyor.engine.options import DEFAULT_KEEP_FAILED
+from conveyor.engine.queue.common import STATE_KEY, check_limit, check_page, job_state
+from conveyor.engine.scripts import script
+from conveyor.engine.states import CLEANABLE_STATES, JobState
+from conveyor.errors import InvalidJobOptions, JobIsActive, JobNotFound, QueueNotEmpty, check_seconds
+
+if TYPE_CHECKING:
+    from conveyor.engine.queue.handle import Queue
+
+
+async def drain(queue: Queue, *, delayed: bool = False) -> int:
+    """Removes every waiting job (and delayed ones if asked); returns how many."""
+    k = queue.keys
+    total = 0
+    while True:
+        n = int(
+            await script("drain").run(
+                queue.redis,
+                [k.wait, k.delayed],
+                [k.job_prefix, k.logs_prefix, 5000, "1" if delayed else "0"],
+            )
+        )
+        total += n
+        if n < 5000:
+            return total
+
+
+async def clean(queue: Queue, state: JobState | str, *, grace: float = 0, limit: int = 1000) -> list[str]:
+    """Removes up to ``limit`` jobs of ``state`` older than ``grace`` seconds.
+
+    Only states whose jobs are not running can be cleaned.
+    """
+    st = job_state(state)
+    if st not in CLEANABLE_STATES:
+        raise InvalidJobOptions(f"cannot clean {st.value} jobs")
+    limit = check_limit(limit)
+    grace_ms = round(check_seconds(grace, "grace") * 1000)
+    k = queue.keys
+    removed = await script("clean_jobs").run(
+        queue.redis,
+        [k.key(STATE_KEY[st])],
+        [
+            k.job_prefix,
+            k.logs_prefix,
+            clock_arg(queue.clock),
+            grace_ms,
+            limit,
+            st.value,
+        ],
+    )
+    return [r.decode() for r in removed]
+
+
+async def obliterate(
+    queue: Queue, *, force: bool = False, on_progress: Callable[[int], None] | None = None
+) -> int:
+    """Deletes the queue and all its jobs, 5,000 per script call, and
+    takes it off the list of queues; returns how many jobs went.
+    ``on_progress`` gets the running total after each call. Raises
+    QueueNotEmpty while jobs are running, unless ``force``.
+    """
+    k = queue.keys
+    groups = [text(g) for g in await queue._call(queue.redis.smembers(k.groups_all))]
+    sets = [k.wait, k.delayed, k.completed, k.failed, k.waiting_children, *map(k.group, groups)]
+    others = [key for key in k.all_fixed() if key not in sets and key != k.active]
+    others += [key for g in groups for key in k.group_limiter(g)]
+    total = 0
+    while True:
+        n = int(
+            await script("obliterate").run(
+                queue.redis,
+                [k.active, *sets, *others],
+                [k.job_prefix, k.logs_prefix, 5000, "1" if force else "0", len(sets)],
+            )
+        )
+        if n == -4:
+            raise QueueNotEmpty(f"queue {queue.name} has running jobs; use force=True")
+        total += n
+        if on_progress is not None:
+            on_progress(total)
+        if n < 5000:
+            break
+    await queue._sweep_leftovers()
+    # Unlisted last: a handle that adds to this queue again lists it again.
+    await queue._call(queue.redis.srem(registry_key(queue.keys.prefix), queue.name))
+    queue._registered = False
+    return total
+
+
+async def _sweep_leftovers(queue: Queue) -> None:
+    """Deletes what no list of the queue leads to: dedup keys kept for
+    their TTL, the keys of groups and jobs no longer listed. Keys of an
+    event stream sharing the queue's name are not the queue's, and stay."""
+    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in queue.keys.base) + ":*"
+    batch: list[str] = []
+    async for raw in queue.redis.scan_iter(match=pattern, count=1000):
+        key = text(raw)
+        if queue.keys.owns(key):
+            batch.append(key)
+        if len(batch) >= 500:
+            await queue._call(queue.redis.delete(*batch))
+            batch = []
+    if batch:
+        await queue._call(queue.redis.delete(*batch))
+
+
+async def retry_failed(queue: Queue, job_id: str | None = None, *, limit: int = 1000) -> int:
+    """Moves a failed job (or up to ``limit`` of them) back to waiting with
+    fresh attempts; returns how many moved."""
+    return await _to_waiting(queue, "retry_jobs", queue.keys.failed, job_id, limit)
+
+
+async def dead_letters(queue: Queue, *, search: str = "", start: int = 0, count: int = 50) -> list[Job]:
+    """Jobs in the dead-letter set (failed for good and kept), newest
+    first, filtered by ``search`` in their error, name or id. Replay
+    them with :meth:`retry_failed`, purge them with ``clean("failed")``."""
+    check_page(start, count)
+    return await find_dead_letters(queue, search=search, start=start, count=count)
+
+
+async def promote(queue: Queue, job_id: str | None = None, *, limit: int = 1000) -> int:
+    """Makes a delayed job (or up to ``limit`` of them) run now."""
+    return await _to_waiting(queue, "promote_jobs", queue.keys.delayed, job_id, limit)
+
+
+async def _to_waiting(queue: Queue, name: str, source: str, job_id: str | None, limit: int) -> int:
+    """Moves one job, or up to ``limit``, from ``source`` to waiting with
+    script ``name``; returns how many moved."""
+    limit = check_limit(limit)
+    k = queue.keys
+    ids = [job_id] if job_id else []
+    return int(
+        await script(name).run(queue.redis, [source, k.wait, k.marker, k.seq], [k.job_prefix, limit, *ids])
+    )
+
+
+async def get_children(queue: Queue, job_id: str) -> Children:
+    """A flow parent's children: results, ignored failures, pending ids."""
+    return cast(Children, await queue._call(children_of(queue.redis, queue.keys, job_id)))
+
+
+async def remove(queue: Queue, job_id: str) -> None:
+    """Deletes a job that is not running, and a flow parent's pending
+    children with it (recursively, on whatever queue they are).
+    Raises JobNotFound or JobIsActive (then nothing is removed)."""
+    pending = await queue._call(pending_children(queue.redis, queue.keys, job_id))
+    if pending:
+        children = [(queue_for(queue, name, prefix), child) for prefix, name, child in pending]
+        for other, child in children:
+            if await other.get_state(child) is JobState.ACTIVE:
+                raise JobIsActive(f"job {job_id} has a running child {other.name}/{child}")
+        for other, child in children:
+            with contextlib.suppress(JobNotFound):
+                await other.remove(child)
+    k = queue.keys
+    code = await script("remove_job").run(
+        queue.redis,
+        [k.wait, k.delayed, k.completed, k.failed, k.waiting_children],
+        [k.job_prefix, k.logs_prefix, job_id],
+    )
+    if code == -1:
+        raise JobNotFound(job_id)
+    if code == -4:
+        raise JobIsActive(f"job {job_id} is running; cancel it first")
+
+
+async def cancel(queue: Queue, job_id: str, reason: str = "cancelled") -> bool:
+    """Stops a job from any process. A running job's handler is cancelled
+    at its worker's next lease renewal and the job fails with ``reason``;
+    a waiting or delayed job fails at once. Returns False when the job
+    had already finished; raises JobNotFound."""
+    k = queue.keys
+    count, age = DEFAULT_KEEP_FAILED.to_wire()
+    code = await script("cancel_job").run(
+        queue.redis,
+        [k.wait, k.delayed, k.failed],
+        [k.job_prefix, k.logs_prefix, job_id, reason, clock_arg(queue.clock), count, age],
+    )
+    if code == -1:
+        raise JobNotFound(job_id)
+    return int(code) > 0

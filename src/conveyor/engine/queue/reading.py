@@ -1,0 +1,156 @@
+"""Reading a queue: its jobs, their states, counts, logs and progress, and
+waiting for a job to finish. (Methods of :class:`Queue`.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from conveyor.engine.events import QueueEvents, parse_entry
+from conveyor.engine.job import Job
+from conveyor.engine.queue.common import NEWEST_FIRST, STATE_KEY, check_page, job_state
+from conveyor.engine.states import JobState
+from conveyor.errors import InvalidJobOptions, JobFailed, JobNotFound, is_count
+
+if TYPE_CHECKING:
+    from conveyor.engine.queue.handle import Queue
+
+
+async def get_job(queue: Queue, job_id: str) -> Job | None:
+    """The job with this id, or None."""
+    h = await queue._call(queue.redis.hgetall(queue.keys.job(job_id)))
+    if not h:
+        return None
+    return Job.from_hash(queue.name, job_id, h, queue)
+
+
+async def set_events_max(queue: Queue, max_len: int) -> None:
+    """Caps the queue's event stream at about ``max_len`` entries (a batch
+    transition is one entry); 0 stops recording events. Default 10,000."""
+    if not is_count(max_len, 0):
+        raise InvalidJobOptions(f"events max_len must be an int >= 0, not {max_len!r}")
+    await queue._call(queue.redis.hset(queue.keys.meta, "events-max", max_len))
+
+
+async def wait_until_finished(queue: Queue, job_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (the documented API)
+    """Waits for the job to finish, from any process, and returns its result.
+
+    Raises JobFailed (with the job's error and traceback) when it failed
+    for good, JobNotFound when it does not exist or is removed first,
+    TimeoutError after ``timeout`` seconds.
+    """
+    async with asyncio.timeout(timeout):
+        # The position is taken before the state is read, so a finish in
+        # between is seen as an event.
+        start = await QueueEvents(queue).position()
+        outcome = await queue._outcome(job_id)
+        if outcome is not None:
+            return outcome[0]
+        async for event in QueueEvents(queue, after=str(start), block=0.2):
+            if event.event == "gap" or (event.job_id == job_id and event.event in ("failed", "removed")):
+                outcome = await queue._outcome(job_id)
+            elif event.job_id == job_id and event.event == "completed":
+                return event.data.get("result")
+            if outcome is not None:
+                return outcome[0]
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _outcome(queue: Queue, job_id: str) -> tuple[Any] | None:
+    """(result,) when the job completed, None while it is not finished.
+    A job already gone may have been removed on completion: its last
+    outcome is then looked for in the event stream, newest first."""
+    job = await queue.get_job(job_id)
+    if job is not None and job.state is JobState.COMPLETED:
+        return (job.result,)
+    if job is not None and job.state is JobState.FAILED:
+        raise JobFailed(job_id, job.error or "failed", job.traceback)
+    if job is not None:
+        return None
+    top = "+"
+    while True:
+        entries = await queue._call(queue.redis.xrevrange(queue.keys.events, top, "-", count=500))
+        for entry_id, fields in entries:
+            for event in parse_entry(entry_id, fields):
+                if event.job_id != job_id:
+                    continue
+                if event.event == "completed":
+                    return (event.data.get("result"),)
+                if event.event == "failed":
+                    raise JobFailed(job_id, event.data.get("error", "failed"))
+                raise JobNotFound(job_id)  # removed, or a later add under the same id
+        if len(entries) < 500:
+            raise JobNotFound(job_id)
+        top = f"({entries[-1][0].decode()}"
+
+
+async def get_state(queue: Queue, job_id: str) -> JobState | None:
+    raw = await queue._call(queue.redis.hget(queue.keys.job(job_id), "st"))
+    return JobState(raw.decode()) if raw else None
+
+
+async def counts(queue: Queue) -> dict[JobState, int]:
+    """How many jobs are in each state (waiting includes grouped jobs)."""
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        queue.ask_counts(pipe)
+        replies = await queue._call(pipe.execute())
+    return queue.read_counts(replies)
+
+
+#: How many replies :meth:`ask_counts` adds to a pipeline.
+COUNT_REPLIES = len(JobState) + 1
+
+
+def ask_counts(queue: Queue, pipe: Any) -> None:
+    """Queues on ``pipe`` the reads :meth:`read_counts` needs (for
+    callers that read more in the same round trip)."""
+    for state in JobState:
+        pipe.zcard(queue.keys.key(STATE_KEY[state]))
+    pipe.get(queue.keys.groups_waiting)
+
+
+def read_counts(replies: Sequence[Any]) -> dict[JobState, int]:
+    counts = {state: int(n) for state, n in zip(JobState, replies, strict=False)}
+    counts[JobState.WAITING] += max(0, int(replies[len(JobState)] or 0))
+    return counts
+
+
+async def is_paused(queue: Queue) -> bool:
+    return bool(await queue._call(queue.redis.hexists(queue.keys.meta, "paused")))
+
+
+async def get_jobs(queue: Queue, state: JobState | str, start: int = 0, count: int = 50) -> list[Job]:
+    """A page of the jobs in ``state``: waiting in run order, delayed by
+    due time, active by lease, finished newest first."""
+    st = job_state(state)
+    check_page(start, count)
+    key = queue.keys.key(STATE_KEY[st])
+    end = start + count - 1
+    if st in NEWEST_FIRST:
+        ids = await queue._call(queue.redis.zrevrange(key, start, end))
+    else:
+        ids = await queue._call(queue.redis.zrange(key, start, end))
+    return await queue._fetch([i.decode() for i in ids])
+
+
+async def _fetch(queue: Queue, ids: list[str]) -> list[Job]:
+    if not ids:
+        return []
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hgetall(queue.keys.job(job_id))
+        hashes = await queue._call(pipe.execute())
+    return [Job.from_hash(queue.name, i, h, queue) for i, h in zip(ids, hashes, strict=True) if h]
+
+
+async def get_logs(queue: Queue, job_id: str, start: int = 0, end: int = -1) -> list[str]:
+    rows = await queue._call(queue.redis.lrange(queue.keys.logs(job_id), start, end))
+    return [r.decode(errors="replace") for r in rows]
+
+
+async def get_progress(queue: Queue, job_id: str) -> Any:
+    job = await queue.get_job(job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job.progress
