@@ -179,10 +179,36 @@ async def test_the_bridge_reports_a_jobs_progress_on_the_bus(queue: Queue, bus: 
     job = await queue.add("j", 1)
     await Worker(queue, handler, progress_hook=bus.bridge()).run(burst=True)
 
+    # the job's progress, then its end: a finished job is not left active
     status = await bus.get(f"job:{queue.name}:{job.id}")
     assert status is not None
-    assert (status.stage, status.percent, status.message, status.extra) == ("fetch", 50, "half", {"items": 7})
+    assert (status.stage, status.percent, status.finished, status.extra) == (
+        "completed",
+        100,
+        True,
+        {"items": 7},
+    )
     assert status.job_id == job.id
+    assert await bus.active() == []
+
+
+async def test_the_bridge_ends_a_failed_jobs_progress_at_the_percent_it_reached(
+    queue: Queue, bus: ProgressBus
+) -> None:
+    seen: list[bool] = []
+
+    async def handler(job: JobContext) -> None:
+        await job.update_progress({"stage": "fetch", "percent": 40})
+        seen.append((await bus.get(f"job:{queue.name}:{job.id}")).finished)  # type: ignore[union-attr]
+        raise ValueError("upstream gone")
+
+    job = await queue.add("j", 1, attempts=2, backoff=0)
+    await Worker(queue, handler, progress_hook=bus.bridge()).run(burst=True)
+
+    status = await bus.get(f"job:{queue.name}:{job.id}")
+    assert status is not None and (status.stage, status.percent, status.finished) == ("failed", 40, True)
+    assert seen == [False, False]  # a retry keeps the subject running
+    assert await bus.active() == []
 
 
 async def test_a_reporter_bound_to_a_job_updates_both(queue: Queue, bus: ProgressBus) -> None:

@@ -109,6 +109,15 @@ async def test_adding_a_job_validates_the_body_and_writes_nothing_on_error(
         (b'{"name": "x", "options": {"attempts": 0}}', 422),
         (b'{"name": "x", "options": {"wobble": true}}', 422),
         (b'{"name": "x", "options": {"run_at": "tomorrow"}}', 422),
+        (b'{"name": "x", "options": {"delay": 1e20}}', 422),
+        (b'{"name": "x", "options": {"delay": -1}}', 422),
+        (b'{"name": "x", "options": {"backoff": 1e308}}', 422),
+        (b'{"name": "x", "options": {"timeout": 0}}', 422),
+        (b'{"name": "x", "options": {"dedup_key": "k", "dedup_ttl": 1e20}}', 422),
+        (b'{"name": "x", "options": {"run_at": "1960-01-01T00:00:00+00:00"}}', 422),
+        (b'{"name": "x", "options": {"run_at": "9999-01-01T00:00:00+00:00"}}', 422),
+        (b'{"name": "x", "data": NaN}', 422),  # not JSON, though Python's parser takes it
+        (b'{"name": "x", "data": {"v": [1, Infinity]}}', 422),
         (b'{"name": "x", "data": "' + b"a" * 70_000 + b'"}', 413),  # over the body limit
     ]
     for body, code in bad:
@@ -116,7 +125,8 @@ async def test_adding_a_job_validates_the_body_and_writes_nothing_on_error(
         assert answer.status_code == code, (body[:40], answer.text)
         assert "detail" in answer.json()
     assert (await api.post("/api/queues/nowhere/jobs", json={"name": "x"})).status_code == 404
-    assert (await queue.counts())[JobState.WAITING] == 1
+    counts = await queue.counts()
+    assert counts[JobState.WAITING] == 1 and sum(counts.values()) == 1
 
 
 async def test_a_failed_job_shows_its_error_traceback_logs_and_can_be_retried(

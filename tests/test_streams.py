@@ -234,6 +234,59 @@ async def test_dead_letters_record_whether_their_failure_was_passing(bus: EventB
     }
 
 
+async def test_conveyors_own_try_again_errors_are_transient(bus: EventBus) -> None:
+    # Given handlers meeting Conveyor's own errors that mean "try again"
+    from conveyor import CircuitOpen, ConnectionFailed, OutcomeUnknown, RedisOutOfMemory, SlotUnavailable
+
+    failures: dict[str, BaseException] = {
+        "down": ConnectionFailed("Redis at 127.0.0.1:1 cannot be reached"),
+        "unknown": OutcomeUnknown("connection lost after the write"),
+        "moving": SlotUnavailable("slot migrating"),
+        "full": RedisOutOfMemory("OOM"),
+        "open": CircuitOpen("upstream", 0.01),
+    }
+
+    async def handle(event: Event[Any]) -> None:
+        raise failures[event.type]
+
+    bus.router.add("*", handle)
+    await bus.create_group("g")
+    ids = {t: await bus.publish(t, {}) for t in failures}
+    await drain(bus.consumer("g", max_deliveries=1, **FAST))
+    reasons = {d.event_id: d.reason for d in await bus.dead_letters()}
+    assert reasons == dict.fromkeys(ids.values(), "transient")
+
+
+async def test_a_handler_raising_a_base_exception_or_its_own_cancel_fails_the_delivery(bus: EventBus) -> None:
+    # Given handlers raising SystemExit, KeyboardInterrupt, GeneratorExit
+    # and a CancelledError of their own, on their first delivery only
+    seen: dict[str, int] = {}
+    raised: dict[str, type[BaseException]] = {
+        "exit": SystemExit,
+        "interrupt": KeyboardInterrupt,
+        "generator": GeneratorExit,
+        "cancel": asyncio.CancelledError,
+    }
+
+    async def handle(event: Event[Any]) -> None:
+        seen[event.type] = seen.get(event.type, 0) + 1
+        if seen[event.type] == 1:
+            raise raised[event.type]()
+
+    bus.router.add("*", handle)
+    await bus.create_group("g")
+    for kind in raised:
+        await bus.publish(kind, {})
+
+    # When a consumer drains the stream, then each failed once, was
+    # delivered again and handled, and the consumer is still there
+    consumer = bus.consumer("g", max_deliveries=3, **FAST)
+    await drain(consumer)
+    assert seen == dict.fromkeys(raised, 2)
+    assert consumer.failed == 4 and consumer.processed == 4
+    assert await bus.dead_letters() == []
+
+
 async def test_replay_goes_to_the_group_that_gave_up_only_and_only_once(bus: EventBus) -> None:
     # Given two groups, one of which dead-letters an event
     broken = True
@@ -445,3 +498,18 @@ async def test_introspection_reports_lag_pending_and_consumers(bus: EventBus) ->
     assert [g.name for g in (await bus.info()).groups] == ["g"]  # an empty stream keeps its groups
     assert await bus.delete_group("g")
     assert await bus.groups() == []
+
+
+async def test_a_consumer_reads_on_past_its_prefetch_as_entries_are_handled(bus: EventBus) -> None:
+    # Given more events than the consumer holds at once
+    seen: list[int] = []
+
+    async def handle(event: Event[Any]) -> None:
+        seen.append(event.data["n"])
+
+    bus.router.add("e", handle)
+    await bus.publish_many([("e", {"n": i}) for i in range(50)])
+
+    # Then handling each makes room to read the next: every one is handled
+    await drain(bus.consumer("g", concurrency=2, prefetch=4, **FAST))
+    assert sorted(seen) == list(range(50))

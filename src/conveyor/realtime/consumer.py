@@ -19,25 +19,37 @@ import contextlib
 import logging
 import os
 import socket
-import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args
+from collections.abc import Awaitable, Coroutine
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import ValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.cluster import connection_kwargs
 from conveyor.engine.codec import loads, text
 from conveyor.engine.keys import check_name
 from conveyor.engine.scripts import script
-from conveyor.errors import ConveyorError, Discard, InvalidJobOptions, PayloadError, Retry
+from conveyor.errors import (
+    ConveyorError,
+    PayloadError,
+    check_int,
+    check_seconds,
+)
+from conveyor.realtime.acks import Acknowledger
+from conveyor.realtime.claims import Delivery, Holdings
+from conveyor.realtime.dead_letters import (
+    TRANSIENT_ERRORS,
+    DeadLettered,
+    DeadLetterHook,
+    DeadLetterReason,
+    asked_delay,
+    dead_letter_reason,
+    failure_reason,
+)
 from conveyor.realtime.gate import SuspectGate
-from conveyor.realtime.router import Event, EventRouter, Route
+from conveyor.realtime.router import Event, EventRouter
 
 if TYPE_CHECKING:
     from conveyor.realtime.streams import EventBus
@@ -45,64 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.events")
 R = TypeVar("R")
 _FAILURES = (ConveyorError, RedisError, OSError)
-
-#: Why a group gave up on an entry:
-#:
-#: - ``invalid``: no type, or data its route's model rejects (or not JSON);
-#: - ``discarded``: the handler raised ``Discard``;
-#: - ``transient``: the last delivery failed on a passing fault, one of the
-#:   consumer's ``transient_errors`` (a timeout, a lost connection, ``Retry``);
-#: - ``error``: the last delivery raised anything else;
-#: - ``unfinished``: started ``max_deliveries`` times without an outcome
-#:   (its consumers crashed, froze or were cut off);
-#: - ``trimmed``: removed from the stream before the group acknowledged it.
-#:
-#: Dead letters written before reasons were recorded have ``""``.
-DeadLetterReason = Literal["invalid", "discarded", "transient", "error", "unfinished", "trimmed", ""]
-
-#: Failures a later delivery may not meet (``transient_errors``' default).
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    TimeoutError,
-    ConnectionError,
-    RedisConnectionError,
-    RedisTimeoutError,
-    Retry,
-)
-
-
-def dead_letter_reason(value: str) -> DeadLetterReason:
-    """A recorded reason, ``""`` when unknown."""
-    return cast(DeadLetterReason, value) if value in get_args(DeadLetterReason) else ""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLettered:
-    """Told to ``on_dead_letter`` once per entry a group gives up on."""
-
-    event_id: str
-    type: str
-    group: str
-    error: str
-    reason: DeadLetterReason = ""
-
-
-DeadLetterHook = Callable[[DeadLettered], Awaitable[None]]
-
-
-class _Delivery:
-    """An entry in hand. A claimed one has no fields until it is started;
-    ``suspect``: its last start ended without a recorded outcome (the
-    consumer crashed or froze), so it runs alone."""
-
-    __slots__ = ("deliveries", "fields", "id", "suspect")
-
-    def __init__(
-        self, entry_id: str, fields: dict[str, bytes] | None, deliveries: int = 1, suspect: bool = False
-    ) -> None:
-        self.id = entry_id
-        self.fields = fields
-        self.deliveries = deliveries
-        self.suspect = suspect
 
 
 class _Stopped(Exception):
@@ -152,10 +106,21 @@ class EventConsumer:
         on_dead_letter: DeadLetterHook | None = None,
         transient_errors: tuple[type[BaseException], ...] = TRANSIENT_ERRORS,
     ) -> None:
-        if concurrency < 1 or max_deliveries < 1:
-            raise InvalidJobOptions("concurrency and max_deliveries must be >= 1")
-        if claim_idle <= 0 or retry_delay < 0 or block <= 0:
-            raise InvalidJobOptions("claim_idle and block must be > 0 and retry_delay >= 0 seconds")
+        check_int(concurrency, "concurrency", 1)
+        check_int(max_deliveries, "max_deliveries", 1)
+        if prefetch is not None:
+            check_int(prefetch, "prefetch", 1)
+        for what, seconds in (("claim_idle", claim_idle), ("block", block)):
+            check_seconds(seconds, what, positive=True)
+        for what, seconds in (
+            ("retry_delay", retry_delay),
+            ("shutdown_grace", shutdown_grace),
+            ("forget_after", forget_after),
+        ):
+            check_seconds(seconds, what)
+        for what, maybe in (("claim_interval", claim_interval), ("handler_timeout", handler_timeout)):
+            if maybe is not None:
+                check_seconds(maybe, what, positive=True)
         self.bus = bus
         self.redis = bus.redis
         self.group = check_name("group", group)
@@ -179,16 +144,15 @@ class EventConsumer:
         self.on_dead_letter = on_dead_letter
         self._errors_key = bus.keys.errors(group)
         self._keys3 = [bus.keys.stream, bus.keys.dead, self._errors_key]
-        self._held: dict[str, _Delivery] = {}
-        self._acks: list[str] = []
-        self._lost: set[str] = set()
-        self._cursor = "0-0"
         self._stop = asyncio.Event()
-        self._closing = False
+        self._holdings = Holdings(self, self._dispatch, self._dead_lettered, self._stop)
+        self._held = self._holdings.held
+        self._acks = Acknowledger(
+            self.redis, bus.keys.stream, self._errors_key, self.group, self._holdings.drop
+        )
         self._done = asyncio.Event()
-        self._ack_wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._work: asyncio.Queue[_Delivery] = asyncio.Queue()
+        self._room = self._holdings.room
+        self._work: asyncio.Queue[Delivery] = asyncio.Queue()
         self._gate = SuspectGate()
         self.processed = 0
         self.failed = 0
@@ -208,12 +172,12 @@ class EventConsumer:
         await self.bus.create_group(self.group, start=self.start)
         self._stop.clear()
         self._done.clear()
-        self._closing = False
+        self._acks.open()
         try:
             async with asyncio.TaskGroup() as tg:
                 handlers = [tg.create_task(self._handle_loop()) for _ in range(self.concurrency)]
-                acker = tg.create_task(self._ack_loop())
-                keeper = tg.create_task(self._keep_loop())
+                acker = tg.create_task(self._acks.loop())
+                keeper = tg.create_task(self._holdings.keep_loop())
                 try:
                     await self._read_loop(burst)
                     try:
@@ -225,11 +189,10 @@ class EventConsumer:
                     for task in (keeper, *handlers):
                         task.cancel()
                     await asyncio.gather(keeper, *handlers, return_exceptions=True)
-                    self._closing = True
-                    self._ack_wake.set()
+                    self._acks.close()
                     await acker
-                    await self._release_held()
-            await self._forget_self()
+                    await self._holdings.release()
+            await self._holdings.leave()
         finally:
             self._done.set()
 
@@ -279,7 +242,7 @@ class EventConsumer:
             entries = reply[0][1] if reply else []
             if entries:
                 self._dispatch(
-                    _Delivery(text(eid), {text(k): v for k, v in fields.items()}) for eid, fields in entries
+                    Delivery(text(eid), {text(k): v for k, v in fields.items()}) for eid, fields in entries
                 )
             elif burst and await self._group_is_done():
                 return
@@ -298,7 +261,7 @@ class EventConsumer:
         return task.result()
 
     async def _group_is_done(self) -> bool:
-        if self._held or self._acks or not self._work.empty():
+        if self._held or self._acks.pending or not self._work.empty():
             return False
         summary = await self.redis.xpending(self.bus.keys.stream, self.group)
         return int(summary["pending"]) == 0
@@ -330,11 +293,11 @@ class EventConsumer:
                 # The outcome could not be recorded; the entry stays pending
                 # and is claimed again after claim_idle.
                 log.warning("%r: could not record the outcome of %s: %s", self, d.id, exc)
-                self._drop(d.id)
+                self._holdings.drop(d.id)
             finally:
                 self._work.task_done()
 
-    async def _start_and_process(self, d: _Delivery) -> None:
+    async def _start_and_process(self, d: Delivery) -> None:
         if d.fields is None:
             reply = await script("start_event").run(
                 self.redis,
@@ -342,7 +305,7 @@ class EventConsumer:
                 [self.group, self.name, d.id, self.max_deliveries, self.bus.dead_max_len],
             )
             if reply[0] != 1:
-                self._drop(d.id)
+                self._holdings.drop(d.id)
                 if reply[0] == 2:
                     await self._dead_lettered([(d.id, text(reply[1]), text(reply[2]), text(reply[3]))])
                 return
@@ -351,12 +314,12 @@ class EventConsumer:
             d.fields = {text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
         await self._process(d)
 
-    async def _process(self, d: _Delivery) -> None:
+    async def _process(self, d: Delivery) -> None:
         assert d.fields is not None
         target = d.fields.get("group")
         if target is not None and text(target) != self.group:
             self.skipped += 1  # a replay meant for another group
-            return self._ack(d.id)
+            return self._acks.ack(d.id)
         raw_type = d.fields.get("type")
         if raw_type is None:
             return await self._fail(d, "entry has no 'type' field", "", "invalid")
@@ -364,7 +327,7 @@ class EventConsumer:
         route = self.router.route(event_type)
         if route is None:
             self.skipped += 1
-            return self._ack(d.id)
+            return self._acks.ack(d.id)
         try:
             raw = d.fields.get("data")
             data = route.validate(loads(raw) if raw is not None else None)
@@ -375,39 +338,24 @@ class EventConsumer:
             d.id, event_type, data, d.deliveries, self.group, self.name, text(replay) if replay else None
         )
         try:
-            await self._call(route, event)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+            await route.call(event, self.handler_timeout)
+        except BaseException as caught:
+            task = asyncio.current_task()
+            if isinstance(caught, asyncio.CancelledError) and task is not None and task.cancelling():
+                raise  # the consumer's own cancel (shutdown, timeout)
+            # anything else the handler raised, SystemExit or its own
+            # CancelledError included, is a failure of this delivery
             self.failed += 1
-            log.warning("%r: handler for %s failed on %s: %r", self, event_type, d.id, exc)
-            delay = exc.delay if isinstance(exc, Retry) else None
-            tb = getattr(exc, "remote_traceback", None) or traceback.format_exc()
-            reason: DeadLetterReason = (
-                "discarded"
-                if isinstance(exc, Discard)
-                else "transient"
-                if isinstance(exc, self.transient_errors)
-                else "error"
-            )
-            await self._fail(d, f"{type(exc).__name__}: {exc}", tb, reason, delay=delay)
+            log.warning("%r: handler for %s failed on %s: %r", self, event_type, d.id, caught)
+            tb = getattr(caught, "remote_traceback", None) or traceback.format_exc()
+            reason = failure_reason(caught, self.transient_errors)
+            await self._fail(d, f"{type(caught).__name__}: {caught}", tb, reason, delay=asked_delay(caught))
         else:
             self.processed += 1
-            self._ack(d.id)
-
-    async def _call(self, route: Route, event: Event[Any]) -> None:
-        if route.is_async:
-            call: Awaitable[Any] = route.handler(event)  # type: ignore[assignment]
-        else:
-            call = asyncio.to_thread(route.handler, event)
-        if self.handler_timeout is None:
-            await call
-        else:
-            async with asyncio.timeout(self.handler_timeout):
-                await call
+            self._acks.ack(d.id)
 
     async def _fail(
-        self, d: _Delivery, error: str, tb: str, reason: DeadLetterReason, *, delay: float | None = None
+        self, d: Delivery, error: str, tb: str, reason: DeadLetterReason, *, delay: float | None = None
     ) -> None:
         """Records a failed delivery; ``invalid`` and ``discarded`` ones are
         dead-lettered at once, others once out of deliveries."""
@@ -432,7 +380,7 @@ class EventConsumer:
                 ],
             )
         finally:
-            self._drop(d.id)
+            self._holdings.drop(d.id)
         if code == 2:
             await self._dead_lettered([(d.id, text((d.fields or {}).get("type", b"")), error, reason)])
 
@@ -446,110 +394,3 @@ class EventConsumer:
                     await self.on_dead_letter(letter)
                 except Exception:
                     log.exception("%r: on_dead_letter hook failed", self)
-
-    def _drop(self, entry_id: str) -> None:
-        self._held.pop(entry_id, None)
-        self._lost.discard(entry_id)
-        self._room.set()
-
-    # -- acknowledging ----------------------------------------------------
-
-    def _ack(self, entry_id: str) -> None:
-        self._acks.append(entry_id)
-        self._ack_wake.set()
-
-    async def _ack_loop(self) -> None:
-        """Flushes acknowledgements as they come; after closing, once more."""
-        while True:
-            await self._ack_wake.wait()
-            self._ack_wake.clear()
-            closing = self._closing
-            await self._flush_acks(final=closing)
-            if closing:
-                return
-
-    async def _flush_acks(self, *, final: bool = False) -> None:
-        failures = 0
-        while self._acks:
-            batch, self._acks = self._acks, []
-            try:
-                await script("ack_events").run(
-                    self.redis, [self.bus.keys.stream, self._errors_key], [self.group, *batch]
-                )
-            except _FAILURES as exc:
-                failures += 1
-                self._acks = batch + self._acks
-                if final and failures >= 3:
-                    log.warning("%r: %d acknowledgements lost (%s); redelivered later", self, len(batch), exc)
-                    return
-                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
-                continue
-            for entry_id in batch:
-                self._drop(entry_id)
-
-    # -- keeping entries, claiming others' --------------------------------
-
-    async def _keep_loop(self) -> None:
-        touch_every = self.claim_idle_ms / 3000
-        last_touch = time.monotonic()
-        last_forget = time.monotonic()
-        while True:
-            await asyncio.sleep(self.claim_interval)
-            try:
-                if self._held and time.monotonic() - last_touch >= touch_every:
-                    await self._touch(list(self._held), 0)
-                    last_touch = time.monotonic()
-                await self._claim()
-                if time.monotonic() - last_forget >= 60:
-                    last_forget = time.monotonic()
-                    await self.bus.forget_idle_consumers(self.group, idle=self.forget_after)
-            except _FAILURES as exc:
-                log.warning("%r: keeping or claiming entries failed: %s", self, exc)
-
-    async def _touch(self, ids: list[str], idle_ms: int) -> None:
-        if not ids:
-            return
-        lost = await script("touch_events").run(
-            self.redis, [self.bus.keys.stream], [self.group, self.name, idle_ms, *ids]
-        )
-        for raw in lost:
-            entry_id = text(raw)
-            if entry_id in self._held and entry_id not in self._lost:
-                self._lost.add(entry_id)
-                log.warning("%r: lost %s to another consumer while handling it", self, entry_id)
-
-    async def _claim(self) -> None:
-        for _ in range(10):
-            room = self.prefetch - len(self._held)
-            if room <= 0 or self._stop.is_set():
-                return
-            cursor, claimed, dead = await script("claim_events").run(
-                self.redis,
-                self._keys3,
-                [self.group, self.name, self.claim_idle_ms, self._cursor, room, self.bus.dead_max_len],
-            )
-            self._cursor = text(cursor)
-            if dead:
-                await self._dead_lettered([(text(i), text(t), text(e), text(r)) for i, t, e, r in dead])
-            self._dispatch(_Delivery(text(eid), None, suspect=not clean) for eid, clean in claimed)
-            if self._cursor == "0-0":
-                return
-
-    async def _release_held(self) -> None:
-        """Hands entries not finished back to the group at once."""
-        try:
-            await self._touch(list(self._held), self.claim_idle_ms)
-        except _FAILURES as exc:
-            log.warning(
-                "%r: could not release %d entries (%s); claimable after claim_idle",
-                self,
-                len(self._held),
-                exc,
-            )
-        self._held.clear()
-
-    async def _forget_self(self) -> None:
-        try:
-            await script("forget_consumer").run(self.redis, [self.bus.keys.stream], [self.group, self.name])
-        except _FAILURES as exc:
-            log.debug("%r: could not leave the group: %s", self, exc)

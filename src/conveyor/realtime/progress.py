@@ -10,7 +10,7 @@ one subject. Statuses expire ``retention`` seconds after their last update.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,8 +22,9 @@ from conveyor.engine.clock import Clock, RedisClock, clock_arg
 from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import dumps, loads
 from conveyor.engine.job import JobContext
+from conveyor.engine.keys import check_name
 from conveyor.engine.scripts import script
-from conveyor.errors import InvalidJobOptions
+from conveyor.errors import InvalidJobOptions, check_seconds
 
 #: Stages that end a subject (it leaves ``active()``); so does percent 100.
 FINAL_STAGES = frozenset({"done", "completed", "failed", "error", "cancelled"})
@@ -100,12 +101,12 @@ class ProgressBus:
         retention: float = 24 * 3600.0,
         clock: Clock | None = None,
     ) -> None:
-        if retention <= 0:
-            raise InvalidJobOptions("retention must be > 0 seconds")
+        retention = check_seconds(retention, "retention", positive=True)
         self.redis = redis
         self.retention_ms = int(retention * 1000)
         self.clock: Clock = clock or RedisClock()
-        self._base = f"conveyor:{{{namespace}}}"
+        # a tag no queue or stream can have (their names have no '/')
+        self._base = f"conveyor:{{progress/{check_name('progress namespace', namespace)}}}"
 
     def _status_key(self, subject: str) -> str:
         return f"{self._base}:status:{subject}"
@@ -196,14 +197,19 @@ class ProgressBus:
         finally:
             await subscription.aclose()
 
+    async def pubsub(self) -> PubSub | ClusterPubSub:
+        """A pub/sub client of the bus's Redis, not yet subscribed (a
+        server's clients share one: ``server.feeds.ProgressHub``)."""
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.initialize()  # its pubsub picks a node from the slot table
+        return self.redis.pubsub()
+
     async def open(self, subject: str, *, current: bool = True) -> ProgressSubscription:
         """A subscription to ``subject`` that is already listening: no update
         reported after this returns is missed. Iterate it as
         :meth:`subscribe` (the current status is the one read here);
         :meth:`ProgressSubscription.aclose` it when done."""
-        if isinstance(self.redis, RedisCluster):
-            await self.redis.initialize()  # its pubsub picks a node from the slot table
-        pubsub = self.redis.pubsub()
+        pubsub = await self.pubsub()
         try:
             await pubsub.subscribe(self._channel(subject))
             # read after subscribing, so no update falls between the two
@@ -236,28 +242,39 @@ class ProgressSubscription:
         self._pubsub = pubsub
         self._status = status
 
-    async def __aiter__(self) -> AsyncIterator[ProgressStatus]:
-        last = None
-        if (status := self._status) is not None:
-            last = status.updated_at, status.percent, status.stage
-            yield status
-            if status.finished:
-                return
+    def __aiter__(self) -> AsyncIterator[ProgressStatus]:
+        return status_then_updates(self._status, self._updates())
+
+    async def _updates(self) -> AsyncIterator[ProgressStatus]:
         async for message in self._pubsub.listen():
-            if message.get("type") != "message":
-                continue
-            status = ProgressStatus.from_json(message["data"])
-            if last is not None and (status.updated_at, status.percent, status.stage) == last:
-                continue  # the status read at opening, seen already
-            last = None
-            yield status
-            if status.finished:
-                return
+            if message.get("type") == "message":
+                yield ProgressStatus.from_json(message["data"])
 
     async def aclose(self) -> None:
         # Closing drops the connection and with it the subscription; an
         # UNSUBSCRIBE first would fail when the client is already closed.
         await self._pubsub.aclose()
+
+
+async def status_then_updates(
+    status: ProgressStatus | None, updates: AsyncIterable[ProgressStatus]
+) -> AsyncIterator[ProgressStatus]:
+    """The status read at opening (if any), then each update; ends after a
+    finishing one. An update equal to the opening status (published just
+    before it was read) is not repeated."""
+    last = None
+    if status is not None:
+        last = status.updated_at, status.percent, status.stage
+        yield status
+        if status.finished:
+            return
+    async for update in updates:
+        if last is not None and (update.updated_at, update.percent, update.stage) == last:
+            continue  # the status read at opening, seen already
+        last = None
+        yield update
+        if update.finished:
+            return
 
 
 class ProgressReporter:
@@ -315,6 +332,20 @@ class JobProgressHook:
     def __init__(self, bus: ProgressBus, subject: str) -> None:
         self.bus = bus
         self.subject = subject
+        #: (queue, job id) -> the percent last reported, for jobs running here
+        self._open: dict[tuple[str, str], float] = {}
+
+    def job_ended(self, queue: str, job_id: str, completed: bool) -> Coroutine[Any, Any, Any] | None:
+        """Called by the worker when a job completed or failed for good: a
+        job that reported progress here ends its subject (``completed`` at
+        100 %, or ``failed`` at the percent it reached), so it does not
+        stay listed as active. None when the job reported nothing here."""
+        percent = self._open.pop((queue, job_id), None)
+        if percent is None:
+            return None
+        subject = self.subject.format(queue=queue, id=job_id)
+        stage, percent = ("completed", 100.0) if completed else ("failed", percent)
+        return self.bus.report(subject, stage, percent, job_id=job_id, finished=True, merge=True)
 
     async def __call__(self, job: JobContext, progress: Any) -> None:
         subject = self.subject.format(queue=job.queue, id=job.id)
@@ -325,6 +356,9 @@ class JobProgressHook:
         extra = {k: v for k, v in fields.items() if k not in ("stage", "percent", "message")}
         if not isinstance(percent, int | float):
             extra["percent"], percent = percent, 0
-        await self.bus.report(
-            subject, stage, max(0.0, min(100.0, float(percent))), message, job_id=job.id, **extra
-        )
+        percent = max(0.0, min(100.0, float(percent)))
+        status = await self.bus.report(subject, stage, percent, message, job_id=job.id, **extra)
+        if status.finished:
+            self._open.pop((job.queue, job.id), None)
+        else:
+            self._open[(job.queue, job.id)] = status.percent

@@ -3,6 +3,7 @@ type (exact name, then the longest ``prefix.*`` pattern, then ``*``)."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
+
+from conveyor.errors import InvalidArgument
 
 T = TypeVar("T")
 #: An event handler: ``async def handle(event: Event[Model]) -> None`` (plain
@@ -63,6 +66,15 @@ class Route:
         ValidationError when it does not fit the model."""
         return payload if self.adapter is None else self.adapter.validate_python(payload)
 
+    async def call(self, event: Event[Any], within: float | None) -> None:
+        """Runs the handler (a plain one in a thread) within ``within`` seconds."""
+        if self.is_async:
+            call: Awaitable[Any] = self.handler(event)  # type: ignore[assignment]
+        else:
+            call = asyncio.to_thread(self.handler, event)
+        async with asyncio.timeout(within):
+            await call
+
 
 class EventRouter:
     """Maps event types to handlers. Patterns: an exact type
@@ -88,9 +100,9 @@ class EventRouter:
         pattern already has one (two handlers for one type would each need
         their own acknowledgement: use two consumer groups)."""
         if not pattern or any(c.isspace() for c in pattern):
-            raise ValueError(f"event pattern {pattern!r} must be non-empty, without whitespace")
+            raise InvalidArgument(f"event pattern {pattern!r} must be non-empty, without whitespace")
         if self.match_exact(pattern) is not None:
-            raise ValueError(f"event pattern {pattern!r} already has a handler")
+            raise InvalidArgument(f"event pattern {pattern!r} already has a handler")
         route = Route(pattern, handler, model)
         if pattern == "*":
             self._fallback = route
@@ -98,7 +110,7 @@ class EventRouter:
             self._prefixes.append((pattern[:-1], route))
             self._prefixes.sort(key=lambda p: -len(p[0]))
         elif "*" in pattern:
-            raise ValueError(f"event pattern {pattern!r}: '*' may only end a pattern, after a dot")
+            raise InvalidArgument(f"event pattern {pattern!r}: '*' may only end a pattern, after a dot")
         else:
             self._exact[pattern] = route
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
@@ -24,12 +23,12 @@ from redis.exceptions import ResponseError
 
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
 from conveyor.engine.cluster import RedisClient
-from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads_or_text, text
+from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, text
 from conveyor.engine.keys import DEFAULT_PREFIX, StreamKeys, check_name
 from conveyor.engine.scripts import script
-from conveyor.errors import InvalidJobOptions
-from conveyor.realtime.consumer import DeadLetterReason, dead_letter_reason
-from conveyor.realtime.router import EventRouter, H, stream_time
+from conveyor.errors import InvalidJobOptions, check_seconds
+from conveyor.realtime.dead_letters import DeadLetter, check_entry_ids
+from conveyor.realtime.router import EventRouter, H
 
 if TYPE_CHECKING:
     from conveyor.realtime.consumer import EventConsumer
@@ -73,54 +72,6 @@ class StreamInfo:
     dead_letters: int
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An entry a group gave up on. ``type`` and ``data`` are None when the
-    entry had been trimmed from the stream before it was handled; ``data``
-    is the raw JSON text when it is not valid JSON."""
-
-    id: str
-    event_id: str
-    type: str | None
-    data: Any
-    group: str
-    consumer: str
-    deliveries: int
-    error: str
-    traceback: str
-    #: Why the group gave up on it (see ``DeadLetterReason``).
-    reason: DeadLetterReason = ""
-    #: How many times the event had been replayed before this letter (0:
-    #: it failed as first published).
-    replays: int = 0
-    #: The id the event was first published with (``event_id`` unless it is
-    #: a replay).
-    origin_id: str = ""
-
-    @property
-    def time(self) -> datetime:
-        """When the entry was dead-lettered."""
-        return stream_time(self.id)
-
-    @classmethod
-    def from_entry(cls, entry_id: Any, fields: Any) -> DeadLetter:
-        f = {text(k): v for k, v in fields.items()}
-        return cls(
-            id=text(entry_id),
-            event_id=text(f.get("event", b"")),
-            type=text(f["type"]) if "type" in f else None,
-            data=loads_or_text(f["data"]) if "data" in f else None,
-            group=text(f.get("group", b"")),
-            consumer=text(f.get("consumer", b"")),
-            deliveries=int(f.get("deliveries", 0)),
-            error=text(f.get("error", b"")),
-            traceback=text(f.get("traceback", b"")),
-            reason=dead_letter_reason(text(f.get("reason", b""))),
-            replays=int(f.get("replays", 0)),
-            origin_id=text(f.get("origin") or f.get("event", b"")),
-        )
-
-
 class EventBus:
     """Publishes to and administers one event stream, from any process.
 
@@ -146,8 +97,10 @@ class EventBus:
         clock: Clock | None = None,
         prefix: str = DEFAULT_PREFIX,
     ) -> None:
-        if max_len < 0 or dead_max_len < 0 or (max_age is not None and max_age <= 0):
-            raise InvalidJobOptions("max_len and dead_max_len must be >= 0, max_age > 0 seconds")
+        if max_len < 0 or dead_max_len < 0:
+            raise InvalidJobOptions("max_len and dead_max_len must be >= 0")
+        if max_age is not None:
+            max_age = check_seconds(max_age, "max_age", positive=True)
         self.redis = redis
         self.keys = StreamKeys(stream, prefix)
         self.name = stream
@@ -349,6 +302,7 @@ class EventBus:
         return out
 
     async def dead_letter(self, dead_id: str) -> DeadLetter | None:
+        check_entry_ids([dead_id])
         page = await self.redis.xrange(self.keys.dead, min=dead_id, max=dead_id)
         return DeadLetter.from_entry(*page[0]) if page else None
 
@@ -359,6 +313,7 @@ class EventBus:
         longer) dead-lettered or has no data to replay."""
         if not dead_ids:
             return []
+        check_entry_ids(dead_ids)
         raw = await script("replay_dead_events").run(
             self.redis, [self.keys.stream, self.keys.dead], [self.max_len, self.trim_how, *dead_ids]
         )
@@ -376,6 +331,7 @@ class EventBus:
         return replayed
 
     async def remove_dead_letters(self, *dead_ids: str) -> int:
+        check_entry_ids(dead_ids)
         return int(await self.redis.xdel(self.keys.dead, *dead_ids)) if dead_ids else 0
 
     async def purge_dead_letters(self) -> int:

@@ -19,7 +19,7 @@ from conveyor.engine.keys import DEFAULT_PREFIX, registry_key
 from conveyor.engine.queue import Queue
 from conveyor.errors import (
     ConnectionFailed,
-    InvalidJobOptions,
+    InvalidArgument,
     JobIsActive,
     JobNotFound,
     PayloadError,
@@ -31,6 +31,9 @@ from conveyor.realtime.streams import EventBus
 from conveyor.server import dashboard, live, routes
 from conveyor.server.auth import TokenGate
 from conveyor.server.body_limit import BodyLimit
+from conveyor.server.fanout import FanOut
+from conveyor.server.feeds import ProgressHub
+from conveyor.server.same_origin import SameOrigin
 
 DEFAULT_MAX_BODY = 1024 * 1024
 
@@ -45,6 +48,20 @@ class ServerState:
     progress: ProgressBus
     streams: dict[str, EventBus]
     queues: dict[str, Queue] = field(default_factory=dict)
+    #: One reader per live source, shared by the clients of this process.
+    fanout: FanOut = field(default_factory=FanOut)
+    progress_hub: ProgressHub | None = None
+
+    def progress_feed(self) -> ProgressHub:
+        if self.progress_hub is None:
+            self.progress_hub = ProgressHub(self.progress)
+        return self.progress_hub
+
+    async def aclose_feeds(self) -> None:
+        await self.fanout.aclose()
+        if self.progress_hub is not None:
+            await self.progress_hub.aclose()
+            self.progress_hub = None
 
     async def queue(self, name: str) -> Queue:
         """The queue called ``name``; 404 unless it has been used."""
@@ -93,6 +110,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await state.aclose_feeds()
         if owned:
             await client.aclose()
 
@@ -106,8 +124,10 @@ def create_app(
     app.include_router(live.router)
     app.include_router(dashboard.router)
     _errors(app)
-    # outermost last: CORS answers preflights, then the token gate, then the body limit
+    # outermost last: CORS answers preflights, then the token gate, cross-site
+    # refusals, then the body limit
     app.add_middleware(BodyLimit, max_bytes=max_body)
+    app.add_middleware(SameOrigin, allowed_origins=cors_origins)
     app.add_middleware(TokenGate, token=lambda: state.token)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"])
@@ -122,7 +142,7 @@ def _errors(app: FastAPI) -> None:
         (QueueNotEmpty, status.HTTP_409_CONFLICT),
         (PayloadTooLarge, status.HTTP_413_CONTENT_TOO_LARGE),
         (PayloadError, status.HTTP_422_UNPROCESSABLE_CONTENT),
-        (InvalidJobOptions, status.HTTP_422_UNPROCESSABLE_CONTENT),
+        (InvalidArgument, status.HTTP_422_UNPROCESSABLE_CONTENT),
         (ConnectionFailed, status.HTTP_503_SERVICE_UNAVAILABLE),
     ]
     for exc_type, code in table:

@@ -23,8 +23,9 @@ from conveyor.engine.connection import ping
 from conveyor.engine.events import QueueEvents
 from conveyor.engine.registry import count_alive, queue_names
 from conveyor.engine.states import JobState
-from conveyor.realtime.progress import ProgressStatus
-from conveyor.server.auth import require_token
+from conveyor.realtime.progress import ProgressStatus, status_then_updates
+from conveyor.server.auth import carries_token, require_token
+from conveyor.server.feeds import queue_event_frames, queue_events_reader, queue_list_reader
 from conveyor.server.models import Health, problems
 from conveyor.server.routes import describe_all
 
@@ -46,23 +47,32 @@ async def queue_events(
     """The queue's job events as they happen (event: the transition; data:
     job id, time and details). Resumes after ``Last-Event-ID`` (or
     ``?after=``); ``?after=0`` replays what the stream still holds."""
-    queue = await request.app.state.conveyor.queue(name)
+    state = request.app.state.conveyor
+    queue = await state.queue(name)
     resume = last_event_id if last_event_id and last_event_id.isdigit() else after
-    if resume is None:
-        # "From now on" means from this request, not from whenever the body
-        # starts: a client that has the headers misses nothing after them.
-        resume = str(await QueueEvents(queue).position())
-    events = QueueEvents(queue, after=resume)
+    # Subscribed to the queue's shared feed, the feed's reader in place,
+    # and "from now on" read after that, all before the headers go out: a
+    # client that has the headers misses nothing, and a thousand clients
+    # make one XREAD, not a thousand. Each event is encoded once for all,
+    # and a client gets what arrived meanwhile in one write.
+    topic = state.fanout.topic(("events", name), queue_events_reader(queue))
+    live = topic.subscribe()
+    try:
+        await topic.started()
+        start = int(resume) if resume is not None else await QueueEvents(queue).position()
+    except BaseException:
+        topic.unsubscribe(live)
+        raise
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
+    async def body() -> AsyncIterator[bytes]:
         try:
-            async for event in events:
-                payload = {"job_id": event.job_id, "time": event.time, **event.data}
-                yield ServerSentEvent(data=dumps(payload).decode(), event=event.event, id=event.id)
+            async for frames in queue_event_frames(queue, live, start):
+                yield b"".join(frame.data for frame in frames)
         finally:
-            events.close()
+            topic.unsubscribe(live)
 
-    return EventSourceResponse(stream(), ping=15)
+    # unsubscribed also when the client left before the body began
+    return EventSourceResponse(body(), ping=15, background=BackgroundTask(topic.leave, live))
 
 
 @api.get("/live/queues", tags=["live"], response_class=EventSourceResponse)
@@ -70,20 +80,21 @@ async def live_queues(
     request: Request, interval: Annotated[float, Query(ge=0.1, le=60)] = 0.5
 ) -> EventSourceResponse:
     """Every queue's summary (as ``GET /api/queues``), sent at once and then
-    whenever it changes (looked at every ``interval`` seconds)."""
+    whenever it changes (looked at every ``interval`` seconds, once for all
+    the clients of this server that asked for that interval)."""
     state = request.app.state.conveyor
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
-        last = b""
-        while True:
-            rows = [queue.model_dump(mode="json") for queue in await describe_all(state)]
-            snapshot = dumps(rows)
-            if snapshot != last:
-                last = snapshot
-                yield ServerSentEvent(data=snapshot.decode(), event="queues")
-            await asyncio.sleep(interval)
+    async def describe() -> list[Any]:
+        return [queue.model_dump(mode="json") for queue in await describe_all(state)]
 
-    return EventSourceResponse(stream(), ping=15)
+    topic = state.fanout.topic(("queues", interval), queue_list_reader(describe, interval), keep_last=True)
+    live = topic.subscribe()
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        async for snapshot in live:
+            yield ServerSentEvent(data=snapshot.decode(), event="queues")
+
+    return EventSourceResponse(stream(), ping=15, background=BackgroundTask(topic.leave, live))
 
 
 @api.get("/progress", tags=["live"])
@@ -96,17 +107,16 @@ async def active_progress(request: Request) -> list[dict[str, Any]]:
 async def progress_stream(request: Request, subject: str) -> EventSourceResponse:
     """The status of ``subject`` now, then each update, until it finishes."""
     # Subscribed before the headers go out: a client that has them misses
-    # no update reported afterwards.
-    subscription = await request.app.state.conveyor.progress.open(subject)
+    # no update reported afterwards. One pub/sub connection serves them all.
+    hub = request.app.state.conveyor.progress_feed()
+    follower, status = await hub.open(subject)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for update in subscription:
+        async for update in status_then_updates(status, follower):
             yield ServerSentEvent(data=dumps(update.raw).decode(), event="progress")
-            if update.finished:
-                return
 
     # closed after the response, also when the client left before its body began
-    return EventSourceResponse(stream(), ping=15, background=BackgroundTask(subscription.aclose))
+    return EventSourceResponse(stream(), ping=15, background=BackgroundTask(hub.close, subject, follower))
 
 
 @api.get("/progress/{subject:path}", tags=["live"], responses=problems(404))
@@ -129,15 +139,18 @@ async def progress_status(request: Request, subject: str) -> dict[str, Any]:
 )
 async def health(request: Request) -> JSONResponse:
     """Redis reachable (and how fast), and the live workers of each queue;
-    503 when Redis is not."""
+    503 when Redis is not. With a token set, the queues (their names) are
+    shown only to callers that carry it."""
     state = request.app.state.conveyor
+    named = not state.token or carries_token(request, state.token)
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT):  # a probe wants an answer, not a retry loop
             latency = await ping(state.redis)
         queues: dict[str, int] = {}
-        now = await current_ms(RedisClock(), state.redis)
-        for name in await queue_names(state.redis, state.prefix):
-            queues[name] = await count_alive(await state.queue(name), now)
+        if named:
+            now = await current_ms(RedisClock(), state.redis)
+            for name in await queue_names(state.redis, state.prefix):
+                queues[name] = await count_alive(await state.queue(name), now)
     except Exception as exc:  # unreachable, too slow or refusing: not healthy, whatever the cause
         error = str(exc) or type(exc).__name__
         body = Health(status="down", redis=False, latency_ms=None, queues={}, error=error)
