@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,11 @@ def cli(
     if check:
         assert done.returncode == 0, done.stderr
     return done
+
+
+def bare(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The command run with exactly ``env``."""
+    return subprocess.run([CONVEYOR, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def start(url: str, *args: str) -> subprocess.Popen[bytes]:
@@ -72,11 +79,89 @@ async def test_admin_commands_change_the_queue(redis_url: str, queue: Queue) -> 
     assert not await queue.is_paused()
     letters = as_json(url, "dlq", "list", queue.name, "--search", "bad input 2")
     assert [j["data"] for j in letters] == [2]
-    assert "4 jobs replayed" in cli(url, "dlq", "replay", queue.name).stdout
+    # replay and purge ask first, like obliterate: a "no" changes nothing
+    for verb in ("replay", "purge"):
+        declined = cli(url, "dlq", verb, queue.name, check=False, answer="n\n")
+        assert declined.returncode != 0 and "4 dead letters" in declined.stderr
+        assert (await queue.counts())[JobState.FAILED] == 4
+    assert "4 jobs replayed" in cli(url, "dlq", "replay", queue.name, "--yes").stdout
     assert (await queue.counts())[JobState.WAITING] == 4
     await Worker(queue, refuse).run(burst=True)
-    assert "4 jobs removed" in cli(url, "dlq", "purge", queue.name).stdout
+    assert "4 jobs removed" in cli(url, "dlq", "purge", queue.name, answer="y\n").stdout
     assert (await queue.counts())[JobState.FAILED] == 0
+
+
+async def test_one_job_is_retried_promoted_cancelled_or_removed_by_its_id(
+    redis_url: str, queue: Queue
+) -> None:
+    async def refuse(job: JobContext) -> None:
+        raise Discard("bad input")
+
+    failed = await queue.add("f", 1)
+    await Worker(queue, refuse).run(burst=True)
+    later = await queue.add("d", 2, delay=3600)
+    waiting = await queue.add("w", 3)
+
+    def refused(*args: str) -> str:
+        done = cli(redis_url, *args, check=False)
+        assert done.returncode == 1 and done.stdout == "", done
+        (line,) = done.stderr.strip().splitlines()
+        return line
+
+    # an action on a job in another state, or on no job, changes nothing
+    assert refused("retry", queue.name, later.id) == (
+        f"error: job {later.id} is delayed: only a failed job can be retried"
+    )
+    assert refused("promote", queue.name, failed.id) == (
+        f"error: job {failed.id} is failed: only a delayed job can be promoted"
+    )
+    assert refused("cancel", queue.name, failed.id) == f"error: job {failed.id} had already finished (failed)"
+    for verb in ("retry", "promote", "cancel", "remove"):
+        assert (
+            refused(verb, queue.name, "no-such-id") == f"error: no job 'no-such-id' in queue {queue.name!r}"
+        )
+    assert refused("retry", "no-such-queue", failed.id).startswith("error: unknown queue 'no-such-queue'")
+    assert [await queue.get_state(j.id) for j in (failed, later, waiting)] == [
+        JobState.FAILED,
+        JobState.DELAYED,
+        JobState.WAITING,
+    ]
+
+    assert (
+        cli(redis_url, "retry", queue.name, failed.id).stdout
+        == f"{queue.name}/{failed.id}: retried (waiting)\n"
+    )
+    assert (
+        cli(redis_url, "promote", queue.name, later.id).stdout
+        == f"{queue.name}/{later.id}: promoted (waiting)\n"
+    )
+    assert [await queue.get_state(j.id) for j in (failed, later)] == [JobState.WAITING, JobState.WAITING]
+    cancelled = cli(redis_url, "cancel", queue.name, waiting.id, "--reason", "asked by support")
+    assert cancelled.stdout == f"{queue.name}/{waiting.id}: cancelled (fails now)\n"
+    gone = await queue.get_job(waiting.id)
+    assert gone is not None and gone.state is JobState.FAILED and gone.error == "asked by support"
+    assert cli(redis_url, "remove", queue.name, waiting.id).stdout == f"{queue.name}/{waiting.id}: removed\n"
+    assert await queue.get_job(waiting.id) is None
+
+
+async def test_redis_url_is_taken_anywhere_on_the_line_and_the_default_is_named(
+    redis_url: str, queue: Queue
+) -> None:
+    await queue.register()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
+    for args in (
+        ["queues", "--json", "--redis-url", redis_url],
+        ["--redis-url", redis_url, "queues", "--json"],
+    ):
+        done = bare(env, *args)
+        assert done.returncode == 0, done.stderr
+        assert queue.name in {q["name"] for q in json.loads(done.stdout)}
+        assert "note:" not in done.stderr
+    # with no Redis named, the command says which one it uses (then fails or not, as that one allows)
+    unnamed = bare(env, "queues", "--json")
+    assert unnamed.stderr.splitlines()[0] == (
+        "note: no --redis-url, REDIS_URL or REDIS_HOST set: using Redis at 127.0.0.1:6379"
+    )
 
 
 async def test_obliterate_asks_then_deletes_the_queue(redis_url: str, queue: Queue) -> None:
@@ -134,10 +219,15 @@ async def test_the_serve_command_answers_health_and_stops_on_sigterm(redis_url: 
                     assert time.monotonic() < deadline, "the server did not come up"
                     await asyncio.sleep(0.1)
         assert health.status_code == 200 and health.json()["redis"] is True
+        # a browser still watching does not hold the server open
+        async with held_stream(f"http://127.0.0.1:{port}/api/live/queues"):
+            proc.send_signal(signal.SIGTERM)
+            # uvicorn shuts down, then re-raises the signal so the exit status tells why it stopped
+            assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        # uvicorn shuts down, then re-raises the signal so the exit status tells why it stopped
-        assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.single_node("starts a Redis of its own")
@@ -161,11 +251,18 @@ async def test_up_runs_everything_on_a_private_redis_and_stops_it(tmp_path: Path
 
             await wait_until(some_job_completed, within=30)
             assert (await client.get("/dashboard")).status_code == 200
+        # Ctrl-C in a terminal: SIGINT to the whole process group, while
+        # jobs run and a dashboard watches; the private Redis, in a session
+        # of its own, goes last
+        async with held_stream(f"http://127.0.0.1:{port}/api/live/queues"):
+            asked = time.monotonic()
+            out = await interrupt(proc, within=30)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        kill_group(proc)
     assert proc.returncode == 0, out
+    assert time.monotonic() - asked < 10  # the workers' 5 s grace, and a little
     assert "redis-server stopped" in out
+    assert "cannot be reached" not in out and "Error" not in out, out  # Redis outlived its workers
     assert (tmp_path / "redis" / "appendonlydir").exists()  # AOF was on
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient() as client:
@@ -173,17 +270,79 @@ async def test_up_runs_everything_on_a_private_redis_and_stops_it(tmp_path: Path
     assert not _listening(redis_port)
 
 
-def start_up(port: int, data: Path) -> subprocess.Popen[str]:
+@asynccontextmanager
+async def held_stream(url: str) -> AsyncIterator[None]:
+    """An event stream open at ``url`` for the block, as a browser's; on
+    the way out, it must have been ended in order by the server."""
+    async with httpx.AsyncClient(timeout=30) as client, client.stream("GET", url) as response:
+        assert response.status_code == 200
+        lines = response.aiter_lines()
+        assert (await anext(lines)).startswith("event:")
+        yield
+        async for _ in lines:  # raises if the server dropped it instead of ending it
+            pass
+
+
+async def interrupt(proc: subprocess.Popen[str], *, within: float) -> str:
+    """Ctrl-C in a terminal: SIGINT to the process group; what it printed
+    once it exited."""
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = await asyncio.to_thread(proc.communicate, timeout=within)
+    return out
+
+
+def kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL to the process group of a command still running."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def start_up(port: int, data: Path, *args: str) -> subprocess.Popen[str]:
     """``conveyor up`` with no Redis configured, its output readable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
     env.update(CONVEYOR_DATA=str(data), COLUMNS="200")
     return subprocess.Popen(
-        [CONVEYOR, "up", "--port", str(port)],
+        [CONVEYOR, "up", "--port", str(port), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's job
     )
+
+
+@pytest.mark.single_node("starts a Redis of its own")
+async def test_up_runs_its_workers_in_processes_of_their_own(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_up(port, tmp_path / "redis", "--processes", "2")
+    assert proc.stdout is not None
+    try:
+        children = []
+        for line in iter(proc.stdout.readline, ""):
+            found = re.search(r"worker process \d started \(pid (\d+)\)", line)
+            if found:
+                children.append(int(found.group(1)))
+            if "/dashboard" in line:
+                break
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+            async def worked_by_both() -> bool:
+                queues = (await client.get("/api/queues")).json()
+                if not any(q["counts"]["completed"] > 0 for q in queues):
+                    return False
+                workers = (await client.get("/api/queues/up-emails/workers")).json()
+                return {w["pid"] for w in workers if w["alive"]} == set(children)
+
+            await wait_until(worked_by_both, within=30)
+        out = await interrupt(proc, within=60)
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 0, out
+    assert len(children) == 2
+    for pid in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def _listening(port: int) -> bool:

@@ -28,6 +28,7 @@ err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 QueueArg = Annotated[str, typer.Argument(help="Queue name.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 def run(work: Callable[[Any], Awaitable[T]]) -> T:
@@ -181,7 +182,7 @@ def register(app: typer.Typer) -> None:
         force: Annotated[
             bool, typer.Option(help="Even with jobs running (their workers lose them).")
         ] = False,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+        yes: Yes = False,
     ) -> None:
         """Deletes a queue with all its jobs, schedules and counters, with a progress bar."""
 
@@ -239,9 +240,18 @@ def register(app: typer.Typer) -> None:
             return
         show_jobs(f"{queue}: dead letters", found)
 
+    def dead_count(queue: str) -> int:
+        async def count(redis: Any) -> int:
+            return (await (await known_queue(redis, queue)).counts())[JobState.FAILED]
+
+        return run(count)
+
     @dlq.command("replay")
-    def dlq_replay(queue: QueueArg, limit: int = 100_000) -> None:
+    def dlq_replay(queue: QueueArg, limit: int = 100_000, yes: Yes = False) -> None:
         """Sends dead letters back to waiting with fresh attempts."""
+        if not yes:
+            found = min(limit, dead_count(queue))
+            typer.confirm(f"send {found} dead letters of {queue} back to waiting?", abort=True, err=True)
 
         async def work(redis: Any) -> int:
             q = await known_queue(redis, queue)
@@ -260,8 +270,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{run(work)} jobs replayed")
 
     @dlq.command("purge")
-    def dlq_purge(queue: QueueArg) -> None:
+    def dlq_purge(queue: QueueArg, yes: Yes = False) -> None:
         """Deletes every dead letter of the queue."""
+        if not yes:
+            typer.confirm(f"delete the {dead_count(queue)} dead letters of {queue}?", abort=True, err=True)
         clean(queue, state="failed", grace=0, limit=10_000_000)
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from conveyor.engine.cluster import SLOTS
 from conveyor.engine.connection import connect, ping
+from conveyor.engine.preflight import missing_commands
 from conveyor.errors import ConnectionFailed
 from conveyor.settings import RedisSettings
 
@@ -38,6 +39,14 @@ async def _server_findings(redis: Any, target: dict[str, Any]) -> list[tuple[str
     version = str(server.get("redis_version", "0"))
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     out.append(("ok" if parts >= MIN_VERSION else "fail", f"version {version} (6.2 or newer needed)"))
+    if "valkey_version" not in server and _exposed(version):
+        out.append(
+            (
+                "warn",
+                f"Redis {version} predates the fix for CVE-2025-49844 (a use-after-free reachable from "
+                "Lua, which any engine on scripts exposes): upgrade to 7.2.11, 7.4.6, 8.0.4, 8.2.2 or later",
+            )
+        )
     persistence = await redis.info("persistence", **target)
     if int(persistence.get("aof_enabled", 0)):
         out.append(("ok", "AOF is on: acknowledged adds survive a restart"))
@@ -52,9 +61,41 @@ async def _server_findings(redis: Any, target: dict[str, Any]) -> list[tuple[str
             out.append(("ok", "maxmemory-policy is noeviction"))
         else:
             out.append(
-                ("warn", f"maxmemory-policy is {policy}: Redis may evict job keys under memory pressure")
+                (
+                    "fail",
+                    f"maxmemory-policy is {policy}: Redis evicts job keys under memory pressure "
+                    "(workers refuse to start; set it to noeviction)",
+                )
             )
+    if not target:  # a cluster's are asked once, for the whole cluster
+        out.append(await _commands_finding(redis))
     return out
+
+
+async def _commands_finding(redis: Any) -> tuple[str, str]:
+    missing = await missing_commands(redis)
+    if missing:
+        names = ", ".join(m.upper() for m in missing)
+        return ("fail", f"Redis does not serve {names} (renamed or disabled); Conveyor needs them")
+    return ("ok", "every command Conveyor sends is served")
+
+
+#: The first release of each line with the fix for CVE-2025-49844; lines
+#: before 7.2 got no fix.
+_CVE_FIXED = {(7, 2): (7, 2, 11), (7, 4): (7, 4, 6), (8, 0): (8, 0, 4), (8, 2): (8, 2, 2)}
+
+
+def _exposed(version: str) -> bool:
+    try:
+        parts = tuple(int(p) for p in version.split(".")[:3])
+    except ValueError:
+        return False
+    if len(parts) < 3:
+        return False
+    fixed = _CVE_FIXED.get((parts[0], parts[1]))
+    if fixed is not None:
+        return parts < fixed
+    return parts[:2] < (7, 2)
 
 
 async def _cluster_findings(redis: RedisCluster) -> list[tuple[str, str]]:
@@ -70,6 +111,7 @@ async def _cluster_findings(redis: RedisCluster) -> list[tuple[str, str]]:
     for node in sorted(redis.get_primaries(), key=lambda n: n.name):
         found = await _server_findings(redis, {"target_nodes": node})
         out += [(level, f"primary {node.name}: {text}") for level, text in found]
+    out.append(await _commands_finding(redis))
     return out
 
 

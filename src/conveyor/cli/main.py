@@ -3,15 +3,82 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Annotated
 
 import typer
 
 from conveyor import __version__
-from conveyor.cli import admin
+from conveyor.cli import admin, jobs
 
 app = typer.Typer(help="Conveyor: background jobs on Redis.", no_args_is_help=True)
 admin.register(app)
+jobs.register(app)
+
+#: Commands that start a Redis of their own when none is named.
+OWN_REDIS = {"up", "demo", "version"}
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            metavar="URL",
+            help="The Redis to use (anywhere on the line; default: $REDIS_URL, else $REDIS_HOST...).",
+        ),
+    ] = None,
+) -> None:
+    """Conveyor: background jobs on Redis."""
+    from conveyor.cli.failures import where
+    from conveyor.settings import RedisSettings
+
+    if redis_url:
+        os.environ["REDIS_URL"] = redis_url
+    elif ctx.invoked_subcommand not in OWN_REDIS and not RedisSettings().is_configured():
+        typer.echo(f"note: no --redis-url, REDIS_URL or REDIS_HOST set: using Redis at {where()}", err=True)
+
+
+def lift_redis_url(args: list[str]) -> list[str]:
+    """``args`` with ``--redis-url URL`` (or ``--redis-url=URL``) moved in
+    front of the command, so that it may be given anywhere on the line."""
+    rest: list[str] = []
+    lifted: list[str] = []
+    items = iter(args)
+    for arg in items:
+        if arg == "--redis-url":
+            lifted = [arg, next(items, "")]
+        elif arg.startswith("--redis-url="):
+            lifted = [arg]
+        else:
+            rest.append(arg)
+    return lifted + rest
+
+
+LogLevel = Annotated[
+    str | None,
+    typer.Option(
+        "--log-level",
+        metavar="LEVEL",
+        help="debug, info, warning or error (default: $CONVEYOR_LOG_LEVEL, else info).",
+    ),
+]
+LogFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format", metavar="FORMAT", help="text or json (default: $CONVEYOR_LOG_FORMAT, else text)."
+    ),
+]
+
+
+def start_logs(level: str | None, fmt: str | None) -> str:
+    """Configures logging for a long-running command; returns the level
+    (a bad one is told in one line by ``failures.guarded``)."""
+    from conveyor.cli.logs import configure
+
+    return configure(level, fmt)[0]
 
 
 @app.command()
@@ -34,40 +101,67 @@ def worker(
     with_scheduler: Annotated[
         bool, typer.Option("--scheduler", help="Also fire the app's schedules in this process.")
     ] = False,
+    processes: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N|auto",
+            help="Run N worker processes (auto: one per core) under a supervisor that starts "
+            "again any that dies.",
+        ),
+    ] = None,
+    log_level: LogLevel = None,
+    log_format: LogFormat = None,
 ) -> None:
     """Run workers: APP names a Conveyor app, a mapping of queue names to
     handlers, or one handler for the queues given with --queues. SIGTERM or
-    SIGINT stops them gracefully."""
-    from conveyor.cli.worker import load_handlers, load_target, run_app, run_workers
+    SIGINT stops them gracefully; a second signal hands running jobs back."""
+    from conveyor.cli.worker import load_handlers, load_target, run_app, run_workers, supervise
     from conveyor.errors import ConveyorError
     from conveyor.tasks.app import Conveyor
 
+    start_logs(log_level, log_format)
     try:
         found = load_target(target)
         if isinstance(found, Conveyor):
             found.select_queues(queues)  # unknown queue names fail before any I/O
-            asyncio.run(run_app(found, queues or [], concurrency, with_scheduler))
-            return
-        if with_scheduler:
+        elif with_scheduler:
             raise ConveyorError("--scheduler needs a Conveyor app (handlers declare no schedules)")
-        handlers = load_handlers(target, found, queues or [])
+        else:
+            handlers = load_handlers(target, found, queues or [])
+        if processes is not None:
+            raise typer.Exit(supervise(target, found, processes, queues or [], concurrency, with_scheduler))
     except ConveyorError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    asyncio.run(run_workers(handlers, concurrency or 10))
+    if isinstance(found, Conveyor):
+        asyncio.run(run_app(found, queues or [], concurrency, with_scheduler))
+    else:
+        asyncio.run(run_workers(handlers, concurrency or 10))
 
 
 @app.command()
 def up(
     host: Annotated[str, typer.Option(help="Address of the API and dashboard.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the API and dashboard.")] = 8000,
+    processes: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N|auto", help="Run the workers in N processes of their own (auto: one per core)."
+        ),
+    ] = None,
+    log_level: LogLevel = None,
+    log_format: LogFormat = None,
 ) -> None:
     """Everything in one command: a private Redis (unless REDIS_URL/REDIS_HOST
     is set), workers, the scheduler, the API and dashboard, and a demo
-    workload. Prints the dashboard URL; Ctrl-C stops it all."""
+    workload. Prints the dashboard URL; Ctrl-C stops it all. Logs at
+    warning unless told otherwise (info: a line per step of every job)."""
+    from conveyor.cli.supervisor import process_count
     from conveyor.cli.up import up as run_up
 
-    run_up(host, port)
+    # the demo's console shows its address and what it does: job steps only when asked
+    start_logs(log_level or os.environ.get("CONVEYOR_LOG_LEVEL") or "warning", log_format)
+    run_up(host, port, process_count(processes) if processes is not None else None)
 
 
 @app.command()
@@ -92,16 +186,22 @@ def serve(
     stream: Annotated[
         list[str] | None, typer.Option(help="An event stream to report on (repeatable).")
     ] = None,
+    log_level: LogLevel = None,
+    log_format: LogFormat = None,
 ) -> None:
     """Serve the HTTP API (token from CONVEYOR_API_TOKEN)."""
     import uvicorn
 
     from conveyor.server import create_app
     from conveyor.server.auth import warn_if_open
+    from conveyor.server.hosting import Server, tune_collector
 
+    level = start_logs(log_level, log_format)
     api = create_app(streams=stream or ())
     warn_if_open(host, api.state.conveyor.token)
-    uvicorn.run(api, host=host, port=port, log_level="info")
+    tune_collector()
+    # uvicorn's own lines (access log included) go through the same handler
+    Server(uvicorn.Config(api, host=host, port=port, log_level=level, log_config=None)).run()
 
 
 @app.command()
@@ -113,17 +213,19 @@ def scheduler(
         str | None, typer.Option("--app", metavar="APP", help="module:attribute of a Conveyor app.")
     ] = None,
     poll: Annotated[float, typer.Option(help="Seconds between looks for new schedules.")] = 1.0,
+    log_level: LogLevel = None,
+    log_format: LogFormat = None,
 ) -> None:
     """Fire the schedules of the given queues, or of an app's queues with
     --app (writing the app's declared schedules first), until SIGTERM or
     SIGINT. Run as many as you like: each tick is enqueued once."""
-    import signal
-
     from conveyor import Queue, Scheduler, connect
-    from conveyor.cli.worker import load_target, stop_on_signals
+    from conveyor.cli.worker import load_target
+    from conveyor.engine.signals import stop_on_signals
     from conveyor.errors import ConveyorError
     from conveyor.tasks.app import Conveyor
 
+    start_logs(log_level, log_format)
     found: Conveyor | None = None
     try:
         if target is not None:
@@ -148,9 +250,11 @@ def scheduler(
             return
         redis = connect()
         runner = Scheduler([Queue(name, redis) for name in queues or []], poll=poll)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, runner.close)
+
+        async def close() -> None:
+            runner.close()
+
+        stop_on_signals(close)
         typer.echo(f"scheduler running for {', '.join(queues or [])}")
         try:
             await runner.run()
@@ -161,4 +265,9 @@ def scheduler(
 
 
 def main() -> None:
-    app()
+    import sys
+
+    from conveyor.cli.failures import guarded
+
+    sys.argv[1:] = lift_redis_url(sys.argv[1:])
+    guarded(app)

@@ -16,6 +16,8 @@ from typing import Any
 
 from rich.console import Console
 
+from conveyor.cli.supervisor import Supervisor, child_command
+from conveyor.cli.worker import HANDLERS_GRACE, STOP_MARGIN
 from conveyor.engine.backoff import Exponential
 from conveyor.engine.connection import connect
 from conveyor.engine.flows import FlowJob, FlowProducer
@@ -23,7 +25,7 @@ from conveyor.engine.job import JobContext
 from conveyor.engine.limits import RateLimit
 from conveyor.engine.options import Priority
 from conveyor.engine.queue import Queue
-from conveyor.engine.schedules import Scheduler
+from conveyor.engine.scheduler import Scheduler
 from conveyor.engine.worker import Worker
 from conveyor.errors import Discard, RateLimited
 from conveyor.server import create_app
@@ -52,6 +54,11 @@ async def handle(job: JobContext) -> Any:
         children = await job.children()
         return {"parts": len(children.results)}
     return {"ok": True, "attempt": job.attempt}
+
+
+#: The demo's handlers, for ``conveyor worker conveyor.cli.up:HANDLERS``
+#: (what each worker process runs with ``up --processes``).
+HANDLERS = dict.fromkeys(QUEUES, handle)
 
 
 async def setup(redis: Any) -> dict[str, Queue]:
@@ -100,14 +107,26 @@ async def feed(queues: dict[str, Queue], redis: Any, stop: asyncio.Event) -> Non
             await asyncio.wait_for(stop.wait(), 5.0)
 
 
-async def run_up(url: str, host: str, port: int) -> None:
+def worker_processes(url: str, count: int) -> Supervisor:
+    """``count`` worker processes of the demo's queues, on ``url``."""
+    command = child_command(f"{__name__}:HANDLERS", ["--concurrency=8"])
+    return Supervisor(
+        [command] * count, stop_within=HANDLERS_GRACE + STOP_MARGIN, env={"REDIS_URL": url}, say=console.print
+    )
+
+
+async def run_up(url: str, host: str, port: int, processes: int | None = None) -> None:
     redis = connect(url)
     queues = await setup(redis)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    workers = [Worker(q, handle, concurrency=8, shutdown_grace=5) for q in queues.values()]
+    # the workers run here, or in processes of their own under a supervisor
+    supervisor = worker_processes(url, processes) if processes else None
+    workers = (
+        [] if supervisor else [Worker(q, handle, concurrency=8, shutdown_grace=5) for q in queues.values()]
+    )
     scheduler = Scheduler(list(queues.values()))
     api = create_app(redis)
     warn_if_open(host, api.state.conveyor.token)
@@ -115,6 +134,8 @@ async def run_up(url: str, host: str, port: int) -> None:
     async with asyncio.TaskGroup() as tg:
         for worker in workers:
             tg.create_task(worker.run())
+        if supervisor is not None:
+            tg.create_task(supervisor.run())
         tg.create_task(scheduler.run())
         tg.create_task(server.serve())
         tg.create_task(feed(queues, redis, stop))
@@ -128,11 +149,13 @@ async def run_up(url: str, host: str, port: int) -> None:
         scheduler.close()
         server.should_exit = True
         await asyncio.gather(*(w.close(grace=5) for w in workers))
+        if supervisor is not None:
+            await supervisor.close()
     await redis.aclose()
 
 
-def up(host: str, port: int) -> None:
+def up(host: str, port: int, processes: int | None = None) -> None:
     """Runs everything; stops the private Redis on the way out."""
     data = Path(os.environ.get("CONVEYOR_DATA", ".conveyor/redis"))
     with configured_or_private_redis(data, console.print) as url:
-        asyncio.run(run_up(url, host, port))
+        asyncio.run(run_up(url, host, port, processes))

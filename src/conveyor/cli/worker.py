@@ -7,17 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import os
-import signal
 import sys
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from conveyor import __version__
+from conveyor.cli.supervisor import Supervisor, child_command, process_count, watch_supervisor
 from conveyor.engine.connection import connect
 from conveyor.engine.queue import Queue
+from conveyor.engine.scripts import describe
+from conveyor.engine.signals import stop_on_signals
 from conveyor.engine.worker import Worker
 from conveyor.errors import ConveyorError
 from conveyor.tasks.app import Conveyor
+
+log = logging.getLogger(__name__)
+#: Seconds past a worker's shutdown grace its process may take to stop
+#: before its supervisor kills it.
+STOP_MARGIN = 15.0
+#: Seconds the workers of plain handlers may finish their running jobs in
+#: when asked to stop.
+HANDLERS_GRACE = 30.0
 
 
 def load_target(target: str) -> Any:
@@ -61,34 +73,24 @@ def load_handlers(target: str, found: Any, queues: list[str]) -> dict[str, Calla
     return handlers
 
 
-def stop_on_signals(
-    close: Callable[[], Coroutine[Any, Any, Any]], hand_back: Callable[[], None] | None = None
-) -> None:
-    """SIGTERM or SIGINT runs ``close``; a second one runs ``hand_back``
-    (running jobs go back to waiting at once)."""
-    loop = asyncio.get_running_loop()
-    closing: set[asyncio.Task[Any]] = set()  # holds the task; non-empty once stopping
-
-    def on_signal() -> None:
-        if not closing:
-            closing.add(loop.create_task(close()))
-        elif hand_back is not None:
-            hand_back()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
-
-
 async def run_app(app: Conveyor, queues: list[str], concurrency: int | None, scheduler: bool) -> None:
     """Works an app's queues (and fires its schedules, with ``scheduler``)
     until SIGTERM or SIGINT (a second one hands running jobs back at once)."""
     stop_on_signals(app.close, app.hand_back_all)
     names = queues or list(app.queues)
     extra = " and their schedules" if scheduler else ""
-    print(f"working {', '.join(names)}{extra}", flush=True)
+    announce(
+        names,
+        describe(app.redis),
+        f"{extra} (concurrency per queue: the app's)"
+        if not concurrency
+        else f"{extra} ({concurrency} at a time each)",
+    )
+    watch = asyncio.create_task(watch_supervisor(app.close))
     try:
         await app.run_worker(names, concurrency=concurrency, scheduler=scheduler)
     finally:
+        watch.cancel()
         await app.aclose()
 
 
@@ -98,7 +100,8 @@ async def run_workers(handlers: dict[str, Callable[..., Any]], concurrency: int)
     redis = connect()
     try:
         workers = [
-            Worker(Queue(name, redis), handler, concurrency=concurrency) for name, handler in handlers.items()
+            Worker(Queue(name, redis), handler, concurrency=concurrency, shutdown_grace=HANDLERS_GRACE)
+            for name, handler in handlers.items()
         ]
 
         async def close() -> None:
@@ -109,7 +112,82 @@ async def run_workers(handlers: dict[str, Callable[..., Any]], concurrency: int)
                 w.hand_back_all()
 
         stop_on_signals(close, hand_back)
-        print(f"working {', '.join(handlers)} ({concurrency} at a time each)", flush=True)
-        await asyncio.gather(*(worker.run() for worker in workers))
+        announce(list(handlers), describe(redis), f" ({concurrency} at a time each)")
+        watch = asyncio.create_task(watch_supervisor(close))
+        try:
+            await asyncio.gather(*(worker.run() for worker in workers))
+        finally:
+            watch.cancel()
     finally:
         await redis.aclose()
+    exit_if_hung(workers)
+
+
+def exit_if_hung(workers: list[Worker]) -> None:
+    """A handler thread that outlived the shutdown cannot be stopped, and
+    would keep the process (and its jobs' leases) alive: exit at once, so
+    that its jobs come back to another worker after their lease."""
+    hung = sum(w.hung_threads for w in workers)
+    if hung:
+        log.error(
+            "%d handler thread(s) still running after the shutdown grace; exiting without them "
+            "(their jobs go back to waiting when their lease runs out)",
+            hung,
+            extra={"event": "hung_threads", "count": hung},
+        )
+        logging.shutdown()
+        os._exit(0)
+
+
+def announce(queues: list[str], redis: str, detail: str) -> None:
+    """The start-up line: what this process works, on which Redis (never
+    its password), and Conveyor's version."""
+    log.info(
+        "Conveyor %s working %s%s, Redis at %s",
+        __version__,
+        ", ".join(queues),
+        detail,
+        redis,
+        extra={
+            "event": "process_started",
+            "queues": queues,
+            "redis": redis,
+            "version": __version__,
+            "pid": os.getpid(),
+        },
+    )
+
+
+def supervise(
+    target: str, found: Any, processes: str, queues: list[str], concurrency: int | None, scheduler: bool
+) -> int:
+    """Runs ``processes`` worker processes on ``target`` (already loaded as
+    ``found``, so a bad one fails here, once) until SIGTERM or SIGINT; the
+    schedules, with ``scheduler``, are fired by the first process only."""
+    count = process_count(processes)
+    options = [f"--queues={name}" for name in queues]
+    if concurrency is not None:
+        options.append(f"--concurrency={concurrency}")
+    commands = [
+        child_command(target, [*options, *(["--scheduler"] if scheduler and index == 0 else [])])
+        for index in range(count)
+    ]
+    if isinstance(found, Conveyor):
+        grace = max((q.worker_settings.shutdown_grace for q in found.select_queues(queues)), default=0.0)
+    else:
+        grace = HANDLERS_GRACE
+    supervisor = Supervisor(commands, stop_within=grace + STOP_MARGIN, say=log.info)
+    log.info(
+        "supervising %d worker process(es) of %s",
+        count,
+        target,
+        extra={"event": "supervisor_started", "processes": count},
+    )
+
+    async def main() -> None:
+        supervisor.install_signal_handlers()
+        await supervisor.run()
+
+    asyncio.run(main())
+    log.info("all worker processes stopped", extra={"event": "supervisor_stopped"})
+    return 0
