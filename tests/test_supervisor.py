@@ -35,7 +35,8 @@ if os.environ.get("CONVEYOR_WORKER_INDEX") and os.environ.get("CRASH_AT_START"):
     raise SystemExit(3)
 
 app = Conveyor()
-work = app.queue(os.environ["QUEUE"], concurrency=4, lock_duration=1.0, shutdown_grace=5)
+lock = float(os.environ.get("LOCK_DURATION", "1.0"))
+work = app.queue(os.environ["QUEUE"], concurrency=4, lock_duration=lock, shutdown_grace=5)
 
 
 @work.task
@@ -188,7 +189,9 @@ async def test_children_stop_by_themselves_when_the_supervisor_is_killed(
 @pytest.mark.slow
 async def test_a_second_signal_hands_running_jobs_back_at_once(supervise: Start, queue: Queue) -> None:
     long = await queue.add("step", {"n": -1})  # runs for a minute, past the 5 s grace
-    run = supervise("--processes", "2")
+    # a lease far longer than the test: only the hand back can bring it to waiting,
+    # and a busy machine cannot make the lease lapse (it would stay active)
+    run = supervise("--processes", "2", LOCK_DURATION="60")
     run.children(2)
 
     async def running() -> bool:
@@ -200,7 +203,8 @@ async def test_a_second_signal_hands_running_jobs_back_at_once(supervise: Start,
     run.proc.send_signal(signal.SIGINT)
     out, _ = run.proc.communicate(timeout=30)
     assert run.proc.returncode == 0, out
-    assert await queue.get_state(long.id) is JobState.WAITING  # handed back, not left to its lease
+    state = await queue.get_state(long.id)
+    assert state is JobState.WAITING, out  # handed back, not left to its lease
 
 
 def test_bad_process_counts_are_refused_before_anything_starts(tmp_path: Path, redis_url: str) -> None:

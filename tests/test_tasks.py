@@ -4,6 +4,7 @@ discarded with a clear error."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 
@@ -265,3 +266,26 @@ async def test_an_app_built_from_a_url_closes_its_own_client(
 
     with pytest.raises(ConveyorError, match="declares no queue 'other'"):
         await app.setup(["other"])
+
+
+async def test_a_close_that_arrives_while_the_worker_starts_stops_it(
+    redis: aredis.Redis, queue_name: str
+) -> None:
+    # a SIGTERM right after launch: the close lands while the run sets up
+    app, import_catalog, _ = make_app(redis, queue_name)
+    job = await import_catalog.enqueue("abc", since="2020-01-31")
+    running = asyncio.create_task(app.run_worker())
+    await asyncio.sleep(0)  # the run has started and waits on its first round trip
+    await app.close()
+    await asyncio.wait_for(running, 10)
+    assert await app.queues[queue_name].queue.get_state(job.id) is JobState.WAITING  # nothing claimed
+
+    scheduling = asyncio.create_task(app.run_scheduler())
+    await asyncio.sleep(0)
+    await app.close()
+    await asyncio.wait_for(scheduling, 10)
+
+    # a close with no run going is not kept for the next run
+    await app.close()
+    await app.run_worker(burst=True)
+    assert await app.queues[queue_name].queue.get_state(job.id) is JobState.COMPLETED

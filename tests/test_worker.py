@@ -419,6 +419,15 @@ async def test_a_close_while_the_worker_starts_stops_it(queue: Queue) -> None:
     assert ran == []
     assert (await queue.counts())[JobState.WAITING] == 1
 
+    # closed before run() was even called (its task created, not yet started)
+    early = Worker(queue, handler)
+    task = asyncio.create_task(early.run())
+    await asyncio.wait_for(early.close(), 5)
+    await asyncio.wait_for(task, 5)
+    assert ran == [] and (await queue.counts())[JobState.WAITING] == 1
+    await asyncio.wait_for(early.run(burst=True), 5)  # the close stopped that run only
+    assert len(ran) == 1
+
 
 async def test_job_of_a_dead_worker_is_recovered_after_its_lease(queue: Queue) -> None:
     job = await queue.add("j", "x")

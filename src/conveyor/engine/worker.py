@@ -9,7 +9,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from conveyor.engine import preflight
@@ -20,6 +20,7 @@ from conveyor.engine.dlq import DeadLetteredJob, DeadLetterHook, RetryClassifier
 from conveyor.engine.execution import Execution, Executor
 from conveyor.engine.job import JobContext
 from conveyor.engine.lease import LeaseKeeper
+from conveyor.engine.middleware import Middleware, check_middleware
 from conveyor.engine.options import DEFAULT_KEEP_FAILED
 from conveyor.engine.queue import Queue
 from conveyor.engine.runner import BackoffFn, Handler
@@ -58,6 +59,9 @@ class Worker:
     slot from the jobs that come next; at shutdown the worker waits
     ``thread_grace`` seconds past ``shutdown_grace`` for such threads, then
     stops with their leases kept until they end (see :attr:`hung_threads`).
+
+    ``middleware`` (default: the queue's) runs code of your own around each
+    run: see :class:`~conveyor.engine.middleware.Middleware`.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class Worker:
         max_result_size: int = DEFAULT_MAX_PAYLOAD,
         max_log_line: int = DEFAULT_MAX_LOG_LINE,
         allow_eviction: bool | None = None,
+        middleware: Sequence[Middleware] | None = None,
     ) -> None:
         if not is_count(concurrency, 1):
             raise InvalidArgument("concurrency must be an int >= 1")
@@ -126,6 +131,7 @@ class Worker:
             strategies=dict(backoff_strategies or {}),
             retryable=retryable,
             max_result_size=max_result_size,
+            middleware=queue.middleware if middleware is None else check_middleware(middleware),
         )
         self.thread_grace = thread_grace
         self.max_result_size = max_result_size
@@ -137,6 +143,7 @@ class Worker:
         self.on_dead_letter = on_dead_letter
         #: The current (or last) run's state, made by :meth:`run`.
         self._run: Dispatch | None = None
+        self._close_first = False
         self.processed = 0
         self.failed = 0
         self._started_ms = 0
@@ -149,6 +156,9 @@ class Worker:
         # Set up before the first await, so that a close() arriving while the
         # worker starts (a SIGTERM right after launch) stops it.
         run = self._run = Dispatch(self)
+        if self._close_first:  # closed before it ran: stop at once
+            self._close_first = False
+            run.stopping = True
         try:
             try:
                 await self.queue.register()
@@ -227,7 +237,8 @@ class Worker:
         seconds (default: ``shutdown_grace``), then hands the rest back to
         waiting without spending an attempt. Returns once stopped."""
         run = self._run
-        if run is None:
+        if run is None:  # not started yet: the run that starts next stops at once
+            self._close_first = True
             return
         grace = self.shutdown_grace if grace is None else grace
         run.stopping = True
