@@ -24,6 +24,7 @@ from conveyor.engine.job import JobContext as JobContext
 from conveyor.engine.limits import GroupInfo as GroupInfo
 from conveyor.engine.limits import QueueLimits as QueueLimits
 from conveyor.engine.limits import RateLimit as RateLimit
+from conveyor.engine.middleware import Middleware as Middleware
 from conveyor.engine.options import Durable as Durable
 from conveyor.engine.options import KeepJobs as KeepJobs
 from conveyor.engine.options import Priority as Priority
@@ -51,10 +52,12 @@ from conveyor.errors import PayloadTooLarge as PayloadTooLarge
 from conveyor.errors import QueueNotEmpty as QueueNotEmpty
 from conveyor.errors import RateLimited as RateLimited
 from conveyor.errors import RedisOutOfMemory as RedisOutOfMemory
+from conveyor.errors import ResultMismatch as ResultMismatch
 from conveyor.errors import Retry as Retry
 from conveyor.errors import SlotUnavailable as SlotUnavailable
 from conveyor.errors import StaleLease as StaleLease
 from conveyor.errors import UnsafeRedis as UnsafeRedis
+from conveyor.errors import WaitTimeout as WaitTimeout
 from conveyor.realtime import Event as Event
 from conveyor.realtime import EventBus as EventBus
 from conveyor.realtime import EventConsumer as EventConsumer
@@ -62,7 +65,7 @@ from conveyor.realtime import EventRouter as EventRouter
 from conveyor.realtime import ProgressBus as ProgressBus
 from conveyor.settings import RedisSettings as RedisSettings
 from conveyor.tasks.app import Conveyor as Conveyor
-from conveyor.tasks.app import TaskQueue as TaskQueue
+from conveyor.tasks.queue import TaskQueue as TaskQueue
 from conveyor.tasks.task import BoundTask as BoundTask
 from conveyor.tasks.task import Task as Task
 from conveyor.tasks.task import TaskContext as TaskContext
@@ -108,6 +111,7 @@ __all__ = [
     "KeepJobs",
     "Limiter",
     "ManualClock",
+    "Middleware",
     "NotReplicated",
     "OutcomeUnknown",
     "PayloadError",
@@ -124,6 +128,7 @@ __all__ = [
     "RateLimited",
     "RedisOutOfMemory",
     "RedisSettings",
+    "ResultMismatch",
     "Retry",
     "Schedule",
     "Scheduler",
@@ -133,6 +138,7 @@ __all__ = [
     "TaskContext",
     "TaskQueue",
     "UnsafeRedis",
+    "WaitTimeout",
     "Worker",
     "WorkerInfo",
     "__version__",

@@ -12,9 +12,11 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
     │   └── InvalidJobOptions   an option is unknown or out of range
     │       └── InvalidSchedule a bad cron pattern, time zone or schedule option
     ├── PayloadError            job data or a result is not JSON-serialisable
-    │   └── PayloadTooLarge     data, a result, progress or a log line over its size limit
+    │   ├── PayloadTooLarge     data, a result, progress or a log line over its size limit
+    │   └── ResultMismatch      a stored result does not fit its task's return type
     ├── JobNotFound             no job with that id
     ├── JobFailed               an awaited job failed for good
+    ├── WaitTimeout             an awaited job did not finish in time (also a TimeoutError)
     ├── JobIsActive             the operation needs a job that is not running
     ├── QueueNotEmpty           obliterate refused: jobs are running
     ├── StaleLease              the caller no longer holds the job's lock
@@ -143,6 +145,17 @@ class PayloadTooLarge(PayloadError):
         self.what = what
 
 
+class ResultMismatch(PayloadError):
+    """Raised when a finished job's stored result cannot be read back as
+    its task's declared return type (the task changed since the job ran,
+    say); ``result`` is the stored JSON value."""
+
+    def __init__(self, job_id: str, detail: str, result: Any) -> None:
+        super().__init__(f"job {job_id}: its result does not fit the task's return type: {detail}")
+        self.job_id = job_id
+        self.result = result
+
+
 class JobNotFound(ConveyorError, LookupError):
     """Raised when no job with the given id exists in the queue."""
 
@@ -156,6 +169,18 @@ class JobFailed(ConveyorError):
         self.job_id = job_id
         self.error = error
         self.traceback = traceback
+
+
+class WaitTimeout(ConveyorError, TimeoutError):
+    """Raised by ``wait_until_finished`` when the job did not finish within
+    the timeout. Nothing changes: the job goes on and may still finish;
+    wait again, or cancel it. (A ``TimeoutError`` too, so code catching
+    that keeps working.)"""
+
+    def __init__(self, job_id: str, timeout: float) -> None:
+        super().__init__(f"job {job_id} did not finish within {timeout:g} s")
+        self.job_id = job_id
+        self.timeout = timeout
 
 
 class JobIsActive(ConveyorError):

@@ -183,6 +183,6 @@ def create_api(service: QueueService, *, token: str | None = None) -> FastAPI:
             }
         )
 
-    dashboard = create_app(service.app.redis, token=token)
+    dashboard = create_app(service.app.redis, token=token, tasks=service.app)
     api.mount("/admin/queues", dashboard)
     return api

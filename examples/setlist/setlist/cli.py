@@ -79,7 +79,7 @@ def up(
 
     async def body(app: Conveyor, pipeline: Pipeline) -> None:
         fake = create_fake(FakeState(artists, FakeConfig(latency_ms=latency_ms, enforce_limits=True)))
-        api = create_api(pipeline, dashboard=create_app(app.redis))
+        api = create_api(pipeline, dashboard=create_app(app.redis, tasks=app))
         servers = [
             quiet_server(fake, host, fake_port, lifespan="off"),
             quiet_server(api, host, port, lifespan="off"),
@@ -136,7 +136,7 @@ def api(
 
     async def body(app: Conveyor, pipeline: Pipeline) -> None:
         server = quiet_server(
-            create_api(pipeline, dashboard=create_app(app.redis)), host, port, lifespan="off"
+            create_api(pipeline, dashboard=create_app(app.redis, tasks=app)), host, port, lifespan="off"
         )
         _on_signals(lambda: setattr(server, "should_exit", True))
         await server.serve()

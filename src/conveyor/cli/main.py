@@ -109,13 +109,22 @@ def worker(
             "again any that dies.",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve this process's job metrics (Prometheus) on this port; "
+            "with --processes, process N on this port + N.",
+        ),
+    ] = None,
     log_level: LogLevel = None,
     log_format: LogFormat = None,
 ) -> None:
     """Run workers: APP names a Conveyor app, a mapping of queue names to
     handlers, or one handler for the queues given with --queues. SIGTERM or
     SIGINT stops them gracefully; a second signal hands running jobs back."""
-    from conveyor.cli.worker import load_handlers, load_target, run_app, run_workers, supervise
+    from conveyor.cli.worker import load_handlers, load_target, run_app, run_workers, serve_metrics, supervise
     from conveyor.errors import ConveyorError
     from conveyor.tasks.app import Conveyor
 
@@ -129,14 +138,18 @@ def worker(
         else:
             handlers = load_handlers(target, found, queues or [])
         if processes is not None:
-            raise typer.Exit(supervise(target, found, processes, queues or [], concurrency, with_scheduler))
+            raise typer.Exit(
+                supervise(target, found, processes, queues or [], concurrency, with_scheduler, metrics_port)
+            )
+        metrics = serve_metrics(metrics_port)
     except ConveyorError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     if isinstance(found, Conveyor):
+        found.use(*metrics)
         asyncio.run(run_app(found, queues or [], concurrency, with_scheduler))
     else:
-        asyncio.run(run_workers(handlers, concurrency or 10))
+        asyncio.run(run_workers(handlers, concurrency or 10, metrics))
 
 
 @app.command()
@@ -186,18 +199,28 @@ def serve(
     stream: Annotated[
         list[str] | None, typer.Option(help="An event stream to report on (repeatable).")
     ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            metavar="APP",
+            help="module:attribute of a Conveyor app: jobs added to its queues are checked by its tasks.",
+        ),
+    ] = None,
     log_level: LogLevel = None,
     log_format: LogFormat = None,
 ) -> None:
     """Serve the HTTP API (token from CONVEYOR_API_TOKEN)."""
     import uvicorn
 
+    from conveyor.cli.worker import load_app
     from conveyor.server import create_app
     from conveyor.server.auth import warn_if_open
     from conveyor.server.hosting import Server, tune_collector
 
     level = start_logs(log_level, log_format)
-    api = create_app(streams=stream or ())
+    tasks = load_app(target) if target is not None else None
+    api = create_app(streams=stream or (), tasks=tasks)
     warn_if_open(host, api.state.conveyor.token)
     tune_collector()
     # uvicorn's own lines (access log included) go through the same handler
@@ -220,7 +243,7 @@ def scheduler(
     --app (writing the app's declared schedules first), until SIGTERM or
     SIGINT. Run as many as you like: each tick is enqueued once."""
     from conveyor import Queue, Scheduler, connect
-    from conveyor.cli.worker import load_target
+    from conveyor.cli.worker import load_app
     from conveyor.engine.signals import stop_on_signals
     from conveyor.errors import ConveyorError
     from conveyor.tasks.app import Conveyor
@@ -229,9 +252,7 @@ def scheduler(
     found: Conveyor | None = None
     try:
         if target is not None:
-            found = load_target(target)
-            if not isinstance(found, Conveyor):
-                raise ConveyorError(f"{target} is not a Conveyor app")
+            found = load_app(target)
             found.select_queues(queues)
         elif not queues:
             raise ConveyorError("name the queues whose schedules to fire, or an app with --app")

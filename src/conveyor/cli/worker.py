@@ -10,12 +10,13 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from conveyor import __version__
 from conveyor.cli.supervisor import Supervisor, child_command, process_count, watch_supervisor
 from conveyor.engine.connection import connect
+from conveyor.engine.middleware import Middleware
 from conveyor.engine.queue import Queue
 from conveyor.engine.scripts import describe
 from conveyor.engine.signals import stop_on_signals
@@ -49,6 +50,14 @@ def load_target(target: str) -> Any:
     return found
 
 
+def load_app(target: str) -> Conveyor:
+    """The Conveyor app ``module:attribute`` names; raises ConveyorError."""
+    found = load_target(target)
+    if not isinstance(found, Conveyor):
+        raise ConveyorError(f"{target} is not a Conveyor app")
+    return found
+
+
 def load_handlers(target: str, found: Any, queues: list[str]) -> dict[str, Callable[..., Any]]:
     """The handler of each queue, from a mapping or one handler; raises
     ConveyorError with what is wrong."""
@@ -73,6 +82,24 @@ def load_handlers(target: str, found: Any, queues: list[str]) -> dict[str, Calla
     return handlers
 
 
+def serve_metrics(port: int | None) -> list[Middleware]:
+    """With a port: a WorkerMetrics whose ``/metrics`` this process serves
+    there, as the middleware list to run with (else none)."""
+    if port is None:
+        return []
+    from conveyor.prometheus import WorkerMetrics
+
+    metrics = WorkerMetrics()
+    try:
+        metrics.serve(port)
+    except OSError as exc:
+        raise ConveyorError(f"cannot serve metrics on port {port}: {exc.strerror or exc}") from None
+    log.info(
+        "worker metrics on http://0.0.0.0:%d/metrics", port, extra={"event": "metrics_served", "port": port}
+    )
+    return [metrics]
+
+
 async def run_app(app: Conveyor, queues: list[str], concurrency: int | None, scheduler: bool) -> None:
     """Works an app's queues (and fires its schedules, with ``scheduler``)
     until SIGTERM or SIGINT (a second one hands running jobs back at once)."""
@@ -94,13 +121,21 @@ async def run_app(app: Conveyor, queues: list[str], concurrency: int | None, sch
         await app.aclose()
 
 
-async def run_workers(handlers: dict[str, Callable[..., Any]], concurrency: int) -> None:
+async def run_workers(
+    handlers: dict[str, Callable[..., Any]], concurrency: int, middleware: Sequence[Middleware] = ()
+) -> None:
     """Works the queues until SIGTERM or SIGINT (a second one hands running
     jobs back at once)."""
     redis = connect()
     try:
         workers = [
-            Worker(Queue(name, redis), handler, concurrency=concurrency, shutdown_grace=HANDLERS_GRACE)
+            Worker(
+                Queue(name, redis),
+                handler,
+                concurrency=concurrency,
+                shutdown_grace=HANDLERS_GRACE,
+                middleware=middleware,
+            )
             for name, handler in handlers.items()
         ]
 
@@ -159,19 +194,30 @@ def announce(queues: list[str], redis: str, detail: str) -> None:
 
 
 def supervise(
-    target: str, found: Any, processes: str, queues: list[str], concurrency: int | None, scheduler: bool
+    target: str,
+    found: Any,
+    processes: str,
+    queues: list[str],
+    concurrency: int | None,
+    scheduler: bool,
+    metrics_port: int | None = None,
 ) -> int:
     """Runs ``processes`` worker processes on ``target`` (already loaded as
     ``found``, so a bad one fails here, once) until SIGTERM or SIGINT; the
-    schedules, with ``scheduler``, are fired by the first process only."""
+    schedules, with ``scheduler``, are fired by the first process only;
+    with ``metrics_port``, process N serves its metrics on that port + N."""
     count = process_count(processes)
     options = [f"--queues={name}" for name in queues]
     if concurrency is not None:
         options.append(f"--concurrency={concurrency}")
-    commands = [
-        child_command(target, [*options, *(["--scheduler"] if scheduler and index == 0 else [])])
-        for index in range(count)
-    ]
+
+    def own(index: int) -> list[str]:
+        extra = ["--scheduler"] if scheduler and index == 0 else []
+        if metrics_port is not None:
+            extra.append(f"--metrics-port={metrics_port + index}")
+        return extra
+
+    commands = [child_command(target, [*options, *own(index)]) for index in range(count)]
     if isinstance(found, Conveyor):
         grace = max((q.worker_settings.shutdown_grace for q in found.select_queues(queues)), default=0.0)
     else:

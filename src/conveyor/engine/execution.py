@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
 import logging
 import os
 import time
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Literal
 
 from conveyor.engine.codec import dumps, dumps_payload, loads
 from conveyor.engine.dlq import RetryClassifier
 from conveyor.engine.job import JobContext
+from conveyor.engine.middleware import Middleware, entered, settled
 from conveyor.engine.options import RunOptions
 from conveyor.engine.procpool import ProcessPool, from_process
 from conveyor.engine.procpool import describe_error as describe
@@ -78,8 +81,10 @@ class Execution:
         strategies: Mapping[str, BackoffFn],
         retryable: RetryClassifier | None,
         max_result_size: int,
+        middleware: tuple[Middleware, ...] = (),
     ) -> None:
         self.handler = handler
+        self.middleware = middleware
         self.is_async = inspect.iscoroutinefunction(handler)
         self.executor = executor
         self.processes = processes
@@ -105,28 +110,50 @@ class Execution:
             self.procs.close()
 
     async def run(self, run: Run) -> Ending:
-        """Calls the handler for ``run`` (within its timeout) and returns
-        how it ended; the caller records it (or waits for a thread that
-        outlives the call: see :attr:`Run.thread_running`)."""
+        """Calls the handler for ``run`` (within its timeout, inside the
+        middleware) and returns how it ended; the caller records it (or
+        waits for a thread that outlives the call: see
+        :attr:`Run.thread_running`)."""
         ctx = run.ctx
-        timeout = ctx.run.timeout
-        deadline: asyncio.Timeout | None = None
+        middleware = self.middleware
+        result: Any = None
+        error: BaseException | None = None
         try:
-            if timeout is None or self.procs is not None:  # the pool times its own calls
-                result = await self._invoke(run)
+            if middleware:
+                async with AsyncExitStack() as stack:
+                    await entered(middleware, ctx, stack)
+                    result = await self._call(run)
             else:
-                async with asyncio.timeout(timeout) as deadline:
-                    result = await self._invoke(run)
-            return self.stopped(run) or self.completed(ctx, result)
+                result = await self._call(run)
+            ending = self.stopped(run) or self.completed(ctx, result)
         except asyncio.CancelledError as exc:
             # the worker's own cancels set a reason first; any other is the
             # handler's own doing (an inner task's cancel raised on), a failure
-            return self.stopped(run) or self.failed(ctx, exc)
+            error = exc
+            ending = self.stopped(run) or self.failed(ctx, exc)
         except BaseException as exc:  # every ending is recorded
-            error: BaseException = exc
-            if deadline is not None and deadline.expired():
-                error = TimeoutError(f"job timed out after {timeout:g}s")
-            return self.stopped(run) or self.failed(ctx, error)
+            error = exc
+            ending = self.stopped(run) or self.failed(ctx, exc)
+        if middleware:
+            # stopped while the hooks ran: the outcome stands, and is recorded
+            with contextlib.suppress(asyncio.CancelledError):
+                await settled(middleware, ctx, ending, result, error)
+        return ending
+
+    async def _call(self, run: Run) -> Any:
+        """The handler's call, within the job's timeout (a TimeoutError
+        saying so when it runs out)."""
+        timeout = run.ctx.run.timeout
+        if timeout is None or self.procs is not None:  # the pool times its own calls
+            return await self._invoke(run)
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                return await self._invoke(run)
+        except BaseException:
+            if deadline.expired():
+                raise TimeoutError(f"job timed out after {timeout:g}s") from None
+            raise
 
     async def _invoke(self, run: Run) -> Any:
         """Only Exceptions and CancelledError leave: a SystemExit or

@@ -36,6 +36,7 @@ from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, loads_or_text, text
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
+from conveyor.engine.middleware import Middleware, check_middleware, stamp_headers
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
 from conveyor.engine.scripts import connection_failed, script
 from conveyor.errors import ConnectionFailed, InvalidJobOptions
@@ -101,9 +102,12 @@ class FlowProducer:
         prefix: str = DEFAULT_PREFIX,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         clock: Clock | None = None,
+        middleware: Sequence[Middleware] | None = None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
+        #: Run for each node added (may set its headers).
+        self.middleware = check_middleware(middleware)
         self.max_payload = max_payload
         self.clock: Clock = clock or RedisClock()
 
@@ -144,7 +148,7 @@ class FlowProducer:
         if "group" in options:
             raise InvalidJobOptions("jobs of a flow do not take a group")
         options.setdefault("job_id", f"{node.name}-{uuid.uuid4().hex[:16]}")
-        opts = JobOptions.build(options)
+        opts = JobOptions.build(stamp_headers(self.middleware, node.queue, node.name, options))
         assert opts.job_id is not None
         plan = _Plan(node, keys, opts, dumps_payload(node.data, self.max_payload), parent_key, flags)
         plans.append(plan)

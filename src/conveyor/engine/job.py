@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
+
+from typing_extensions import TypeVar
 
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import dumps_payload, loads_or_text
@@ -18,6 +21,10 @@ if TYPE_CHECKING:
     from conveyor.engine.options import RunOptions
     from conveyor.engine.queue import Queue
     from conveyor.engine.worker import Worker
+
+
+#: What a job's handler returns; a job of a typed task is ``Job[Report]``.
+R = TypeVar("R", default=Any)
 
 
 def _ms_to_dt(raw: bytes | None) -> datetime | None:
@@ -39,8 +46,10 @@ def _json_or_raw(raw: bytes | None) -> Any:
 
 
 @dataclass(slots=True)
-class Job:
-    """A snapshot of one job as stored in Redis."""
+class Job(Generic[R]):
+    """A snapshot of one job as stored in Redis. ``result`` is the stored
+    JSON value; a job of a typed task (``Job[R]``) reads it back as the
+    task's declared return type with :meth:`wait_until_finished`."""
 
     id: str
     queue: str
@@ -66,13 +75,27 @@ class Job:
     #: A flow child's parent: (queue, job id).
     parent: tuple[str, str] | None = None
     handle: Queue | None = field(default=None, repr=False, compare=False)
+    #: Reads the stored result back as the task's return type (a typed task's jobs).
+    decoder: Callable[[str, Any], R] | None = field(default=None, repr=False, compare=False)
 
-    async def wait_until_finished(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (the documented API)
-        """Waits for this job to finish and returns its result; see
-        :meth:`Queue.wait_until_finished` for the failure cases."""
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers the job was added with."""
+        raw = self.options.get("h")
+        return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+    async def wait_until_finished(self, timeout: float | None = None) -> R:  # noqa: ASYNC109 (the documented API)
+        """Waits for this job to finish (returning at once if it has) and
+        returns its result, as the task's declared return type for a typed
+        task's job. Raises JobFailed when it failed for good, JobNotFound
+        when it is gone, WaitTimeout (a TimeoutError) after ``timeout``
+        seconds, ResultMismatch when the result does not fit the type."""
         if self.handle is None:
             raise RuntimeError("this Job was not read through a Queue")
-        return await self.handle.wait_until_finished(self.id, timeout)
+        raw = await self.handle.wait_until_finished(self.id, timeout)
+        if self.decoder is None:
+            return raw  # type: ignore[no-any-return]
+        return self.decoder(self.id, raw)
 
     @classmethod
     def from_hash(cls, queue: str, job_id: str, h: dict[bytes, bytes], handle: Queue | None = None) -> Job:
@@ -168,6 +191,11 @@ class JobContext:
     def attempts(self) -> int:
         """The number of attempts this job may use in all."""
         return self.run.attempts
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The headers the job was added with (a trace context, say)."""
+        return self.run.headers
 
     async def update_progress(self, progress: Any) -> None:
         """Stores the job's progress (any JSON value, e.g. a percentage)."""

@@ -3,6 +3,7 @@ is written, and their compact wire form stored with the job."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -12,6 +13,9 @@ from conveyor.engine.backoff import Backoff, backoff_from_wire
 from conveyor.errors import MAX_SECONDS, InvalidJobOptions, check_seconds
 
 MAX_PRIORITY = 1000
+#: A job's headers: at most this many, of at most this many bytes together.
+MAX_HEADERS = 64
+MAX_HEADERS_SIZE = 16 * 1024
 
 
 class Priority(IntEnum):
@@ -105,6 +109,7 @@ class JobOptionsDict(TypedDict, total=False):
     dedup_ttl: float | timedelta | None
     debounce: bool
     group: str
+    headers: Mapping[str, str]
 
 
 _KNOWN = frozenset(JobOptionsDict.__annotations__)
@@ -129,6 +134,8 @@ class JobOptions:
     dedup_ttl_ms: int = 0
     debounce: bool = False
     group: str | None = None
+    #: Text carried with the job to each of its runs (trace context, a tenant...).
+    headers: tuple[tuple[str, str], ...] = ()
     wire: str = field(default="", compare=False)
 
     @classmethod
@@ -202,6 +209,7 @@ class JobOptions:
             dedup_ttl_ms=dedup_ttl_ms,
             debounce=debounce,
             group=group,
+            headers=_headers(options.get("headers")),
         )
         object.__setattr__(opts, "wire", opts._to_wire())
         return opts
@@ -220,6 +228,8 @@ class JobOptions:
             wire["t"] = self.timeout
         if self.keep_logs != 1000:
             wire["kl"] = self.keep_logs
+        if self.headers:
+            wire["h"] = dict(self.headers)
         return dumps(wire).decode()
 
 
@@ -233,6 +243,7 @@ class RunOptions:
     keep_completed: tuple[int, int]
     keep_failed: tuple[int, int]
     keep_logs: int
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_raw(cls, raw: str) -> RunOptions:
@@ -252,6 +263,7 @@ class RunOptions:
         rc = wire.get("rc") or DEFAULT_KEEP_COMPLETED.to_wire()
         rf = wire.get("rf") or DEFAULT_KEEP_FAILED.to_wire()
         b = wire.get("b")
+        h = wire.get("h")
         return cls(
             attempts=int(wire.get("a", 1)),
             backoff=backoff_from_wire(b) if b is not None else None,
@@ -259,6 +271,7 @@ class RunOptions:
             keep_completed=(int(rc[0]), int(rc[1])),
             keep_failed=(int(rf[0]), int(rf[1])),
             keep_logs=int(wire.get("kl", 1000)),
+            headers={str(k): str(v) for k, v in h.items()} if isinstance(h, dict) else {},
         )
 
 
@@ -303,6 +316,30 @@ def _dedup(options: dict[str, Any]) -> tuple[str | None, int, bool]:
         if ttl_ms <= 0:
             raise InvalidJobOptions("dedup_ttl must be > 0 seconds (or None: until the job finishes)")
     return key, ttl_ms, debounce
+
+
+def _headers(value: Any) -> tuple[tuple[str, str], ...]:
+    """Headers: a mapping of non-empty printable names to text values, at
+    most MAX_HEADERS of them and MAX_HEADERS_SIZE bytes together."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise InvalidJobOptions(f"headers must be a mapping of names to strings, not {type(value).__name__}")
+    if len(value) > MAX_HEADERS:
+        raise InvalidJobOptions(f"headers: at most {MAX_HEADERS}, not {len(value)}")
+    size = 0
+    for name, text in value.items():
+        if not isinstance(name, str) or not name or not name.isprintable():
+            raise InvalidJobOptions(f"header names must be non-empty printable strings, not {name!r}")
+        if not isinstance(text, str):
+            raise InvalidJobOptions(f"header {name!r} must be a string, not {type(text).__name__}")
+        try:
+            size += len(name.encode()) + len(text.encode())
+        except UnicodeEncodeError:
+            raise InvalidJobOptions(f"header {name!r} is not valid text (a lone surrogate)") from None
+    if size > MAX_HEADERS_SIZE:
+        raise InvalidJobOptions(f"headers are {size} bytes, over the limit of {MAX_HEADERS_SIZE}")
+    return tuple(sorted(value.items()))
 
 
 def _backoff(value: Any) -> Backoff | None:

@@ -18,6 +18,7 @@ process is killed on a timeout.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -50,9 +51,10 @@ class ThreadRunner:
         self._pool = concurrent.futures.ThreadPoolExecutor(2 * concurrency, thread_name_prefix="conveyor-job")
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> concurrent.futures.Future[Any]:
-        """Starts ``fn(arg)`` on a thread; a BaseException it raises comes
-        back as HandlerAborted."""
-        return self._pool.submit(_guarded, fn, arg)
+        """Starts ``fn(arg)`` on a thread, in a copy of the caller's context
+        (its context variables: a tracing span, say); a BaseException it
+        raises comes back as HandlerAborted."""
+        return self._pool.submit(contextvars.copy_context().run, _guarded, fn, arg)
 
     def close(self) -> None:
         """Lets idle threads go; running ones end when their handler does."""

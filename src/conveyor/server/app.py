@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.middleware.cors import CORSMiddleware
@@ -35,6 +36,10 @@ from conveyor.server.fanout import FanOut
 from conveyor.server.feeds import ProgressHub
 from conveyor.server.same_origin import SameOrigin
 
+if TYPE_CHECKING:
+    from conveyor.engine.job import Job
+    from conveyor.tasks.app import Conveyor
+
 DEFAULT_MAX_BODY = 1024 * 1024
 
 
@@ -51,6 +56,8 @@ class ServerState:
     #: One reader per live source, shared by the clients of this process.
     fanout: FanOut = field(default_factory=FanOut)
     progress_hub: ProgressHub | None = None
+    #: An app whose tasks check the jobs added to its queues.
+    tasks: Conveyor | None = None
 
     def progress_feed(self) -> ProgressHub:
         if self.progress_hub is None:
@@ -66,11 +73,22 @@ class ServerState:
     async def queue(self, name: str) -> Queue:
         """The queue called ``name``; 404 unless it has been used."""
         handle = self.queues.get(name)
+        if handle is None and self.tasks is not None and name in self.tasks.queues:
+            handle = self.queues[name] = self.tasks.queues[name].queue
         if handle is None:
             if not await self.redis.sismember(registry_key(self.prefix), name):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown queue {name!r}")
             handle = self.queues[name] = Queue(name, self.redis, prefix=self.prefix)
         return handle
+
+    async def add(self, queue: Queue, name: str, data: Any, options: dict[str, Any]) -> Job:
+        """Adds a job; to a queue of ``tasks``, as its task called ``name``
+        (data checked as the task's arguments, the task's job options under
+        ``options``)."""
+        declared = self.tasks.queues.get(queue.name) if self.tasks is not None else None
+        if declared is None:
+            return await queue.add(name, data, **options)
+        return await declared.add_named(name, data, **options)
 
     def stream(self, name: str) -> EventBus:
         bus = self.streams.get(name)
@@ -82,12 +100,13 @@ class ServerState:
 def create_app(
     redis: RedisClient | None = None,
     *,
-    prefix: str = DEFAULT_PREFIX,
+    prefix: str | None = None,
     token: str | None = None,
     streams: Sequence[str] = (),
     progress_namespace: str = "progress",
     max_body: int = DEFAULT_MAX_BODY,
     cors_origins: Sequence[str] = (),
+    tasks: Conveyor | None = None,
 ) -> FastAPI:
     """The Conveyor API as an ASGI app.
 
@@ -95,11 +114,20 @@ def create_app(
     with the app). ``token``: required by every ``/api`` route (default:
     ``CONVEYOR_API_TOKEN``; none means open). ``streams``: event bus streams
     to report on. Bodies over ``max_body`` bytes get 413; CORS is off
-    unless ``cors_origins`` names origins.
+    unless ``cors_origins`` names origins. ``tasks``: a Conveyor app; a job
+    added to one of its queues must name one of its tasks, and its data is
+    checked as that task's arguments (422 otherwise), with the task's job
+    options as defaults; the app's Redis serves when ``redis`` is not
+    given, and its key prefix when ``prefix`` is not.
     """
+    if tasks is not None:
+        redis = tasks.redis if redis is None else redis
+        prefix = tasks.prefix if prefix is None else prefix
+    prefix = DEFAULT_PREFIX if prefix is None else prefix
     owned = redis is None
     client = redis if redis is not None else connect()
     state = ServerState(
+        tasks=tasks,
         redis=client,
         prefix=prefix,
         token=token if token is not None else os.environ.get("CONVEYOR_API_TOKEN") or None,

@@ -45,7 +45,7 @@ class JobOut(BaseModel):
         return out.model_copy(update={"options": readable_options(job.options), "logs": logs})
 
 
-_WIRE_NAMES = {"a": "attempts", "b": "backoff", "t": "timeout", "kl": "keep_logs"}
+_WIRE_NAMES = {"a": "attempts", "b": "backoff", "t": "timeout", "kl": "keep_logs", "h": "headers"}
 
 
 def readable_options(wire: dict[str, Any]) -> dict[str, Any]:

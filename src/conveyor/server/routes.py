@@ -186,9 +186,12 @@ def _matches(job: Any, needle: str) -> bool:
     tags=["jobs"],
     responses=problems(400, 404, 413),
 )
-async def add_job(queue: QueueDep, body: AddJobIn) -> JobOut:
-    """Adds a job; bad options or data answer 422 and write nothing."""
-    job = await queue.add(body.name, body.data, **_options(body.options))
+async def add_job(request: Request, queue: QueueDep, body: AddJobIn) -> JobOut:
+    """Adds a job; bad options or data answer 422 and write nothing. On a
+    queue of the served app's, ``name`` is one of its tasks and ``data``
+    its arguments, with the task's job options as defaults."""
+    state: ServerState = request.app.state.conveyor
+    job = await state.add(queue, body.name, body.data, _options(body.options))
     return JobOut.of(job)
 
 

@@ -4,51 +4,31 @@ one place that the CLI can load (``conveyor worker myapp:app``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, cast, overload
+from typing import Any
 
 from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD
 from conveyor.engine.connection import connect
-from conveyor.engine.dlq import DeadLetterHook
+from conveyor.engine.dlq import DeadLetterHook, RetryClassifier
 from conveyor.engine.flows import FlowJob, FlowNode, FlowProducer
-from conveyor.engine.job import JobContext
 from conveyor.engine.keys import DEFAULT_PREFIX
-from conveyor.engine.limits import RateLimit, check_concurrency
-from conveyor.engine.options import JobOptionsDict
-from conveyor.engine.queue import Queue
+from conveyor.engine.limits import RateLimit
+from conveyor.engine.middleware import Middleware, check_middleware
 from conveyor.engine.scheduler import Scheduler
 from conveyor.engine.schedules import build_spec
 from conveyor.engine.states import JobState
 from conveyor.engine.worker import Worker
-from conveyor.errors import ConveyorError, Discard, InvalidArgument, InvalidJobOptions
+from conveyor.errors import ConveyorError, InvalidArgument
 from conveyor.realtime.progress import ProgressBus
-from conveyor.tasks.task import BoundTask, Task, TaskContext
-
-P = ParamSpec("P")
-R = TypeVar("R")
-TaskFunction = Callable[Concatenate[TaskContext, P], Awaitable[R]]
-
-
-class TaskDecorator(Protocol):
-    def __call__(self, fn: TaskFunction[P, R], /) -> Task[P, R]: ...
-
+from conveyor.tasks.queue import TaskQueue, WorkerSettings
+from conveyor.tasks.task import BoundTask, Task
 
 #: Job options a schedule cannot carry: each tick's job gets its own id and time.
 _NOT_FOR_SCHEDULES = ("job_id", "delay", "run_at")
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    """How the workers of one queue run its jobs."""
-
-    concurrency: int = 10
-    lock_duration: float = 10.0
-    max_stalled_count: int = 1
-    shutdown_grace: float = 30.0
-    on_dead_letter: DeadLetterHook | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,97 +41,6 @@ class _ScheduleEntry:
     data: dict[str, Any]
     timing: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
-
-
-class TaskQueue:
-    """A queue of an app: its tasks, its limits and how its workers run."""
-
-    def __init__(
-        self,
-        app: Conveyor,
-        name: str,
-        *,
-        rate_limit: RateLimit | None,
-        global_concurrency: int | None,
-        worker: WorkerSettings,
-    ) -> None:
-        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
-            raise InvalidJobOptions(f"rate_limit must be a RateLimit, not {rate_limit!r}")
-        check_concurrency(global_concurrency)
-        self.app = app
-        self.name = name
-        self.rate_limit = rate_limit
-        self.global_concurrency = global_concurrency
-        self.worker_settings = worker
-        self.tasks: dict[str, Task[Any, Any]] = {}
-        self._queue: Queue | None = None
-
-    @property
-    def queue(self) -> Queue:
-        """The engine's queue handle (for counts, jobs, admin actions)."""
-        if self._queue is None:
-            self._queue = Queue(self.name, self.app.redis, prefix=self.app.prefix)
-        return self._queue
-
-    @overload
-    def task(self, fn: TaskFunction[P, R]) -> Task[P, R]: ...
-
-    @overload
-    def task(self, *, name: str | None = None, **options: Unpack[JobOptionsDict]) -> TaskDecorator: ...
-
-    def task(
-        self,
-        fn: TaskFunction[Any, Any] | None = None,
-        *,
-        name: str | None = None,
-        **options: Any,
-    ) -> Task[Any, Any] | TaskDecorator:
-        """Registers an ``async def`` taking a TaskContext and typed
-        arguments as a task of this queue (the job name is ``name``, by
-        default the function's name). Keywords are the job options of its
-        jobs (``attempts``, ``backoff``, ``timeout``, ``priority``...)."""
-
-        def register(function: TaskFunction[P, R]) -> Task[P, R]:
-            task_name = name or function.__name__
-            if task_name in self.tasks:
-                raise InvalidArgument(f"queue {self.name!r} already has a task named {task_name!r}")
-            created = Task(self, function, task_name, cast(JobOptionsDict, options))
-            self.tasks[task_name] = created
-            return created
-
-        return register(fn) if fn is not None else register
-
-    async def handle(self, job: JobContext) -> Any:
-        """The handler of this queue's workers: runs the job's task."""
-        task = self.tasks.get(job.name)
-        if task is None:
-            raise Discard(f"queue {self.name!r} has no task named {job.name!r}")
-        return await task.run(TaskContext(self.app, job), job.data)
-
-    async def apply(self) -> None:
-        """Registers the queue and sets the limits declared here (limits
-        not declared are left as an operator set them)."""
-        await self.queue.register()
-        if self.rate_limit is not None:
-            await self.queue.set_rate_limit(self.rate_limit)
-        if self.global_concurrency is not None:
-            await self.queue.set_concurrency(self.global_concurrency)
-
-    def worker(self, concurrency: int | None = None) -> Worker:
-        s = self.worker_settings
-        return Worker(
-            self.queue,
-            self.handle,
-            concurrency=concurrency or s.concurrency,
-            lock_duration=s.lock_duration,
-            max_stalled_count=s.max_stalled_count,
-            shutdown_grace=s.shutdown_grace,
-            on_dead_letter=s.on_dead_letter,
-            progress_hook=self.app.progress.bridge(),
-        )
-
-    def __repr__(self) -> str:
-        return f"<TaskQueue {self.name} tasks={sorted(self.tasks)}>"
 
 
 class Conveyor:
@@ -170,7 +59,10 @@ class Conveyor:
         *,
         prefix: str = DEFAULT_PREFIX,
         progress_namespace: str = "progress",
+        middleware: Sequence[Middleware] = (),
     ) -> None:
+        #: Runs around every job of the app's queues (see Middleware).
+        self.middleware = check_middleware(middleware)
         self._client = None if redis is None or isinstance(redis, str) else redis
         self._url = redis if isinstance(redis, str) else None
         self._owns_client = self._client is None
@@ -181,6 +73,8 @@ class Conveyor:
         self._progress: ProgressBus | None = None
         self._workers: list[Worker] = []
         self._scheduler: Scheduler | None = None
+        #: Runs (run_worker, run_scheduler) in progress, and a close asked of them.
+        self._runs = 0
         self._closing = False
 
     @property
@@ -196,6 +90,14 @@ class Conveyor:
             self._progress = ProgressBus(self.redis, namespace=self.progress_namespace)
         return self._progress
 
+    def use(self, *middleware: Middleware) -> None:
+        """Adds middleware to the app and to every queue declared so far
+        (after their own), for the adds and workers that come next."""
+        added = check_middleware(middleware)
+        self.middleware += added
+        for declared in self.queues.values():
+            declared.use(added)
+
     def queue(
         self,
         name: str,
@@ -207,19 +109,28 @@ class Conveyor:
         max_stalled_count: int = 1,
         shutdown_grace: float = 30.0,
         on_dead_letter: DeadLetterHook | None = None,
+        retryable: RetryClassifier | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> TaskQueue:
         """Declares a queue. ``concurrency`` is each worker process's jobs at
         a time; ``rate_limit`` and ``global_concurrency`` hold for all
-        workers together and are set in Redis when workers start."""
+        workers together and are set in Redis when workers start.
+        ``retryable(exc)`` returning False makes a failure final;
+        ``middleware`` runs after the app's own around this queue's jobs."""
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"a queue needs a non-empty name, not {name!r}")
         if name in self.queues:
             raise InvalidArgument(f"queue {name!r} is declared twice")
-        if concurrency < 1:
-            raise InvalidArgument("concurrency must be >= 1")
         settings = WorkerSettings(
-            concurrency, lock_duration, max_stalled_count, shutdown_grace, on_dead_letter
+            concurrency, lock_duration, max_stalled_count, shutdown_grace, on_dead_letter, retryable
         )
         declared = TaskQueue(
-            self, name, rate_limit=rate_limit, global_concurrency=global_concurrency, worker=settings
+            self,
+            name,
+            rate_limit=rate_limit,
+            global_concurrency=global_concurrency,
+            worker=settings,
+            middleware=self.middleware + check_middleware(middleware),
         )
         self.queues[name] = declared
         return declared
@@ -227,7 +138,7 @@ class Conveyor:
     async def add_flow(self, flow: FlowJob) -> FlowNode:
         """Adds a flow built from :meth:`Task.node` (a parent runs after its
         children). Adding it again with the same job ids changes nothing."""
-        return await FlowProducer(self.redis, prefix=self.prefix).add(flow)
+        return await FlowProducer(self.redis, prefix=self.prefix, middleware=self.middleware).add(flow)
 
     def schedule(
         self,
@@ -303,24 +214,36 @@ class Conveyor:
         selected = self.select_queues(queues)
         if not selected:
             raise ConveyorError("the app declares no queues")
-        await self.setup(q.name for q in selected)
-        self._closing = False
-        while True:
-            self._workers = [q.worker(concurrency) for q in selected]
-            if scheduler and not burst:
-                self._scheduler = Scheduler([q.queue for q in selected])
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for worker in self._workers:
-                        group.create_task(worker.run(burst=burst))
-                    if self._scheduler is not None:
-                        group.create_task(self._scheduler.run())
-            finally:
-                self._workers, self._scheduler = [], None
-            # A burst run ends once every queue is drained together: a flow's
-            # parent woken after its own queue's worker stopped runs too.
-            if not burst or self._closing or not await self._any_waiting(selected):
-                return
+        async with self._running():
+            await self.setup(q.name for q in selected)
+            while not self._closing:  # closed while it started: nothing runs
+                self._workers = [q.worker(concurrency) for q in selected]
+                if scheduler and not burst:
+                    self._scheduler = Scheduler([q.queue for q in selected])
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        for worker in self._workers:
+                            group.create_task(worker.run(burst=burst))
+                        if self._scheduler is not None:
+                            group.create_task(self._scheduler.run())
+                finally:
+                    self._workers, self._scheduler = [], None
+                # A burst run ends once every queue is drained together: a flow's
+                # parent woken after its own queue's worker stopped runs too.
+                if not burst or self._closing or not await self._any_waiting(selected):
+                    return
+
+    @contextlib.asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        """Counts a run from before its first await, so that a close that
+        arrives while it starts (a SIGTERM right after launch) stops it."""
+        if not self._runs:
+            self._closing = False
+        self._runs += 1
+        try:
+            yield
+        finally:
+            self._runs -= 1
 
     async def _any_waiting(self, queues: list[TaskQueue]) -> bool:
         for declared in queues:
@@ -331,17 +254,22 @@ class Conveyor:
     async def run_scheduler(self, queues: Iterable[str] | None = None, *, poll: float = 1.0) -> None:
         """Fires the schedules of the app's queues until :meth:`close`."""
         selected = self.select_queues(queues)
-        await self.setup(q.name for q in selected)
-        self._scheduler = Scheduler([q.queue for q in selected], poll=poll)
-        try:
-            await self._scheduler.run()
-        finally:
-            self._scheduler = None
+        async with self._running():
+            await self.setup(q.name for q in selected)
+            if self._closing:
+                return
+            self._scheduler = Scheduler([q.queue for q in selected], poll=poll)
+            try:
+                await self._scheduler.run()
+            finally:
+                self._scheduler = None
 
     async def close(self, grace: float | None = None) -> None:
         """Stops running workers (letting jobs finish for ``grace`` seconds)
-        and the scheduler."""
-        self._closing = True
+        and the scheduler, or a run that is starting. No run going: nothing
+        to do (the next one runs)."""
+        if self._runs:
+            self._closing = True
         if self._scheduler is not None:
             self._scheduler.close()
         await asyncio.gather(*(w.close(grace) for w in self._workers))

@@ -7,17 +7,25 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, Unpack, cast, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PydanticSchemaGenerationError,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from conveyor.engine.flows import Children, FlowJob
 from conveyor.engine.job import Job, JobContext
 from conveyor.engine.options import JobOptions, JobOptionsDict
-from conveyor.errors import Discard, InvalidJobOptions, PayloadError
+from conveyor.errors import Discard, InvalidArgument, InvalidJobOptions, PayloadError, ResultMismatch
 from conveyor.realtime.progress import ProgressReporter
 
 if TYPE_CHECKING:
-    from conveyor.tasks.app import Conveyor, TaskQueue
+    from conveyor.tasks.app import Conveyor
+    from conveyor.tasks.queue import TaskQueue
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,11 +89,11 @@ class TaskContext:
 
 def arguments_model(fn: Callable[..., Any]) -> type[BaseModel]:
     """A pydantic model of ``fn``'s parameters after the first (the
-    context). Raises TypeError for ``*args``/``**kwargs`` or a missing hint."""
+    context). Raises TypeError for a first parameter that cannot be the
+    context, ``*args``/``**kwargs`` or a missing hint."""
     params = list(inspect.signature(fn).parameters.values())
-    if not params:
-        raise TypeError(f"task {fn.__qualname__} must take a TaskContext as its first parameter")
     hints = get_type_hints(fn)
+    _check_context(fn, params, hints)
     fields: dict[str, Any] = {}
     for param in params[1:]:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -100,6 +108,46 @@ def arguments_model(fn: Callable[..., Any]) -> type[BaseModel]:
     return create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
 
 
+def _check_context(fn: Callable[..., Any], params: list[inspect.Parameter], hints: dict[str, Any]) -> None:
+    """The first parameter receives the TaskContext: it must be
+    positional, without a default, and typed TaskContext if typed at all
+    (``async def f(n: int)`` forgot the context: its jobs could never run)."""
+    need = (
+        f"task {fn.__qualname__} must take a TaskContext as its first parameter "
+        f"(async def {fn.__name__}(ctx: TaskContext, ...))"
+    )
+    if not params:
+        raise TypeError(need)
+    first = params[0]
+    if (
+        first.kind not in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD)
+        or first.default is not first.empty
+    ):
+        raise TypeError(f"{need}; {first.name!r} cannot be it")
+    hint = hints.get(first.name)
+    if (
+        hint is not None
+        and hint is not Any
+        and not (isinstance(hint, type) and issubclass(hint, TaskContext))
+    ):
+        raise TypeError(
+            f"{need}; its first parameter {first.name!r} is typed {getattr(hint, '__name__', hint)}"
+        )
+
+
+def result_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any]:
+    """Reads a stored (JSON) result back as ``fn``'s declared return type.
+    Raises TypeError for a return type that JSON cannot carry."""
+    returns = get_type_hints(fn).get("return", Any)
+    try:
+        return TypeAdapter(returns)
+    except PydanticSchemaGenerationError:
+        raise TypeError(
+            f"task {fn.__qualname__}: its return type {getattr(returns, '__name__', returns)} "
+            "cannot be stored as JSON (return a pydantic model, a dataclass or JSON values)"
+        ) from None
+
+
 def _describe(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
@@ -109,8 +157,9 @@ def _describe(exc: ValidationError) -> str:
 class Task(Generic[P, R]):
     """A registered task. ``await task.enqueue(...)`` takes the function's
     own arguments (without the context), checks them against its type hints
-    and adds a job; ``task.with_options(...)`` sets job options for one add.
-    Calling the task runs the function directly (handy in tests)."""
+    and adds a job, a ``Job[R]`` whose ``wait_until_finished()`` returns the
+    function's declared return type; ``task.with_options(...)`` sets job
+    options for one add. Calling the task runs the function directly."""
 
     def __init__(
         self,
@@ -129,6 +178,7 @@ class Task(Generic[P, R]):
         self.name = name
         self.options = options
         self.model = arguments_model(fn)
+        self.returns = result_adapter(fn)
         self._signature = inspect.signature(fn)
 
     def payload(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -149,9 +199,34 @@ class Task(Generic[P, R]):
         except PydanticSerializationError as exc:
             raise PayloadError(f"{self.name}: arguments are not JSON: {exc}") from None
 
-    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Adds a job that runs this task with these arguments."""
         return await self._add(self.options, self.payload(*args, **kwargs))
+
+    async def get_job(self, job_id: str) -> Job[R] | None:
+        """This task's job with this id (its result read back as the
+        declared return type), or None. Raises InvalidArgument for a job of
+        another task."""
+        job = await self.queue.queue.get_job(job_id)
+        if job is None:
+            return None
+        if job.name != self.name:
+            raise InvalidArgument(
+                f"job {job_id} of queue {self.queue.name!r} is a {job.name!r} job, not {self.name!r}"
+            )
+        return self._typed(job)
+
+    def decode_result(self, job_id: str, raw: Any) -> R:
+        """A stored result as the declared return type; ResultMismatch when
+        it does not fit."""
+        try:
+            return cast(R, self.returns.validate_python(raw))
+        except ValidationError as exc:
+            raise ResultMismatch(job_id, _describe(exc), raw) from None
+
+    def _typed(self, job: Job[Any]) -> Job[R]:
+        job.decoder = self.decode_result
+        return cast("Job[R]", job)
 
     def with_options(self, **options: Unpack[JobOptionsDict]) -> BoundTask[P, R]:
         """This task with job options (``job_id``, ``delay``, ``priority``...)
@@ -180,8 +255,8 @@ class Task(Generic[P, R]):
             ignore_dependency_on_failure,
         )
 
-    async def _add(self, options: JobOptionsDict, data: dict[str, Any]) -> Job:
-        return await self.queue.queue.add(self.name, data, **options)
+    async def _add(self, options: JobOptionsDict, data: dict[str, Any]) -> Job[R]:
+        return self._typed(await self.queue.queue.add(self.name, data, **options))
 
     async def run(self, ctx: TaskContext, data: Any) -> Any:
         """Runs the task for a job's data: checks it (Discard when it does
@@ -213,5 +288,5 @@ class BoundTask(Generic[P, R]):
         self.task = task
         self.options = options
 
-    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         return await self.task._add(self.options, self.task.payload(*args, **kwargs))

@@ -16,9 +16,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from conveyor.engine import preflight
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
 from conveyor.engine.cluster import RedisClient
-from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, packb, unpack_reply
+from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, packb, unpack_reply
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
+from conveyor.engine.middleware import Middleware, check_middleware, stamp_headers
 from conveyor.engine.options import Durable, JobOptions, JobOptionsDict
 from conveyor.engine.queue import admin, reading, schedules
 from conveyor.engine.queue import limits as limiting
@@ -60,8 +61,11 @@ class Queue:
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         clock: Clock | None = None,
         durable: Durable | None = None,
+        middleware: Sequence[Middleware] | None = None,
     ) -> None:
         self.name = name
+        #: Run for each job added (may set its headers); a Worker's default too.
+        self.middleware = check_middleware(middleware)
         #: Adds wait for replicas to confirm them (see :class:`Durable`).
         self.durable = durable
         self.redis = redis
@@ -78,7 +82,9 @@ class Queue:
 
     # -- adding -----------------------------------------------------------
 
-    def _options(self, options: dict[str, Any]) -> JobOptions:
+    def _options(self, name: Any, options: dict[str, Any]) -> JobOptions:
+        if self.middleware and isinstance(name, str):
+            options = stamp_headers(self.middleware, self.name, name, options)
         if not options:
             return self._default_opts
         return JobOptions.build(options, self._defaults)
@@ -120,7 +126,7 @@ class Queue:
         instead while the holder has not started. Raises InvalidJobOptions,
         PayloadError or PayloadTooLarge before anything is written.
         """
-        opts = self._options(cast(dict[str, Any], options))
+        opts = self._options(name, cast(dict[str, Any], options))
         args = self._job_args(name, data, opts)
         await self.register()
         argv = [self.keys.job_prefix, clock_arg(self.clock), *args]
@@ -165,7 +171,7 @@ class Queue:
             name, data = item[0], item[1]
             if len(item) > 2 and not isinstance(item[2], dict):
                 raise InvalidJobOptions(f"bulk item options must be a dict, not a {type(item[2]).__name__}")
-            opts = self._options(cast(dict[str, Any], item[2]) if len(item) > 2 else {})
+            opts = self._options(name, cast(dict[str, Any], item[2]) if len(item) > 2 else {})
             prepared.append((name, data, opts, self._job_args(name, data, opts)))
         await self.register()  # before the chunks go out, which must leave in order
         if self.durable is not None:
@@ -257,7 +263,7 @@ class Queue:
             name,
             data,
             state,
-            {},
+            loads(opts.wire),  # as stored, as get_job reads it
             opts.priority,
             created_at=created_at,
             run_at=run_at,

@@ -11,7 +11,7 @@ from conveyor.engine.events import QueueEvents, parse_entry
 from conveyor.engine.job import Job
 from conveyor.engine.queue.common import NEWEST_FIRST, STATE_KEY, check_page, job_state
 from conveyor.engine.states import JobState
-from conveyor.errors import InvalidJobOptions, JobFailed, JobNotFound, is_count
+from conveyor.errors import InvalidJobOptions, JobFailed, JobNotFound, WaitTimeout, check_seconds, is_count
 
 if TYPE_CHECKING:
     from conveyor.engine.queue.handle import Queue
@@ -38,22 +38,34 @@ async def wait_until_finished(queue: Queue, job_id: str, timeout: float | None =
 
     Raises JobFailed (with the job's error and traceback) when it failed
     for good, JobNotFound when it does not exist or is removed first,
-    TimeoutError after ``timeout`` seconds.
+    WaitTimeout (a TimeoutError) after ``timeout`` seconds; the job itself
+    is not changed by a wait that timed out.
     """
-    async with asyncio.timeout(timeout):
-        # The position is taken before the state is read, so a finish in
-        # between is seen as an event.
-        start = await QueueEvents(queue).position()
-        outcome = await queue._outcome(job_id)
+    seconds = None if timeout is None else check_seconds(timeout, "timeout")
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            return await _wait(queue, job_id)
+    except TimeoutError:
+        if seconds is not None and deadline.expired():
+            raise WaitTimeout(job_id, seconds) from None
+        raise
+
+
+async def _wait(queue: Queue, job_id: str) -> Any:
+    # The position is taken before the state is read, so a finish in
+    # between is seen as an event.
+    start = await QueueEvents(queue).position()
+    outcome = await queue._outcome(job_id)
+    if outcome is not None:
+        return outcome[0]
+    async for event in QueueEvents(queue, after=str(start), block=0.2):
+        if event.event == "gap" or (event.job_id == job_id and event.event in ("failed", "removed")):
+            outcome = await queue._outcome(job_id)
+        elif event.job_id == job_id and event.event == "completed":
+            return event.data.get("result")
         if outcome is not None:
             return outcome[0]
-        async for event in QueueEvents(queue, after=str(start), block=0.2):
-            if event.event == "gap" or (event.job_id == job_id and event.event in ("failed", "removed")):
-                outcome = await queue._outcome(job_id)
-            elif event.job_id == job_id and event.event == "completed":
-                return event.data.get("result")
-            if outcome is not None:
-                return outcome[0]
     raise AssertionError("unreachable")  # pragma: no cover
 
 

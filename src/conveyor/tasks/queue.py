@@ -1,0 +1,170 @@
+"""A queue of an app: its tasks, its limits, and how its workers run
+(the ``TaskQueue`` that ``Conveyor.queue`` declares)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, cast, overload
+
+from conveyor.engine.dlq import DeadLetterHook, RetryClassifier
+from conveyor.engine.job import Job, JobContext
+from conveyor.engine.limits import RateLimit, check_concurrency
+from conveyor.engine.middleware import Middleware
+from conveyor.engine.options import JobOptionsDict
+from conveyor.engine.queue import Queue
+from conveyor.engine.worker import Worker
+from conveyor.errors import Discard, InvalidArgument, InvalidJobOptions, check_int, check_seconds
+from conveyor.tasks.task import Task, TaskContext
+
+if TYPE_CHECKING:
+    from conveyor.tasks.app import Conveyor
+
+P = ParamSpec("P")
+R = TypeVar("R")
+TaskFunction = Callable[Concatenate[TaskContext, P], Awaitable[R]]
+
+
+class TaskDecorator(Protocol):
+    def __call__(self, fn: TaskFunction[P, R], /) -> Task[P, R]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How the workers of one queue run its jobs."""
+
+    concurrency: int = 10
+    lock_duration: float = 10.0
+    max_stalled_count: int = 1
+    shutdown_grace: float = 30.0
+    on_dead_letter: DeadLetterHook | None = None
+    retryable: RetryClassifier | None = None
+
+    def __post_init__(self) -> None:
+        """Checked where the queue is declared, not when a worker starts."""
+        check_int(self.concurrency, "concurrency", 1)
+        check_int(self.max_stalled_count, "max_stalled_count", 0)
+        check_seconds(self.lock_duration, "lock_duration", positive=True)
+        check_seconds(self.shutdown_grace, "shutdown_grace")
+        for hook, what in ((self.on_dead_letter, "on_dead_letter"), (self.retryable, "retryable")):
+            if hook is not None and not callable(hook):
+                raise InvalidArgument(f"{what} must be callable, not {hook!r}")
+
+
+class TaskQueue:
+    """A queue of an app: its tasks, its limits and how its workers run."""
+
+    def __init__(
+        self,
+        app: Conveyor,
+        name: str,
+        *,
+        rate_limit: RateLimit | None,
+        global_concurrency: int | None,
+        worker: WorkerSettings,
+        middleware: tuple[Middleware, ...] = (),
+    ) -> None:
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise InvalidJobOptions(f"rate_limit must be a RateLimit, not {rate_limit!r}")
+        check_concurrency(global_concurrency)
+        self.app = app
+        self.name = name
+        self.rate_limit = rate_limit
+        self.global_concurrency = global_concurrency
+        self.worker_settings = worker
+        #: The app's middleware, then the queue's own.
+        self.middleware = middleware
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._queue: Queue | None = None
+
+    @property
+    def queue(self) -> Queue:
+        """The engine's queue handle (for counts, jobs, admin actions)."""
+        if self._queue is None:
+            self._queue = Queue(self.name, self.app.redis, prefix=self.app.prefix, middleware=self.middleware)
+        return self._queue
+
+    @overload
+    def task(self, fn: TaskFunction[P, R]) -> Task[P, R]: ...
+
+    @overload
+    def task(self, *, name: str | None = None, **options: Unpack[JobOptionsDict]) -> TaskDecorator: ...
+
+    def task(
+        self,
+        fn: TaskFunction[Any, Any] | None = None,
+        *,
+        name: str | None = None,
+        **options: Any,
+    ) -> Task[Any, Any] | TaskDecorator:
+        """Registers an ``async def`` taking a TaskContext and typed
+        arguments as a task of this queue (the job name is ``name``, by
+        default the function's name). Keywords are the job options of its
+        jobs (``attempts``, ``backoff``, ``timeout``, ``priority``...)."""
+
+        def register(function: TaskFunction[P, R]) -> Task[P, R]:
+            task_name = name or function.__name__
+            if task_name in self.tasks:
+                raise InvalidArgument(f"queue {self.name!r} already has a task named {task_name!r}")
+            created = Task(self, function, task_name, cast(JobOptionsDict, options))
+            self.tasks[task_name] = created
+            return created
+
+        return register(fn) if fn is not None else register
+
+    async def add_named(self, name: str, data: Any = None, **options: Unpack[JobOptionsDict]) -> Job:
+        """Adds a job of the task called ``name`` from untyped input (an API
+        request, say): ``data`` is checked as the task's arguments, and
+        ``options`` apply over the task's own job options. Raises
+        InvalidJobOptions, writing nothing, for an unknown task or data
+        that does not fit it (a job its worker could only fail)."""
+        task = self.tasks.get(name)
+        if task is None:
+            known = ", ".join(sorted(self.tasks)) or "none"
+            raise InvalidJobOptions(f"queue {self.name!r} has no task named {name!r} (its tasks: {known})")
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise InvalidJobOptions(
+                f"{name}: job data must be an object of arguments, not {type(data).__name__}"
+            )
+        return await task.with_options(**options).enqueue(**data)
+
+    async def handle(self, job: JobContext) -> Any:
+        """The handler of this queue's workers: runs the job's task."""
+        task = self.tasks.get(job.name)
+        if task is None:
+            raise Discard(f"queue {self.name!r} has no task named {job.name!r}")
+        return await task.run(TaskContext(self.app, job), job.data)
+
+    async def apply(self) -> None:
+        """Registers the queue and sets the limits declared here (limits
+        not declared are left as an operator set them)."""
+        await self.queue.register()
+        if self.rate_limit is not None:
+            await self.queue.set_rate_limit(self.rate_limit)
+        if self.global_concurrency is not None:
+            await self.queue.set_concurrency(self.global_concurrency)
+
+    def worker(self, concurrency: int | None = None) -> Worker:
+        s = self.worker_settings
+        return Worker(
+            self.queue,
+            self.handle,
+            concurrency=concurrency or s.concurrency,
+            lock_duration=s.lock_duration,
+            max_stalled_count=s.max_stalled_count,
+            shutdown_grace=s.shutdown_grace,
+            on_dead_letter=s.on_dead_letter,
+            retryable=s.retryable,
+            progress_hook=self.app.progress.bridge(),
+        )
+
+    def use(self, middleware: tuple[Middleware, ...]) -> None:
+        """Adds middleware after this queue's own (see Conveyor.use)."""
+        self.middleware += middleware
+        if self._queue is not None:
+            self._queue.middleware = self.middleware
+
+    def __repr__(self) -> str:
+        return f"<TaskQueue {self.name} tasks={sorted(self.tasks)}>"
