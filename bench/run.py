@@ -27,9 +27,10 @@ import contextlib
 import multiprocessing as mp
 import statistics
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from conveyor import Event, EventBus, JobContext, Queue, RateLimit, Worker, connect
+from conveyor import Event, EventBus, JobContext, Middleware, Queue, RateLimit, Worker, connect
 from conveyor.realtime.progress import ProgressBus
 from conveyor.testing import RedisClusterNodes, RedisServer
 
@@ -42,10 +43,16 @@ except ImportError:  # pragma: no cover
 
 
 async def bench_drain(
-    url: str, n: int, limit: RateLimit | None = None, concurrency: int | None = None, groups: int = 0
+    url: str,
+    n: int,
+    limit: RateLimit | None = None,
+    concurrency: int | None = None,
+    groups: int = 0,
+    middleware: Sequence[Middleware] = (),
 ) -> float:
     """Drain rate; with ``limit`` or ``concurrency`` set as queue-wide
-    limits, or the jobs spread over ``groups`` groups taking turns."""
+    limits, or the jobs spread over ``groups`` groups taking turns, or
+    ``middleware`` around each run."""
     redis = connect(url)
     queue = Queue("bench-drain", redis)
     await queue.set_rate_limit(limit)
@@ -60,7 +67,7 @@ async def bench_drain(
     async def noop(job: JobContext) -> None:
         return None
 
-    worker = Worker(queue, noop, concurrency=100)
+    worker = Worker(queue, noop, concurrency=100, middleware=middleware)
     start = time.perf_counter()
     await worker.run(burst=True)
     elapsed = time.perf_counter() - start

@@ -65,6 +65,7 @@ from conveyor.realtime import EventRouter as EventRouter
 from conveyor.realtime import ProgressBus as ProgressBus
 from conveyor.settings import RedisSettings as RedisSettings
 from conveyor.tasks.app import Conveyor as Conveyor
+from conveyor.tasks.producer import SyncProducer as SyncProducer
 from conveyor.tasks.queue import TaskQueue as TaskQueue
 from conveyor.tasks.task import BoundTask as BoundTask
 from conveyor.tasks.task import Task as Task
@@ -134,6 +135,7 @@ __all__ = [
     "Scheduler",
     "SlotUnavailable",
     "StaleLease",
+    "SyncProducer",
     "Task",
     "TaskContext",
     "TaskQueue",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from conveyor.engine.codec import dumps, dumps_payload, loads
 from conveyor.engine.dlq import RetryClassifier
 from conveyor.engine.job import JobContext
-from conveyor.engine.middleware import Middleware, entered, settled
+from conveyor.engine.middleware import Middleware, Plan, entered, settled
 from conveyor.engine.options import RunOptions
 from conveyor.engine.procpool import ProcessPool, from_process
 from conveyor.engine.procpool import describe_error as describe
@@ -85,6 +85,7 @@ class Execution:
     ) -> None:
         self.handler = handler
         self.middleware = middleware
+        self.plan = Plan.of(middleware)
         self.is_async = inspect.iscoroutinefunction(handler)
         self.executor = executor
         self.processes = processes
@@ -115,13 +116,13 @@ class Execution:
         waits for a thread that outlives the call: see
         :attr:`Run.thread_running`)."""
         ctx = run.ctx
-        middleware = self.middleware
+        plan = self.plan
         result: Any = None
         error: BaseException | None = None
         try:
-            if middleware:
+            if plan.wraps:
                 async with AsyncExitStack() as stack:
-                    await entered(middleware, ctx, stack)
+                    await entered(plan, ctx, stack)
                     result = await self._call(run)
             else:
                 result = await self._call(run)
@@ -134,10 +135,10 @@ class Execution:
         except BaseException as exc:  # every ending is recorded
             error = exc
             ending = self.stopped(run) or self.failed(ctx, exc)
-        if middleware:
+        if plan.settles:
             # stopped while the hooks ran: the outcome stands, and is recorded
             with contextlib.suppress(asyncio.CancelledError):
-                await settled(middleware, ctx, ending, result, error)
+                await settled(plan, ctx, ending, result, error)
         return ending
 
     async def _call(self, run: Run) -> Any:

@@ -14,7 +14,7 @@ from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import dumps_payload, loads_or_text
 from conveyor.engine.scripts import script
 from conveyor.engine.states import JobState
-from conveyor.errors import JobNotFound, PayloadError, PayloadTooLarge, StaleLease
+from conveyor.errors import JobFailed, JobNotFound, PayloadError, PayloadTooLarge, StaleLease
 
 if TYPE_CHECKING:
     from conveyor.engine.flows import Children
@@ -90,9 +90,14 @@ class Job(Generic[R]):
         task's job. Raises JobFailed when it failed for good, JobNotFound
         when it is gone, WaitTimeout (a TimeoutError) after ``timeout``
         seconds, ResultMismatch when the result does not fit the type."""
-        if self.handle is None:
+        if self.handle is not None:
+            raw = await self.handle.wait_until_finished(self.id, timeout)
+        elif self.state is JobState.COMPLETED:  # a finished job not read from Redis (eager mode)
+            raw = self.result
+        elif self.state is JobState.FAILED:
+            raise JobFailed(self.id, self.error or "failed", self.traceback)
+        else:
             raise RuntimeError("this Job was not read through a Queue")
-        raw = await self.handle.wait_until_finished(self.id, timeout)
         if self.decoder is None:
             return raw  # type: ignore[no-any-return]
         return self.decoder(self.id, raw)

@@ -32,6 +32,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import InvalidArgument, PayloadError
@@ -92,20 +93,50 @@ def stamp_headers(
     return {**options, "headers": headers} if headers else options
 
 
-async def entered(middleware: tuple[Middleware, ...], job: JobContext, stack: AsyncExitStack) -> None:
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The hooks of a middleware list that do something, by phase (a hook
+    left as Middleware's own costs nothing per run)."""
+
+    before: tuple[Middleware, ...] = ()
+    around: tuple[Middleware, ...] = ()
+    #: after and failed run in reverse order
+    after: tuple[Middleware, ...] = ()
+    failed: tuple[Middleware, ...] = ()
+
+    @classmethod
+    def of(cls, middleware: tuple[Middleware, ...]) -> Plan:
+        def overriding(hook: str) -> tuple[Middleware, ...]:
+            return tuple(m for m in middleware if getattr(type(m), hook) is not getattr(Middleware, hook))
+
+        return cls(
+            overriding("before"),
+            overriding("around"),
+            tuple(reversed(overriding("after"))),
+            tuple(reversed(overriding("failed"))),
+        )
+
+    @property
+    def wraps(self) -> bool:
+        """Something runs before the handler."""
+        return bool(self.before or self.around)
+
+    @property
+    def settles(self) -> bool:
+        """Something runs once the outcome is known."""
+        return bool(self.after or self.failed)
+
+
+async def entered(plan: Plan, job: JobContext, stack: AsyncExitStack) -> None:
     """Runs each ``before`` and enters each ``around`` on ``stack``."""
-    for each in middleware:
+    for each in plan.before:
         await each.before(job)
-    for each in middleware:
+    for each in plan.around:
         await stack.enter_async_context(each.around(job))
 
 
 async def settled(
-    middleware: tuple[Middleware, ...],
-    job: JobContext,
-    ending: Ending,
-    result: Any,
-    error: BaseException | None,
+    plan: Plan, job: JobContext, ending: Ending, result: Any, error: BaseException | None
 ) -> None:
     """``after`` (the job completed) or ``failed`` (the attempt failed), in
     reverse order; what they raise is logged."""
@@ -114,7 +145,7 @@ async def settled(
         return
     if kind != "c" and error is None:  # the result could not be stored, say
         error = PayloadError(ending.error)
-    for each in reversed(middleware):
+    for each in plan.after if kind == "c" else plan.failed:
         try:
             if kind == "c":
                 await each.after(job, result)

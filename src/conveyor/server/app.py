@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -43,21 +42,58 @@ if TYPE_CHECKING:
 DEFAULT_MAX_BODY = 1024 * 1024
 
 
-@dataclass
 class ServerState:
-    """What the routes share (kept on ``app.state.conveyor``, no globals)."""
+    """What the routes share (kept on ``app.state.conveyor``, no globals).
 
-    redis: RedisClient
-    prefix: str
-    token: str | None
-    progress: ProgressBus
-    streams: dict[str, EventBus]
-    queues: dict[str, Queue] = field(default_factory=dict)
-    #: One reader per live source, shared by the clients of this process.
-    fanout: FanOut = field(default_factory=FanOut)
-    progress_hub: ProgressHub | None = None
-    #: An app whose tasks check the jobs added to its queues.
-    tasks: Conveyor | None = None
+    Given ``tasks`` and no client of its own, it follows the app's client:
+    an app pointed at another Redis (``Conveyor.use_redis``, as tests do)
+    is served from there on, with fresh feeds and handles."""
+
+    def __init__(
+        self,
+        redis: RedisClient | None,
+        *,
+        prefix: str,
+        token: str | None,
+        progress_namespace: str,
+        stream_names: Sequence[str] = (),
+        tasks: Conveyor | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.token = token
+        self.progress_namespace = progress_namespace
+        self.stream_names = tuple(stream_names)
+        #: An app whose tasks check the jobs added to its queues.
+        self.tasks = tasks
+        self._follows = redis is None and tasks is not None
+        self._client: RedisClient | None = None
+        self._bind(redis if redis is not None else tasks.redis if tasks is not None else connect())
+
+    def _bind(self, client: RedisClient) -> None:
+        self._client = client
+        self._progress = ProgressBus(client, namespace=self.progress_namespace)
+        self._streams = {name: EventBus(client, name) for name in self.stream_names}
+        self.queues: dict[str, Queue] = {}
+        #: One reader per live source, shared by the clients of this process.
+        self.fanout = FanOut()
+        self.progress_hub: ProgressHub | None = None
+
+    @property
+    def redis(self) -> RedisClient:
+        if self._follows and self.tasks is not None and self.tasks.redis is not self._client:
+            self._bind(self.tasks.redis)
+        assert self._client is not None
+        return self._client
+
+    @property
+    def progress(self) -> ProgressBus:
+        self.redis  # noqa: B018 (follows the app's client first)
+        return self._progress
+
+    @property
+    def streams(self) -> dict[str, EventBus]:
+        self.redis  # noqa: B018 (follows the app's client first)
+        return self._streams
 
     def progress_feed(self) -> ProgressHub:
         if self.progress_hub is None:
@@ -72,6 +108,7 @@ class ServerState:
 
     async def queue(self, name: str) -> Queue:
         """The queue called ``name``; 404 unless it has been used."""
+        self.redis  # noqa: B018 (follows the app's client first)
         handle = self.queues.get(name)
         if handle is None and self.tasks is not None and name in self.tasks.queues:
             handle = self.queues[name] = self.tasks.queues[name].queue
@@ -103,7 +140,7 @@ def create_app(
     prefix: str | None = None,
     token: str | None = None,
     streams: Sequence[str] = (),
-    progress_namespace: str = "progress",
+    progress_namespace: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     cors_origins: Sequence[str] = (),
     tasks: Conveyor | None = None,
@@ -118,21 +155,19 @@ def create_app(
     added to one of its queues must name one of its tasks, and its data is
     checked as that task's arguments (422 otherwise), with the task's job
     options as defaults; the app's Redis serves when ``redis`` is not
-    given, and its key prefix when ``prefix`` is not.
+    given, and its key prefix and progress namespace when those are not.
     """
     if tasks is not None:
-        redis = tasks.redis if redis is None else redis
         prefix = tasks.prefix if prefix is None else prefix
-    prefix = DEFAULT_PREFIX if prefix is None else prefix
-    owned = redis is None
-    client = redis if redis is not None else connect()
+        progress_namespace = tasks.progress_namespace if progress_namespace is None else progress_namespace
+    owned = redis is None and tasks is None  # the app closes its own client
     state = ServerState(
+        redis,
         tasks=tasks,
-        redis=client,
-        prefix=prefix,
+        prefix=DEFAULT_PREFIX if prefix is None else prefix,
         token=token if token is not None else os.environ.get("CONVEYOR_API_TOKEN") or None,
-        progress=ProgressBus(client, namespace=progress_namespace),
-        streams={name: EventBus(client, name) for name in streams},
+        progress_namespace="progress" if progress_namespace is None else progress_namespace,
+        stream_names=streams,
     )
 
     @asynccontextmanager
@@ -140,7 +175,7 @@ def create_app(
         yield
         await state.aclose_feeds()
         if owned:
-            await client.aclose()
+            await state.redis.aclose()
 
     app = FastAPI(
         title="Conveyor",

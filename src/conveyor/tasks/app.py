@@ -60,9 +60,13 @@ class Conveyor:
         prefix: str = DEFAULT_PREFIX,
         progress_namespace: str = "progress",
         middleware: Sequence[Middleware] = (),
+        eager: bool = False,
     ) -> None:
         #: Runs around every job of the app's queues (see Middleware).
         self.middleware = check_middleware(middleware)
+        #: Tests only: ``enqueue`` runs the task inline and returns the
+        #: finished job, without Redis (see conveyor.tasks.recording).
+        self.eager = eager
         self._client = None if redis is None or isinstance(redis, str) else redis
         self._url = redis if isinstance(redis, str) else None
         self._owns_client = self._client is None
@@ -287,6 +291,20 @@ class Conveyor:
             self._progress = None
             for declared in self.queues.values():
                 declared._queue = None
+
+    async def use_redis(self, redis: RedisClient | str | None) -> None:
+        """Points the app at another Redis (a client, a URL, or None for the
+        environment's settings), closing a client it created itself: tests
+        give it a private server this way. Not while its workers run."""
+        if self._runs:
+            raise ConveyorError("the app's workers are running: close them before changing its Redis")
+        await self.aclose()
+        self._client = None if redis is None or isinstance(redis, str) else redis
+        self._url = redis if isinstance(redis, str) else None
+        self._owns_client = self._client is None
+        self._progress = None
+        for declared in self.queues.values():
+            declared._queue = None
 
     def __repr__(self) -> str:
         return f"<Conveyor queues={sorted(self.queues)}>"

@@ -22,6 +22,7 @@ from conveyor.engine.job import Job, JobContext
 from conveyor.engine.options import JobOptions, JobOptionsDict
 from conveyor.errors import Discard, InvalidArgument, InvalidJobOptions, PayloadError, ResultMismatch
 from conveyor.realtime.progress import ProgressReporter
+from conveyor.tasks.recording import RecordedJob, as_job_context, run_eagerly
 
 if TYPE_CHECKING:
     from conveyor.tasks.app import Conveyor
@@ -83,8 +84,48 @@ class TaskContext:
         """For a flow's parent: its children's results, keyed by job id."""
         return await self.job.children()
 
+    @classmethod
+    def for_testing(
+        cls,
+        app: Conveyor | None = None,
+        *,
+        job_id: str = "test-job",
+        queue: str = "test",
+        attempt: int = 1,
+        attempts: int = 1,
+        headers: Mapping[str, str] | None = None,
+        children: Children | None = None,
+    ) -> RecordingContext:
+        """A context for calling a task directly in a unit test, without
+        Redis: ``ctx.recorded.progress`` and ``ctx.recorded.logs`` keep what
+        the task reported. (``reporter`` needs ``app``.)"""
+        recorded = RecordedJob(
+            job_id=job_id,
+            queue=queue,
+            attempt=attempt,
+            attempts=attempts,
+            headers=headers,
+            children=children,
+        )
+        return RecordingContext(cast("Conveyor", app), recorded)
+
     def __repr__(self) -> str:
         return f"<TaskContext {self.queue}/{self.id} attempt={self.attempt}>"
+
+
+class RecordingContext(TaskContext):
+    """A TaskContext over a :class:`RecordedJob` (see ``for_testing``)."""
+
+    __slots__ = ("recorded",)
+
+    def __init__(self, app: Conveyor, recorded: RecordedJob) -> None:
+        super().__init__(app, as_job_context(recorded))
+        self.recorded = recorded
+
+    def reporter(self, subject: str) -> ProgressReporter:
+        if self.app is None:
+            raise RuntimeError("TaskContext.for_testing(app) needs the app for a progress reporter")
+        return super().reporter(subject)
 
 
 def arguments_model(fn: Callable[..., Any]) -> type[BaseModel]:
@@ -256,6 +297,8 @@ class Task(Generic[P, R]):
         )
 
     async def _add(self, options: JobOptionsDict, data: dict[str, Any]) -> Job[R]:
+        if self.queue.app.eager:
+            return self._typed(await run_eagerly(self, options, data))
         return self._typed(await self.queue.queue.add(self.name, data, **options))
 
     async def run(self, ctx: TaskContext, data: Any) -> Any:
