@@ -280,3 +280,50 @@ async def test_the_app_hands_its_middleware_and_retryable_to_its_producers_and_w
             app.queue(f"{queue_name}-{len(app.queues)}", **settings)
     with pytest.raises(InvalidArgument, match="retryable must be callable"):
         app.queue(f"{queue_name}-x", retryable=True)  # type: ignore[arg-type]
+
+
+async def test_a_tasks_own_middleware_and_retryable_apply_to_its_jobs_only(
+    redis: aredis.Redis, queue_name: str
+) -> None:
+    calls: list[tuple[Any, ...]] = []
+    app = Conveyor(redis)
+    work = app.queue(queue_name, middleware=[Recorder("queue", calls)])
+
+    @work.task(attempts=3, backoff=0, middleware=[Recorder("task", calls)], retryable=lambda exc: False)
+    async def strict(ctx: TaskContext, fail: bool) -> str:
+        if fail:
+            raise ValueError("bad row")
+        return "ok"
+
+    @work.task(attempts=3, backoff=0)
+    async def lenient(ctx: TaskContext, fail: bool) -> str:
+        if fail and ctx.attempt < 2:
+            raise ValueError("bad row")
+        return "ok"
+
+    done = await strict.enqueue(False)
+    refused = await strict.enqueue(True)
+    retried = await lenient.enqueue(True)
+    assert done.headers == {"seen-by-task": "yes", "seen-by-queue": "yes"}
+    assert retried.headers == {"seen-by-queue": "yes"}
+    await app.run_worker(burst=True)
+
+    assert [c[:2] for c in of(calls, done.id)] == [
+        ("queue", "before"),
+        ("task", "before"),
+        ("queue", "enter"),
+        ("task", "enter"),
+        ("task", "exit"),
+        ("queue", "exit"),
+        ("task", "after"),
+        ("queue", "after"),
+    ]
+    assert {c[0] for c in of(calls, retried.id)} == {"queue"}  # the task's own middleware stays its own
+    failed = await work.queue.get_job(refused.id)
+    # not retryable for this task: one attempt of three, failed for good, with the error it raised
+    assert failed is not None and failed.state is JobState.FAILED and failed.attempts_made == 1
+    assert failed.error is not None and "ValueError: bad row" in failed.error
+    assert ("task", "failed", "Discard", False) in of(calls, refused.id)
+    assert await work.queue.get_state(retried.id) is JobState.COMPLETED  # lenient: retried, then done
+    with pytest.raises(InvalidArgument, match="retryable must be callable"):
+        work.task(name="x", retryable="no")(strict.fn)  # type: ignore[call-overload]

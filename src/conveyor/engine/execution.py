@@ -18,7 +18,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -82,10 +82,14 @@ class Execution:
         retryable: RetryClassifier | None,
         max_result_size: int,
         middleware: tuple[Middleware, ...] = (),
+        by_name: Callable[[str], Sequence[Middleware]] | None = None,
     ) -> None:
         self.handler = handler
         self.middleware = middleware
         self.plan = Plan.of(middleware)
+        #: The middleware of jobs by their name, inside ``middleware``.
+        self.by_name = by_name
+        self._plans: dict[str, Plan] = {}
         self.is_async = inspect.iscoroutinefunction(handler)
         self.executor = executor
         self.processes = processes
@@ -116,7 +120,7 @@ class Execution:
         waits for a thread that outlives the call: see
         :attr:`Run.thread_running`)."""
         ctx = run.ctx
-        plan = self.plan
+        plan = self.plan if self.by_name is None else self._plan_of(ctx.name)
         result: Any = None
         error: BaseException | None = None
         try:
@@ -140,6 +144,16 @@ class Execution:
             with contextlib.suppress(asyncio.CancelledError):
                 await settled(plan, ctx, ending, result, error)
         return ending
+
+    def _plan_of(self, name: str) -> Plan:
+        plan = self._plans.get(name)
+        if plan is None:
+            assert self.by_name is not None
+            own = tuple(self.by_name(name))
+            if not own:  # kept only for names with middleware of their own: few
+                return self.plan
+            plan = self._plans[name] = Plan.of(self.middleware + own)
+        return plan
 
     async def _call(self, run: Run) -> Any:
         """The handler's call, within the job's timeout (a TimeoutError

@@ -61,7 +61,9 @@ class Worker:
     stops with their leases kept until they end (see :attr:`hung_threads`).
 
     ``middleware`` (default: the queue's) runs code of your own around each
-    run: see :class:`~conveyor.engine.middleware.Middleware`.
+    run: see :class:`~conveyor.engine.middleware.Middleware`;
+    ``task_middleware(name)`` adds the middleware of jobs called ``name``,
+    inside it.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class Worker:
         max_log_line: int = DEFAULT_MAX_LOG_LINE,
         allow_eviction: bool | None = None,
         middleware: Sequence[Middleware] | None = None,
+        task_middleware: Callable[[str], Sequence[Middleware]] | None = None,
     ) -> None:
         if not is_count(concurrency, 1):
             raise InvalidArgument("concurrency must be an int >= 1")
@@ -132,6 +135,7 @@ class Worker:
             retryable=retryable,
             max_result_size=max_result_size,
             middleware=queue.middleware if middleware is None else check_middleware(middleware),
+            by_name=task_middleware,
         )
         self.thread_grace = thread_grace
         self.max_result_size = max_result_size

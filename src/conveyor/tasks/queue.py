@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, cast, overload
 
@@ -88,25 +88,43 @@ class TaskQueue:
     def task(self, fn: TaskFunction[P, R]) -> Task[P, R]: ...
 
     @overload
-    def task(self, *, name: str | None = None, **options: Unpack[JobOptionsDict]) -> TaskDecorator: ...
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        retryable: RetryClassifier | None = None,
+        middleware: Sequence[Middleware] = (),
+        **options: Unpack[JobOptionsDict],
+    ) -> TaskDecorator: ...
 
     def task(
         self,
         fn: TaskFunction[Any, Any] | None = None,
         *,
         name: str | None = None,
+        retryable: RetryClassifier | None = None,
+        middleware: Sequence[Middleware] = (),
         **options: Any,
     ) -> Task[Any, Any] | TaskDecorator:
         """Registers an ``async def`` taking a TaskContext and typed
         arguments as a task of this queue (the job name is ``name``, by
-        default the function's name). Keywords are the job options of its
-        jobs (``attempts``, ``backoff``, ``timeout``, ``priority``...)."""
+        default the function's name). ``retryable(exc)`` returning False
+        fails the job at once; ``middleware`` runs inside the queue's, for
+        this task's jobs. Other keywords are the job options of its jobs
+        (``attempts``, ``backoff``, ``timeout``, ``priority``...)."""
 
         def register(function: TaskFunction[P, R]) -> Task[P, R]:
             task_name = name or function.__name__
             if task_name in self.tasks:
                 raise InvalidArgument(f"queue {self.name!r} already has a task named {task_name!r}")
-            created = Task(self, function, task_name, cast(JobOptionsDict, options))
+            created = Task(
+                self,
+                function,
+                task_name,
+                cast(JobOptionsDict, options),
+                retryable=retryable,
+                middleware=middleware,
+            )
             self.tasks[task_name] = created
             return created
 
@@ -158,7 +176,12 @@ class TaskQueue:
             on_dead_letter=s.on_dead_letter,
             retryable=s.retryable,
             progress_hook=self.app.progress.bridge(),
+            task_middleware=self._task_middleware,
         )
+
+    def _task_middleware(self, name: str) -> tuple[Middleware, ...]:
+        task = self.tasks.get(name)
+        return task.middleware if task is not None else ()
 
     def use(self, middleware: tuple[Middleware, ...]) -> None:
         """Adds middleware after this queue's own (see Conveyor.use)."""

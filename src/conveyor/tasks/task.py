@@ -4,7 +4,7 @@ type hints when it is enqueued, and again when a worker runs it."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, Unpack, cast, get_type_hints
 
 from pydantic import (
@@ -17,10 +17,19 @@ from pydantic import (
 )
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from conveyor.engine.dlq import RetryClassifier
 from conveyor.engine.flows import Children, FlowJob
 from conveyor.engine.job import Job, JobContext
+from conveyor.engine.middleware import Middleware, check_middleware, stamp_headers
 from conveyor.engine.options import JobOptions, JobOptionsDict
-from conveyor.errors import Discard, InvalidArgument, InvalidJobOptions, PayloadError, ResultMismatch
+from conveyor.errors import (
+    Discard,
+    HandlerSignal,
+    InvalidArgument,
+    InvalidJobOptions,
+    PayloadError,
+    ResultMismatch,
+)
 from conveyor.realtime.progress import ProgressReporter
 from conveyor.tasks.recording import RecordedJob, as_job_context, run_eagerly
 
@@ -189,6 +198,14 @@ def result_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any]:
         ) from None
 
 
+def _retryable(classify: RetryClassifier, exc: BaseException) -> bool:
+    """What ``classify`` says; a classifier that raises counts as retryable."""
+    try:
+        return bool(classify(exc))
+    except Exception:
+        return True
+
+
 def _describe(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
@@ -208,6 +225,9 @@ class Task(Generic[P, R]):
         fn: Callable[Concatenate[TaskContext, P], Awaitable[R]],
         name: str,
         options: JobOptionsDict,
+        *,
+        retryable: RetryClassifier | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(
@@ -218,6 +238,12 @@ class Task(Generic[P, R]):
         self.fn = fn
         self.name = name
         self.options = options
+        if retryable is not None and not callable(retryable):
+            raise InvalidArgument(f"retryable must be callable, not {retryable!r}")
+        #: False for an exception no retry of this task can fix: its job fails at once.
+        self.retryable = retryable
+        #: Runs inside the queue's middleware, for this task's jobs only.
+        self.middleware = check_middleware(middleware)
         self.model = arguments_model(fn)
         self.returns = result_adapter(fn)
         self._signature = inspect.signature(fn)
@@ -297,6 +323,10 @@ class Task(Generic[P, R]):
         )
 
     async def _add(self, options: JobOptionsDict, data: dict[str, Any]) -> Job[R]:
+        if self.middleware:
+            options = cast(
+                JobOptionsDict, stamp_headers(self.middleware, self.queue.name, self.name, dict(options))
+            )
         if self.queue.app.eager:
             return self._typed(await run_eagerly(self, options, data))
         return self._typed(await self.queue.queue.add(self.name, data, **options))
@@ -311,7 +341,16 @@ class Task(Generic[P, R]):
         except ValidationError as exc:
             raise Discard(f"{self.name}: bad arguments: {_describe(exc)}") from None
         kwargs = {field: getattr(checked, field) for field in type(checked).model_fields}
-        result = await cast(Callable[..., Awaitable[Any]], self.fn)(ctx, **kwargs)
+        try:
+            result = await cast(Callable[..., Awaitable[Any]], self.fn)(ctx, **kwargs)
+        except Exception as exc:
+            if (
+                self.retryable is not None
+                and not isinstance(exc, HandlerSignal)
+                and not _retryable(self.retryable, exc)
+            ):
+                raise Discard(f"{type(exc).__name__}: {exc}") from exc
+            raise
         try:
             return to_jsonable_python(result)
         except PydanticSerializationError as exc:
