@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.resources
+import re
 import subprocess
 import sys
+import types
 
 import conveyor
+from conveyor import errors
 
 
 def test_python_dash_m_runs_the_command_line() -> None:
@@ -27,3 +30,40 @@ def test_the_version_comes_from_the_package_metadata() -> None:
 def test_the_package_is_marked_typed() -> None:
     assert importlib.resources.files("conveyor").joinpath("py.typed").is_file()
     assert "Typing :: Typed" in (importlib.metadata.metadata("conveyor").get_all("Classifier") or [])
+
+
+PUBLIC = {
+    "Backoff", "BoundTask", "BreakerState", "Children", "CircuitBreaker", "CircuitOpen",
+    "ConnectionFailed", "Conveyor", "ConveyorError", "Custom", "DeadLetteredJob", "Discard",
+    "Durable", "Event", "EventBus", "EventConsumer", "EventRouter", "Exponential", "Fixed",
+    "FlowJob", "FlowNode", "FlowProducer", "GroupInfo", "HandlerSignal", "InvalidArgument",
+    "InvalidJobOptions", "InvalidSchedule", "Job", "JobContext", "JobFailed", "JobIsActive",
+    "JobNotFound", "JobState", "KeepJobs", "Limiter", "ManualClock", "Middleware", "NotReplicated",
+    "OutcomeUnknown", "PayloadError", "PayloadTooLarge", "Priority", "ProcessJob", "ProgressBus",
+    "Queue", "QueueEvent", "QueueEvents", "QueueLimits", "QueueNotEmpty", "RateLimit",
+    "RateLimited", "RedisOutOfMemory", "RedisSettings", "ResultMismatch", "Retry", "Schedule",
+    "Scheduler", "SlotUnavailable", "StaleLease", "SyncProducer", "Task", "TaskContext",
+    "TaskQueue", "UnsafeRedis", "WaitTimeout", "Worker", "WorkerInfo", "__version__", "connect",
+    "ping",
+}  # fmt: skip
+
+
+def test_the_public_surface_is_what_all_says_and_changes_only_on_purpose() -> None:
+    assert conveyor.__all__ == sorted(conveyor.__all__)  # one entry per name, in order
+    assert set(conveyor.__all__) == PUBLIC  # a name added or dropped is a decision: update PUBLIC
+    for name in conveyor.__all__:
+        assert hasattr(conveyor, name), name
+    exported = {
+        name
+        for name in dir(conveyor)
+        if not name.startswith("_") and not isinstance(getattr(conveyor, name), types.ModuleType)
+    }
+    assert exported <= set(conveyor.__all__), exported - set(conveyor.__all__)
+
+
+def test_every_error_is_drawn_in_the_tree_and_exported() -> None:
+    tree = errors.__doc__ or ""
+    for name, value in vars(errors).items():
+        if isinstance(value, type) and issubclass(value, errors.ConveyorError):
+            assert re.search(rf"[─ ]{name}\b", tree), f"{name} is not drawn in conveyor.errors' tree"
+            assert name in conveyor.__all__, f"{name} is not exported"

@@ -39,6 +39,7 @@ from conveyor.errors import CircuitOpen as CircuitOpen
 from conveyor.errors import ConnectionFailed as ConnectionFailed
 from conveyor.errors import ConveyorError as ConveyorError
 from conveyor.errors import Discard as Discard
+from conveyor.errors import HandlerSignal as HandlerSignal
 from conveyor.errors import InvalidArgument as InvalidArgument
 from conveyor.errors import InvalidJobOptions as InvalidJobOptions
 from conveyor.errors import InvalidSchedule as InvalidSchedule
@@ -100,6 +101,7 @@ __all__ = [
     "FlowNode",
     "FlowProducer",
     "GroupInfo",
+    "HandlerSignal",
     "InvalidArgument",
     "InvalidJobOptions",
     "InvalidSchedule",

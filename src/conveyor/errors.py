@@ -4,7 +4,8 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
 
     ConveyorError
     ├── ConnectionFailed        Redis cannot be reached or refused the credentials
-    │   └── OutcomeUnknown      the connection broke before a write was confirmed
+    │   ├── OutcomeUnknown      the connection broke before a write was confirmed
+    │   └── SlotUnavailable     a cluster slot stayed unavailable (migrating, failing over)
     ├── RedisOutOfMemory        Redis is at maxmemory and refused a write; nothing written
     ├── UnsafeRedis             Redis would lose jobs (evicts keys, lacks a command)
     ├── NotReplicated           a durable add was not confirmed by enough replicas in time
