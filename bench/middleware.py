@@ -13,17 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import time
 from collections.abc import Callable, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from conveyor import Middleware, Queue, connect
+from conveyor import Middleware
 from conveyor.otel import OpenTelemetry
 from conveyor.prometheus import WorkerMetrics
 from conveyor.testing import RedisServer
-from run import bench_drain
+from run import bench_drain, bench_enqueue_single
 
 try:
     import uvloop
@@ -54,18 +53,6 @@ CASES: dict[str, Callable[[], Sequence[Middleware]]] = {
 }
 
 
-async def enqueue(url: str, n: int, middleware: Sequence[Middleware]) -> float:
-    redis = connect(url)
-    queue = Queue("bench-middleware-adds", redis, middleware=middleware)
-    start = time.perf_counter()
-    for i in range(n):
-        await queue.add("email", {"to": f"user{i}@example.com"})
-    elapsed = time.perf_counter() - start
-    await queue.obliterate()
-    await redis.aclose()
-    return n / elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=40_000)
@@ -78,7 +65,7 @@ def main() -> None:
         for _ in range(args.repeats):
             for name, make in CASES.items():  # interleaved: drift hits every case alike
                 drains[name].append(run(bench_drain(server.url, args.jobs, middleware=make())))
-                adds[name].append(run(enqueue(server.url, args.adds, make())))
+                adds[name].append(run(bench_enqueue_single(server.url, args.adds, make())))
     print(f"| middleware | drain, jobs/s ({args.jobs:,} no-op jobs) | one-by-one adds/s ({args.adds:,}) |")
     print("|---|---|---|")
     for name in CASES:

@@ -77,9 +77,9 @@ async def bench_drain(
     return n / elapsed
 
 
-async def bench_enqueue_single(url: str, n: int) -> float:
+async def bench_enqueue_single(url: str, n: int, middleware: Sequence[Middleware] = ()) -> float:
     redis = connect(url)
-    queue = Queue("bench-single", redis)
+    queue = Queue("bench-single", redis, middleware=middleware)
     start = time.perf_counter()
     for i in range(n):
         await queue.add("email", {"to": f"user{i}@example.com"})
