@@ -3,13 +3,16 @@
 
     python bench/worker_processes.py [--jobs 40000] [--runs 3] [--counts 1,2]
                                       [--spin-us 0] [--log-level warning]
+                                      [--loops uvloop,asyncio]
 
 Against a private redis-server on a free port. For each run the queue is
 filled while paused, the supervised workers start and register, and the
 clock runs from ``resume`` until no job waits or runs. Runs of each
 process count are interleaved (1, 2, 1, 2...), so the machine's drift hits
 all alike; the median and every run are printed. ``--spin-us`` makes
-each job hold the CPU that long (CPU-bound handlers).
+each job hold the CPU that long (CPU-bound handlers); ``--loops`` runs the
+workers on uvloop, asyncio's own loop (``CONVEYOR_UVLOOP=off``), or both,
+interleaved too.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ async def redis_cpu(redis: object) -> float:
 
 
 async def one_run(
-    url: str, jobs: int, processes: int, concurrency: int, spin_us: int, log_level: str
+    url: str, jobs: int, processes: int, concurrency: int, spin_us: int, log_level: str, loop: str = "uvloop"
 ) -> dict[str, float]:
     async with connect(url) as redis:
         queue = Queue(QUEUE, redis)
@@ -53,6 +56,7 @@ async def one_run(
         for start in range(0, jobs, 10_000):
             await queue.add_bulk([("noop", i) for i in range(start, min(jobs, start + 10_000))])
         env = {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(HERE), "BENCH_SPIN_US": str(spin_us)}
+        env["CONVEYOR_UVLOOP"] = "on" if loop == "uvloop" else "off"
         supervisor = await asyncio.create_subprocess_exec(
             *[sys.executable, "-m", "conveyor", "worker", "noop_handlers:HANDLERS"],
             *[f"--processes={processes}", f"--concurrency={concurrency}", f"--log-level={log_level}"],
@@ -97,15 +101,17 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--spin-us", type=int, default=0)
     parser.add_argument("--log-level", default="warning", help="the workers' (info: a line per job step)")
+    parser.add_argument("--loops", default="uvloop", help="uvloop, asyncio, or both (comma-separated)")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]
-    results: dict[int, list[dict[str, float]]] = {c: [] for c in counts}
+    loops = args.loops.split(",")
+    results: dict[tuple[int, str], list[dict[str, float]]] = {(c, lp): [] for c in counts for lp in loops}
     with RedisServer() as server:
         for _ in range(args.runs):
-            for count in counts:
-                results[count].append(
+            for count, loop in results:
+                results[count, loop].append(
                     await one_run(
-                        server.url, args.jobs, count, args.concurrency, args.spin_us, args.log_level
+                        server.url, args.jobs, count, args.concurrency, args.spin_us, args.log_level, loop
                     )
                 )
     work = f"jobs holding the CPU {args.spin_us} µs each" if args.spin_us else "no-op jobs"
@@ -113,12 +119,12 @@ async def main() -> None:
         f"{args.jobs} {work}, concurrency {args.concurrency} per process, {os.cpu_count()} cores, "
         f"workers logging at {args.log_level}"
     )
-    print("| processes | drain (jobs/s), median | runs | worker CPU per job | Redis CPU (share of a core) |")
-    print("|---|---|---|---|---|")
-    for count, runs in results.items():
+    print("| processes | loop | drain (jobs/s), median | runs | worker CPU per job | Redis CPU, of a core |")
+    print("|---|---|---|---|---|---|")
+    for (count, loop), runs in results.items():
         rates = [r["rate"] for r in runs]
         print(
-            f"| {count} | {statistics.median(rates):,.0f} | {', '.join(f'{r:,.0f}' for r in rates)} "
+            f"| {count} | {loop} | {statistics.median(rates):,.0f} | {', '.join(f'{r:,.0f}' for r in rates)} "
             f"| {statistics.median(r['worker_us_per_job'] for r in runs):.0f} µs "
             f"| {statistics.median(r['redis_share'] for r in runs):.0%} |"
         )

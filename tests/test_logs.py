@@ -117,6 +117,7 @@ async def test_json_lines_tell_each_step_of_each_job(tmp_path: Path, redis_url: 
 
     started = next(line for line in lines if line.get("event") == "process_started")
     assert started["version"] == __version__ and started["queues"] == [queue.name]
+    assert started["loop"] == "uvloop"  # installed with Conveyor: workers run on it
     assert (
         started["redis"] == redis_url.removeprefix("redis://").split("/")[0] or "cluster" in started["redis"]
     )
@@ -156,6 +157,17 @@ async def test_text_lines_and_the_level_from_the_environment(
     (line,) = err.splitlines()
     assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z WARNING conveyor\.worker: job \S+ \(broken\) failed", line)
     assert f"event=failed queue={queue.name}" in line and "job_name=broken attempt=3" in line
+
+
+async def test_a_worker_runs_on_asyncios_loop_when_uvloop_is_switched_off(
+    tmp_path: Path, redis_url: str, queue: Queue
+) -> None:
+    proc = run_worker(tmp_path, redis_url, queue.name, "--log-format", "json", CONVEYOR_UVLOOP="off")
+    err = await work_then_stop(proc, queue, "fine")
+    started = next(
+        line for line in map(json.loads, err.splitlines()) if line.get("event") == "process_started"
+    )
+    assert started["loop"] == "asyncio"
 
 
 def test_a_bad_log_level_is_refused_in_one_line(tmp_path: Path, redis_url: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from conveyor import __version__
 from conveyor.cli import admin, jobs
+from conveyor.cli.loop import run as run_loop
 
 app = typer.Typer(help="Conveyor: background jobs on Redis.", no_args_is_help=True)
 admin.register(app)
@@ -147,9 +147,9 @@ def worker(
         raise typer.Exit(1) from None
     if isinstance(found, Conveyor):
         found.use(*metrics)
-        asyncio.run(run_app(found, queues or [], concurrency, with_scheduler))
+        run_loop(run_app(found, queues or [], concurrency, with_scheduler))
     else:
-        asyncio.run(run_workers(handlers, concurrency or 10, metrics))
+        run_loop(run_workers(handlers, concurrency or 10, metrics))
 
 
 @app.command()
@@ -282,7 +282,7 @@ def scheduler(
         finally:
             await redis.aclose()
 
-    asyncio.run(go())
+    run_loop(go())
 
 
 def main() -> None:

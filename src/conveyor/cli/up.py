@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
+from conveyor.cli.loop import run as run_loop
 from conveyor.cli.supervisor import Supervisor, child_command
 from conveyor.cli.worker import HANDLERS_GRACE, STOP_MARGIN
 from conveyor.engine.backoff import Exponential
@@ -158,4 +159,4 @@ def up(host: str, port: int, processes: int | None = None) -> None:
     """Runs everything; stops the private Redis on the way out."""
     data = Path(os.environ.get("CONVEYOR_DATA", ".conveyor/redis"))
     with configured_or_private_redis(data, console.print) as url:
-        asyncio.run(run_up(url, host, port, processes))
+        run_loop(run_up(url, host, port, processes))

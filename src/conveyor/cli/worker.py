@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from conveyor import __version__
+from conveyor.cli.loop import loop_name
 from conveyor.cli.supervisor import Supervisor, child_command, process_count, watch_supervisor
 from conveyor.engine.connection import connect
 from conveyor.engine.middleware import Middleware
@@ -177,18 +178,21 @@ def exit_if_hung(workers: list[Worker]) -> None:
 def announce(queues: list[str], redis: str, detail: str) -> None:
     """The start-up line: what this process works, on which Redis (never
     its password), and Conveyor's version."""
+    kind = loop_name()
     log.info(
-        "Conveyor %s working %s%s, Redis at %s",
+        "Conveyor %s working %s%s, Redis at %s, on %s",
         __version__,
         ", ".join(queues),
         detail,
         redis,
+        kind,
         extra={
             "event": "process_started",
             "queues": queues,
             "redis": redis,
             "version": __version__,
             "pid": os.getpid(),
+            "loop": kind,
         },
     )
 
