@@ -37,7 +37,7 @@ PUBLIC = {
     "ConnectionFailed", "Conveyor", "ConveyorError", "Custom", "DeadLetteredJob", "Discard",
     "Durable", "Event", "EventBus", "EventConsumer", "EventRouter", "Exponential", "Fixed",
     "FlowJob", "FlowNode", "FlowProducer", "GroupInfo", "HandlerSignal", "InvalidArgument",
-    "InvalidJobOptions", "InvalidSchedule", "Job", "JobContext", "JobFailed", "JobIsActive",
+    "InvalidJobOptions", "InvalidSchedule", "InvalidTask", "Job", "JobContext", "JobFailed", "JobIsActive",
     "JobNotFound", "JobState", "KeepJobs", "Limiter", "ManualClock", "Middleware", "NotReplicated",
     "OutcomeUnknown", "PayloadError", "PayloadTooLarge", "Priority", "ProcessJob", "ProgressBus",
     "Queue", "QueueEvent", "QueueEvents", "QueueLimits", "QueueNotEmpty", "RateLimit",

@@ -130,13 +130,16 @@ def test_a_taken_metrics_port_is_a_clear_error(tmp_path: Path, redis_url: str, q
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [CONVEYOR, "worker", "metered:app", "--metrics-port", str(port)],
-            cwd=tmp_path,
-            env={**os.environ, "REDIS_URL": redis_url},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert done.returncode == 1 and f"cannot serve metrics on port {port}" in done.stderr, done.stderr
+        # one process; and under a supervisor, refused before any child starts (no restart loop)
+        for extra in ([], ["--processes", "2"]):
+            done = subprocess.run(
+                [CONVEYOR, "worker", "metered:app", "--metrics-port", str(port), *extra],
+                cwd=tmp_path,
+                env={**os.environ, "REDIS_URL": redis_url},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 1 and f"cannot serve metrics on port {port}" in done.stderr, done.stderr
+            assert "worker process 0 started" not in done.stdout + done.stderr

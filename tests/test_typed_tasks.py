@@ -23,6 +23,7 @@ from conveyor import (
     Conveyor,
     InvalidArgument,
     InvalidJobOptions,
+    InvalidTask,
     Job,
     JobState,
     Queue,
@@ -164,9 +165,10 @@ def test_a_task_that_cannot_run_is_refused_where_it_is_declared(source: str, say
     scope: dict[str, Any] = {"TaskContext": TaskContext, "Opaque": Opaque}
     exec(source, scope)
     app = Conveyor()
-    with pytest.raises(TypeError, match=says):
+    with pytest.raises(InvalidTask, match=says):  # a ConveyorError, and a TypeError
         app.queue("declared").task(scope["f"])
     assert app.queues["declared"].tasks == {}
+    assert issubclass(InvalidTask, TypeError)
 
 
 async def test_jobs_added_through_the_api_are_checked_by_the_apps_tasks(

@@ -43,6 +43,7 @@ from conveyor.errors import HandlerSignal as HandlerSignal
 from conveyor.errors import InvalidArgument as InvalidArgument
 from conveyor.errors import InvalidJobOptions as InvalidJobOptions
 from conveyor.errors import InvalidSchedule as InvalidSchedule
+from conveyor.errors import InvalidTask as InvalidTask
 from conveyor.errors import JobFailed as JobFailed
 from conveyor.errors import JobIsActive as JobIsActive
 from conveyor.errors import JobNotFound as JobNotFound
@@ -105,6 +106,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidJobOptions",
     "InvalidSchedule",
+    "InvalidTask",
     "Job",
     "JobContext",
     "JobFailed",

@@ -10,8 +10,9 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
     ├── UnsafeRedis             Redis would lose jobs (evicts keys, lacks a command)
     ├── NotReplicated           a durable add was not confirmed by enough replicas in time
     ├── InvalidArgument         an argument Conveyor cannot use; nothing written
-    │   └── InvalidJobOptions   an option is unknown or out of range
-    │       └── InvalidSchedule a bad cron pattern, time zone or schedule option
+    │   ├── InvalidJobOptions   an option is unknown or out of range
+    │   │   └── InvalidSchedule a bad cron pattern, time zone or schedule option
+    │   └── InvalidTask         a task declared so that its jobs could not run (also a TypeError)
     ├── PayloadError            job data or a result is not JSON-serialisable
     │   ├── PayloadTooLarge     data, a result, progress or a log line over its size limit
     │   └── ResultMismatch      a stored result does not fit its task's return type
@@ -124,6 +125,12 @@ class InvalidArgument(ConveyorError, ValueError):
 
 class InvalidJobOptions(InvalidArgument):
     """Raised when a job option is unknown, of the wrong type or out of range."""
+
+
+class InvalidTask(InvalidArgument, TypeError):
+    """Raised where a task is declared when its jobs could never run: no
+    ``TaskContext`` first, ``*args``, an argument without a type hint, a
+    return type JSON cannot carry, a plain ``def``. (A TypeError too.)"""
 
 
 class InvalidSchedule(InvalidJobOptions):

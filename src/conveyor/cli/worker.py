@@ -9,6 +9,7 @@ import asyncio
 import importlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -81,6 +82,18 @@ def load_handlers(target: str, found: Any, queues: list[str]) -> dict[str, Calla
         if not callable(handler):
             raise ConveyorError(f"the handler of queue {name!r} is not callable")
     return handlers
+
+
+def check_port_free(port: int) -> None:
+    """ConveyorError when nothing can listen on ``port`` (taken, or out of range)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except (OSError, OverflowError) as exc:
+            raise ConveyorError(
+                f"cannot serve metrics on port {port}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
 
 
 def serve_metrics(port: int | None) -> list[Middleware]:
@@ -211,6 +224,9 @@ def supervise(
     schedules, with ``scheduler``, are fired by the first process only;
     with ``metrics_port``, process N serves its metrics on that port + N."""
     count = process_count(processes)
+    if metrics_port is not None:
+        for port in range(metrics_port, metrics_port + count):
+            check_port_free(port)  # before any child starts, not in a restart loop
     options = [f"--queues={name}" for name in queues]
     if concurrency is not None:
         options.append(f"--concurrency={concurrency}")

@@ -51,7 +51,7 @@ class Limiter:
         clock: Clock | None = None,
     ) -> None:
         if not isinstance(limit, RateLimit):
-            raise TypeError(f"limit must be a RateLimit, not {limit!r}")
+            raise InvalidArgument(f"limit must be a RateLimit, not {limit!r}")
         self.redis = redis
         self.name = check_name("limiter", name)
         self.limit = limit

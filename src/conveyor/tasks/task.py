@@ -27,6 +27,7 @@ from conveyor.errors import (
     HandlerSignal,
     InvalidArgument,
     InvalidJobOptions,
+    InvalidTask,
     PayloadError,
     ResultMismatch,
 )
@@ -147,11 +148,11 @@ def arguments_model(fn: Callable[..., Any]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for param in params[1:]:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise TypeError(
+            raise InvalidTask(
                 f"task {fn.__qualname__}: *args and **kwargs cannot be checked; name each argument"
             )
         if param.name not in hints:
-            raise TypeError(f"task {fn.__qualname__}: argument {param.name!r} needs a type hint")
+            raise InvalidTask(f"task {fn.__qualname__}: argument {param.name!r} needs a type hint")
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hints[param.name], default)
     config = ConfigDict(extra="forbid", arbitrary_types_allowed=False, allow_inf_nan=False)
@@ -167,20 +168,20 @@ def _check_context(fn: Callable[..., Any], params: list[inspect.Parameter], hint
         f"(async def {fn.__name__}(ctx: TaskContext, ...))"
     )
     if not params:
-        raise TypeError(need)
+        raise InvalidTask(need)
     first = params[0]
     if (
         first.kind not in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD)
         or first.default is not first.empty
     ):
-        raise TypeError(f"{need}; {first.name!r} cannot be it")
+        raise InvalidTask(f"{need}; {first.name!r} cannot be it")
     hint = hints.get(first.name)
     if (
         hint is not None
         and hint is not Any
         and not (isinstance(hint, type) and issubclass(hint, TaskContext))
     ):
-        raise TypeError(
+        raise InvalidTask(
             f"{need}; its first parameter {first.name!r} is typed {getattr(hint, '__name__', hint)}"
         )
 
@@ -192,7 +193,7 @@ def result_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any]:
     try:
         return TypeAdapter(returns)
     except PydanticSchemaGenerationError:
-        raise TypeError(
+        raise InvalidTask(
             f"task {fn.__qualname__}: its return type {getattr(returns, '__name__', returns)} "
             "cannot be stored as JSON (return a pydantic model, a dataclass or JSON values)"
         ) from None
@@ -230,7 +231,7 @@ class Task(Generic[P, R]):
         middleware: Sequence[Middleware] = (),
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
-            raise TypeError(
+            raise InvalidTask(
                 f"task {fn.__qualname__} must be an async def (run blocking code with asyncio.to_thread)"
             )
         JobOptions.build(dict(options))  # a bad option fails here, at import, not at the first add
