@@ -62,6 +62,11 @@ async def test_inspection_commands_print_json_for_scripts(redis_url: str, queue:
     assert [j["id"] for j in page] == [j.id for j in jobs[:2]]
     one = as_json(redis_url, "job", queue.name, jobs[2].id)
     assert one["data"] == {"n": 2} and one["state"] == "waiting" and one["logs"] == []
+    # dates in ISO 8601 as the API gives them; options under their public names
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", one["created_at"]), one["created_at"]
+    assert one["options"]["attempts"] == 1 and "a" not in one["options"] and "decoder" not in one
+    shown = cli(redis_url, "job", queue.name, jobs[2].id).stdout
+    assert re.search(r"created_at\s*│\s*\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", shown), shown
     table = cli(redis_url, "queues").stdout
     assert queue.name in table
 

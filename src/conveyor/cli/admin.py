@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -21,6 +23,7 @@ from conveyor.engine.queue import Queue
 from conveyor.engine.registry import queue_names
 from conveyor.engine.states import JobState
 from conveyor.errors import ConveyorError
+from conveyor.server.models import readable_options
 
 T = TypeVar("T")
 console = Console()
@@ -55,14 +58,29 @@ async def known_queue(redis: Any, name: str) -> Queue:
     return Queue(name, redis)
 
 
+def _jsonable(value: Any) -> Any:
+    """Dates as ISO 8601 (``2026-12-06T03:38:00.123000Z``), as the API gives them."""
+    try:
+        return to_jsonable_python(value)
+    except PydanticSerializationError:
+        return str(value)
+
+
 def emit_json(value: Any) -> None:
-    typer.echo(json.dumps(value, default=str, indent=2))
+    typer.echo(json.dumps(value, default=_jsonable, indent=2))
 
 
 def job_dict(job: Job) -> dict[str, Any]:
-    out = {k: getattr(job, k) for k in job.__dataclass_fields__ if k != "handle"}
+    """A job as the API shows it: its options under their public names."""
+    out = {k: getattr(job, k) for k in job.__dataclass_fields__ if k not in ("handle", "decoder")}
     out["state"] = job.state.value
+    out["options"] = readable_options(job.options)
     return out
+
+
+def at(moment: datetime | None) -> str:
+    """A time for a table: ISO 8601 in UTC, to the second."""
+    return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def register(app: typer.Typer) -> None:
@@ -134,7 +152,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title=f"{queue}/{job_id}", show_header=False)
         for key, value in job_dict(found).items():
             if value not in (None, [], {}):
-                table.add_row(key, str(value))
+                table.add_row(key, at(value) if isinstance(value, datetime) else str(value))
         for line in logs:
             table.add_row("log", line)
         console.print(table)
@@ -217,7 +235,7 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for s in found:
             when = f"{s.cron} ({s.tz})" if s.cron else f"every {s.every:g}s"
-            table.add_row(s.key, s.name, when, str(s.runs), str(s.next_run or "ended"))
+            table.add_row(s.key, s.name, when, str(s.runs), at(s.next_run) if s.next_run else "ended")
         console.print(table)
 
     dlq = typer.Typer(help="The dead-letter set: jobs that failed for good.", no_args_is_help=True)
@@ -287,7 +305,5 @@ def show_jobs(title: str, found: list[Job]) -> None:
         table.add_column(col)
     for j in found:
         outcome = j.error if j.error else ("" if j.result is None else str(j.result))
-        table.add_row(
-            j.id, j.name, j.state.value, str(j.attempts_made), str(j.created_at or ""), outcome[:80]
-        )
+        table.add_row(j.id, j.name, j.state.value, str(j.attempts_made), at(j.created_at), outcome[:80])
     console.print(table)
