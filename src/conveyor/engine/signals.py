@@ -1,16 +1,43 @@
 """SIGTERM and SIGINT for a process that works queues: the first signal
 closes gracefully (running jobs may finish within the shutdown grace), a
-second one hands running jobs back to waiting at once."""
+second one hands running jobs back to waiting at once. And waiting on
+something unless a stop comes first (:func:`unless_stopped`)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from conveyor.engine.worker import Worker
+
+R = TypeVar("R")
+
+
+class Stopped(Exception):
+    """Raised by :func:`unless_stopped` when the stop came first."""
+
+
+async def unless_stopped(awaitable: Awaitable[R], stop: asyncio.Event) -> R:
+    """What ``awaitable`` gives, unless ``stop`` is set first: then it is
+    cancelled (and awaited) and Stopped is raised. A caller cancelled while
+    it waits takes the awaitable with it."""
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        stopper.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise Stopped
+    return task.result()
 
 
 def stop_on_signals(

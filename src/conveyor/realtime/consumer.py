@@ -21,7 +21,6 @@ import os
 import socket
 import traceback
 import uuid
-from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import ValidationError
@@ -31,6 +30,7 @@ from conveyor.engine.cluster import connection_kwargs
 from conveyor.engine.codec import loads, text
 from conveyor.engine.keys import check_name
 from conveyor.engine.scripts import script
+from conveyor.engine.signals import Stopped, unless_stopped
 from conveyor.errors import (
     ConveyorError,
     PayloadError,
@@ -57,10 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.events")
 R = TypeVar("R")
 _FAILURES = (ConveyorError, RedisError, OSError)
-
-
-class _Stopped(Exception):
-    pass
 
 
 class EventConsumer:
@@ -217,18 +213,19 @@ class EventConsumer:
             if room <= 0:
                 self._room.clear()
                 try:
-                    await self._until_stopped(self._room.wait())
-                except _Stopped:
+                    await unless_stopped(self._room.wait(), self._stop)
+                except Stopped:
                     return
                 continue
             try:
-                reply: Any = await self._until_stopped(
+                reply: Any = await unless_stopped(
                     self.redis.xreadgroup(
                         self.group, self.name, {self.bus.keys.stream: ">"}, count=room, block=block_ms
-                    )
+                    ),
+                    self._stop,
                 )
                 failures = 0
-            except _Stopped:
+            except Stopped:
                 return
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
@@ -247,19 +244,6 @@ class EventConsumer:
             elif burst and await self._group_is_done():
                 return
 
-    async def _until_stopped(self, awaitable: Coroutine[Any, Any, R] | Awaitable[R]) -> R:
-        task: asyncio.Future[R] = asyncio.ensure_future(awaitable)
-        stopper: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise _Stopped
-        return task.result()
-
     async def _group_is_done(self) -> bool:
         if self._held or self._acks.pending or not self._work.empty():
             return False
@@ -269,8 +253,8 @@ class EventConsumer:
     async def _pause_after(self, exc: BaseException, failures: int) -> None:
         delay = min(0.05 * 2**failures, 5.0)
         log.warning("%r: Redis call failed (%s); again in %.2fs", self, exc, delay)
-        with contextlib.suppress(_Stopped):
-            await self._until_stopped(asyncio.sleep(delay))
+        with contextlib.suppress(Stopped):
+            await unless_stopped(asyncio.sleep(delay), self._stop)
 
     def _dispatch(self, deliveries: Any) -> None:
         for d in deliveries:

@@ -78,21 +78,25 @@ class ServerState:
         self.fanout = FanOut()
         self.progress_hub: ProgressHub | None = None
 
-    @property
-    def redis(self) -> RedisClient:
+    def _follow(self) -> None:
+        """Rebinds to the app's client when the app has moved to another."""
         if self._follows and self.tasks is not None and self.tasks.redis is not self._client:
             self._bind(self.tasks.redis)
+
+    @property
+    def redis(self) -> RedisClient:
+        self._follow()
         assert self._client is not None
         return self._client
 
     @property
     def progress(self) -> ProgressBus:
-        self.redis  # noqa: B018 (follows the app's client first)
+        self._follow()
         return self._progress
 
     @property
     def streams(self) -> dict[str, EventBus]:
-        self.redis  # noqa: B018 (follows the app's client first)
+        self._follow()
         return self._streams
 
     def progress_feed(self) -> ProgressHub:
@@ -108,7 +112,7 @@ class ServerState:
 
     async def queue(self, name: str) -> Queue:
         """The queue called ``name``; 404 unless it has been used."""
-        self.redis  # noqa: B018 (follows the app's client first)
+        self._follow()
         handle = self.queues.get(name)
         if handle is None and self.tasks is not None and name in self.tasks.queues:
             handle = self.queues[name] = self.tasks.queues[name].queue

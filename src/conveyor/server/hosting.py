@@ -15,6 +15,8 @@ from typing import Any, Literal
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conveyor.engine.signals import Stopped, unless_stopped
+
 #: Garbage collection thresholds of a process that serves the API.
 GC_THRESHOLDS = (20_000, 50, 100)
 #: Seconds a stopping server waits for requests still running before it
@@ -53,15 +55,10 @@ class DisconnectOnStop:
         async def receive_until_stop() -> Message:
             if stopping.is_set():
                 return DISCONNECT
-            message = asyncio.ensure_future(receive())
-            stopped = asyncio.ensure_future(stopping.wait())
             try:
-                await asyncio.wait((message, stopped), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopped.cancel()
-                if not message.done():
-                    message.cancel()
-            return message.result() if message.done() and not message.cancelled() else DISCONNECT
+                return await unless_stopped(receive(), stopping)
+            except Stopped:
+                return DISCONNECT
 
         response = {"started": False, "ended": False}
 
