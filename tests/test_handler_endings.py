@@ -45,6 +45,12 @@ def misbehaves_in_a_process(job: ProcessJob) -> Any:
         raise SystemExit("leaving")
     if job.data == "sleep":
         time.sleep(60)
+    if job.data == "report":
+        job.update_progress({"percent": 50})
+        job.log(f"attempt {job.attempt} of {job.attempts}", "half way")
+        return {"double": "report", "pid": os.getpid()}
+    if job.data == "bad report":
+        job.log(42)  # type: ignore[arg-type]
     return {"double": job.data * 2, "pid": os.getpid()}
 
 
@@ -75,6 +81,28 @@ async def test_a_pool_process_that_dies_fails_only_its_job_and_is_replaced(queue
     assert [j.result["double"] for j in done if j and j.state is JobState.COMPLETED] == [
         i * 2 for i in range(8)
     ]
+
+
+async def test_a_handler_in_a_pool_process_reports_progress_and_logs_through_its_worker(
+    queue: Queue,
+) -> None:
+    # Given a job whose handler, in a pool process, reports progress and
+    # log lines, and one whose report is refused
+    job = await queue.add("m", "report", attempts=2)
+    bad = await queue.add("m", "bad report", attempts=1)
+
+    # When a worker runs them
+    worker = Worker(queue, misbehaves_in_a_process, executor="process", processes=1)
+    await asyncio.wait_for(worker.run(burst=True), 60)
+
+    # Then the reports were stored on the job by the worker that holds its
+    # lease, and a refused report raised in the handler, failing its job
+    done = await queue.get_job(job.id)
+    assert done is not None and done.state is JobState.COMPLETED and done.progress == {"percent": 50}
+    assert await queue.get_logs(job.id) == ["attempt 1 of 2", "half way"]
+    failed = await queue.get_job(bad.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.error == "PayloadError: a log line must be a str, not int"
 
 
 async def test_a_pool_process_past_its_timeout_is_killed_and_the_next_jobs_run(queue: Queue) -> None:

@@ -42,9 +42,9 @@ PUBLIC = {
     "OutcomeUnknown", "PayloadError", "PayloadTooLarge", "Priority", "ProcessJob", "ProgressBus",
     "Queue", "QueueEvent", "QueueEvents", "QueueLimits", "QueueNotEmpty", "RateLimit",
     "RateLimited", "RedisOutOfMemory", "RedisSettings", "ResultMismatch", "Retry", "Schedule",
-    "Scheduler", "SlotUnavailable", "StaleLease", "SyncProducer", "Task", "TaskContext",
-    "TaskQueue", "UnsafeRedis", "WaitTimeout", "Worker", "WorkerInfo", "__version__", "connect",
-    "ping",
+    "Scheduler", "SlotUnavailable", "StaleLease", "SyncProducer", "SyncTask", "SyncTaskContext",
+    "Task", "TaskContext", "TaskQueue", "UnsafeRedis", "WaitTimeout", "Worker", "WorkerInfo", "__version__",
+    "connect", "ping",
 }  # fmt: skip
 
 

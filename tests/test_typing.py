@@ -19,7 +19,7 @@ from typing import reveal_type
 
 from pydantic import BaseModel
 
-from conveyor import Conveyor, TaskContext
+from conveyor import Conveyor, SyncTaskContext, TaskContext
 
 app = Conveyor()
 imports = app.queue("imports")
@@ -40,6 +40,12 @@ async def stamp(ctx: TaskContext) -> datetime:
     return datetime.now()
 
 
+@imports.task(executor="process")
+def crunch(ctx: SyncTaskContext, artist: str) -> Report:
+    ctx.progress("crunching", 50)
+    return Report(artist=artist, shows=1)
+
+
 async def main() -> None:
     job = await import_artist.enqueue("Low", limit=3)
     reveal_type(job)  # job
@@ -49,6 +55,8 @@ async def main() -> None:
     await import_artist.enqueue(5)  # wrong type
     await import_artist.enqueue("Low", limt=3)  # unknown keyword
     await import_artist.with_options(priorty=1).enqueue("Low")  # misspelled option
+    reveal_type(await (await crunch.enqueue("Low")).wait_until_finished())  # sync result
+    await crunch.enqueue(artist=5)  # sync wrong type
 
 
 @imports.task(atempts=3)  # misspelled declaration
@@ -79,6 +87,7 @@ def error_lines() -> set[int]:
             "misspelled option",
             "misspelled declaration",
             "no context",
+            "sync wrong type",
         )
     }
 
@@ -113,20 +122,22 @@ def test_mypy_strict_checks_a_users_tasks(tmp_path: Path) -> None:
         (line_of("job"), "note", 'Revealed type is "conveyor.engine.job.Job[user_app.Report]"'),
         (line_of("result"), "note", 'Revealed type is "user_app.Report"'),
         (line_of("datetime"), "note", 'Revealed type is "datetime.datetime"'),
+        (line_of("sync result"), "note", 'Revealed type is "user_app.Report"'),
         (
             line_of("wrong type"),
             "error",
-            'Argument 1 to "enqueue" of "Task" has incompatible type "int"; expected "str"  [arg-type]',
+            'Argument 1 to "enqueue" of "BaseTask" has incompatible type "int"; expected "str"  [arg-type]',
         ),
         (
             line_of("unknown keyword"),
             "error",
-            'Unexpected keyword argument "limt" for "enqueue" of "Task"; did you mean "limit"?  [call-arg]',
+            'Unexpected keyword argument "limt" for "enqueue" of "BaseTask"; '
+            'did you mean "limit"?  [call-arg]',
         ),
         (
             line_of("misspelled option"),
             "error",
-            'Unexpected keyword argument "priorty" for "with_options" of "Task"; '
+            'Unexpected keyword argument "priorty" for "with_options" of "BaseTask"; '
             'did you mean "priority"?  [call-arg]',
         ),
         (
@@ -157,6 +168,11 @@ def test_pyright_checks_a_users_tasks(tmp_path: Path) -> None:
     expected = {
         (line_of("job"), "information", 'Type of "job" is "Job[Report]"'),
         (line_of("result"), "information", 'Type of "report" is "Report"'),
+        (
+            line_of("sync result"),
+            "information",
+            'Type of "await (await crunch.enqueue("Low")).wait_until_finished()" is "Report"',
+        ),
         (
             line_of("wrong type"),
             "error",

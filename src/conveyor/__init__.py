@@ -67,6 +67,8 @@ from conveyor.realtime import EventRouter as EventRouter
 from conveyor.realtime import ProgressBus as ProgressBus
 from conveyor.settings import RedisSettings as RedisSettings
 from conveyor.tasks.app import Conveyor as Conveyor
+from conveyor.tasks.blocking import SyncTask as SyncTask
+from conveyor.tasks.blocking import SyncTaskContext as SyncTaskContext
 from conveyor.tasks.producer import SyncProducer as SyncProducer
 from conveyor.tasks.queue import TaskQueue as TaskQueue
 from conveyor.tasks.task import BoundTask as BoundTask
@@ -140,6 +142,8 @@ __all__ = [
     "SlotUnavailable",
     "StaleLease",
     "SyncProducer",
+    "SyncTask",
+    "SyncTaskContext",
     "Task",
     "TaskContext",
     "TaskQueue",

@@ -18,8 +18,9 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from conveyor.engine.codec import dumps, dumps_payload, loads
@@ -27,7 +28,7 @@ from conveyor.engine.dlq import RetryClassifier
 from conveyor.engine.job import JobContext
 from conveyor.engine.middleware import Middleware, Plan, entered, settled
 from conveyor.engine.options import RunOptions
-from conveyor.engine.procpool import ProcessPool, from_process
+from conveyor.engine.procpool import ProcessPool, from_process, serve_job
 from conveyor.engine.procpool import describe_error as describe
 from conveyor.engine.runner import BackoffFn, Ending, Handler, attempt_entry, failure
 from conveyor.engine.threads import HandlerAborted, ThreadRunner
@@ -39,6 +40,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("conveyor.worker")
 
 Executor = Literal["thread", "process"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """How the jobs of one name run: ``fn(ctx)`` awaited on the event loop
+    (``"async"``), called on a thread (``"thread"``), or the function
+    ``module.qualname`` called in a pool process (``"process"``; ``fn`` is
+    then only named: the pool process imports it, and calls its
+    ``run_in_process(job)`` if it has one)."""
+
+    fn: Callable[..., Any]
+    mode: Literal["async", "thread", "process"]
+
+    @property
+    def where(self) -> tuple[str, str]:
+        return self.fn.__module__, self.fn.__qualname__
+
+    @classmethod
+    def of(cls, handler: Callable[..., Any], executor: Executor) -> Target:
+        return cls(handler, "async" if inspect.iscoroutinefunction(handler) else executor)
+
+
+#: How jobs called ``name`` run, or None for the worker's own handler.
+Route = Callable[[str], Target | None]
 
 
 class Run:
@@ -69,7 +94,9 @@ class Execution:
     """Calls a worker's handler for each job and says how each call ended.
     A plain handler runs in a thread (``executor="thread"``; twice the
     concurrency of threads, so that threads outliving their jobs take no
-    slot from the next ones) or in a pool of ``processes`` (``"process"``)."""
+    slot from the next ones) or in a pool of ``processes`` (``"process"``).
+    ``route(name)`` may choose another target for the jobs of a name (an
+    app's plain tasks, each with its executor)."""
 
     def __init__(
         self,
@@ -83,14 +110,16 @@ class Execution:
         max_result_size: int,
         middleware: tuple[Middleware, ...] = (),
         by_name: Callable[[str], Sequence[Middleware]] | None = None,
+        route: Route | None = None,
     ) -> None:
         self.handler = handler
+        self.default = Target.of(handler, executor)
+        self.route = route
         self.middleware = middleware
         self.plan = Plan.of(middleware)
         #: The middleware of jobs by their name, inside ``middleware``.
         self.by_name = by_name
         self._plans: dict[str, Plan] = {}
-        self.is_async = inspect.iscoroutinefunction(handler)
         self.executor = executor
         self.processes = processes
         self.concurrency = concurrency
@@ -101,12 +130,30 @@ class Execution:
         self.procs: ProcessPool | None = None
 
     def open(self) -> None:
-        if self.is_async:
-            return
-        if self.executor == "process":
-            self.procs = ProcessPool(self.processes or os.cpu_count() or 1)
-        else:
+        """Starts the pool the worker's handler runs in (a route's others
+        start when first needed)."""
+        if self.default.mode == "process":
+            self._process_pool()
+        elif self.default.mode == "thread":
+            self._thread_pool()
+
+    def _thread_pool(self) -> ThreadRunner:
+        if self.threads is None:
             self.threads = ThreadRunner(self.concurrency)
+        return self.threads
+
+    def _process_pool(self) -> ProcessPool:
+        if self.procs is None:
+            self.procs = ProcessPool(self.processes or os.cpu_count() or 1)
+        return self.procs
+
+    def target(self, name: str) -> Target:
+        """How the jobs called ``name`` run."""
+        if self.route is not None:
+            routed = self.route(name)
+            if routed is not None:
+                return routed
+        return self.default
 
     def close(self) -> None:
         if self.threads:
@@ -159,44 +206,49 @@ class Execution:
         """The handler's call, within the job's timeout (a TimeoutError
         saying so when it runs out)."""
         timeout = run.ctx.run.timeout
-        if timeout is None or self.procs is not None:  # the pool times its own calls
-            return await self._invoke(run)
+        target = self.target(run.ctx.name)
+        if timeout is None or target.mode == "process":  # the pool times its own calls
+            return await self._invoke(run, target)
         deadline = asyncio.timeout(timeout)
         try:
             async with deadline:
-                return await self._invoke(run)
+                return await self._invoke(run, target)
         except BaseException:
             if deadline.expired():
                 raise TimeoutError(f"job timed out after {timeout:g}s") from None
             raise
 
-    async def _invoke(self, run: Run) -> Any:
+    async def _invoke(self, run: Run, target: Target) -> Any:
         """Only Exceptions and CancelledError leave: a SystemExit or
         KeyboardInterrupt the handler raises must fail its job, not escape
         the event loop."""
         ctx = run.ctx
-        if self.is_async:
+        if target.mode == "async":
             try:
-                return await self.handler(ctx)
+                return await target.fn(ctx)
             except (Exception, asyncio.CancelledError):
                 raise
             except BaseException as exc:
                 raise HandlerAborted(exc) from exc
-        if self.procs is not None:
-            handler = self.handler
+        if target.mode == "process":
             info = {
                 "id": ctx.id,
                 "name": ctx.name,
                 "data": ctx.data,
                 "attempt": ctx.attempt,
                 "queue": ctx.queue,
+                "attempts": ctx.attempts,
+                "fence": ctx.fence,
+                "headers": dict(ctx.headers),
             }
-            raw = await self.procs.call(
-                handler.__module__, handler.__qualname__, dumps(info), ctx.run.timeout
-            )
+
+            def serve(request: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+                return serve_job(ctx, request)
+
+            module, qualname = target.where
+            raw = await self._process_pool().call(module, qualname, dumps(info), ctx.run.timeout, serve)
             return from_process(raw)
-        assert self.threads is not None
-        run.thread = self.threads.submit(self.handler, ctx)
+        run.thread = self._thread_pool().submit(target.fn, ctx)
         return await asyncio.wrap_future(run.thread)
 
     def stopped(self, run: Run) -> Ending | None:

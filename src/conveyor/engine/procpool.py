@@ -8,7 +8,10 @@ timeout, an operator's cancel, a shutdown) kills its process, since a
 process, unlike a thread, can be stopped.
 
 Only JSON crosses the pipe, in both directions: ``send_bytes`` and
-``recv_bytes`` move raw bytes, never pickles of job data or results.
+``recv_bytes`` move raw bytes, never pickles of job data or results. A
+call is a dialogue: the parent sends the job, the handler may ask the
+parent to report progress or log lines (each a request and its answer),
+and its ending comes last.
 """
 
 from __future__ import annotations
@@ -18,16 +21,37 @@ import contextlib
 import importlib
 import multiprocessing
 import signal
+import threading
 import traceback
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.engine.codec import dumps, loads
-from conveyor.errors import Discard, HandlerSignal, InvalidArgument, PayloadError, RateLimited, Retry
+from conveyor.errors import (
+    ConveyorError,
+    Discard,
+    HandlerSignal,
+    InvalidArgument,
+    PayloadError,
+    RateLimited,
+    Retry,
+    StaleLease,
+)
+
+if TYPE_CHECKING:
+    from conveyor.engine.flows import Children
 
 _SPAWN = multiprocessing.get_context("spawn")
+
+#: The pipe to the parent, in a pool process.
+_parent: Connection | None = None
+_asking = threading.Lock()
+
+#: Answers a pool process's request about its job (see ProcessJob).
+Serve = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class HandlerFailed(Exception):
@@ -45,13 +69,68 @@ class ChildDied(HandlerFailed):
 
 @dataclass(slots=True)
 class ProcessJob:
-    """What a handler running in a process pool receives."""
+    """What a handler running in a process pool receives. Its reports go
+    through the worker, which holds the job's lease: each call blocks until
+    the worker has stored it, and raises StaleLease when another worker has
+    taken the job over."""
 
     id: str
     name: str
     data: Any
     attempt: int
     queue: str
+    attempts: int = 1
+    fence: int = 0
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def update_progress(self, progress: Any) -> None:
+        """Stores the job's progress (any JSON value)."""
+        _ask({"op": "progress", "value": progress})
+
+    def log(self, *lines: str) -> None:
+        """Appends lines to the job's log."""
+        _ask({"op": "log", "lines": list(lines)})
+
+    def children(self) -> Children:
+        """For a flow's parent: its children's results, keyed by job id."""
+        from conveyor.engine.flows import Children
+
+        got = _ask({"op": "children"})
+        return Children(got["results"], got["failures"], got["pending"])
+
+
+def _ask(request: dict[str, Any]) -> Any:
+    """Sends ``request`` to the parent and returns its answer (raising the
+    error it reports)."""
+    if _parent is None:
+        raise RuntimeError("a ProcessJob reports only while its worker runs it")
+    with _asking:  # one request at a time on the pipe, whatever thread asks
+        _parent.send_bytes(dumps(request))
+        answer = loads(_parent.recv_bytes())
+    if "error" in answer:
+        if answer["error"] == "StaleLease":
+            raise StaleLease(answer["message"])
+        raise PayloadError(answer["message"])
+    return answer.get("ok")
+
+
+async def serve_job(job: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The worker's answer to a pool process's request about ``job`` (its
+    JobContext): the report made, or the error it raised."""
+    try:
+        op = request.get("op")
+        if op == "progress":
+            await job.update_progress(request.get("value"))
+        elif op == "log":
+            await job.log(*request.get("lines", ()))
+        elif op == "children":
+            kids = await job.children()
+            return {"ok": {"results": kids.results, "failures": kids.failures, "pending": kids.pending}}
+        else:
+            return {"error": "PayloadError", "message": f"unknown request {op!r}"}
+    except ConveyorError as exc:
+        return {"error": type(exc).__name__, "message": str(exc)}
+    return {"ok": None}
 
 
 def death_cause(exitcode: int | None) -> str:
@@ -81,7 +160,9 @@ def process_entry(module: str, qualname: str, ctx_json: bytes) -> bytes:
         target: Any = importlib.import_module(module)
         for part in qualname.split("."):
             target = getattr(target, part)
-        result = target(ProcessJob(**loads(ctx_json)))
+        job = ProcessJob(**loads(ctx_json))
+        entry = getattr(target, "run_in_process", None)
+        result = entry(job) if entry is not None else target(job)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
         try:
@@ -131,6 +212,8 @@ def _child_main(conn: Connection) -> None:
     # Ctrl-C reaches the whole process group: the parent decides what
     # becomes of the job, so the child must not die of it on its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _parent
+    _parent = conn
     conn.send_bytes(b"ready")
     while True:
         try:
@@ -158,9 +241,19 @@ class _Child:
         if await self._read() != b"ready":
             raise ChildDied("worker process did not start")
 
-    async def call(self, message: bytes) -> bytes:
+    async def call(self, message: bytes, serve: Serve | None) -> bytes:
+        """Sends a job and returns its ending, answering the handler's
+        requests on the way."""
         self.conn.send_bytes(message)
-        return await self._read()
+        while True:
+            reply = await self._read()
+            if not reply.startswith(b'{"op"'):
+                return reply
+            request = loads(reply)
+            answer = (
+                await serve(request) if serve is not None else {"error": "PayloadError", "message": "no job"}
+            )
+            self.conn.send_bytes(dumps(answer))
 
     async def _read(self) -> bytes:
         loop = asyncio.get_running_loop()
@@ -211,8 +304,11 @@ class ProcessPool:
         #: Pool processes killed to stop their job (timeout, cancel, shutdown).
         self.kills = 0
 
-    async def call(self, module: str, qualname: str, ctx_json: bytes, limit: float | None) -> bytes:
-        """Runs ``module.qualname`` on the job in a pool process; raises
+    async def call(
+        self, module: str, qualname: str, ctx_json: bytes, limit: float | None, serve: Serve | None = None
+    ) -> bytes:
+        """Runs ``module.qualname`` on the job in a pool process (``serve``
+        answering its requests about the job: progress, log lines); raises
         ChildDied when that process dies first, TimeoutError when it runs
         past ``limit`` seconds (counted from the job's start in the
         process, not from the wait for a free one)."""
@@ -228,11 +324,11 @@ class ProcessPool:
                     await child.start()
                     child.started = True
                 if limit is None:
-                    reply = await child.call(message)
+                    reply = await child.call(message, serve)
                 else:
                     try:
                         async with asyncio.timeout(limit):
-                            reply = await child.call(message)
+                            reply = await child.call(message, serve)
                     except TimeoutError:
                         raise TimeoutError(f"job timed out after {limit:g}s") from None
                 answered = True

@@ -17,7 +17,7 @@ from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps
 from conveyor.engine.connection import sync_twin
 from conveyor.engine.dispatch import OUTCOME_GRACE, Dispatch
 from conveyor.engine.dlq import DeadLetteredJob, DeadLetterHook, RetryClassifier
-from conveyor.engine.execution import Execution, Executor
+from conveyor.engine.execution import Execution, Executor, Route
 from conveyor.engine.job import JobContext
 from conveyor.engine.lease import LeaseKeeper
 from conveyor.engine.middleware import Middleware, check_middleware
@@ -63,7 +63,8 @@ class Worker:
     ``middleware`` (default: the queue's) runs code of your own around each
     run: see :class:`~conveyor.engine.middleware.Middleware`;
     ``task_middleware(name)`` adds the middleware of jobs called ``name``,
-    inside it.
+    inside it; ``route(name)`` may run the jobs called ``name`` some other
+    way (a :class:`~conveyor.engine.execution.Target`; None: ``handler``).
     """
 
     def __init__(
@@ -92,6 +93,7 @@ class Worker:
         allow_eviction: bool | None = None,
         middleware: Sequence[Middleware] | None = None,
         task_middleware: Callable[[str], Sequence[Middleware]] | None = None,
+        route: Route | None = None,
     ) -> None:
         if not is_count(concurrency, 1):
             raise InvalidArgument("concurrency must be an int >= 1")
@@ -136,6 +138,7 @@ class Worker:
             max_result_size=max_result_size,
             middleware=queue.middleware if middleware is None else check_middleware(middleware),
             by_name=task_middleware,
+            route=route,
         )
         self.thread_grace = thread_grace
         self.max_result_size = max_result_size

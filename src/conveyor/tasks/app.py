@@ -14,6 +14,7 @@ from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD
 from conveyor.engine.connection import connect
 from conveyor.engine.dlq import DeadLetterHook, RetryClassifier
+from conveyor.engine.execution import Executor
 from conveyor.engine.flows import FlowJob, FlowNode, FlowProducer
 from conveyor.engine.keys import DEFAULT_PREFIX
 from conveyor.engine.limits import RateLimit
@@ -25,7 +26,7 @@ from conveyor.engine.worker import Worker
 from conveyor.errors import ConveyorError, InvalidArgument
 from conveyor.realtime.progress import ProgressBus
 from conveyor.tasks.queue import TaskQueue, WorkerSettings
-from conveyor.tasks.task import BoundTask, Task
+from conveyor.tasks.task import BaseTask, BoundTask
 
 #: Job options a schedule cannot carry: each tick's job gets its own id and time.
 _NOT_FOR_SCHEDULES = ("job_id", "delay", "run_at")
@@ -37,7 +38,7 @@ class _ScheduleEntry:
     of ``Queue.upsert_schedule`` (cron, every, tz, missed, limit, start_at,
     end_at) as checked at declaration."""
 
-    task: Task[Any, Any]
+    task: BaseTask[Any, Any]
     data: dict[str, Any]
     timing: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
@@ -115,18 +116,29 @@ class Conveyor:
         on_dead_letter: DeadLetterHook | None = None,
         retryable: RetryClassifier | None = None,
         middleware: Sequence[Middleware] = (),
+        executor: Executor = "thread",
+        processes: int | None = None,
     ) -> TaskQueue:
         """Declares a queue. ``concurrency`` is each worker process's jobs at
         a time; ``rate_limit`` and ``global_concurrency`` hold for all
         workers together and are set in Redis when workers start.
         ``retryable(exc)`` returning False makes a failure final;
-        ``middleware`` runs after the app's own around this queue's jobs."""
+        ``middleware`` runs after the app's own around this queue's jobs.
+        ``executor`` says where its plain (``def``) tasks run: on threads
+        or in a pool of ``processes`` (default: one per core)."""
         if not isinstance(name, str) or not name:
             raise InvalidArgument(f"a queue needs a non-empty name, not {name!r}")
         if name in self.queues:
             raise InvalidArgument(f"queue {name!r} is declared twice")
         settings = WorkerSettings(
-            concurrency, lock_duration, max_stalled_count, shutdown_grace, on_dead_letter, retryable
+            concurrency,
+            lock_duration,
+            max_stalled_count,
+            shutdown_grace,
+            on_dead_letter,
+            retryable,
+            executor,
+            processes,
         )
         declared = TaskQueue(
             self,
@@ -147,7 +159,7 @@ class Conveyor:
     def schedule(
         self,
         when: str | float | timedelta,
-        task: Task[Any, Any] | BoundTask[Any, Any],
+        task: BaseTask[Any, Any] | BoundTask[Any, Any],
         *,
         key: str,
         kwargs: dict[str, Any] | None = None,

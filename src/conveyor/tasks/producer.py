@@ -27,7 +27,7 @@ from conveyor.engine.queue.handle import BulkItem
 from conveyor.engine.states import JobState
 from conveyor.errors import InvalidArgument
 from conveyor.tasks.recording import run_eagerly
-from conveyor.tasks.task import BoundTask, Task
+from conveyor.tasks.task import BaseTask, BoundTask
 
 if TYPE_CHECKING:
     from conveyor.engine.cluster import RedisClient
@@ -68,7 +68,7 @@ class SyncProducer:
         items = list(jobs)
         return self._portal.call(lambda: self._queue(queue).add_bulk(items))
 
-    def enqueue(self, task: Task[P, R] | BoundTask[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+    def enqueue(self, task: BaseTask[P, R] | BoundTask[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Adds a job of a typed task (or of ``task.with_options(...)``),
         its arguments checked here, before anything is sent."""
         plain = task.task if isinstance(task, BoundTask) else task

@@ -3,19 +3,22 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, cast, overload
 
 from conveyor.engine.dlq import DeadLetterHook, RetryClassifier
+from conveyor.engine.execution import Executor, Target
 from conveyor.engine.job import Job, JobContext
 from conveyor.engine.limits import RateLimit, check_concurrency
 from conveyor.engine.middleware import Middleware
 from conveyor.engine.options import JobOptionsDict
 from conveyor.engine.queue import Queue
 from conveyor.engine.worker import Worker
-from conveyor.errors import Discard, InvalidArgument, InvalidJobOptions, check_int, check_seconds
-from conveyor.tasks.task import Task, TaskContext
+from conveyor.errors import Discard, InvalidArgument, InvalidJobOptions, InvalidTask, check_int, check_seconds
+from conveyor.tasks.blocking import SyncTask, SyncTaskContext
+from conveyor.tasks.task import BaseTask, Task, TaskContext
 
 if TYPE_CHECKING:
     from conveyor.tasks.app import Conveyor
@@ -23,10 +26,14 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 TaskFunction = Callable[Concatenate[TaskContext, P], Awaitable[R]]
+SyncTaskFunction = Callable[Concatenate[SyncTaskContext, P], R]
 
 
 class TaskDecorator(Protocol):
+    @overload
     def __call__(self, fn: TaskFunction[P, R], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: SyncTaskFunction[P, R], /) -> SyncTask[P, R]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +46,18 @@ class WorkerSettings:
     shutdown_grace: float = 30.0
     on_dead_letter: DeadLetterHook | None = None
     retryable: RetryClassifier | None = None
+    #: Where the queue's plain (``def``) tasks run, unless a task says.
+    executor: Executor = "thread"
+    #: The size of the process pool (None: one per core).
+    processes: int | None = None
 
     def __post_init__(self) -> None:
         """Checked where the queue is declared, not when a worker starts."""
         check_int(self.concurrency, "concurrency", 1)
+        if self.processes is not None:
+            check_int(self.processes, "processes", 1)
+        if self.executor not in ("thread", "process"):
+            raise InvalidArgument(f"executor must be 'thread' or 'process', not {self.executor!r}")
         check_int(self.max_stalled_count, "max_stalled_count", 0)
         check_seconds(self.lock_duration, "lock_duration", positive=True)
         check_seconds(self.shutdown_grace, "shutdown_grace")
@@ -74,7 +89,7 @@ class TaskQueue:
         self.worker_settings = worker
         #: The app's middleware, then the queue's own.
         self.middleware = middleware
-        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.tasks: dict[str, BaseTask[Any, Any]] = {}
         self._queue: Queue | None = None
 
     @property
@@ -88,47 +103,69 @@ class TaskQueue:
     def task(self, fn: TaskFunction[P, R]) -> Task[P, R]: ...
 
     @overload
+    def task(self, fn: SyncTaskFunction[P, R]) -> SyncTask[P, R]: ...
+
+    @overload
     def task(
         self,
         *,
         name: str | None = None,
         retryable: RetryClassifier | None = None,
         middleware: Sequence[Middleware] = (),
+        executor: Executor | None = None,
         **options: Unpack[JobOptionsDict],
     ) -> TaskDecorator: ...
 
     def task(
         self,
-        fn: TaskFunction[Any, Any] | None = None,
+        fn: Callable[..., Any] | None = None,
         *,
         name: str | None = None,
         retryable: RetryClassifier | None = None,
         middleware: Sequence[Middleware] = (),
+        executor: Executor | None = None,
         **options: Any,
-    ) -> Task[Any, Any] | TaskDecorator:
-        """Registers an ``async def`` taking a TaskContext and typed
-        arguments as a task of this queue (the job name is ``name``, by
-        default the function's name). ``retryable(exc)`` returning False
-        fails the job at once; ``middleware`` runs inside the queue's, for
-        this task's jobs. Other keywords are the job options of its jobs
-        (``attempts``, ``backoff``, ``timeout``, ``priority``...)."""
+    ) -> BaseTask[Any, Any] | TaskDecorator:
+        """Registers a function taking a context and typed arguments as a
+        task of this queue (the job name is ``name``, by default the
+        function's name). An ``async def`` takes a TaskContext and runs on
+        the worker's event loop; a plain ``def`` takes a SyncTaskContext
+        and runs on a thread or, with ``executor="process"``, in a pool
+        process (by default as the queue's ``executor`` says).
+        ``retryable(exc)`` returning False fails the job at once;
+        ``middleware`` runs inside the queue's, for this task's jobs. Other
+        keywords are the job options of its jobs (``attempts``,
+        ``backoff``, ``timeout``, ``priority``...)."""
 
-        def register(function: TaskFunction[P, R]) -> Task[P, R]:
-            task_name = name or function.__name__
+        def register(function: Callable[..., Any]) -> BaseTask[Any, Any]:
+            task_name = name or str(getattr(function, "__name__", ""))
             if task_name in self.tasks:
                 raise InvalidArgument(f"queue {self.name!r} already has a task named {task_name!r}")
-            created = Task(
-                self,
-                function,
-                task_name,
-                cast(JobOptionsDict, options),
-                retryable=retryable,
-                middleware=middleware,
-            )
+            created: BaseTask[Any, Any]
+            job_options = cast(JobOptionsDict, options)
+            if inspect.iscoroutinefunction(function):
+                if executor is not None:
+                    raise InvalidTask(
+                        f"task {function.__qualname__} is an async def, which runs on the event loop: "
+                        "executor is for plain def tasks"
+                    )
+                created = Task(
+                    self, function, task_name, job_options, retryable=retryable, middleware=middleware
+                )
+            else:
+                created = SyncTask(
+                    self,
+                    function,
+                    task_name,
+                    job_options,
+                    executor=executor or self.worker_settings.executor,
+                    retryable=retryable,
+                    middleware=middleware,
+                )
             self.tasks[task_name] = created
             return created
 
-        return register(fn) if fn is not None else register
+        return register(fn) if fn is not None else cast(TaskDecorator, register)
 
     async def add_named(self, name: str, data: Any = None, **options: Unpack[JobOptionsDict]) -> Job:
         """Adds a job of the task called ``name`` from untyped input (an API
@@ -151,7 +188,7 @@ class TaskQueue:
     async def handle(self, job: JobContext) -> Any:
         """The handler of this queue's workers: runs the job's task."""
         task = self.tasks.get(job.name)
-        if task is None:
+        if not isinstance(task, Task):  # a SyncTask's jobs are routed to its own target
             raise Discard(f"queue {self.name!r} has no task named {job.name!r}")
         return await task.run(TaskContext(self.app, job), job.data)
 
@@ -177,7 +214,14 @@ class TaskQueue:
             retryable=s.retryable,
             progress_hook=self.app.progress.bridge(),
             task_middleware=self._task_middleware,
+            processes=s.processes,
+            route=self._route,
         )
+
+    def _route(self, name: str) -> Target | None:
+        """How a plain task's job runs (None: on the loop, by ``handle``)."""
+        task = self.tasks.get(name)
+        return task.target() if isinstance(task, SyncTask) else None
 
     def _task_middleware(self, name: str) -> tuple[Middleware, ...]:
         task = self.tasks.get(name)

@@ -28,7 +28,7 @@ from conveyor.errors import Discard
 
 if TYPE_CHECKING:
     from conveyor.engine.flows import Children
-    from conveyor.tasks.task import Task
+    from conveyor.tasks.task import BaseTask
 
 
 class RecordedJob:
@@ -63,18 +63,69 @@ class RecordedJob:
         self._children = children
 
     async def update_progress(self, progress: Any) -> None:
-        self.progress.append(loads(dumps(progress)))  # JSON, as Redis would keep it
+        self.blocking.update_progress(progress)
 
     async def log(self, *lines: str) -> None:
-        self.logs.extend(lines)
+        self.blocking.log(*lines)
 
     async def children(self) -> Children:
-        if self._children is None:
-            raise RuntimeError("this test job has no children: give RecordedJob(children=...)")
-        return self._children
+        return self.blocking.children()
+
+    @property
+    def blocking(self) -> BlockingRecordedJob:
+        """This job as a plain (``def``) task sees it."""
+        return BlockingRecordedJob(self)
 
     def __repr__(self) -> str:
         return f"<RecordedJob {self.queue}/{self.id} attempt={self.attempt}>"
+
+
+class BlockingRecordedJob:
+    """A :class:`RecordedJob` as a plain task's context reports to it."""
+
+    __slots__ = ("recorded",)
+
+    def __init__(self, recorded: RecordedJob) -> None:
+        self.recorded = recorded
+
+    @property
+    def id(self) -> str:
+        return self.recorded.id
+
+    @property
+    def name(self) -> str:
+        return self.recorded.name
+
+    @property
+    def queue(self) -> str:
+        return self.recorded.queue
+
+    @property
+    def attempt(self) -> int:
+        return self.recorded.attempt
+
+    @property
+    def attempts(self) -> int:
+        return self.recorded.attempts
+
+    @property
+    def fence(self) -> int:
+        return self.recorded.fence
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.recorded.headers
+
+    def update_progress(self, progress: Any) -> None:
+        self.recorded.progress.append(loads(dumps(progress)))  # JSON, as Redis would keep it
+
+    def log(self, *lines: str) -> None:
+        self.recorded.logs.extend(lines)
+
+    def children(self) -> Children:
+        if self.recorded._children is None:
+            raise RuntimeError("this test job has no children: give RecordedJob(children=...)")
+        return self.recorded._children
 
 
 def as_job_context(job: RecordedJob) -> JobContext:
@@ -82,11 +133,9 @@ def as_job_context(job: RecordedJob) -> JobContext:
     return cast(JobContext, job)
 
 
-async def run_eagerly(task: Task[Any, Any], options: JobOptionsDict, data: dict[str, Any]) -> Job[Any]:
+async def run_eagerly(task: BaseTask[Any, Any], options: JobOptionsDict, data: dict[str, Any]) -> Job[Any]:
     """Runs ``task`` inline for ``data`` and returns the finished job:
     completed with its result, or failed with the last attempt's error."""
-    from conveyor.tasks.task import TaskContext
-
     opts = JobOptions.build(dict(options))
     job_id = opts.job_id or f"eager-{uuid.uuid4().hex[:12]}"
     created = datetime.now(UTC)
@@ -106,7 +155,7 @@ async def run_eagerly(task: Task[Any, Any], options: JobOptionsDict, data: dict[
             headers=dict(opts.headers),
         )
         try:
-            result = await task.run(TaskContext(task.queue.app, as_job_context(recorded)), loads(dumps(data)))
+            result = await task.run_recorded(recorded, loads(dumps(data)))
             error = None
             break
         except Exception as exc:

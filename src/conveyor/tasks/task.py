@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, Unpack, cast, get_type_hints
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    TypeVar,
+    Unpack,
+    cast,
+)
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
-    PydanticSchemaGenerationError,
-    TypeAdapter,
     ValidationError,
-    create_model,
 )
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
@@ -33,6 +38,7 @@ from conveyor.errors import (
 )
 from conveyor.realtime.progress import ProgressReporter
 from conveyor.tasks.recording import RecordedJob, as_job_context, run_eagerly
+from conveyor.tasks.signature import arguments_model, describe, result_adapter
 
 if TYPE_CHECKING:
     from conveyor.tasks.app import Conveyor
@@ -138,67 +144,6 @@ class RecordingContext(TaskContext):
         return super().reporter(subject)
 
 
-def arguments_model(fn: Callable[..., Any]) -> type[BaseModel]:
-    """A pydantic model of ``fn``'s parameters after the first (the
-    context). Raises TypeError for a first parameter that cannot be the
-    context, ``*args``/``**kwargs`` or a missing hint."""
-    params = list(inspect.signature(fn).parameters.values())
-    hints = get_type_hints(fn)
-    _check_context(fn, params, hints)
-    fields: dict[str, Any] = {}
-    for param in params[1:]:
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise InvalidTask(
-                f"task {fn.__qualname__}: *args and **kwargs cannot be checked; name each argument"
-            )
-        if param.name not in hints:
-            raise InvalidTask(f"task {fn.__qualname__}: argument {param.name!r} needs a type hint")
-        default = ... if param.default is param.empty else param.default
-        fields[param.name] = (hints[param.name], default)
-    config = ConfigDict(extra="forbid", arbitrary_types_allowed=False, allow_inf_nan=False)
-    return create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
-
-
-def _check_context(fn: Callable[..., Any], params: list[inspect.Parameter], hints: dict[str, Any]) -> None:
-    """The first parameter receives the TaskContext: it must be
-    positional, without a default, and typed TaskContext if typed at all
-    (``async def f(n: int)`` forgot the context: its jobs could never run)."""
-    need = (
-        f"task {fn.__qualname__} must take a TaskContext as its first parameter "
-        f"(async def {fn.__name__}(ctx: TaskContext, ...))"
-    )
-    if not params:
-        raise InvalidTask(need)
-    first = params[0]
-    if (
-        first.kind not in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD)
-        or first.default is not first.empty
-    ):
-        raise InvalidTask(f"{need}; {first.name!r} cannot be it")
-    hint = hints.get(first.name)
-    if (
-        hint is not None
-        and hint is not Any
-        and not (isinstance(hint, type) and issubclass(hint, TaskContext))
-    ):
-        raise InvalidTask(
-            f"{need}; its first parameter {first.name!r} is typed {getattr(hint, '__name__', hint)}"
-        )
-
-
-def result_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any]:
-    """Reads a stored (JSON) result back as ``fn``'s declared return type.
-    Raises TypeError for a return type that JSON cannot carry."""
-    returns = get_type_hints(fn).get("return", Any)
-    try:
-        return TypeAdapter(returns)
-    except PydanticSchemaGenerationError:
-        raise InvalidTask(
-            f"task {fn.__qualname__}: its return type {getattr(returns, '__name__', returns)} "
-            "cannot be stored as JSON (return a pydantic model, a dataclass or JSON values)"
-        ) from None
-
-
 def _retryable(classify: RetryClassifier, exc: BaseException) -> bool:
     """What ``classify`` says; a classifier that raises counts as retryable."""
     try:
@@ -207,33 +152,27 @@ def _retryable(classify: RetryClassifier, exc: BaseException) -> bool:
         return True
 
 
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
-    )
-
-
-class Task(Generic[P, R]):
+class BaseTask(Generic[P, R]):
     """A registered task. ``await task.enqueue(...)`` takes the function's
     own arguments (without the context), checks them against its type hints
     and adds a job, a ``Job[R]`` whose ``wait_until_finished()`` returns the
     function's declared return type; ``task.with_options(...)`` sets job
-    options for one add. Calling the task runs the function directly."""
+    options for one add. Calling the task runs the function directly.
+    (:class:`Task` is an ``async def``'s, :class:`SyncTask` a plain ``def``'s.)"""
+
+    #: The class of the context the function takes first.
+    context: ClassVar[type[Any]] = object
 
     def __init__(
         self,
         queue: TaskQueue,
-        fn: Callable[Concatenate[TaskContext, P], Awaitable[R]],
+        fn: Callable[..., Any],
         name: str,
         options: JobOptionsDict,
         *,
         retryable: RetryClassifier | None = None,
         middleware: Sequence[Middleware] = (),
     ) -> None:
-        if not inspect.iscoroutinefunction(fn):
-            raise InvalidTask(
-                f"task {fn.__qualname__} must be an async def (run blocking code with asyncio.to_thread)"
-            )
         JobOptions.build(dict(options))  # a bad option fails here, at import, not at the first add
         self.queue = queue
         self.fn = fn
@@ -245,7 +184,7 @@ class Task(Generic[P, R]):
         self.retryable = retryable
         #: Runs inside the queue's middleware, for this task's jobs only.
         self.middleware = check_middleware(middleware)
-        self.model = arguments_model(fn)
+        self.model = arguments_model(fn, self.context)
         self.returns = result_adapter(fn)
         self._signature = inspect.signature(fn)
 
@@ -261,7 +200,7 @@ class Task(Generic[P, R]):
         try:
             checked = self.model.model_validate(arguments)
         except ValidationError as exc:
-            raise InvalidJobOptions(f"{self.name}: {_describe(exc)}") from None
+            raise InvalidJobOptions(f"{self.name}: {describe(exc)}") from None
         try:
             return checked.model_dump(mode="json")
         except PydanticSerializationError as exc:
@@ -290,7 +229,7 @@ class Task(Generic[P, R]):
         try:
             return cast(R, self.returns.validate_python(raw))
         except ValidationError as exc:
-            raise ResultMismatch(job_id, _describe(exc), raw) from None
+            raise ResultMismatch(job_id, describe(exc), raw) from None
 
     def _typed(self, job: Job[Any]) -> Job[R]:
         job.decoder = self.decode_result
@@ -332,42 +271,89 @@ class Task(Generic[P, R]):
             return self._typed(await run_eagerly(self, options, data))
         return self._typed(await self.queue.queue.add(self.name, data, **options))
 
-    async def run(self, ctx: TaskContext, data: Any) -> Any:
-        """Runs the task for a job's data: checks it (Discard when it does
-        not fit: a retry would not help) and returns a JSON result."""
+    def arguments(self, data: Any) -> dict[str, Any]:
+        """A job's data checked as this task's arguments (Discard when it
+        does not fit: a retry would not help)."""
         if not isinstance(data, Mapping):
             raise Discard(f"{self.name}: job data must be an object of arguments, not {type(data).__name__}")
         try:
             checked = self.model.model_validate(data)
         except ValidationError as exc:
-            raise Discard(f"{self.name}: bad arguments: {_describe(exc)}") from None
-        kwargs = {field: getattr(checked, field) for field in type(checked).model_fields}
-        try:
-            result = await cast(Callable[..., Awaitable[Any]], self.fn)(ctx, **kwargs)
-        except Exception as exc:
-            if (
-                self.retryable is not None
-                and not isinstance(exc, HandlerSignal)
-                and not _retryable(self.retryable, exc)
-            ):
-                raise Discard(f"{type(exc).__name__}: {exc}") from exc
-            raise
+            raise Discard(f"{self.name}: bad arguments: {describe(exc)}") from None
+        return {field: getattr(checked, field) for field in type(checked).model_fields}
+
+    def final(self, exc: Exception) -> Exception:
+        """What a failure becomes: Discard (no retry) when ``retryable``
+        says no retry can fix it, else ``exc`` itself."""
+        if (
+            self.retryable is not None
+            and not isinstance(exc, HandlerSignal)
+            and not _retryable(self.retryable, exc)
+        ):
+            discard = Discard(f"{type(exc).__name__}: {exc}")
+            discard.__cause__ = exc
+            return discard
+        return exc
+
+    def jsonable(self, result: Any) -> Any:
+        """The task's return value as JSON values, to be stored."""
         try:
             return to_jsonable_python(result)
         except PydanticSerializationError as exc:
             raise PayloadError(f"{self.name} returned a value that is not JSON: {exc}") from None
 
-    async def __call__(self, ctx: TaskContext, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self.fn(ctx, *args, **kwargs)
+    async def run_recorded(self, recorded: RecordedJob, data: Any) -> Any:
+        """Runs the task for ``data`` against a recorded job (eager mode)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"<Task {self.queue.name}/{self.name}>"
+        return f"<{type(self).__name__} {self.queue.name}/{self.name}>"
+
+
+class Task(BaseTask[P, R]):
+    """A task whose function is an ``async def``: it runs on the worker's
+    event loop."""
+
+    fn: Callable[Concatenate[TaskContext, P], Awaitable[R]]
+    context = TaskContext
+
+    def __init__(
+        self,
+        queue: TaskQueue,
+        fn: Callable[Concatenate[TaskContext, P], Awaitable[R]],
+        name: str,
+        options: JobOptionsDict,
+        *,
+        retryable: RetryClassifier | None = None,
+        middleware: Sequence[Middleware] = (),
+    ) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise InvalidTask(f"task {fn.__qualname__} is not an async def (a plain def makes a SyncTask)")
+        super().__init__(queue, fn, name, options, retryable=retryable, middleware=middleware)
+
+    async def run(self, ctx: TaskContext, data: Any) -> Any:
+        """Runs the task for a job's data and returns a JSON result."""
+        kwargs = self.arguments(data)
+        try:
+            result = await cast(Callable[..., Awaitable[Any]], self.fn)(ctx, **kwargs)
+        except Exception as exc:
+            failure = self.final(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+        return self.jsonable(result)
+
+    async def run_recorded(self, recorded: RecordedJob, data: Any) -> Any:
+        return await self.run(TaskContext(self.queue.app, as_job_context(recorded)), data)
+
+    async def __call__(self, ctx: TaskContext, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self.fn(ctx, *args, **kwargs)
 
 
 class BoundTask(Generic[P, R]):
     """A task with job options for its next adds."""
 
-    def __init__(self, task: Task[P, R], options: JobOptionsDict) -> None:
+    def __init__(self, task: BaseTask[P, R], options: JobOptionsDict) -> None:
         self.task = task
         self.options = options
 
