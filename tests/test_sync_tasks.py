@@ -63,6 +63,17 @@ def checksum(ctx: SyncTaskContext, path: str) -> Thumbnail:
     return Thumbnail(path=path, width=0, pid=os.getpid(), thread=threading.current_thread().name)
 
 
+@images.task
+def total(ctx: SyncTaskContext) -> int:
+    kids = ctx.children()
+    return sum(kids.results.values())
+
+
+@files.task
+def count(ctx: SyncTaskContext, n: int) -> int:
+    return n
+
+
 gate = threading.Event()
 
 
@@ -195,6 +206,25 @@ async def test_async_and_plain_tasks_share_a_queue(plain_app: Conveyor) -> None:
     await plain_app.run_worker(["plain-files"], burst=True)
     assert await job.wait_until_finished(timeout=5) == "async"
     assert (await plain.wait_until_finished(timeout=5)).path == "b.txt"
+
+
+async def test_a_plain_parent_reads_its_childrens_results(plain_app: Conveyor) -> None:
+    # Given a flow: a parent task in a pool process over children on threads
+    flow = total.node(children=[count.node({"n": n}) for n in (1, 2, 3)])
+    node = await plain_app.add_flow(flow)
+
+    # When workers of both queues run it
+    worker = asyncio.create_task(plain_app.run_worker(["plain-images", "plain-files"]))
+    try:
+        result = await total.get_job(node.job.id)
+        assert result is not None
+        summed = await result.wait_until_finished(timeout=20)
+    finally:
+        await plain_app.close()
+        await worker
+
+    # Then the parent, in its process, read its children's results through its worker
+    assert summed == 6
 
 
 def test_declarations_that_could_not_run_are_refused() -> None:
