@@ -12,6 +12,7 @@ from typing_extensions import TypeVar
 
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import dumps_payload, loads_or_text
+from conveyor.engine.options import Priority, with_defaults
 from conveyor.engine.scripts import script
 from conveyor.engine.states import JobState
 from conveyor.errors import JobFailed, JobNotFound, PayloadError, PayloadTooLarge, StaleLease
@@ -43,6 +44,16 @@ def _parent(raw: bytes | None) -> tuple[str, str] | None:
 
 def _json_or_raw(raw: bytes | None) -> Any:
     return None if raw is None else loads_or_text(raw)
+
+
+def _whole_data(h: dict[bytes, bytes]) -> bytes | None:
+    """A job's data, put back together from its chunks (see
+    lua/includes/job_data.lua)."""
+    first = h.get(b"data")
+    count = h.get(b"dn")
+    if first is None or count is None:
+        return first
+    return first + b"".join(h.get(b"d%d" % i, b"") for i in range(2, int(count) + 1))
 
 
 @dataclass(slots=True)
@@ -111,7 +122,7 @@ class Job(Generic[R]):
             state = JobState(state_raw)
         except ValueError:
             state = JobState.WAITING
-        opts = _json_or_raw(g(b"opts"))
+        opts = _json_or_raw(g(b"opts") or b"{}")
         hist = _json_or_raw(g(b"hist"))
         err = g(b"err")
         tb = g(b"tb")
@@ -121,10 +132,10 @@ class Job(Generic[R]):
             id=job_id,
             queue=queue,
             name=(g(b"name") or b"").decode(errors="replace"),
-            data=_json_or_raw(g(b"data")),
+            data=_json_or_raw(_whole_data(h)),
             state=state,
-            options=opts if isinstance(opts, dict) else {},
-            priority=int(g(b"pr") or 0),
+            options=with_defaults(opts) if isinstance(opts, dict) else {},
+            priority=int(g(b"pr") or Priority.NORMAL),
             attempts_made=int(g(b"atm") or 0),
             attempts_started=int(g(b"ats") or 0),
             stalled_count=int(g(b"stc") or 0),

@@ -215,13 +215,17 @@ class JobOptions:
         return opts
 
     def _to_wire(self) -> str:
+        """The options a worker needs, those at their defaults left out
+        (``{}`` for a job of all defaults: it stores no options at all)."""
         from conveyor.engine.codec import dumps
 
-        wire: dict[str, Any] = {
-            "a": self.attempts,
-            "rc": self.keep_completed.to_wire(),
-            "rf": self.keep_failed.to_wire(),
-        }
+        wire: dict[str, Any] = {}
+        if self.attempts != 1:
+            wire["a"] = self.attempts
+        if self.keep_completed != DEFAULT_KEEP_COMPLETED:
+            wire["rc"] = self.keep_completed.to_wire()
+        if self.keep_failed != DEFAULT_KEEP_FAILED:
+            wire["rf"] = self.keep_failed.to_wire()
         if self.backoff is not None:
             wire["b"] = self.backoff.to_wire()
         if self.timeout is not None:
@@ -231,6 +235,17 @@ class JobOptions:
         if self.headers:
             wire["h"] = dict(self.headers)
         return dumps(wire).decode()
+
+
+def with_defaults(wire: dict[str, Any]) -> dict[str, Any]:
+    """A job's stored options with those left out at their defaults put
+    back (attempts, retention), as a reader expects to see them."""
+    return {
+        "a": 1,
+        "rc": DEFAULT_KEEP_COMPLETED.to_wire(),
+        "rf": DEFAULT_KEEP_FAILED.to_wire(),
+        **wire,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,8 +164,11 @@ record = record and cmsgpack.unpack(record)
 if record and record[1] == call and record[3] > now then
   -- a resend of this call: the jobs it claimed, those still held under its tokens
   for _, id in ipairs(record[2]) do
-    local f = redis.call('HMGET', prefix .. id, 'name', 'data', 'opts', 'atm', 'ts', 'ats', 'tk', 'st')
+    local f = redis.call('HMGET', prefix .. id, 'name', 'data', 'opts', 'atm', 'ts', 'ats', 'tk', 'st', 'dn')
     if f[8] == 'active' and f[7] == f[6] .. ':' .. ARGV[6] then
+      if f[9] then
+        f[2] = whole_data(prefix .. id, f[2], f[9])
+      end
       jobs[#jobs + 1] = { id, f[7], tonumber(f[6]), f[1] or '', f[2] or '', f[3] or '',
         tonumber(f[4]) or 0, tonumber(f[5]) or 0 }
     end

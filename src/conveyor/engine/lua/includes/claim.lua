@@ -21,6 +21,7 @@
 --@include window
 --@include wait_score
 --@include groups
+--@include job_data
 
 -- pick(ckeys, prefix, now, count, m): takes up to `count` ids off the line:
 -- ungrouped jobs from wait and, at each group token's turn, one job of
@@ -123,8 +124,11 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
   local leases = {}
   for _, id in ipairs(picked) do
     local jk = prefix .. id
-    local f = redis.call('HMGET', jk, 'name', 'data', 'opts', 'atm', 'ts', 'ats')
+    local f = redis.call('HMGET', jk, 'name', 'data', 'opts', 'atm', 'ts', 'ats', 'dn')
     if f[1] ~= false or f[2] ~= false then
+      if f[7] then
+        f[2] = whole_data(jk, f[2], f[7])
+      end
       local ats = (tonumber(f[6]) or 0) + 1
       local token = ats .. ':' .. worker_id
       redis.call('HSET', jk, 'st', 'active', 'tk', token, 'pon', now, 'ats', ats)

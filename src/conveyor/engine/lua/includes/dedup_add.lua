@@ -26,7 +26,8 @@ local function dedup_add(prefix, now, keys, dk, ttl, debounce, name, data, opts,
   redis.call('ZREM', keys[1], existing)
   redis.call('ZREM', keys[2], existing)
   group_unlist(prefix, existing, jk)
-  redis.call('HDEL', jk, 'due', 'gr')
+  drop_data(jk)
+  redis.call('HDEL', jk, 'due', 'gr', 'opts', 'lifo')
   local waiting, delayed = {}, {}
   local kind = insert_job(prefix, now, redis.call('INCR', keys[3]), existing, name, data, opts, pr,
     lifo, delay, waiting, delayed, group)

@@ -4,7 +4,7 @@
 --@include groups
 local function enqueue_waiting(wait_key, seq_key, job_key, id, front)
   local f = redis.call('HMGET', job_key, 'pr', 'gr')
-  local score = wait_score(seq_key, tonumber(f[1] or '0') or 0, front)
+  local score = wait_score(seq_key, tonumber(f[1]) or PRIO_DEFAULT, front)
   if f[2] then
     group_push(string.sub(job_key, 1, #job_key - #id), id, f[2], score)
   else

@@ -4,7 +4,11 @@
 -- the caller's ZADD; a job of a group (non-empty `group`) that can wait at
 -- once goes straight into its group instead. delay: ms from now, or
 -- -(absolute ms) for run_at, or 0. Returns 'w', 'd' or 'g' accordingly.
+-- Options, priority and lifo at their defaults ('{}', PRIO_DEFAULT, 0)
+-- are not stored.
+--@include wait_score
 --@include groups
+--@include job_data
 local function insert_job(prefix, now, n, id, name, data, opts, pr, lifo, delay, waiting, delayed, group)
   local run_at = 0
   if delay < 0 then
@@ -18,15 +22,34 @@ local function insert_job(prefix, now, n, id, name, data, opts, pr, lifo, delay,
   else
     group = nil
   end
+  local fields = { 'HSET', jk, 'name', name }
+  data_fields(fields, data)
+  if opts ~= '{}' and opts ~= '' then
+    fields[#fields + 1] = 'opts'
+    fields[#fields + 1] = opts
+  end
+  if lifo == 1 then
+    fields[#fields + 1] = 'lifo'
+    fields[#fields + 1] = 1
+  end
+  fields[#fields + 1] = 'ts'
+  fields[#fields + 1] = now
+  if pr ~= PRIO_DEFAULT then
+    fields[#fields + 1] = 'pr'
+    fields[#fields + 1] = pr
+  end
+  fields[#fields + 1] = 'st'
   if run_at > now then
-    redis.call('HSET', jk, 'name', name, 'data', data, 'opts', opts, 'ts', now,
-      'pr', pr, 'lifo', lifo, 'st', 'delayed', 'due', run_at)
+    fields[#fields + 1] = 'delayed'
+    fields[#fields + 1] = 'due'
+    fields[#fields + 1] = run_at
+    redis.call(unpack(fields))
     delayed[#delayed + 1] = run_at
     delayed[#delayed + 1] = id
     return 'd'
   end
-  redis.call('HSET', jk, 'name', name, 'data', data, 'opts', opts, 'ts', now,
-    'pr', pr, 'lifo', lifo, 'st', 'waiting')
+  fields[#fields + 1] = 'waiting'
+  redis.call(unpack(fields))
   local score
   if lifo == 1 then
     score = pr * PRIO_STEP + SEQ_MID - n

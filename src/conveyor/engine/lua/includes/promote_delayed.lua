@@ -10,9 +10,9 @@ local function promote_delayed(delayed_key, wait_key, seq_key, prefix, now, limi
   local moved = {}
   for _, id in ipairs(due) do
     local jk = prefix .. id
-    local lifo = redis.call('HGET', jk, 'lifo')
-    if lifo then  -- false: the hash is gone (removed), drop the orphan id
-      enqueue_waiting(wait_key, seq_key, jk, id, lifo == '1')
+    local f = redis.call('HMGET', jk, 'st', 'lifo')
+    if f[1] then  -- false: the hash is gone (removed), drop the orphan id
+      enqueue_waiting(wait_key, seq_key, jk, id, f[2] == '1')
       moved[#moved + 1] = id
     end
   end

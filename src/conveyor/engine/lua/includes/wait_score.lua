@@ -5,6 +5,7 @@
 -- every score is an exact integer in a double.
 local SEQ_MID = 2199023255552     -- 2^41
 local PRIO_STEP = 4398046511104   -- 2^42
+local PRIO_DEFAULT = 200           -- Priority.NORMAL: a job hash without 'pr' has it
 local function wait_score(seq_key, priority, front)
   local n = redis.call('INCR', seq_key)
   if front then
