@@ -1,7 +1,8 @@
 """The dashboard in headless Chromium (Debian's, driven by Playwright):
 sign-in, no console errors, live counts, a failed job's traceback, a retry
-from the page, live progress bars, cancelling a running job and the
-throughput chart. ``CONVEYOR_SCREENSHOT=path`` saves a screenshot."""
+from the page, live progress bars, cancelling a running job, the
+throughput chart, a job's attempts, errors, options and progress as they
+happened, and the queue the page opens on. ``CONVEYOR_SCREENSHOT=path`` saves a screenshot."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import redis.asyncio as aredis
 from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from conveyor import Discard, JobContext, JobState, Queue, Worker
+from conveyor import Discard, Exponential, JobContext, JobState, Queue, Worker
 from conveyor.server import create_app
 from conveyor.testing import serving
 from faults.processes import wait_until
@@ -205,3 +206,93 @@ def in_state(queue: Queue, job_id: str, state: JobState) -> Callable[[], Awaitab
         return await queue.get_state(job_id) is state
 
     return check
+
+
+async def test_a_jobs_attempts_errors_options_and_progress_read_as_they_happened(
+    browser: Browser, site: str, queue: Queue
+) -> None:
+    # Given a job that completed at its first attempt, one that completed at
+    # its second, and one that failed for good at 40 %
+    async def handler(job: JobContext) -> str:
+        if job.data == "flaky" and job.attempt == 1:
+            raise RuntimeError("upstream timed out")
+        if job.data == "broken":
+            await job.update_progress({"stage": "shows", "percent": 40})
+            raise Discard("artist not found")
+        return "ok"
+
+    first = await queue.add("import", "fine", attempts=3)
+    flaky = await queue.add("import", "flaky", attempts=3, backoff=Exponential(0.01, jitter=True))
+    broken = await queue.add("import", "broken", attempts=2)
+    worker = Worker(queue, handler)
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_until(in_state(queue, flaky.id, JobState.COMPLETED), within=5)
+        await wait_until(in_state(queue, broken.id, JobState.FAILED), within=5)
+    finally:
+        await worker.close()
+        await task
+    errors: list[str] = []
+    page = await signed_in(browser, site, errors)
+    await page.click(f'[data-queue="{queue.name}"]')
+    await page.click('[data-view="completed"]')
+
+    # Then the list says which attempt each ended at, and a completed job
+    # shows no error, even one whose first attempt failed
+    await expect(page.locator(f'[data-attempt="{first.id}"]')).to_have_text("1 of 3")
+    await expect(page.locator(f'[data-attempt="{flaky.id}"]')).to_have_text("2 of 3")
+    await expect(page.locator(f'[data-error="{flaky.id}"]')).to_have_text("")
+
+    # and the completed job's details keep that error under its attempts
+    await page.click(f'tr.job[data-job="{flaky.id}"]')
+    await expect(page.locator("#job-attempt")).to_have_text("2 of 3 (1 failed)")
+    await expect(page.locator("#detail table")).to_contain_text("upstream timed out")
+    await expect(page.locator("#job-error")).to_have_count(0)
+    options = page.locator("#job-options li")
+    await expect(options.first).to_have_text("attempts 3")
+    await expect(page.locator("#job-options")).to_contain_text(
+        "backoff exponential 0.01 s \N{MULTIPLICATION SIGN} 2 with jitter"
+    )
+    await expect(page.locator("#job-options")).to_contain_text("keep 1,000 completed for 1 day")
+
+    # and a failed job's progress shows where it failed, as failed
+    await page.click('[data-view="failed"]')
+    await expect(page.locator(f'[data-error="{broken.id}"]')).to_contain_text("artist not found")
+    bar = page.locator(f'tr.job[data-job="{broken.id}"] .bar')
+    await expect(bar).to_have_class("bar failed")
+    await expect(bar).to_have_attribute("title", "failed at 40%")
+    assert errors == []
+
+
+async def test_the_page_opens_on_a_queue_with_live_workers(
+    browser: Browser, redis: aredis.Redis, site: str, queue_name: str
+) -> None:
+    # Given a stale queue with a backlog left by an earlier run, and a
+    # smaller one whose worker is alive (paused, so its jobs stay)
+    stale = Queue(f"{queue_name}-stale", redis)
+    live = Queue(f"{queue_name}-live", redis)
+    await stale.add_bulk([("old", i) for i in range(5000)])
+    await live.add_bulk([("new", i) for i in range(10)])
+    await live.pause()
+
+    async def handler(job: JobContext) -> None:
+        return None
+
+    worker = Worker(live, handler)
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_until(lambda: _alive(live), within=5)
+        errors: list[str] = []
+        page = await signed_in(browser, site, errors)
+        # Then the page opens on the queue whose worker is alive
+        await expect(page.locator("#queue-head h2")).to_have_text(live.name)
+        assert errors == []
+    finally:
+        await worker.close()
+        await task
+        await stale.obliterate(force=True)
+        await live.obliterate(force=True)
+
+
+async def _alive(queue: Queue) -> bool:
+    return any(w.alive for w in await queue.workers())

@@ -23,7 +23,7 @@ from conveyor.engine.queue import Queue
 from conveyor.engine.registry import queue_names
 from conveyor.engine.states import JobState
 from conveyor.errors import ConveyorError
-from conveyor.server.models import readable_options
+from conveyor.server.describe import attempt_text, options_summary, outcome_error, readable_options
 
 T = TypeVar("T")
 console = Console()
@@ -150,7 +150,10 @@ def register(app: typer.Typer) -> None:
             emit_json({**job_dict(found), "logs": logs})
             return
         table = Table(title=f"{queue}/{job_id}", show_header=False)
-        for key, value in job_dict(found).items():
+        shown = job_dict(found)
+        shown["options"] = " · ".join(options_summary(shown["options"]))
+        shown["attempt"] = attempt_text(found)
+        for key, value in shown.items():
             if value not in (None, [], {}):
                 table.add_row(key, at(value) if isinstance(value, datetime) else str(value))
         for line in logs:
@@ -301,9 +304,10 @@ async def _then(queue: Awaitable[Queue], action: Callable[[Queue], Awaitable[Any
 
 def show_jobs(title: str, found: list[Job]) -> None:
     table = Table(title=title)
-    for col in ("id", "name", "state", "attempts", "created", "error / result"):
+    for col in ("id", "name", "state", "attempt", "created", "error / result"):
         table.add_column(col)
     for j in found:
-        outcome = j.error if j.error else ("" if j.result is None else str(j.result))
-        table.add_row(j.id, j.name, j.state.value, str(j.attempts_made), at(j.created_at), outcome[:80])
+        error = outcome_error(j)
+        outcome = error if error else ("" if j.result is None else str(j.result))
+        table.add_row(j.id, j.name, j.state.value, attempt_text(j), at(j.created_at), outcome[:80])
     console.print(table)

@@ -139,7 +139,7 @@ class ServerState:
 
 
 def create_app(
-    redis: RedisClient | None = None,
+    redis: RedisClient | str | None = None,
     *,
     prefix: str | None = None,
     token: str | None = None,
@@ -151,8 +151,8 @@ def create_app(
 ) -> FastAPI:
     """The Conveyor API as an ASGI app.
 
-    ``redis``: a client (default: ``connect()`` from the environment, closed
-    with the app). ``token``: required by every ``/api`` route (default:
+    ``redis``: a client, or a Redis URL (default: ``connect()`` from the
+    environment; a client the app makes is closed with it). ``token``: required by every ``/api`` route (default:
     ``CONVEYOR_API_TOKEN``; none means open). ``streams``: event bus streams
     to report on. Bodies over ``max_body`` bytes get 413; CORS is off
     unless ``cors_origins`` names origins. ``tasks``: a Conveyor app; a job
@@ -164,7 +164,9 @@ def create_app(
     if tasks is not None:
         prefix = tasks.prefix if prefix is None else prefix
         progress_namespace = tasks.progress_namespace if progress_namespace is None else progress_namespace
-    owned = redis is None and tasks is None  # the app closes its own client
+    owned = (redis is None and tasks is None) or isinstance(redis, str)  # the app closes its own client
+    if isinstance(redis, str):
+        redis = connect(redis)
     state = ServerState(
         redis,
         tasks=tasks,

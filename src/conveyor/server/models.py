@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from conveyor.engine.job import Job
 from conveyor.engine.schedules import Schedule
 from conveyor.engine.states import JobState
+from conveyor.server.describe import attempt_text, options_summary, outcome_error, readable_options
 
 
 class JobOut(BaseModel):
@@ -38,29 +39,27 @@ class JobOut(BaseModel):
     worker_id: str | None = None
     parent: tuple[str, str] | None = None
     logs: list[str] | None = None
+    #: The options in words with units (``attempts 3``, ``timeout 30 s``...).
+    options_summary: list[str] = []
+    #: ``1 of 3``: the attempt the job is on, or ended at, of those it may use.
+    attempt: str = ""
+    #: The error that is the job's outcome (a failed job's); earlier
+    #: attempts' errors are in ``history``.
+    outcome_error: str | None = None
 
     @classmethod
     def of(cls, job: Job, logs: list[str] | None = None) -> JobOut:
         out = cls.model_validate(job, from_attributes=True)
-        return out.model_copy(update={"options": readable_options(job.options), "logs": logs})
-
-
-_WIRE_NAMES = {"a": "attempts", "b": "backoff", "t": "timeout", "kl": "keep_logs", "h": "headers"}
-
-
-def readable_options(wire: dict[str, Any]) -> dict[str, Any]:
-    """A job's stored options under their ``Queue.add`` names."""
-    out: dict[str, Any] = {}
-    for key, value in wire.items():
-        if key in ("rc", "rf") and isinstance(value, list) and len(value) == 2:
-            count, age_ms = value
-            out["keep_completed" if key == "rc" else "keep_failed"] = {
-                "count": None if count < 0 else count,
-                "age_seconds": age_ms / 1000 if age_ms else None,
+        readable = readable_options(job.options)
+        return out.model_copy(
+            update={
+                "options": readable,
+                "logs": logs,
+                "options_summary": options_summary(readable),
+                "attempt": attempt_text(job),
+                "outcome_error": outcome_error(job),
             }
-        else:
-            out[_WIRE_NAMES.get(key, key)] = value
-    return out
+        )
 
 
 class RateLimitModel(BaseModel):

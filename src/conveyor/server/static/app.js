@@ -60,9 +60,21 @@ function connectQueues() {
       while (samples.length > 2 && samples[1].t < now - WINDOW_MS) samples.shift();
     }
     renderQueues();
-    if (!ui.queue && ui.queues.length) selectQueue(ui.queues[0].name);
+    if (!ui.queue && ui.queues.length) selectQueue(firstQueue(ui.queues));
     else renderHead();
   });
+}
+
+// The queue the page opens on: one with live workers, the busiest first;
+// else the one with the most jobs waiting or running; a queue left from an
+// earlier run with nothing going on comes last.
+function firstQueue(queues) {
+  const busy = (queue) => ["waiting", "active", "delayed"].reduce((n, s) => n + (queue.counts[s] || 0), 0);
+  const rank = (queue) => [queue.workers_alive > 0 ? 1 : 0, busy(queue), queue.completed_last_minute];
+  const better = (a, b) => { const [x, y] = [rank(a), rank(b)];
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] > y[i] ? a : b;
+    return a; };
+  return queues.reduce(better).name;
 }
 
 function renderQueues() {
@@ -232,17 +244,29 @@ function percent(progress) {
 function progressBar(job) {
   const value = percent(job.progress) ?? (job.state === "active" ? 0 : null);
   if (value === null) return "";
-  return el("div", { class: "bar" }, el("div", { style: `width:${value}%`, "data-progress": job.id }));
+  // a failed job's progress stopped where it failed: shown as failed, not as running
+  const failed = job.state === "failed";
+  return el("div", { class: failed ? "bar failed" : "bar", title: failed ? `failed at ${value}%` : `${value}%` },
+    el("div", { style: `width:${value}%`, "data-progress": job.id }));
+}
+
+// A job's error cell: a failed job's error; a job that will be retried
+// shows its last attempt's error as a hint; a completed one shows none.
+function errorCell(job) {
+  if (job.outcome_error) return el("span", { class: "error" }, job.outcome_error.slice(0, 80));
+  if (job.error && ["waiting", "delayed", "active"].includes(job.state))
+    return el("span", { class: "hint" }, "last attempt: " + job.error.slice(0, 66));
+  return "";
 }
 
 function jobTable(jobs) {
   if (!jobs.length) return el("p", { class: "hint" }, "No jobs.");
   return el("table", {},
-    el("tr", {}, ["id", "name", "state", "attempts", "progress", "created", "error"].map((c) => el("th", {}, c))),
+    el("tr", {}, ["id", "name", "state", "attempt", "progress", "created", "error"].map((c) => el("th", {}, c))),
     jobs.map((job) => el("tr", { class: "job", "data-job": job.id, onclick: () => { ui.job = job.id; renderDetail(); } },
       el("td", {}, job.id), el("td", {}, job.name), el("td", { class: "state-" + job.state }, job.state),
-      el("td", {}, job.attempts_made), el("td", {}, progressBar(job)), el("td", {}, when(job.created_at)),
-      el("td", {}, (job.error || "").slice(0, 80)))));
+      el("td", { "data-attempt": job.id }, job.attempt), el("td", {}, progressBar(job)),
+      el("td", {}, when(job.created_at)), el("td", { "data-error": job.id }, errorCell(job)))));
 }
 
 // -- one job ------------------------------------------------------------------------
@@ -268,15 +292,18 @@ async function renderDetail() {
     el("div", { class: "actions" }, actions),
     el("dl", {}, [
       ["state", el("span", { class: "state-" + job.state, id: "job-state" }, job.state)],
-      ["attempts", `${job.attempts_made} made, ${job.attempts_started} started`],
+      ["attempt", el("span", { id: "job-attempt" }, job.attempt
+        + (job.attempts_made ? ` (${job.attempts_made} failed)` : ""))],
       ["created", when(job.created_at)], ["started", when(job.started_at)], ["finished", when(job.finished_at)],
       ["run at", when(job.run_at)], ["worker", job.worker_id || ""], ["progress", progressBar(job)],
     ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
     el("h4", {}, "Data"), el("pre", {}, json(job.data)),
-    el("h4", {}, "Options"), el("pre", {}, json(job.options)),
+    el("h4", {}, "Options"), el("ul", { class: "options", id: "job-options" },
+      job.options_summary.map((line) => el("li", {}, line))),
     job.result !== null ? [el("h4", {}, "Result"), el("pre", {}, json(job.result))] : [],
-    job.error ? [el("h4", {}, "Error"), el("pre", { class: "error" }, job.error)] : [],
-    job.traceback ? [el("h4", {}, "Traceback"), el("pre", { class: "traceback" }, job.traceback)] : [],
+    job.outcome_error ? [el("h4", {}, "Error"), el("pre", { class: "error", id: "job-error" }, job.outcome_error)] : [],
+    job.outcome_error && job.traceback
+      ? [el("h4", {}, "Traceback"), el("pre", { class: "traceback" }, job.traceback)] : [],
     job.history.length ? [el("h4", {}, "Attempts"), table(["attempt", "error", "at"],
       job.history.map((h) => [h.attempt, h.error, when(h.at)]))] : [],
     job.logs && job.logs.length ? [el("h4", {}, "Logs"), el("pre", {}, job.logs.join("\n"))] : [],
