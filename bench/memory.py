@@ -6,8 +6,8 @@ Runs against a private redis-server on a free port. For each payload size
 it adds ``--jobs`` jobs in bulk (chunks of 10,000) to an empty queue, with
 queue events on (the default), and reports ``used_memory`` growth per job
 and its parts: the job hashes (with their share of Redis's keyspace), the
-wait sorted set, the events stream, and the rest (counters, the queue
-list). ``--single`` adds that many one at a time as well, where each add
+wait sorted set (jobs of other priorities), the line (a list: jobs of the
+default priority) and the events stream. ``--single`` adds that many one at a time as well, where each add
 writes its own events entry. The encoding of a sample job hash is shown:
 ``listpack`` is Redis's compact form, ``hashtable`` the large one.
 """
@@ -45,6 +45,8 @@ async def measure(url: str, n: int, size: int, bulk: bool) -> dict[str, Any]:
     after = int((await redis.info("memory"))["used_memory"])
     k = queue.keys
     wait = int(await redis.memory_usage(k.wait, samples=0) or 0)
+    line_key = getattr(k, "line", None)  # (an older release has no line)
+    line = int(await redis.memory_usage(line_key, samples=0) or 0) if line_key else 0
     events = int(await redis.memory_usage(k.events, samples=0) or 0)
     sample = k.job(str(n // 2))
     encoding = (await redis.object("encoding", sample)).decode()
@@ -53,11 +55,12 @@ async def measure(url: str, n: int, size: int, bulk: bool) -> dict[str, Any]:
     await redis.aclose()
     total = after - before
     # the wait set and the stream existed (small) before: count their growth
-    hashes = total - wait - events
+    hashes = total - wait - line - events
     return {
         "per_job": total / n,
         "hash": hashes / n,
         "wait": wait / n,
+        "line": line / n,
         "events": events / n,
         "encoding": f"{encoding}, {fields} fields",
     }
@@ -72,7 +75,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=20_000, help="jobs added one at a time (0: skip)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.payloads.split(",") if s]
-    print(f"{'case':<34} {'per job':>9} {'hash+key':>9} {'wait':>7} {'events':>7}  job hash")
+    print(f"{'case':<34} {'per job':>9} {'hash+key':>9} {'wait':>7} {'line':>7} {'events':>7}  job hash")
     with RedisServer() as server:
         cases = [(size, True, args.jobs) for size in sizes]
         if args.single:
@@ -82,7 +85,7 @@ def main() -> None:
             label = f"{n:,} jobs, {size} B, {'bulk' if bulk else 'one by one'}"
             print(
                 f"{label:<34} {got['per_job']:>8.0f}B {got['hash']:>8.0f}B {got['wait']:>6.0f}B "
-                f"{got['events']:>6.0f}B  {got['encoding']}"
+                f"{got.get('line', 0):>6.0f}B {got['events']:>6.0f}B  {got['encoding']}"
             )
 
 

@@ -246,7 +246,7 @@ async def test_a_script_answered_moved_is_sent_to_the_slots_new_primary(
     assert client.moves == 1
     assert int(client.node_for(queue.keys.wait).port) == target
     with redis.Redis(port=target) as node:
-        assert node.zcard(queue.keys.wait) == 2
+        assert node.llen(queue.keys.line) == 2
         assert node.hget(queue.keys.job(job.id), "st") == b"waiting"
 
     async def handler(job: JobContext) -> None:
@@ -282,7 +282,7 @@ async def test_a_plain_client_of_one_node_is_told_to_use_a_cluster_url(
                 await queue.add("j", 1)
             # on the registry's node the add gets as far as the script, on
             # the others it stops at the registry; either way nothing is added
-            assert await client.zcard(queue.keys.wait) == 0
+            assert await client.zcard(queue.keys.wait) == 0 and await client.llen(queue.keys.line) == 0
 
 
 async def test_a_queue_midway_through_a_slot_migration_waits_for_it(

@@ -49,7 +49,7 @@ async def test_a_durable_add_returns_once_the_replica_has_the_job(
     jobs = await queue.add_bulk([("j", i) for i in range(1500)])
     last = queue.keys.job(jobs[-1].id)
     assert await replica_client.exists(last) == 1
-    assert await replica_client.zcard(queue.keys.wait) == 1501
+    assert await replica_client.llen(queue.keys.line) == 1501
 
 
 @pytest.mark.single_node("the replica follows the single test server")

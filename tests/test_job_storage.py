@@ -59,8 +59,9 @@ async def test_a_waiting_job_of_a_100_byte_payload_stays_in_the_compact_encoding
     key = queue.keys.job(job.id)
     assert await redis.object("encoding", key) == b"listpack"
     fields = await redis.hgetall(key)
-    # data in two chunks; no options, priority or lifo stored at their defaults
-    assert sorted(fields) == [b"d2", b"data", b"dn", b"name", b"st", b"ts"]
+    # data in two chunks; no options, priority or lifo stored at their
+    # defaults; its place in the line (sq)
+    assert sorted(fields) == [b"d2", b"data", b"dn", b"name", b"sq", b"st", b"ts"]
     assert fields[b"dn"] == b"2" and len(fields[b"data"]) == 64
 
 

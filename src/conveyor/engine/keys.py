@@ -10,6 +10,7 @@ DEFAULT_PREFIX = "conveyor"
 
 _SUFFIXES = {
     "wait": "wait",
+    "line": "line",
     "active": "active",
     "delayed": "delayed",
     "completed": "completed",
@@ -57,6 +58,7 @@ class QueueKeys:
     )
 
     wait: str
+    line: str
     active: str
     delayed: str
     completed: str

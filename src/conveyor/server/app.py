@@ -152,8 +152,9 @@ def create_app(
     """The Conveyor API as an ASGI app.
 
     ``redis``: a client, or a Redis URL (default: ``connect()`` from the
-    environment; a client the app makes is closed with it). ``token``: required by every ``/api`` route (default:
-    ``CONVEYOR_API_TOKEN``; none means open). ``streams``: event bus streams
+    environment; a client the app makes is closed with it). ``token``:
+    required by every ``/api`` route (default: ``CONVEYOR_API_TOKEN``; none
+    means open). ``streams``: event bus streams
     to report on. Bodies over ``max_body`` bytes get 413; CORS is off
     unless ``cors_origins`` names origins. ``tasks``: a Conveyor app; a job
     added to one of its queues must name one of its tasks, and its data is

@@ -2,7 +2,7 @@
 -- 'waiting-children' until child_done.lua has seen each of them finish; a
 -- child remembers its parent. Adding an id that exists changes nothing, so
 -- a flow added again after a failure fills in only what is missing.
--- KEYS: 1 wait, 2 delayed, 3 marker, 4 seq counter, 5 waiting-children
+-- KEYS: 1 wait (and its line, see wait_line), 2 delayed, 3 marker, 4 seq counter, 5 waiting-children
 -- ARGV: 1 job key prefix, 2 now, 3 id, 4 name, 5 data, 6 opts, 7 priority,
 --       8 lifo (0/1), 9 delay (as in add_jobs), 10 parent job key ('' none),
 --       11 flags ('f' fail parent on failure, 'i' ignore on failure),
@@ -39,7 +39,7 @@ if #ARGV > 11 then
   redis.call('ZADD', KEYS[5], now, id)
   emit(stream, now, 'waiting-children', { id }, { 'children', #children })
 elseif #waiting > 0 then
-  redis.call('ZADD', KEYS[1], waiting[1], id)
+  wait_put(KEYS[1], nil, waiting[1], id)
   redis.call('ZADD', KEYS[3], 0, '0')
   emit(stream, now, 'added', { id })
 else

@@ -5,7 +5,7 @@
 -- Guarantees: as add_jobs (an existing id is left untouched and reported as
 -- not created; the new job is in exactly one of wait or delayed; idle
 -- workers are woken through the marker).
--- KEYS: 1 wait, 2 delayed, 3 marker, 4 id counter, 5 seq counter
+-- KEYS: 1 wait (and its line, see wait_line), 2 delayed, 3 marker, 4 id counter, 5 seq counter
 -- ARGV: 1 job key prefix, 2 now ('' = Redis TIME), 3 id ('' = next auto id),
 --       4 name, 5 data, 6 opts, 7 priority, 8 lifo (0/1), 9 delay (see
 --       add_jobs), 10 dedup key ('' none), 11 dedup ttl ms (0: until the
@@ -49,7 +49,7 @@ if dk ~= '' then
 end
 if kind ~= 'd' then
   if kind == 'w' then
-    redis.call('ZADD', KEYS[1], waiting[1], id)
+    wait_put(KEYS[1], nil, waiting[1], id)
   end
   emit(events_key(prefix), now, 'added', { id })
 else

@@ -3,7 +3,7 @@
 -- Guarantees: a job id that already exists is left untouched and reported
 -- as not created (idempotent ids); each new job is in exactly one of wait or
 -- delayed; idle workers are woken through the marker.
--- KEYS: 1 wait, 2 delayed, 3 marker, 4 id counter, 5 seq counter
+-- KEYS: 1 wait (and its line, see wait_line), 2 delayed, 3 marker, 4 id counter, 5 seq counter
 -- ARGV: 1 job key prefix, 2 now ('' = Redis TIME), 3 msgpack array of rows:
 --       { id ('' = next auto id), name, data, opts, priority, lifo (0/1),
 --         delay: ms relative, or -(absolute ms) for run_at, or 0,
@@ -66,7 +66,7 @@ for i, row in ipairs(rows) do
 end
 local stream = events_key(prefix)
 if #waiting > 0 then
-  call_chunked({ 'ZADD', KEYS[1] }, waiting)
+  wait_put_all(KEYS[1], waiting)
   local ids = {}
   for i = 2, #waiting, 2 do ids[#ids + 1] = waiting[i] end
   emit(stream, now, 'added', ids)

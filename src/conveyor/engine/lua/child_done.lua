@@ -6,7 +6,7 @@
 -- failed for good: with flag 'i' it counts as finished (its error kept);
 --   with 'f' the parent fails at once (and tells its own parent in turn);
 --   otherwise the parent keeps waiting (the child may be retried).
--- KEYS: 1 wait, 2 marker, 3 seq counter, 4 waiting-children, 5 failed
+-- KEYS: 1 wait (and its line, see wait_line), 2 marker, 3 seq counter, 4 waiting-children, 5 failed
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 parent id, 5 child key,
 --       6 kind ('c' | 'f'), 7 result JSON or error text, 8 flags,
 --       9 failed keep count, 10 failed keep age ms

@@ -1,6 +1,6 @@
 -- clean_jobs: removes up to `limit` jobs of one state (waiting, delayed,
 -- completed or failed) older than `grace` ms, oldest first.
--- KEYS: 1 the state's zset
+-- KEYS: 1 the state's zset (for waiting: wait, and its line beside it)
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 grace ms, 5 limit,
 --       6 state name
 -- Returns: the removed ids
@@ -8,6 +8,7 @@
 --@include now
 --@include remove_job_keys
 --@include emit
+--@include wait_line
 
 local now = now_ms(ARGV[3])
 local cutoff = now - tonumber(ARGV[4])
@@ -36,6 +37,35 @@ while #removed < limit do
     end
   end
   start = start + kept
+end
+if ARGV[6] == 'waiting' then
+  local line = line_key(KEYS[1])
+  start = 0
+  while #removed < limit do
+    local batch = redis.call('LRANGE', line, start, start + 499)
+    if #batch == 0 then break end
+    local kept, dropped = 0, 0
+    for i, item in ipairs(batch) do
+      local id = line_id(item)
+      local ts = redis.call('HGET', ARGV[1] .. id, 'ts')
+      local drop = ts == false
+      if not drop and tonumber(ts) <= cutoff and #removed < limit then
+        remove_job_keys(ARGV[1], ARGV[2], id)
+        removed[#removed + 1] = id
+        drop = true
+      end
+      if drop then  -- marked, then all marks of the batch removed in one pass
+        redis.call('LSET', line, start + i - 1, '')
+        dropped = dropped + 1
+      else
+        kept = kept + 1
+      end
+    end
+    if dropped > 0 then
+      redis.call('LREM', line, 0, '')
+    end
+    start = start + kept
+  end
 end
 emit(events_key(ARGV[1]), now, 'removed', removed, { 'reason', 'clean' })
 return removed

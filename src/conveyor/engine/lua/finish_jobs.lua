@@ -11,7 +11,7 @@
 -- hash (valid for one lock duration; recover_stalled prunes old ones): a
 -- resend of that call gets the same jobs back, still under their tokens,
 -- instead of claiming others and leaving those to lapse unseen.
--- KEYS: 1 wait, 2 active, 3 marker, 4 meta, 5 delayed, 6 seq counter,
+-- KEYS: 1 wait (and its line, see wait_line), 2 active, 3 marker, 4 meta, 5 delayed, 6 seq counter,
 --       7 completed, 8 failed, 9 limiter log, 10 limiter count,
 --       11 claims (hash: worker id -> msgpack { call id, job ids, valid until })
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 claim count, 5 lock ms,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.engine.events import QueueEvents, parse_entry
 from conveyor.engine.job import Job
+from conveyor.engine.options import Priority
 from conveyor.engine.queue.common import NEWEST_FIRST, STATE_KEY, check_page, job_state
 from conveyor.engine.states import JobState
 from conveyor.errors import InvalidJobOptions, JobFailed, JobNotFound, WaitTimeout, check_seconds, is_count
@@ -111,7 +112,11 @@ async def counts(queue: Queue) -> dict[JobState, int]:
 
 
 #: How many replies :meth:`ask_counts` adds to a pipeline.
-COUNT_REPLIES = len(JobState) + 1
+COUNT_REPLIES = len(JobState) + 2
+
+#: Wait scores below this are of a priority higher than the default; jobs
+#: of the default priority wait in the line (see lua/includes/wait_line.lua).
+LINE_CUT = int(Priority.NORMAL) * 2**42
 
 
 def ask_counts(queue: Queue, pipe: Any) -> None:
@@ -120,11 +125,13 @@ def ask_counts(queue: Queue, pipe: Any) -> None:
     for state in JobState:
         pipe.zcard(queue.keys.key(STATE_KEY[state]))
     pipe.get(queue.keys.groups_waiting)
+    pipe.llen(queue.keys.line)
 
 
 def read_counts(replies: Sequence[Any]) -> dict[JobState, int]:
     counts = {state: int(n) for state, n in zip(JobState, replies, strict=False)}
-    counts[JobState.WAITING] += max(0, int(replies[len(JobState)] or 0))
+    extra = len(JobState)
+    counts[JobState.WAITING] += max(0, int(replies[extra] or 0)) + int(replies[extra + 1] or 0)
     return counts
 
 
@@ -139,11 +146,33 @@ async def get_jobs(queue: Queue, state: JobState | str, start: int = 0, count: i
     check_page(start, count)
     key = queue.keys.key(STATE_KEY[st])
     end = start + count - 1
+    if st is JobState.WAITING:
+        return await queue._fetch(await _waiting_ids(queue, start, end))
     if st in NEWEST_FIRST:
         ids = await queue._call(queue.redis.zrevrange(key, start, end))
     else:
         ids = await queue._call(queue.redis.zrange(key, start, end))
     return await queue._fetch([i.decode() for i in ids])
+
+
+async def _waiting_ids(queue: Queue, start: int, end: int) -> list[str]:
+    """Ids of the ungrouped waiting jobs from rank ``start`` to ``end``, in
+    run order: the wait zset's jobs of a higher priority than the default,
+    then the line (the default priority), then the zset's others."""
+    k = queue.keys
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        pipe.zcount(k.wait, "-inf", f"({LINE_CUT}")
+        pipe.llen(k.line)
+        ahead, lined = await queue._call(pipe.execute())
+    ids: list[bytes] = []
+    if start < ahead:
+        ids += await queue._call(queue.redis.zrange(k.wait, start, min(end, ahead - 1)))
+    if end >= ahead and start < ahead + lined:
+        items = await queue._call(queue.redis.lrange(k.line, max(0, start - ahead), end - ahead))
+        ids += [item.split(b":", 1)[1] for item in items]
+    if end >= ahead + lined:
+        ids += await queue._call(queue.redis.zrange(k.wait, max(ahead, start - lined), end - lined))
+    return [i.decode() for i in ids]
 
 
 async def _fetch(queue: Queue, ids: list[str]) -> list[Job]:

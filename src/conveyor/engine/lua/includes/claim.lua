@@ -20,6 +20,7 @@
 --@include emit
 --@include window
 --@include wait_score
+--@include wait_line
 --@include groups
 --@include job_data
 
@@ -33,10 +34,8 @@ local function pick(ckeys, prefix, now, count, m)
     group_unhold(base, now)
   end
   if redis.call('ZCARD', ring) == 0 then
-    local popped = redis.call('ZPOPMIN', ckeys[1], count)
-    local ids = {}
-    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
-    return ids, #ids == count and redis.call('ZCARD', ckeys[1]) > 0
+    local ids = wait_take(ckeys[1], nil, count)
+    return ids, #ids == count and wait_count(ckeys[1]) > 0
   end
   local limits = { tonumber(m[6]), tonumber(m[7]), tonumber(m[8]) }
   local ids = {}
@@ -47,13 +46,11 @@ local function pick(ckeys, prefix, now, count, m)
     end
     local head = redis.call('ZRANGE', ring, 0, 0, 'WITHSCORES')
     if #head == 0 then
-      local popped = redis.call('ZPOPMIN', ckeys[1], need)
-      for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+      for _, id in ipairs(wait_take(ckeys[1], nil, need)) do ids[#ids + 1] = id end
       break
     end
-    local before = redis.call('ZRANGEBYSCORE', ckeys[1], '-inf', '(' .. head[2], 'LIMIT', 0, need)
+    local before = wait_take(ckeys[1], tonumber(head[2]), need)
     if #before > 0 then
-      call_chunked({ 'ZREM', ckeys[1] }, before)
       for _, id in ipairs(before) do ids[#ids + 1] = id end
     else
       redis.call('ZREM', ring, head[1])
@@ -61,7 +58,7 @@ local function pick(ckeys, prefix, now, count, m)
       if id then ids[#ids + 1] = id end
     end
   end
-  return ids, #ids == count and (redis.call('ZCARD', ckeys[1]) > 0 or redis.call('ZCARD', ring) > 0)
+  return ids, #ids == count and (wait_count(ckeys[1]) > 0 or redis.call('ZCARD', ring) > 0)
 end
 
 -- next_turn(delayed_key, prefix): when the next delayed job is due or a
@@ -80,7 +77,7 @@ end
 -- in_line(ckeys, prefix): whether any job waits its turn (ungrouped, or
 -- in a group that has a turn).
 local function in_line(ckeys, prefix)
-  return redis.call('ZCARD', ckeys[1]) > 0 or redis.call('ZCARD', queue_base(prefix) .. 'groups:ring') > 0
+  return wait_count(ckeys[1]) > 0 or redis.call('ZCARD', queue_base(prefix) .. 'groups:ring') > 0
 end
 
 local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)

@@ -23,8 +23,11 @@ local function dedup_add(prefix, now, keys, dk, ttl, debounce, name, data, opts,
   if f[1] ~= 'waiting' and f[1] ~= 'delayed' then
     return nil
   end
-  redis.call('ZREM', keys[1], existing)
-  redis.call('ZREM', keys[2], existing)
+  if f[1] == 'waiting' then
+    wait_remove(keys[1], jk, existing)
+  else
+    redis.call('ZREM', keys[2], existing)
+  end
   group_unlist(prefix, existing, jk)
   drop_data(jk)
   redis.call('HDEL', jk, 'due', 'gr', 'opts', 'lifo')
@@ -33,7 +36,7 @@ local function dedup_add(prefix, now, keys, dk, ttl, debounce, name, data, opts,
     lifo, delay, waiting, delayed, group)
   redis.call('HSET', jk, 'ts', f[2])
   if kind == 'w' then
-    redis.call('ZADD', keys[1], waiting[1], existing)
+    wait_put(keys[1], nil, waiting[1], existing)
   elseif kind == 'd' then
     redis.call('ZADD', keys[2], delayed[1], existing)
   end

@@ -5,8 +5,10 @@
 -- once goes straight into its group instead. delay: ms from now, or
 -- -(absolute ms) for run_at, or 0. Returns 'w', 'd' or 'g' accordingly.
 -- Options, priority and lifo at their defaults ('{}', PRIO_DEFAULT, 0)
--- are not stored.
+-- are not stored; a job for the line gets its 'sq' here (the caller puts
+-- it in line with wait_put(..., nil, ...), see wait_line).
 --@include wait_score
+--@include wait_line
 --@include groups
 --@include job_data
 local function insert_job(prefix, now, n, id, name, data, opts, pr, lifo, delay, waiting, delayed, group)
@@ -49,13 +51,16 @@ local function insert_job(prefix, now, n, id, name, data, opts, pr, lifo, delay,
     return 'd'
   end
   fields[#fields + 1] = 'waiting'
-  redis.call(unpack(fields))
-  local score
+  local seq = n
   if lifo == 1 then
-    score = pr * PRIO_STEP + SEQ_MID - n
-  else
-    score = pr * PRIO_STEP + SEQ_MID + n
+    seq = -n
   end
+  local score = pr * PRIO_STEP + SEQ_MID + seq
+  if not group and pr == PRIO_DEFAULT then  -- it waits in the line (see wait_line)
+    fields[#fields + 1] = 'sq'
+    fields[#fields + 1] = string.format('%d', seq)
+  end
+  redis.call(unpack(fields))
   if group then
     group_push(prefix, id, group, score)
     return 'g'
