@@ -28,6 +28,7 @@ from conveyor.engine.middleware import Middleware
 from conveyor.engine.options import JobOptionsDict
 from conveyor.engine.procpool import ProcessJob
 from conveyor.errors import InvalidArgument, InvalidTask
+from conveyor.tasks.facts import JobFacts
 from conveyor.tasks.recording import RecordedJob
 from conveyor.tasks.task import BaseTask
 
@@ -63,52 +64,26 @@ class BlockingJob(Protocol):
     def children(self) -> Children: ...
 
 
-class ThreadJob:
+class ThreadJob(JobFacts):
     """A job running on the worker's event loop, for a task on a thread:
     each report is made on the loop while the thread waits for it."""
 
-    __slots__ = ("_job", "_loop")
+    __slots__ = ("_loop",)
+
+    job: JobContext
 
     def __init__(self, job: JobContext, loop: asyncio.AbstractEventLoop) -> None:
-        self._job = job
+        self.job = job
         self._loop = loop
 
-    @property
-    def id(self) -> str:
-        return self._job.id
-
-    @property
-    def name(self) -> str:
-        return self._job.name
-
-    @property
-    def queue(self) -> str:
-        return self._job.queue
-
-    @property
-    def attempt(self) -> int:
-        return self._job.attempt
-
-    @property
-    def attempts(self) -> int:
-        return self._job.attempts
-
-    @property
-    def fence(self) -> int:
-        return self._job.fence
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._job.headers
-
     def update_progress(self, progress: Any) -> None:
-        self._wait(self._job.update_progress(progress))
+        self._wait(self.job.update_progress(progress))
 
     def log(self, *lines: str) -> None:
-        self._wait(self._job.log(*lines))
+        self._wait(self.job.log(*lines))
 
     def children(self) -> Children:
-        return self._wait(self._job.children())
+        return self._wait(self.job.children())
 
     def _wait(self, report: Coroutine[Any, Any, T]) -> T:
         try:
@@ -121,43 +96,19 @@ class ThreadJob:
         return asyncio.run_coroutine_threadsafe(report, self._loop).result()
 
 
-class SyncTaskContext:
+class SyncTaskContext(JobFacts):
     """What a plain (``def``) task receives first: the running job and
     blocking ways to report on it. ``progress`` and ``log`` return once the
     worker has stored the report, and raise StaleLease when another worker
     has taken the job over."""
 
-    __slots__ = ("app", "job")
+    __slots__ = ("app",)
+
+    job: BlockingJob
 
     def __init__(self, app: Conveyor, job: BlockingJob) -> None:
         self.app = app
         self.job = job
-
-    @property
-    def id(self) -> str:
-        return self.job.id
-
-    @property
-    def queue(self) -> str:
-        return self.job.queue
-
-    @property
-    def attempt(self) -> int:
-        """1 for the first attempt, 2 for the first retry, ..."""
-        return self.job.attempt
-
-    @property
-    def attempts(self) -> int:
-        return self.job.attempts
-
-    @property
-    def fence(self) -> int:
-        """Grows with every start of this job (a fencing number for side effects)."""
-        return self.job.fence
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self.job.headers
 
     def progress(self, stage: str, percent: float, message: str = "", **extra: Any) -> None:
         """Reports the job's stage and percent (0 to 100)."""

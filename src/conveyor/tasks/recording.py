@@ -25,6 +25,7 @@ from conveyor.engine.job import Job, JobContext
 from conveyor.engine.options import JobOptions, JobOptionsDict
 from conveyor.engine.states import JobState
 from conveyor.errors import Discard
+from conveyor.tasks.facts import JobFacts
 
 if TYPE_CHECKING:
     from conveyor.engine.flows import Children
@@ -80,52 +81,26 @@ class RecordedJob:
         return f"<RecordedJob {self.queue}/{self.id} attempt={self.attempt}>"
 
 
-class BlockingRecordedJob:
+class BlockingRecordedJob(JobFacts):
     """A :class:`RecordedJob` as a plain task's context reports to it."""
 
-    __slots__ = ("recorded",)
+    __slots__ = ()
+
+    job: RecordedJob
 
     def __init__(self, recorded: RecordedJob) -> None:
-        self.recorded = recorded
-
-    @property
-    def id(self) -> str:
-        return self.recorded.id
-
-    @property
-    def name(self) -> str:
-        return self.recorded.name
-
-    @property
-    def queue(self) -> str:
-        return self.recorded.queue
-
-    @property
-    def attempt(self) -> int:
-        return self.recorded.attempt
-
-    @property
-    def attempts(self) -> int:
-        return self.recorded.attempts
-
-    @property
-    def fence(self) -> int:
-        return self.recorded.fence
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self.recorded.headers
+        self.job = recorded
 
     def update_progress(self, progress: Any) -> None:
-        self.recorded.progress.append(loads(dumps(progress)))  # JSON, as Redis would keep it
+        self.job.progress.append(loads(dumps(progress)))  # JSON, as Redis would keep it
 
     def log(self, *lines: str) -> None:
-        self.recorded.logs.extend(lines)
+        self.job.logs.extend(lines)
 
     def children(self) -> Children:
-        if self.recorded._children is None:
+        if self.job._children is None:
             raise RuntimeError("this test job has no children: give RecordedJob(children=...)")
-        return self.recorded._children
+        return self.job._children
 
 
 def as_job_context(job: RecordedJob) -> JobContext:

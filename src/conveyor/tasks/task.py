@@ -37,6 +37,7 @@ from conveyor.errors import (
     ResultMismatch,
 )
 from conveyor.realtime.progress import ProgressReporter
+from conveyor.tasks.facts import JobFacts
 from conveyor.tasks.recording import RecordedJob, as_job_context, run_eagerly
 from conveyor.tasks.signature import arguments_model, describe, result_adapter
 
@@ -48,7 +49,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class TaskContext:
+class TaskContext(JobFacts):
     """What a task receives first: the running job and ways to report on it.
 
     ``progress`` stores the job's progress and publishes it on the app's
@@ -57,33 +58,13 @@ class TaskContext:
     Both raise StaleLease when another worker has taken the job over.
     """
 
-    __slots__ = ("app", "job")
+    __slots__ = ("app",)
+
+    job: JobContext
 
     def __init__(self, app: Conveyor, job: JobContext) -> None:
         self.app = app
         self.job = job
-
-    @property
-    def id(self) -> str:
-        return self.job.id
-
-    @property
-    def queue(self) -> str:
-        return self.job.queue
-
-    @property
-    def attempt(self) -> int:
-        """1 for the first attempt, 2 for the first retry, ..."""
-        return self.job.attempt
-
-    @property
-    def attempts(self) -> int:
-        return self.job.attempts
-
-    @property
-    def fence(self) -> int:
-        """Grows with every start of this job (a fencing number for side effects)."""
-        return self.job.fence
 
     async def progress(self, stage: str, percent: float, message: str = "", **extra: Any) -> None:
         """Reports the job's stage and percent (0 to 100)."""
