@@ -112,7 +112,7 @@ class Execution:
         by_name: Callable[[str], Sequence[Middleware]] | None = None,
         route: Route | None = None,
     ) -> None:
-        self.handler = handler
+        #: How the worker's own handler runs (a route may choose another).
         self.default = Target.of(handler, executor)
         self.route = route
         self.middleware = middleware
@@ -120,7 +120,6 @@ class Execution:
         #: The middleware of jobs by their name, inside ``middleware``.
         self.by_name = by_name
         self._plans: dict[str, Plan] = {}
-        self.executor = executor
         self.processes = processes
         self.concurrency = concurrency
         self.strategies = strategies

@@ -56,9 +56,10 @@ local function insert_job(prefix, now, n, id, name, data, opts, pr, lifo, delay,
     seq = -n
   end
   local score = pr * PRIO_STEP + SEQ_MID + seq
-  if not group and pr == PRIO_DEFAULT then  -- it waits in the line (see wait_line)
+  local in_line, n = line_item(score, id)
+  if not group and in_line then  -- it waits in the line (see wait_line)
     fields[#fields + 1] = 'sq'
-    fields[#fields + 1] = string.format('%d', seq)
+    fields[#fields + 1] = n
   end
   redis.call(unpack(fields))
   if group then

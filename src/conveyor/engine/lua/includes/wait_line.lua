@@ -24,42 +24,50 @@ local function line_score(item)
   return LINE_CUT + SEQ_MID + tonumber(string.sub(item, 1, string.find(item, ':', 1, true) - 1))
 end
 
+-- line_item(score, id): the line's element for a job of this wait score,
+-- and its signed sequence n; nil when the score is of another priority.
+local function line_item(score, id)
+  if score < LINE_CUT or score >= LINE_CUT + PRIO_STEP then
+    return nil
+  end
+  local n = string.format('%d', score - LINE_CUT - SEQ_MID)
+  return n .. ':' .. id, n
+end
+
 -- wait_put(wait_key, jk, score, id): puts job `id` (hash `jk`) in line at
 -- its wait score: in the line at the default priority, else in the zset.
 -- With `jk` nil the hash's 'sq' is left to the caller (insert_job sets it).
 local function wait_put(wait_key, jk, score, id)
-  if score < LINE_CUT or score >= LINE_CUT + PRIO_STEP then
+  local item, n = line_item(score, id)
+  if not item then
     redis.call('ZADD', wait_key, score, id)
     return
   end
-  local n = score - LINE_CUT - SEQ_MID
-  local item = string.format('%d:%s', n, id)
-  if n < 0 then
+  if tonumber(n) < 0 then
     redis.call('LPUSH', line_key(wait_key), item)
   else
     redis.call('RPUSH', line_key(wait_key), item)
   end
   if jk then
-    redis.call('HSET', jk, 'sq', string.format('%d', n))
+    redis.call('HSET', jk, 'sq', n)
   end
 end
 
 -- wait_put_all(wait_key, pairs): wait_put for a flat list of score, id
--- pairs of new jobs in score order (a bulk add; insert_job set each 'sq').
+-- pairs of new jobs in score order (a bulk add; insert_job set each 'sq'):
+-- the sorted set's and the line's appended in chunks.
 local function wait_put_all(wait_key, pairs)
   local zset, line = {}, {}
   for i = 1, #pairs, 2 do
     local score, id = pairs[i], pairs[i + 1]
-    if score < LINE_CUT or score >= LINE_CUT + PRIO_STEP then
+    local item, n = line_item(score, id)
+    if not item then
       zset[#zset + 1] = score
       zset[#zset + 1] = id
+    elseif tonumber(n) < 0 then
+      wait_put(wait_key, nil, score, id)
     else
-      local n = string.format('%d', score - LINE_CUT - SEQ_MID)
-      if tonumber(n) < 0 then
-        redis.call('LPUSH', line_key(wait_key), n .. ':' .. id)
-      else
-        line[#line + 1] = n .. ':' .. id
-      end
+      line[#line + 1] = item
     end
   end
   call_chunked({ 'ZADD', wait_key }, zset)
