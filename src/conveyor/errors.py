@@ -9,6 +9,7 @@ Every exception Conveyor raises derives from :class:`ConveyorError`::
     ├── RedisOutOfMemory        Redis is at maxmemory and refused a write; nothing written
     ├── UnsafeRedis             Redis would lose jobs (evicts keys, lacks a command)
     ├── NotReplicated           a durable add was not confirmed by enough replicas in time
+    ├── MissingExtra            a feature needs an optional extra that is not installed (also an ImportError)
     ├── InvalidArgument         an argument Conveyor cannot use; nothing written
     │   ├── InvalidJobOptions   an option is unknown or out of range
     │   │   └── InvalidSchedule a bad cron pattern, time zone or schedule option
@@ -116,6 +117,12 @@ class NotReplicated(ConveyorError):
         self.jobs = jobs
         self.acked = acked
         self.wanted = wanted
+
+
+class MissingExtra(ConveyorError, ImportError):
+    """Raised when a feature needs an optional extra that is not installed
+    (``conveyor serve`` without ``conveyor[server]``, say); the message
+    names the ``pip install`` that brings it."""
 
 
 class InvalidArgument(ConveyorError, ValueError):

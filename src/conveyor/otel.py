@@ -31,10 +31,13 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import propagate, trace
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-
 from conveyor.engine.middleware import Middleware
+from conveyor.extras import OTEL
+
+OTEL.require("conveyor.otel")
+
+from opentelemetry import propagate, trace  # noqa: E402
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode  # noqa: E402
 
 if TYPE_CHECKING:
     from opentelemetry.propagators.textmap import TextMapPropagator

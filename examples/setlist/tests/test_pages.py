@@ -19,7 +19,9 @@ from setlist.api import create_api
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 if CHROMIUM is None and not os.environ.get("CI"):
-    pytest.skip("Chromium is not installed (bash scripts/setup.sh installs it)", allow_module_level=True)
+    pytest.skip(
+        "Chromium is not installed (bash scripts/setup.sh --browser installs it)", allow_module_level=True
+    )
 
 
 @pytest.fixture

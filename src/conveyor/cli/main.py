@@ -169,6 +169,9 @@ def up(
     is set), workers, the scheduler, the API and dashboard, and a demo
     workload. Prints the dashboard URL; Ctrl-C stops it all. Logs at
     warning unless told otherwise (info: a line per step of every job)."""
+    from conveyor.extras import SERVER
+
+    SERVER.require("conveyor up")
     from conveyor.cli.supervisor import process_count
     from conveyor.cli.up import up as run_up
 
@@ -211,6 +214,9 @@ def serve(
     log_format: LogFormat = None,
 ) -> None:
     """Serve the HTTP API (token from CONVEYOR_API_TOKEN)."""
+    from conveyor.extras import SERVER
+
+    SERVER.require("conveyor serve")
     import uvicorn
 
     from conveyor.cli.worker import load_app

@@ -4,8 +4,9 @@ ASGI app served on a free port, commands run as a user runs them, and an
 app's jobs run until its queues are idle. The pytest fixtures are in
 :mod:`conveyor.testing.plugin`."""
 
+from typing import TYPE_CHECKING, Any
+
 from conveyor.testing.apps import run_until_idle
-from conveyor.testing.asgi import serving
 from conveyor.testing.cluster import RedisClusterNodes
 from conveyor.testing.processes import ProcessOutput, start_command, stop_process
 from conveyor.testing.servers import (
@@ -18,6 +19,9 @@ from conveyor.testing.servers import (
     free_port,
     port_open,
 )
+
+if TYPE_CHECKING:
+    from conveyor.testing.asgi import serving as serving
 
 __all__ = [
     "ProcessOutput",
@@ -35,3 +39,16 @@ __all__ = [
     "start_command",
     "stop_process",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # serving() needs the server extra; the rest of the helpers (and the
+    # pytest plugin) work in a worker-only install
+    if name == "serving":
+        from conveyor.extras import SERVER
+
+        SERVER.require("conveyor.testing.serving")
+        from conveyor.testing.asgi import serving
+
+        return serving
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
