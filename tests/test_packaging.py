@@ -38,7 +38,7 @@ PUBLIC = {
     "Durable", "Event", "EventBus", "EventConsumer", "EventRouter", "Exponential", "Fixed",
     "FlowJob", "FlowNode", "FlowProducer", "GroupInfo", "HandlerSignal", "InvalidArgument",
     "InvalidJobOptions", "InvalidSchedule", "InvalidTask", "Job", "JobContext", "JobFailed", "JobIsActive",
-    "JobNotFound", "JobState", "KeepJobs", "Limiter", "ManualClock", "Middleware", "NotReplicated",
+    "JobNotFound", "JobState", "KeepJobs", "Limiter", "ManualClock", "Middleware", "MissingExtra", "NotReplicated",
     "OutcomeUnknown", "PayloadError", "PayloadTooLarge", "Priority", "ProcessJob", "ProgressBus",
     "Queue", "QueueEvent", "QueueEvents", "QueueLimits", "QueueNotEmpty", "RateLimit",
     "RateLimited", "RedisOutOfMemory", "RedisSettings", "ResultMismatch", "Retry", "Schedule",

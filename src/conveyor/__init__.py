@@ -47,6 +47,7 @@ from conveyor.errors import InvalidTask as InvalidTask
 from conveyor.errors import JobFailed as JobFailed
 from conveyor.errors import JobIsActive as JobIsActive
 from conveyor.errors import JobNotFound as JobNotFound
+from conveyor.errors import MissingExtra as MissingExtra
 from conveyor.errors import NotReplicated as NotReplicated
 from conveyor.errors import OutcomeUnknown as OutcomeUnknown
 from conveyor.errors import PayloadError as PayloadError
@@ -119,6 +120,7 @@ __all__ = [
     "Limiter",
     "ManualClock",
     "Middleware",
+    "MissingExtra",
     "NotReplicated",
     "OutcomeUnknown",
     "PayloadError",
