@@ -28,6 +28,7 @@ from conveyor import (
     InvalidJobOptions,
     JobFailed,
     JobState,
+    Queue,
     SyncProducer,
     TaskContext,
     WaitTimeout,
@@ -218,3 +219,27 @@ async def test_the_blocking_api_refuses_to_block_a_running_loop(
     with pytest.raises(InvalidArgument, match="give SyncProducer the redis_url"):
         SyncProducer(Conveyor(redis))
     assert SyncProducer(Conveyor(redis), redis_url=redis_url).redis_url == redis_url
+
+
+async def test_an_app_connected_from_the_environment_keeps_its_producer(
+    redis: aredis.Redis, redis_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app that found its Redis in REDIS_URL and has been used on a loop
+    was not given a client: a producer created afterwards connects where the
+    app does, on its own loop."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    app = Conveyor()
+    queue = app.queue(queue_name)
+
+    @queue.task()
+    async def ping(ctx: TaskContext, n: int) -> int:
+        return n
+
+    await ping.enqueue(1)  # the app connects lazily, on this loop
+    sync = SyncProducer(app)
+    try:
+        job = await asyncio.to_thread(sync.enqueue, ping, 2)
+        assert await Queue(queue_name, redis).get_state(job.id) is JobState.WAITING
+    finally:
+        await asyncio.to_thread(sync.close)
+        await app.aclose()

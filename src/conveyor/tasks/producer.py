@@ -47,7 +47,7 @@ class SyncProducer:
     is refused: there, use the async API."""
 
     def __init__(self, app: Conveyor | None = None, *, redis_url: str | None = None) -> None:
-        if app is not None and redis_url is None and app._client is not None and app._url is None:
+        if app is not None and redis_url is None and not app._owns_client:
             raise InvalidArgument(
                 "this app was given a Redis client, which belongs to its own event loop: "
                 "give SyncProducer the redis_url to connect to"
