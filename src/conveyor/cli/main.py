@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 
 from conveyor import __version__
-from conveyor.cli import admin, jobs
+from conveyor.cli import admin, events, jobs
 from conveyor.cli.loop import run as run_loop
 
 app = typer.Typer(help="Conveyor: background jobs on Redis.", no_args_is_help=True)
 admin.register(app)
 jobs.register(app)
+events.register(app)
 
 #: Commands that start a Redis of their own when none is named.
 OWN_REDIS = {"up", "demo", "version"}

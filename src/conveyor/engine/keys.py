@@ -162,6 +162,12 @@ def registry_key(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}:queues"
 
 
+def stream_registry_key(prefix: str = DEFAULT_PREFIX) -> str:
+    """The set of every event bus stream used under ``prefix`` (like
+    :func:`registry_key`, for the API, the dashboard and the CLI)."""
+    return f"{prefix}:streams"
+
+
 def check_name(kind: str, name: str) -> str:
     """Validates a queue, stream, group, consumer, limiter or breaker name
     used in keys and URLs: non-empty, at most 256 characters, without

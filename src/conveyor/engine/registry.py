@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.engine.clock import current_ms
 from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import loads_or_text, text
-from conveyor.engine.keys import DEFAULT_PREFIX, registry_key
+from conveyor.engine.keys import DEFAULT_PREFIX, registry_key, stream_registry_key
 
 if TYPE_CHECKING:
     from conveyor.engine.queue import Queue
@@ -40,6 +40,12 @@ class WorkerInfo:
 async def queue_names(redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Every queue that was used under ``prefix``, by name."""
     return sorted(text(n) for n in await redis.smembers(registry_key(prefix)))
+
+
+async def stream_names(redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """Every event bus stream that was published to or consumed under
+    ``prefix``, by name."""
+    return sorted(text(n) for n in await redis.smembers(stream_registry_key(prefix)))
 
 
 def alive_window(queue: Queue, now: int) -> tuple[str, int, str]:

@@ -24,7 +24,7 @@ from redis.exceptions import ResponseError
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
 from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, text
-from conveyor.engine.keys import DEFAULT_PREFIX, StreamKeys, check_name
+from conveyor.engine.keys import DEFAULT_PREFIX, StreamKeys, check_name, stream_registry_key
 from conveyor.engine.scripts import script
 from conveyor.errors import InvalidJobOptions, check_seconds
 from conveyor.realtime.dead_letters import DeadLetter, check_entry_ids
@@ -103,7 +103,9 @@ class EventBus:
             max_age = check_seconds(max_age, "max_age", positive=True)
         self.redis = redis
         self.keys = StreamKeys(stream, prefix)
+        self.prefix = prefix
         self.name = stream
+        self._registered = False
         self.max_len = max_len
         self.max_age_ms = int(max_age * 1000) if max_age else 0
         self.trim_how = "=" if exact_trim else "~"
@@ -150,7 +152,15 @@ class EventBus:
             data = data.model_dump(mode="json")
         return dumps_payload(data, self.max_payload)
 
+    async def register(self) -> None:
+        """Lists this stream where the API, the dashboard and the CLI find
+        streams (once per bus; publishing and consuming do it for you)."""
+        if not self._registered:
+            await self.redis.sadd(stream_registry_key(self.prefix), self.name)
+            self._registered = True
+
     async def _append(self, args: Sequence[str | bytes]) -> list[str]:
+        await self.register()
         ids = await script("publish_events").run(
             self.redis,
             [self.keys.stream],
@@ -173,6 +183,7 @@ class EventBus:
         was created. ``start="first"``: the group gets every entry still in
         the stream; ``"new"``: only entries published from now on."""
         check_name("group", group)
+        await self.register()
         try:
             await self.redis.xgroup_create(
                 self.keys.stream, group, "0" if start == "first" else "$", mkstream=True

@@ -15,8 +15,9 @@ from fastapi.responses import JSONResponse
 
 from conveyor.engine.cluster import RedisClient
 from conveyor.engine.connection import connect
-from conveyor.engine.keys import DEFAULT_PREFIX, registry_key
+from conveyor.engine.keys import DEFAULT_PREFIX, registry_key, stream_registry_key
 from conveyor.engine.queue import Queue
+from conveyor.engine.registry import stream_names
 from conveyor.errors import (
     ConnectionFailed,
     InvalidArgument,
@@ -29,6 +30,7 @@ from conveyor.errors import (
 from conveyor.realtime.progress import ProgressBus
 from conveyor.realtime.streams import EventBus
 from conveyor.server import dashboard, live, routes
+from conveyor.server import streams as stream_routes
 from conveyor.server.auth import TokenGate
 from conveyor.server.body_limit import BodyLimit
 from conveyor.server.fanout import FanOut
@@ -72,7 +74,7 @@ class ServerState:
     def _bind(self, client: RedisClient) -> None:
         self._client = client
         self._progress = ProgressBus(client, namespace=self.progress_namespace)
-        self._streams = {name: EventBus(client, name) for name in self.stream_names}
+        self._streams = {name: EventBus(client, name, prefix=self.prefix) for name in self.stream_names}
         self.queues: dict[str, Queue] = {}
         #: One reader per live source, shared by the clients of this process.
         self.fanout = FanOut()
@@ -131,10 +133,18 @@ class ServerState:
             return await queue.add(name, data, **options)
         return await declared.add_named(name, data, **options)
 
-    def stream(self, name: str) -> EventBus:
+    async def stream_list(self) -> list[str]:
+        """The streams given to the server and those used under its prefix."""
+        return sorted(set(self.streams) | set(await stream_names(self.redis, self.prefix)))
+
+    async def stream(self, name: str) -> EventBus:
+        """The event stream called ``name``; 404 unless it was given to the
+        server or has been used."""
         bus = self.streams.get(name)
         if bus is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown event stream {name!r}")
+            if not await self.redis.sismember(stream_registry_key(self.prefix), name):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown event stream {name!r}")
+            bus = self._streams[name] = EventBus(self.redis, name, prefix=self.prefix)
         return bus
 
 
@@ -191,6 +201,7 @@ def create_app(
     )
     app.state.conveyor = state
     app.include_router(routes.router)
+    app.include_router(stream_routes.router)
     app.include_router(live.router)
     app.include_router(dashboard.router)
     _errors(app)

@@ -164,6 +164,37 @@ class StreamGroupOut(BaseModel):
     last_delivered_id: str
 
 
+class EventDeadLetterOut(BaseModel):
+    """An event a consumer group gave up on."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    event_id: str
+    type: str | None
+    data: Any
+    group: str
+    consumer: str
+    deliveries: int
+    reason: str
+    error: str
+    traceback: str
+    replays: int
+    origin_id: str
+    time: datetime
+
+
+class ReplayEventsIn(BaseModel):
+    """Which dead letters to publish again: these ids, or (with none) every
+    one of ``group`` whose error or type holds ``search``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] = Field(default_factory=list, max_length=1000)
+    group: str | None = Field(default=None, max_length=200)
+    search: str | None = Field(default=None, max_length=200)
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded", "down"]
     redis: bool

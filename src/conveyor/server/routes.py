@@ -27,7 +27,6 @@ from conveyor.server.models import (
     QueueOut,
     RateLimitModel,
     ScheduleOut,
-    StreamGroupOut,
     problems,
 )
 
@@ -325,20 +324,3 @@ async def groups(queue: QueueDep, start: Start = 0, count: Count = 100) -> list[
 async def workers(queue: QueueDep) -> list[WorkerInfo]:
     """Workers seen in the last hour, alive or not, with the jobs they hold."""
     return await queue.workers()
-
-
-@router.get("/streams", response_model=list[str], tags=["event streams"])
-async def streams(request: Request) -> list[str]:
-    return sorted(request.app.state.conveyor.streams)
-
-
-@router.get(
-    "/streams/{stream}/groups",
-    response_model=list[StreamGroupOut],
-    tags=["event streams"],
-    responses=problems(404),
-)
-async def stream_groups(request: Request, stream: str) -> list[StreamGroupOut]:
-    """The consumer groups of an event stream, with their lag and pending entries."""
-    bus = request.app.state.conveyor.stream(stream)
-    return [StreamGroupOut.model_validate(g) for g in await bus.groups()]

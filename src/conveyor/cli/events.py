@@ -1,0 +1,113 @@
+"""The event bus's dead letters from the command line, beside the jobs'
+(``conveyor dlq``): ``conveyor events dead-letters|replay|purge STREAM``.
+Replaying or purging every letter asks first (``--yes`` skips it)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from conveyor.cli.admin import JsonFlag, Yes, at, console, emit_json, run
+from conveyor.engine.keys import stream_registry_key
+from conveyor.errors import ConveyorError
+from conveyor.realtime.dead_letters import DeadLetter
+from conveyor.realtime.streams import EventBus
+
+events = typer.Typer(help="Event bus streams: the events a consumer group gave up on.", no_args_is_help=True)
+
+StreamArg = Annotated[str, typer.Argument(metavar="STREAM", help="The event stream's name.")]
+Ids = Annotated[
+    list[str] | None, typer.Argument(metavar="[ID]...", help="Dead-letter ids (default: every one).")
+]
+Group = Annotated[str | None, typer.Option(help="Only the letters of this consumer group.")]
+Search = Annotated[str | None, typer.Option(help="Only letters whose error or type holds this text.")]
+
+
+async def known_stream(redis: Any, name: str) -> EventBus:
+    if not await redis.sismember(stream_registry_key(), name):
+        raise ConveyorError(f"unknown event stream {name!r} (nothing has published to or consumed it)")
+    return EventBus(redis, name)
+
+
+async def _every(bus: EventBus, group: str | None, search: str | None) -> list[DeadLetter]:
+    found: list[DeadLetter] = []
+    while page := await bus.dead_letters(
+        count=500, before=found[-1].id if found else None, group=group, search=search
+    ):
+        found += page
+    return found
+
+
+def _count(stream: str, group: str | None, search: str | None) -> int:
+    async def work(redis: Any) -> int:
+        return len(await _every(await known_stream(redis, stream), group, search))
+
+    return run(work)
+
+
+@events.command("dead-letters")
+def dead_letters(
+    stream: StreamArg,
+    group: Group = None,
+    search: Search = None,
+    count: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """Events a consumer group gave up on, newest first."""
+
+    async def work(redis: Any) -> list[DeadLetter]:
+        bus = await known_stream(redis, stream)
+        return await bus.dead_letters(count=count, group=group, search=search)
+
+    found = run(work)
+    if as_json:
+        emit_json([{**asdict(letter), "time": letter.time} for letter in found])
+        return
+    table = Table(title=f"{stream}: dead letters")
+    for column in ("id", "event", "type", "group", "reason", "deliveries", "dead-lettered", "error"):
+        table.add_column(column)
+    for d in found:
+        table.add_row(
+            d.id, d.event_id, d.type or "", d.group, d.reason, str(d.deliveries), at(d.time), d.error[:80]
+        )
+    console.print(table)
+
+
+@events.command("replay")
+def replay(
+    stream: StreamArg, ids: Ids = None, group: Group = None, search: Search = None, yes: Yes = False
+) -> None:
+    """Publishes dead letters again, each to the group that gave up on it."""
+    if not ids and not yes:
+        n = _count(stream, group, search)
+        typer.confirm(f"publish {n} dead letters of {stream} again?", abort=True, err=True)
+
+    async def work(redis: Any) -> int:
+        bus = await known_stream(redis, stream)
+        if ids:
+            return sum(1 for new in await bus.replay(*ids) if new is not None)
+        return await bus.replay_dead_letters(group=group, search=search)
+
+    typer.echo(f"{run(work)} events replayed")
+
+
+@events.command("purge")
+def purge(stream: StreamArg, ids: Ids = None, yes: Yes = False) -> None:
+    """Deletes dead letters: those given, or every one."""
+    if not ids and not yes:
+        typer.confirm(
+            f"delete the {_count(stream, None, None)} dead letters of {stream}?", abort=True, err=True
+        )
+
+    async def work(redis: Any) -> int:
+        bus = await known_stream(redis, stream)
+        return await (bus.remove_dead_letters(*ids) if ids else bus.purge_dead_letters())
+
+    typer.echo(f"{run(work)} dead letters deleted")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(events, name="events")
