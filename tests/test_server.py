@@ -221,7 +221,8 @@ async def test_schedules_groups_and_streams(api: httpx.AsyncClient, queue: Queue
     assert (await api.get(f"{base}/groups")).json() == [
         {"name": "tenant-1", "waiting": 1, "active": 0, "state": "ready"}
     ]
-    assert (await api.get("/api/streams")).json() == []
+    listed = (await api.get("/api/streams")).json()  # the streams used under the prefix, if any
+    assert listed == sorted(listed) and "none" not in listed
     assert (await api.get("/api/streams/none/groups")).status_code == 404
 
 
@@ -279,7 +280,7 @@ async def test_event_stream_groups_report_lag_and_pending(redis: aredis.Redis, q
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=headers) as client:
-        assert (await client.get("/api/streams")).json() == [bus.keys.name]
+        assert bus.keys.name in (await client.get("/api/streams")).json()
         (group,) = (await client.get(f"/api/streams/{bus.keys.name}/groups")).json()
     assert (group["name"], group["lag"], group["pending"]) == ("mailer", 3, 0)
 

@@ -56,7 +56,7 @@ async def event_dead_letters(
     return [EventDeadLetterOut.model_validate(letter) for letter in found]
 
 
-@router.post("/streams/{stream}/dead-letters/replay", response_model=Done, responses=problems(404))
+@router.post("/streams/{stream}/dead-letters/replay", response_model=Done, responses=problems(400, 404, 413))
 async def replay_event_dead_letters(bus: StreamDep, body: Annotated[ReplayEventsIn, Body()]) -> Done:
     """Publishes dead letters again, each to the group that gave up on it,
     and removes them from the dead letters: the ``ids`` given, or every one
