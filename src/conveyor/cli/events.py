@@ -32,18 +32,10 @@ async def known_stream(redis: Any, name: str) -> EventBus:
     return EventBus(redis, name)
 
 
-async def _every(bus: EventBus, group: str | None, search: str | None) -> list[DeadLetter]:
-    found: list[DeadLetter] = []
-    while page := await bus.dead_letters(
-        count=500, before=found[-1].id if found else None, group=group, search=search
-    ):
-        found += page
-    return found
-
-
 def _count(stream: str, group: str | None, search: str | None) -> int:
     async def work(redis: Any) -> int:
-        return len(await _every(await known_stream(redis, stream), group, search))
+        bus = await known_stream(redis, stream)
+        return sum([len(page) async for page in bus.dead_letter_pages(group=group, search=search)])
 
     return run(work)
 

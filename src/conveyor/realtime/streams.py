@@ -14,7 +14,7 @@ age on every publish. Consumers are :class:`EventConsumer` objects, made by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -330,15 +330,23 @@ class EventBus:
         )
         return [text(r) if text(r) not in ("", "-") else None for r in raw]
 
+    async def dead_letter_pages(
+        self, *, group: str | None = None, search: str | None = None
+    ) -> AsyncIterator[list[DeadLetter]]:
+        """Every dead letter (of ``group``, matching ``search``), newest
+        first, 500 at a time."""
+        before: str | None = None
+        while letters := await self.dead_letters(count=500, before=before, group=group, search=search):
+            yield letters
+            before = letters[-1].id
+
     async def replay_dead_letters(self, *, group: str | None = None, search: str | None = None) -> int:
         """Replays every dead letter (of ``group``, matching ``search``);
         returns how many were published again."""
         replayed = 0
-        before: str | None = None
-        while letters := await self.dead_letters(count=500, before=before, group=group, search=search):
+        async for letters in self.dead_letter_pages(group=group, search=search):
             results = await self.replay(*(d.id for d in letters))
             replayed += sum(1 for r in results if r is not None)
-            before = letters[-1].id
         return replayed
 
     async def remove_dead_letters(self, *dead_ids: str) -> int:
