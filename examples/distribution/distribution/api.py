@@ -6,7 +6,9 @@
 - ``POST /api/posts {body}``; ``POST /api/posts/{id}/dispatch
   {connectionIds, customMessage?, requestAiAssets?, scheduledFor?}``: 202
   with the schedule and its jobs; a dispatch job per account now, or one
-  scheduled-publish job at ``scheduledFor``.
+  scheduled-publish job at ``scheduledFor``. ``POST
+  /api/admin/distribution/dispatch {postId, connectionIds, ...}``: the
+  same, as the design's route.
 - ``GET /api/schedules/{id}``: the schedule and each dispatch's outcome.
 - ``POST /api/dispatches/{id}/retry``: replays a dead-lettered dispatch.
 - ``GET /api/queue/health``: each queue's counts.
@@ -64,6 +66,10 @@ class DispatchRequest(_Body):
         return value
 
 
+class AdminDispatchRequest(DispatchRequest):
+    post_id: int = Field(alias="postId")
+
+
 def _dispatch(row: Dispatch) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -109,8 +115,7 @@ def create_api(service: QueueService, *, token: str | None = None) -> FastAPI:
         row = await store.add_post(body.body)
         return {"id": row.id}
 
-    @api.post("/api/posts/{post_id}/dispatch", status_code=202, dependencies=guarded)
-    async def dispatch(post_id: int, body: DispatchRequest) -> dict[str, Any]:
+    async def publish(post_id: int, body: DispatchRequest) -> dict[str, Any]:
         schedule, rows = await store.add_schedule(
             post_id,
             body.connection_ids,
@@ -140,6 +145,15 @@ def create_api(service: QueueService, *, token: str | None = None) -> FastAPI:
                 for row in rows
             ]
         return {"scheduleId": schedule.id, "status": schedule.status, "jobs": jobs}
+
+    @api.post("/api/posts/{post_id}/dispatch", status_code=202, dependencies=guarded)
+    async def dispatch(post_id: int, body: DispatchRequest) -> dict[str, Any]:
+        return await publish(post_id, body)
+
+    @api.post("/api/admin/distribution/dispatch", status_code=202, dependencies=guarded)
+    async def admin_dispatch(body: AdminDispatchRequest) -> dict[str, Any]:
+        """The design's route: the post's id in the body."""
+        return await publish(body.post_id, body)
 
     @api.get("/api/schedules/{schedule_id}", dependencies=guarded)
     async def schedule(schedule_id: int) -> dict[str, Any]:

@@ -1,14 +1,19 @@
 """``distribution``: run the service.
 
 - ``distribution up``: everything offline in one process: a private Redis
-  (AOF on) unless ``REDIS_URL``/``REDIS_HOST`` is set, SQLite unless
+  run as the design's production notes ask (AOF and RDB snapshots, a
+  password, ``maxmemory`` with ``noeviction``) unless
+  ``REDIS_URL``/``REDIS_HOST`` is set, SQLite unless
   ``DATABASE_URL`` is set, the fake networks, the workers and the
   scheduler, and the API with Conveyor's dashboard at ``/admin/queues``.
   ``--demo`` connects two accounts and publishes a post now and one later.
 - ``distribution worker`` / ``api`` / ``fake``: the parts, as separate
   processes. A worker stops on SIGTERM or SIGINT after its running jobs
   finish (within ``DISTRIBUTION_SHUTDOWN_GRACE`` seconds; the rest go back
-  to waiting).
+  to waiting). A worker also logs every job's state changes (the journal)
+  unless ``--no-journal``.
+- ``distribution check``: whether the configured Redis follows those
+  production notes (exit status 1 when it does not).
 """
 
 from __future__ import annotations
@@ -26,15 +31,19 @@ from typing import Annotated, Any
 import httpx
 import typer
 import uvicorn
+from redis.exceptions import RedisError
 from rich.console import Console
 
 from conveyor import Conveyor, RedisSettings, connect
+from conveyor.errors import ConnectionFailed
 from conveyor.server.hosting import quiet_server
 from conveyor.testing import configured_or_private_redis
 from distribution.api import create_api
 from distribution.config import Settings
 from distribution.fake import FakeNetworks, create_fake
-from distribution.service import Distribution, QueueService, Services
+from distribution.journal import Journal
+from distribution.redis_policy import findings, server_args
+from distribution.service import QUEUE_NAMES, Distribution, QueueService, Services
 from distribution.store import database_url
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Social-post distribution on Conveyor.")
@@ -65,6 +74,10 @@ async def _run(body: Callable[[QueueService], Awaitable[None]], settings: Settin
     finally:
         await services.aclose()
         await redis.aclose()
+
+
+def _journal(service: QueueService) -> Journal:
+    return Journal(service.app, service.distribution.services.store, list(QUEUE_NAMES.values()))
 
 
 async def _demo(base: str, token: str, later_s: float) -> None:
@@ -106,9 +119,11 @@ def up(
         ]
         stop = asyncio.Event()
         _on_signals(stop.set)
+        journal = _journal(service)
         async with asyncio.TaskGroup() as group:
             for server in servers:
                 group.create_task(server.serve())
+            group.create_task(journal.run())
             worker = group.create_task(service.app.run_worker(scheduler=True))
             for server in servers:
                 await server.wait_started()
@@ -124,16 +139,27 @@ def up(
             console.print("stopping")
             await service.app.close(grace=settings.shutdown_grace)
             await worker
+            journal.close()
             for server in servers:
                 server.should_exit = True
 
-    with configured_or_private_redis(DATA / "redis", console.print) as url:
+    password = secrets.token_urlsafe(16)
+    private = configured_or_private_redis(
+        DATA / "redis", console.print, password=password, extra_args=server_args(settings.redis_maxmemory)
+    )
+    with private as url:
+        if password in url:
+            limit = settings.redis_maxmemory
+            console.print(f"its password: {password} (RDB snapshots on, maxmemory {limit}, noeviction)")
         asyncio.run(_run(body, settings, url))
 
 
 @cli.command()
 def worker(
     scheduler: Annotated[bool, typer.Option(help="Also fire the repeated token refreshes.")] = True,
+    journal: Annotated[
+        bool, typer.Option(help="Log every job's state changes (turn it on in one process of several).")
+    ] = True,
 ) -> None:
     """Works the three queues (``REDIS_URL``, ``DATABASE_URL``, ``DISTRIBUTION_*``)."""
     _logging()
@@ -143,11 +169,16 @@ def worker(
         stop = asyncio.Event()
         _on_signals(stop.set)
         run = asyncio.create_task(service.app.run_worker(scheduler=scheduler))
+        journal_ = _journal(service) if journal else None
+        logging_ = asyncio.create_task(journal_.run()) if journal_ else None
         console.print(f"worker on {', '.join(service.app.queues)}")
         await asyncio.wait([run, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         console.print("stopping: letting running jobs finish")
         await service.app.close(grace=settings.shutdown_grace)
         await run
+        if journal_ and logging_:
+            journal_.close()
+            await logging_
         console.print("stopped")
 
     asyncio.run(_run(body, settings, RedisSettings().resolved_url()))
@@ -177,6 +208,27 @@ def fake(
 ) -> None:
     """Serves the fake social networks."""
     uvicorn.run(create_fake(FakeNetworks(latency_ms=latency_ms)), host=host, port=port, log_level="warning")
+
+
+@cli.command()
+def check() -> None:
+    """Checks the configured Redis (``REDIS_URL`` or ``REDIS_*``) against the
+    production notes: AOF and RDB on, a password, maxmemory, noeviction."""
+    url = RedisSettings().resolved_url()
+
+    async def go() -> list[tuple[bool, str, str]]:
+        async with connect(url) as redis:
+            return [(f.ok, f.rule, f.detail) for f in await findings(redis)]
+
+    try:
+        found = asyncio.run(go())
+    except (ConnectionFailed, RedisError) as exc:
+        console.print(f"[red]fail[/red]  cannot ask Redis: {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"Redis at {url.split('@')[-1]}")
+    for ok, rule, detail in found:
+        console.print(f"{'[green]ok[/green]  ' if ok else '[red]fail[/red]'}  {rule}: {detail}")
+    raise typer.Exit(0 if all(ok for ok, _, _ in found) else 1)
 
 
 def _logging() -> None:

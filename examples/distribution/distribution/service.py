@@ -177,7 +177,9 @@ class Distribution:
 
         @dispatches.task(name="retry", attempts=3, backoff=backoff)
         async def retry(ctx: TaskContext, dispatch_id: int) -> dict[str, Any]:
-            """Sends a dead-lettered dispatch again, with fresh attempts."""
+            """Sends a dead-lettered dispatch again, with fresh attempts: its
+            dead job itself when the dead-letter queue still holds it (so it
+            leaves that queue), else a new job."""
             async with store.sessions.begin() as session:
                 claimed = await session.execute(
                     update(Dispatch)
@@ -188,11 +190,13 @@ class Distribution:
             if row is None or not getattr(claimed, "rowcount", 0):
                 return {"retried": False, "status": row.status if row else None}
             await store.set_schedule_status(row.schedule_id, "publishing")
+            if row.job_id and await dispatches.queue.retry_failed(row.job_id):
+                return {"retried": True, "jobId": row.job_id, "replayed": True}
             schedule = await store.schedule(row.schedule_id)
             assert schedule is not None
             job_id = f"{dispatch_job_id(row.schedule_id, row.connection_id)}-retry-{ctx.id}"
             job = await self.enqueue_dispatch(_job_data(schedule[0], row), row.id, job_id)
-            return {"retried": True, "jobId": job.id}
+            return {"retried": True, "jobId": job.id, "replayed": False}
 
         @scheduled.task(name="scheduled_publish", attempts=3, backoff=backoff)
         async def scheduled_publish(ctx: TaskContext, schedule_id: int) -> dict[str, Any]:

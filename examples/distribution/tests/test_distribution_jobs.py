@@ -72,18 +72,40 @@ async def test_after_three_retries_the_dispatch_is_dead_lettered_then_replayed(e
 
     # the network is back: an operator replays the dispatch
     job = await env.service.add_retry_job(row.id)
-    await env.app.run_worker(burst=True)  # the retry job, then the dispatch it adds
+    await env.app.run_worker(burst=True)  # the retry job, then the dead job it replays
     assert (await env.store.schedule(schedule_id))[0].status == "published"
     _, (row,) = await env.store.schedule(schedule_id)
-    assert row.status == "sent" and row.job_id.startswith(f"{dead.id}-retry-")
+    assert row.status == "sent" and row.job_id == dead.id
     assert len(env.networks.posts) == 1
     replay = await queue.get_job(job.id)
-    assert replay is not None and replay.result["retried"] is True
+    assert replay is not None and replay.result == {"retried": True, "jobId": dead.id, "replayed": True}
+    # the replayed job left the dead-letter queue: it completed, on the first of fresh attempts
+    assert await queue.dead_letters() == [] and await queue.get_jobs(JobState.FAILED) == []
+    sent = await queue.get_job(dead.id)
+    assert sent is not None and sent.state is JobState.COMPLETED and row.attempts == 1
     # replaying a sent dispatch does nothing
     again = await env.service.add_retry_job(row.id)
     await env.app.run_worker(burst=True)
     done = await queue.get_job(again.id)
     assert done is not None and done.result == {"retried": False, "status": "sent"}
+
+
+async def test_a_replay_whose_dead_job_retention_removed_adds_a_new_job(env: Env) -> None:
+    env.networks.fail["mastodon"] = [503] * 4
+    schedule_id, (target,) = await env.publish()
+    assert await env.work_until_settled(schedule_id) == "failed"
+    queue = env.app.queues[DISPATCH].queue
+    assert await queue.clean(JobState.FAILED) == [dispatch_job_id(schedule_id, target)]
+    _, (row,) = await env.store.schedule(schedule_id)
+    job = await env.service.add_retry_job(row.id)
+    await env.app.run_worker(burst=True)
+    replay = await queue.get_job(job.id)
+    assert replay is not None and replay.result["replayed"] is False
+    _, (row,) = await env.store.schedule(schedule_id)
+    assert row.status == "sent" and row.job_id == replay.result["jobId"] != dispatch_job_id(
+        schedule_id, target
+    )
+    assert len(env.networks.posts) == 1
 
 
 async def test_a_refused_post_is_dead_lettered_at_once(env: Env) -> None:

@@ -1,17 +1,23 @@
-"""``distribution up`` as a user runs it: its own Redis, the fake networks,
-the worker and the API; the demo's posts go out (the scheduled one at its
-time); Ctrl-C stops everything, its Redis included."""
+"""``distribution up`` as a user runs it: its own Redis (run as the
+production notes ask), the fake networks, the worker and the API; the
+demo's posts go out (the scheduled one at its time), every job's state
+changes are logged; Ctrl-C stops everything, its Redis included."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
+import redis
 
+from conveyor import connect
 from conveyor.testing import announced_redis_port, free_port, port_open, start_command, stop_process
+from distribution.redis_policy import findings
 
 
 def test_distribution_up_publishes_the_demo_and_stops_everything(tmp_path: Path) -> None:
@@ -53,6 +59,15 @@ def test_distribution_up_publishes_the_demo_and_stops_everything(tmp_path: Path)
             health = http.get("/api/queue/health").json()
             assert health["queues"]["dispatch"]["completed"] == 4
             assert health["queues"]["scheduled"]["completed"] == 1
+        password = re.findall(r"its password: (\S+) ", output.text)[0]
+        with redis.Redis(port=redis_port) as bare, pytest.raises(redis.AuthenticationError):
+            bare.ping()
+        assert _findings(f"redis://:{password}@127.0.0.1:{redis_port}/0") == []
+        for job in ("dispatch-1-1", "dispatch-1-2"):
+            for state in ("queued", "active", "completed"):
+                assert (
+                    f"distribution:dispatch {state} job={job} name=dispatch account=@conveyor" in output.text
+                )
         posts = httpx.get(f"http://127.0.0.1:{fake_port}/_fake/posts").json()
         assert sorted(p["network"] for p in posts) == ["bluesky", "bluesky", "mastodon", "mastodon"]
         assert stop_process(process) == 0, output.text
@@ -62,3 +77,13 @@ def test_distribution_up_publishes_the_demo_and_stops_everything(tmp_path: Path)
     assert "redis-server stopped" in output.text
     for stopped in (port, fake_port, redis_port):
         assert not port_open(stopped), f"port {stopped} still open"
+
+
+def _findings(url: str) -> list[str]:
+    """The production rules the Redis at ``url`` breaks."""
+
+    async def go() -> list[str]:
+        async with connect(url) as client:
+            return [f.rule for f in await findings(client) if not f.ok]
+
+    return asyncio.run(go())

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+from urllib.parse import quote
 
 from conveyor.errors import ConnectionFailed
 from conveyor.settings import RedisSettings
@@ -87,7 +88,8 @@ class RedisServer(Service):
 
     ``appendonly`` turns on AOF with ``appendfsync`` (default everysec) in
     ``data_dir``, so the server can be killed and started again on the same
-    data (:meth:`kill`, :meth:`start`).
+    data (:meth:`kill`, :meth:`start`). ``password`` makes it require one
+    (``requirepass``); :attr:`url` then carries it.
     """
 
     def __init__(
@@ -98,8 +100,10 @@ class RedisServer(Service):
         appendonly: bool = False,
         appendfsync: str = "everysec",
         extra_args: list[str] | None = None,
+        password: str | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.password = password
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="conveyor-redis-")).resolve()
         self.appendonly = appendonly
@@ -109,6 +113,12 @@ class RedisServer(Service):
 
     @property
     def url(self) -> str:
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    @property
+    def public_url(self) -> str:
+        """:attr:`url` without the password, to print."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
@@ -133,6 +143,8 @@ class RedisServer(Service):
             cmd += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         else:
             cmd += ["--appendonly", "no"]
+        if self.password:
+            cmd += ["--requirepass", self.password]
         return cmd + self.extra_args
 
     def start(self, timeout: float = 10.0) -> Self:
@@ -196,17 +208,24 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 @contextmanager
-def configured_or_private_redis(data_dir: str | Path, say: Callable[[str], object] = print) -> Iterator[str]:
+def configured_or_private_redis(
+    data_dir: str | Path,
+    say: Callable[[str], object] = print,
+    *,
+    password: str | None = None,
+    extra_args: list[str] | None = None,
+) -> Iterator[str]:
     """The URL of the Redis the environment configures (``REDIS_URL``,
     ``REDIS_HOST``...); without one, a private redis-server with AOF on,
-    its data in ``data_dir``, for the duration of the block. ``say`` is
-    told when the private server starts and stops."""
+    its data in ``data_dir``, for the duration of the block (``password``
+    and ``extra_args`` as :class:`RedisServer` takes them). ``say`` is told
+    when the private server starts and stops (never the password)."""
     settings = RedisSettings()
     if settings.is_configured():
         yield settings.resolved_url()
         return
-    with RedisServer(data_dir=data_dir, appendonly=True) as server:
-        say(f"started a private redis-server (AOF on) at {server.url}, data in {data_dir}")
+    with RedisServer(data_dir=data_dir, appendonly=True, password=password, extra_args=extra_args) as server:
+        say(f"started a private redis-server (AOF on) at {server.public_url}, data in {data_dir}")
         yield server.url
     say("redis-server stopped")
 
