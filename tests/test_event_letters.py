@@ -156,3 +156,38 @@ async def test_the_command_line_lists_replays_and_purges_them(redis_url: str, bu
 
     unknown = cli(redis_url, "events", "dead-letters", "never-used")
     assert unknown.returncode == 1 and "unknown event stream 'never-used'" in unknown.stderr
+
+
+async def test_streams_on_a_redis_of_their_own_are_served_from_it(redis: aredis.Redis) -> None:
+    from conveyor.testing import RedisServer
+
+    with RedisServer() as events_server:
+        async with aredis.Redis.from_url(events_server.url) as events:
+            bus = EventBus(events, "apart")
+            await poison(bus, "billing", events=2)
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            apart = httpx.ASGITransport(app=create_app(redis, token=TOKEN, events_redis=events))
+            together = httpx.ASGITransport(app=create_app(redis, token=TOKEN))
+            async with (
+                httpx.AsyncClient(transport=apart, base_url="http://api", headers=headers) as client,
+                httpx.AsyncClient(transport=together, base_url="http://api", headers=headers) as same,
+            ):
+                assert "apart" in (await client.get("/api/streams")).json()
+                letters = (await client.get("/api/streams/apart/dead-letters")).json()
+                assert len(letters) == 2
+                assert "apart" not in (await same.get("/api/streams")).json()
+                assert (await same.get("/api/streams/apart/dead-letters")).status_code == 404
+            assert await redis.exists(bus.keys.stream) == 0  # nothing was written to the queues' Redis
+
+
+async def test_the_root_opens_the_dashboard_where_the_app_is_mounted(redis: aredis.Redis) -> None:
+    from fastapi import FastAPI
+
+    outer = FastAPI()
+    outer.mount("/admin/queues", create_app(redis, token=TOKEN))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=outer), base_url="http://api") as client:
+        first = await client.get("/admin/queues/")
+        assert first.status_code == 307 and first.headers["location"] == "/admin/queues/dashboard"
+        page = await client.get("/admin/queues", follow_redirects=True)
+        assert page.url.path == "/admin/queues/dashboard/login"  # not signed in yet
+        assert page.status_code == 200

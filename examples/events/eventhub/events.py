@@ -1,9 +1,9 @@
-"""The platform's events: user, workspace, auth and job events, each a
-pydantic model with its type name, and a publisher for them."""
+"""The platform's events: user, workspace, auth, Airtable and job events,
+each a pydantic model with its type name, and a publisher for them."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,8 +54,53 @@ class JobFinished(PlatformEvent):
     outcome: str
 
 
+class AirtableRecord(PlatformEvent):
+    base_id: str = Field(min_length=1)
+    table_id: str = Field(min_length=1)
+    record_id: str = Field(min_length=1)
+
+
+class AirtableRecordCreated(AirtableRecord):
+    type = "airtable.record.created"
+    fields: dict[str, Any]
+
+
+class AirtableRecordUpdated(AirtableRecord):
+    type = "airtable.record.updated"
+    #: The record's cells after the change.
+    fields: dict[str, Any]
+    #: The fields the change touched.
+    changed: list[str]
+
+
+class AirtableRecordDeleted(AirtableRecord):
+    type = "airtable.record.deleted"
+
+
+class AirtableBaseSynced(PlatformEvent):
+    """A base's changes up to ``cursor`` are all published."""
+
+    type = "airtable.base.synced"
+    base_id: str = Field(min_length=1)
+    webhook_id: str
+    cursor: int
+    changes: int
+
+
 EVENT_TYPES: dict[str, type[PlatformEvent]] = {
-    cls.type: cls for cls in (UserCreated, UserUpdated, WorkspaceCreated, AuthLogin, AuthFailed, JobFinished)
+    cls.type: cls
+    for cls in (
+        UserCreated,
+        UserUpdated,
+        WorkspaceCreated,
+        AuthLogin,
+        AuthFailed,
+        AirtableRecordCreated,
+        AirtableRecordUpdated,
+        AirtableRecordDeleted,
+        AirtableBaseSynced,
+        JobFinished,
+    )
 }
 
 

@@ -1,21 +1,24 @@
 """The service: its three Redis connections, its job queues and tasks, the
-event processor's routes, and the dead-letter processor.
+event processor's routes; the dead-letter processor is in ``dlq``.
 
-Queues (on the queues connection):
+Queues (on the queue connection):
 
 - ``long-running-jobs``: ``process_dataset``, minutes to an hour of work in
   steps. Its lock is renewed while it runs, so a long job is never taken
   for stalled while its worker lives. Each finished step is checkpointed on
-  the cache connection. After a crash the job resumes from its checkpoint
+  the master. After a crash the job resumes from its checkpoint
   (``restart_policy="resume"``), or starts again (``"rerun"``).
 - ``async-processing``: ``send_welcome``, quick jobs.
-- ``event-driven-jobs``: ``provision_workspace``, started by events.
+- ``event-driven-jobs``: ``provision_workspace`` and ``sync_airtable``,
+  started by events and by Airtable's webhook.
+- ``dead-letter-queue``: the dead-letter processor's jobs (see ``dlq``).
 
 The event processor (group ``event-processors`` on the streams connection)
 routes ``user.created`` to a welcome job, ``workspace.created`` to a
 provisioning job, ``auth.failed`` to a per-account failure counter,
-``auth.*`` to an audit log, and ``job.*`` to counters. Job ids derive from
-the event's subject, so an event delivered twice starts one job.
+``auth.*`` to an audit log, ``airtable.record.*`` to a mirror of the
+records on the master, and ``job.*`` to counters. Job ids derive from the
+event's subject, so an event delivered twice starts one job.
 """
 
 from __future__ import annotations
@@ -23,16 +26,36 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-import redis.asyncio as aredis
-
-from conveyor import Conveyor, Event, EventBus, EventConsumer, EventRouter, TaskContext, connect
+from conveyor import (
+    Conveyor,
+    DeadLetteredJob,
+    Event,
+    EventBus,
+    EventConsumer,
+    EventRouter,
+    Retry,
+    TaskContext,
+    connect,
+)
+from eventhub.airtable import AirtableSync, Busy
 from eventhub.config import Settings
-from eventhub.events import AuthFailed, JobFinished, Publisher, UserCreated, WorkspaceCreated
+from eventhub.dlq import DeadLetters
+from eventhub.events import (
+    AirtableBaseSynced,
+    AirtableRecordCreated,
+    AirtableRecordDeleted,
+    AirtableRecordUpdated,
+    AuthFailed,
+    JobFinished,
+    PlatformEvent,
+    Publisher,
+    UserCreated,
+    WorkspaceCreated,
+)
+from eventhub.sessions import Sessions
 
 log = logging.getLogger("eventhub")
 
@@ -40,33 +63,38 @@ LONG = "long-running-jobs"
 QUICK = "async-processing"
 EVENT_DRIVEN = "event-driven-jobs"
 CACHE = "eventhub"
+ROLES = ("master", "streams", "queue")
 
 
 @dataclass
 class Connections:
     """One client per role; separate pools even when the URLs are the same."""
 
-    queues: aredis.Redis
-    streams: aredis.Redis
-    cache: aredis.Redis
+    master: Any
+    streams: Any
+    queues: Any
 
     @classmethod
     def open(cls, settings: Settings) -> Connections:
-        return cls(connect(settings.queue_url), connect(settings.streams_url), connect(settings.cache_url))
+        urls = settings.urls
+        return cls(connect(urls["master"]), connect(urls["streams"]), connect(urls["queue"]))
+
+    def role(self, name: str) -> Any:
+        return {"master": self.master, "streams": self.streams, "queue": self.queues}[name]
 
     async def ping(self) -> dict[str, str]:
         """Each role's state: ``ok`` or the error."""
         states = {}
-        for role in ("queues", "streams", "cache"):
+        for role in ROLES:
             try:
-                await getattr(self, role).ping()
+                await self.role(role).ping()
                 states[role] = "ok"
             except Exception as exc:
                 states[role] = f"{type(exc).__name__}: {exc}"
         return states
 
     async def aclose(self) -> None:
-        for client in (self.queues, self.streams, self.cache):
+        for client in (self.master, self.streams, self.queues):
             await client.aclose()
 
 
@@ -76,10 +104,15 @@ class Hub:
         self.app = Conveyor(connections.queues)
         self.bus = EventBus(connections.streams, settings.stream)
         self.publisher = Publisher(self.bus)
-        cache = connections.cache
-        long = self.app.queue(LONG, concurrency=2, lock_duration=settings.lock_duration)
-        quick = self.app.queue(QUICK, concurrency=10)
-        driven = self.app.queue(EVENT_DRIVEN, concurrency=5)
+        self.sessions = Sessions(connections.master, settings.session_ttl)
+        self.airtable = AirtableSync(
+            connections.master, self.publisher, settings.airtable_api_url, settings.airtable_token
+        )
+        master = connections.master
+        hooked: dict[str, Any] = {"concurrency": settings.concurrency, "on_dead_letter": self._dead_job}
+        long = self.app.queue(LONG, lock_duration=settings.lock_duration, **hooked)
+        quick = self.app.queue(QUICK, **hooked)
+        driven = self.app.queue(EVENT_DRIVEN, **hooked)
 
         @long.task(attempts=3, timeout=settings.max_job_duration, backoff=5.0)
         async def process_dataset(
@@ -89,38 +122,71 @@ class Hub:
             checkpoint = f"{CACHE}:checkpoint:{ctx.id}"
             first = 0
             if settings.restart_policy == "resume":
-                first = int(await cache.get(checkpoint) or 0)
+                first = int(await master.get(checkpoint) or 0)
             if first:
                 log.info("%s resumes at step %d of %d", ctx.id, first, steps)
             for step in range(first, steps):
                 await asyncio.sleep(step_seconds)  # the step's work
-                await cache.rpush(f"{CACHE}:steps:{dataset_id}", step)
-                await cache.set(checkpoint, step + 1, ex=7 * 86400)
+                await master.rpush(f"{CACHE}:steps:{dataset_id}", step)
+                await master.set(checkpoint, step + 1, ex=7 * 86400)
                 await ctx.progress("processing", 100 * (step + 1) / steps, f"step {step + 1} of {steps}")
-            await cache.delete(checkpoint)
-            await self.publisher.publish(JobFinished(queue=LONG, job_id=ctx.id, outcome="completed"))
+            await master.delete(checkpoint)
+            await self.publish(JobFinished(queue=LONG, job_id=ctx.id, outcome="completed"))
             return {"dataset": dataset_id, "steps": steps, "resumedAt": first}
 
         @quick.task(attempts=5, backoff=1.0)
         async def send_welcome(ctx: TaskContext, user_id: str, email: str) -> dict[str, Any]:
-            await cache.hset(f"{CACHE}:welcomed", user_id, email)
+            await master.hset(f"{CACHE}:welcomed", user_id, email)
             return {"user": user_id}
 
         @driven.task(attempts=5, backoff=1.0)
         async def provision_workspace(ctx: TaskContext, workspace_id: str, owner_id: str) -> dict[str, Any]:
-            await cache.hset(f"{CACHE}:workspaces", workspace_id, owner_id)
-            await self.publisher.publish(JobFinished(queue=EVENT_DRIVEN, job_id=ctx.id, outcome="completed"))
+            await master.hset(f"{CACHE}:workspaces", workspace_id, owner_id)
+            await self.publish(JobFinished(queue=EVENT_DRIVEN, job_id=ctx.id, outcome="completed"))
             return {"workspace": workspace_id}
 
+        @driven.task(attempts=5, backoff=2.0)
+        async def sync_airtable(ctx: TaskContext, base_id: str, webhook_id: str) -> dict[str, int]:
+            """Publishes the changes Airtable's webhook announced."""
+            try:
+                return await self.airtable.sync(base_id, webhook_id)
+            except Busy:
+                raise Retry("another sync of this webhook is running", delay=1.0) from None
+
         self.process_dataset, self.send_welcome = process_dataset, send_welcome
-        self.provision_workspace = provision_workspace
+        self.provision_workspace, self.sync_airtable = provision_workspace, sync_airtable
+        self.dead_letters = DeadLetters(self)
         self.router = self._routes()
+
+    @property
+    def job_queues(self) -> list[str]:
+        """The job queues taken and worked (``long-running-jobs`` only with
+        ``LONG_RUNNING_JOBS_ENABLED``)."""
+        if not self.settings.queue_enabled:
+            return []
+        return (
+            [LONG, QUICK, EVENT_DRIVEN] if self.settings.long_running_jobs_enabled else [QUICK, EVENT_DRIVEN]
+        )
+
+    @property
+    def worker_queues(self) -> list[str]:
+        """What a worker process works: the job queues and the dead letters."""
+        return [*self.job_queues, self.settings.dlq_queue] if self.settings.queue_enabled else []
+
+    async def publish(self, event: PlatformEvent) -> str | None:
+        """Publishes ``event`` unless ``PUBLISH_EVENTS`` or the bus is off."""
+        if not (self.settings.publish_events and self.settings.event_bus_enabled):
+            return None
+        return await self.publisher.publish(event)
+
+    async def _dead_job(self, dead: DeadLetteredJob) -> None:
+        await self.dead_letters.on_dead_letter(dead)
 
     # -- the event processor ---------------------------------------------------
 
     def _routes(self) -> EventRouter:
         router = EventRouter()
-        cache, delay = self.redis.cache, self.settings.handler_delay
+        cache, delay = self.redis.master, self.settings.handler_delay
 
         @router.on(UserCreated.type, model=UserCreated)
         async def user_created(event: Event[UserCreated]) -> None:
@@ -155,6 +221,22 @@ class Hub:
                 pipe.ltrim(f"{CACHE}:audit", 0, 9999)
                 await pipe.execute()
 
+        @router.on(AirtableRecordCreated.type, model=AirtableRecordCreated)
+        @router.on(AirtableRecordUpdated.type, model=AirtableRecordUpdated)
+        async def airtable_record(event: Event[AirtableRecordCreated | AirtableRecordUpdated]) -> None:
+            record = event.data
+            mirror = f"{CACHE}:airtable:{record.base_id}:{record.table_id}"
+            await cache.hset(mirror, record.record_id, json.dumps(record.fields))
+
+        @router.on(AirtableRecordDeleted.type, model=AirtableRecordDeleted)
+        async def airtable_deleted(event: Event[AirtableRecordDeleted]) -> None:
+            record = event.data
+            await cache.hdel(f"{CACHE}:airtable:{record.base_id}:{record.table_id}", record.record_id)
+
+        @router.on(AirtableBaseSynced.type, model=AirtableBaseSynced)
+        async def airtable_synced(event: Event[AirtableBaseSynced]) -> None:
+            await cache.hset(f"{CACHE}:airtable:synced", event.data.base_id, event.data.cursor)
+
         @router.on("job.*")
         async def job_event(event: Event[Any]) -> None:
             await cache.hincrby(f"{CACHE}:job-events", event.type, 1)
@@ -173,74 +255,8 @@ class Hub:
     # -- the dead-letter processor -------------------------------------------
 
     async def process_dead_letters(self) -> dict[str, int]:
-        """One pass over the dead-letter stream. An event whose last failure
-        was a passing fault (the consumer recorded it as ``transient``: a
-        timeout, a lost connection, ``Retry``) is replayed, up to
-        ``dlq_max_replays`` times. Any other (an invalid payload,
-        ``Discard``, a bug, an event its consumers crashed on, one trimmed
-        away) is removed and raised as an alert."""
-        replayed = discarded = 0
-        for letter in await self.bus.dead_letters(group=self.settings.group, count=500):
-            # The bus counts an event's replays across its dead letters.
-            if letter.reason == "transient" and letter.replays < self.settings.dlq_max_replays:
-                (new_id,) = await self.bus.replay(letter.id)
-                if new_id is not None:  # None: another processor replayed it first
-                    replayed += 1
-                continue
-            await self.bus.remove_dead_letters(letter.id)
-            await self.alert(
-                {
-                    "event": letter.origin_id,
-                    "type": letter.type,
-                    "reason": letter.reason or "unknown",
-                    "error": letter.error,
-                    "replays": letter.replays,
-                    "at": time.time(),
-                }
-            )
-            discarded += 1
-        return {"replayed": replayed, "discarded": discarded}
-
-    async def alert(self, alert: dict[str, Any]) -> None:
-        """Logs the alert, keeps it (the last 1,000, on the cache
-        connection), and posts it to ``alert_webhook`` when one is set."""
-        log.error("dead letter discarded: %s", alert)
-        async with self.redis.cache.pipeline(transaction=True) as pipe:
-            pipe.lpush(f"{CACHE}:alerts", json.dumps(alert))
-            pipe.ltrim(f"{CACHE}:alerts", 0, 999)
-            await pipe.execute()
-        if self.settings.alert_webhook:
-            await self._post_alert(self.settings.alert_webhook, alert)
-
-    async def _post_alert(self, url: str, alert: dict[str, Any]) -> None:
-        """Three tries, 1 s then 2 s apart; a webhook that stays down is
-        logged, and the alert is still in the kept list."""
-        async with httpx.AsyncClient(timeout=self.settings.alert_timeout) as client:
-            for attempt in range(3):
-                try:
-                    response = await client.post(url, json={"source": "eventhub", "alert": alert})
-                    if response.status_code < 500:
-                        if response.is_error:
-                            log.error("alert webhook refused the alert: HTTP %d", response.status_code)
-                        return
-                    problem = f"HTTP {response.status_code}"
-                except httpx.HTTPError as exc:
-                    problem = f"{type(exc).__name__}: {exc}"
-                if attempt < 2:
-                    await asyncio.sleep(2**attempt)
-            log.error("alert webhook unreachable (%s); the alert is kept in %s:alerts", problem, CACHE)
+        """One sweep of dead jobs and events, each settled here (see ``dlq``)."""
+        return await self.dead_letters.process()
 
     async def alerts(self) -> list[dict[str, Any]]:
-        return [json.loads(a) for a in await self.redis.cache.lrange(f"{CACHE}:alerts", 0, -1)]
-
-    async def run_dead_letter_processor(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.process_dead_letters()
-            except Exception:
-                log.exception("dead-letter pass failed; trying again")
-            try:
-                async with asyncio.timeout(self.settings.dlq_interval):
-                    await stop.wait()
-            except TimeoutError:
-                pass
+        return await self.dead_letters.alerts()

@@ -12,9 +12,10 @@ from eventhub.config import Settings
 def fast_settings(url: str, **overrides: Any) -> Settings:
     """Short locks, claims and retries, so recoveries take a second."""
     values: dict[str, Any] = {
-        "queue_url": url,
+        "master_url": url,
         "streams_url": url,
-        "cache_url": url,
+        "queue_url": url,
+        "dlq_retry_delay": 0.0,
         "lock_duration": 1.0,
         "claim_idle": 1.0,
         "retry_delay": 0.05,

@@ -26,7 +26,7 @@ async def drain(hub: Hub, **options: Any) -> None:
 
 
 async def test_events_are_routed_to_jobs_and_counters(hub: Hub) -> None:
-    cache = hub.redis.cache
+    cache = hub.redis.master
     await hub.publisher.publish_many(
         [
             UserCreated(user_id="u1", email="ada@example.com"),
@@ -66,7 +66,7 @@ async def test_a_poison_event_is_dead_lettered_then_discarded_with_an_alert(hub:
     letters = await hub.bus.dead_letters(group=hub.settings.group)
     assert sorted(str(letter.type) for letter in letters) == ["user.created", "workspace.created"]
     assert all(letter.deliveries == 1 for letter in letters)  # not retried: retrying cannot help
-    assert await hub.redis.cache.hget(f"{CACHE}:welcomed", "u3") == b"ok@example.com"  # the group went on
+    assert await hub.redis.master.hget(f"{CACHE}:welcomed", "u3") == b"ok@example.com"  # the group went on
 
     assert await hub.process_dead_letters() == {"replayed": 0, "discarded": 2}
     assert await hub.bus.dead_letters() == []
@@ -98,16 +98,16 @@ async def test_a_passing_failure_is_replayed_and_a_lasting_one_gives_up(hub: Hub
     assert len(await hub.bus.dead_letters()) == 3
 
     outcomes = []
-    for _ in range(hub.settings.dlq_max_replays + 1):
+    for _ in range(hub.settings.retry_attempts + 1):
         outcomes.append(await hub.process_dead_letters())
         await hub.consumer(max_deliveries=1).run(burst=True)
     assert outcomes[0] == {"replayed": 2, "discarded": 1}
     assert outcomes[-1] == {"replayed": 0, "discarded": 1}
-    assert calls == {"once": 2, "down": 1 + hub.settings.dlq_max_replays, "bug": 1}
+    assert calls == {"once": 2, "down": 1 + hub.settings.retry_attempts, "bug": 1}
     bug, down = sorted(await hub.alerts(), key=lambda a: a["reason"])
     assert (bug["reason"], bug["replays"]) == ("error", 0) and "no such plan" in bug["error"]
     assert down["reason"] == "transient" and "ConnectionError" in down["error"]
-    assert down["replays"] == hub.settings.dlq_max_replays
+    assert down["replays"] == hub.settings.retry_attempts
     assert await hub.bus.dead_letters() == []
 
 

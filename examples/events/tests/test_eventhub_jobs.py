@@ -22,7 +22,7 @@ from eventhub.hub import CACHE, LONG, QUICK, Connections, Hub
 
 
 async def steps_done(hub: Hub, dataset: str) -> list[int]:
-    return [int(s) for s in await hub.redis.cache.lrange(f"{CACHE}:steps:{dataset}", 0, -1)]
+    return [int(s) for s in await hub.redis.master.lrange(f"{CACHE}:steps:{dataset}", 0, -1)]
 
 
 async def test_a_long_job_keeps_its_lock_while_it_runs(hub: Hub) -> None:
@@ -156,7 +156,7 @@ async def test_jobs_and_events_survive_a_redis_restart(tmp_path: Path) -> None:
         try:
 
             async def welcomed() -> bool:
-                return await hub.redis.cache.hlen(f"{CACHE}:welcomed") == 2
+                return await hub.redis.master.hlen(f"{CACHE}:welcomed") == 2
 
             await eventually(welcomed)
         finally:
@@ -203,7 +203,7 @@ async def test_the_api_submits_jobs_publishes_events_and_reports(redis_server: R
 
             health = await http.get("/health")
             assert health.status_code == 200
-            assert health.json()["redis"] == {"queues": "ok", "streams": "ok", "cache": "ok"}
+            assert health.json()["redis"] == {"master": "ok", "streams": "ok", "queue": "ok"}
             stats = (await http.get("/stats")).json()
             assert stats["queues"][QUICK]["waiting"] == 1 and stats["stream"]["length"] == 1
             assert (

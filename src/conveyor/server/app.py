@@ -49,7 +49,8 @@ class ServerState:
 
     Given ``tasks`` and no client of its own, it follows the app's client:
     an app pointed at another Redis (``Conveyor.use_redis``, as tests do)
-    is served from there on, with fresh feeds and handles."""
+    is served from there on, with fresh feeds and handles. ``events``: the
+    client of the event streams when they live on a Redis of their own."""
 
     def __init__(
         self,
@@ -60,8 +61,10 @@ class ServerState:
         progress_namespace: str,
         stream_names: Sequence[str] = (),
         tasks: Conveyor | None = None,
+        events: RedisClient | None = None,
     ) -> None:
         self.prefix = prefix
+        self._events = events
         self.token = token
         self.progress_namespace = progress_namespace
         self.stream_names = tuple(stream_names)
@@ -74,7 +77,8 @@ class ServerState:
     def _bind(self, client: RedisClient) -> None:
         self._client = client
         self._progress = ProgressBus(client, namespace=self.progress_namespace)
-        self._streams = {name: EventBus(client, name, prefix=self.prefix) for name in self.stream_names}
+        events = self._events or client
+        self._streams = {name: EventBus(events, name, prefix=self.prefix) for name in self.stream_names}
         self.queues: dict[str, Queue] = {}
         #: One reader per live source, shared by the clients of this process.
         self.fanout = FanOut()
@@ -90,6 +94,11 @@ class ServerState:
         self._follow()
         assert self._client is not None
         return self._client
+
+    @property
+    def events_redis(self) -> RedisClient:
+        """The Redis of the event streams (the queues' unless given one)."""
+        return self._events or self.redis
 
     @property
     def progress(self) -> ProgressBus:
@@ -135,16 +144,17 @@ class ServerState:
 
     async def stream_list(self) -> list[str]:
         """The streams given to the server and those used under its prefix."""
-        return sorted(set(self.streams) | set(await stream_names(self.redis, self.prefix)))
+        return sorted(set(self.streams) | set(await stream_names(self.events_redis, self.prefix)))
 
     async def stream(self, name: str) -> EventBus:
         """The event stream called ``name``; 404 unless it was given to the
         server or has been used."""
         bus = self.streams.get(name)
         if bus is None:
-            if not await self.redis.sismember(stream_registry_key(self.prefix), name):
+            events = self.events_redis
+            if not await events.sismember(stream_registry_key(self.prefix), name):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown event stream {name!r}")
-            bus = self._streams[name] = EventBus(self.redis, name, prefix=self.prefix)
+            bus = self._streams[name] = EventBus(events, name, prefix=self.prefix)
         return bus
 
 
@@ -158,6 +168,7 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     cors_origins: Sequence[str] = (),
     tasks: Conveyor | None = None,
+    events_redis: RedisClient | str | None = None,
 ) -> FastAPI:
     """The Conveyor API as an ASGI app.
 
@@ -171,6 +182,10 @@ def create_app(
     checked as that task's arguments (422 otherwise), with the task's job
     options as defaults; the app's Redis serves when ``redis`` is not
     given, and its key prefix and progress namespace when those are not.
+    ``events_redis``: a client or URL of the Redis that holds the event
+    streams, when they live apart from the queues (a URL's client is
+    closed with the app). At ``/`` the app sends a browser on to the
+    dashboard.
     """
     if tasks is not None:
         prefix = tasks.prefix if prefix is None else prefix
@@ -178,8 +193,12 @@ def create_app(
     owned = (redis is None and tasks is None) or isinstance(redis, str)  # the app closes its own client
     if isinstance(redis, str):
         redis = connect(redis)
+    owned_events = isinstance(events_redis, str)
+    if isinstance(events_redis, str):
+        events_redis = connect(events_redis)
     state = ServerState(
         redis,
+        events=events_redis,
         tasks=tasks,
         prefix=DEFAULT_PREFIX if prefix is None else prefix,
         token=token if token is not None else os.environ.get("CONVEYOR_API_TOKEN") or None,
@@ -193,6 +212,8 @@ def create_app(
         await state.aclose_feeds()
         if owned:
             await state.redis.aclose()
+        if owned_events:
+            await state.events_redis.aclose()
 
     app = FastAPI(
         title="Conveyor",
@@ -204,6 +225,7 @@ def create_app(
     app.include_router(stream_routes.router)
     app.include_router(live.router)
     app.include_router(dashboard.router)
+    app.include_router(dashboard.root)
     _errors(app)
     # outermost last: CORS answers preflights, then the token gate, cross-site
     # refusals, then the body limit

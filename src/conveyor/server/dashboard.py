@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from conveyor.server.auth import COOKIE, token_matches
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
+#: The app's root, which sends a browser on to the dashboard.
+root = APIRouter(include_in_schema=False)
 _STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 
 
@@ -44,6 +46,12 @@ def _redirect(request: Request, path: str) -> RedirectResponse:
 def _signed_in(request: Request) -> bool:
     expected = request.app.state.conveyor.token
     return not expected or token_matches(request.cookies.get(COOKIE), expected)
+
+
+@root.get("/")
+async def to_dashboard(request: Request) -> RedirectResponse:
+    """``/`` (``/admin/queues`` when mounted there) opens the dashboard."""
+    return RedirectResponse(_root(request) + "/dashboard", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
 
 
 @router.get("")
