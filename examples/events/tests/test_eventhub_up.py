@@ -111,7 +111,10 @@ def _each_role_on_its_own_server(roles: dict[str, int]) -> None:
     strays = [
         k
         for k in keys["queue"]
-        if not (k.startswith(queue_tags) or (k.startswith("conveyor:") and "{" not in k and k != "conveyor:streams"))
+        if not (
+            k.startswith(queue_tags)
+            or (k.startswith("conveyor:") and "{" not in k and k != "conveyor:streams")
+        )
     ]
     assert keys["queue"] and strays == []
     assert "conveyor:{platform-events}:stream" in keys["streams"]
