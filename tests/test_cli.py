@@ -19,9 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aredis
 
-from conveyor import Discard, JobContext, JobState, Queue, Worker
-from conveyor.testing import free_port
+from conveyor import Discard, EventBus, JobContext, JobState, Queue, Worker
+from conveyor.testing import RedisServer, free_port
 from faults.processes import stop_gracefully, wait_until
 
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
@@ -233,6 +234,33 @@ async def test_the_serve_command_answers_health_and_stops_on_sigterm(redis_url: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_the_serve_command_reads_event_streams_from_their_own_redis(redis_url: str) -> None:
+    port = free_port()
+    with RedisServer() as events_server:
+        async with aredis.Redis.from_url(events_server.url) as events:
+            await EventBus(events, "orders").publish("order.placed", {"n": 1})
+        proc = start(redis_url, "serve", "--port", str(port), "--events-url", events_server.url)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+                async def listed() -> bool:
+                    try:
+                        answer = await client.get("/api/streams")
+                    except httpx.ConnectError:  # not listening yet
+                        return False
+                    return "orders" in answer.json()
+
+                await wait_until(listed, within=20)
+                groups = await client.get("/api/streams/orders/groups")
+                assert groups.status_code == 200 and groups.json() == []
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.mark.single_node("starts a Redis of its own")

@@ -211,6 +211,13 @@ def serve(
             help="module:attribute of a Conveyor app: jobs added to its queues are checked by its tasks.",
         ),
     ] = None,
+    events_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CONVEYOR_EVENTS_URL",
+            help="Redis URL of the event streams, when they live apart from the queues.",
+        ),
+    ] = None,
     log_level: LogLevel = None,
     log_format: LogFormat = None,
 ) -> None:
@@ -227,7 +234,7 @@ def serve(
 
     level = start_logs(log_level, log_format)
     tasks = load_app(target) if target is not None else None
-    api = create_app(streams=stream or (), tasks=tasks)
+    api = create_app(streams=stream or (), tasks=tasks, events_redis=events_url)
     warn_if_open(host, api.state.conveyor.token)
     tune_collector()
     # uvicorn's own lines (access log included) go through the same handler
