@@ -79,7 +79,8 @@ async def run(args: argparse.Namespace) -> None:
         base = f"http://127.0.0.1:{port}"
         await wait_http(f"{fake_url}/_fake/counters", HEADERS)
         await wait_http(f"{base}/api/queue/health", HEADERS)  # the API creates the schema
-        workers = [await start("worker") for _ in range(args.workers)]
+        # the job journal (a log line per state change) in the first worker only, as the README says
+        workers = [await start("worker", *(["--no-journal"] if n else [])) for n in range(args.workers)]
         store = Store(db)
         try:
             await load(args, base, fake_url, store, tmp / "services.log")

@@ -7,7 +7,8 @@
 - ``POST /webhooks/airtable``: Airtable's webhook notifications, checked
   against the webhook's MAC, each starting a ``sync_airtable`` job.
 - ``GET /health``: each Redis role's state (503 when one is down).
-- ``GET /stats``: job counts per queue, the stream, dead letters, alerts.
+- ``GET /stats``: job counts per queue, the stream, dead letters, alerts;
+  ``GET /alerts``: the newest alerts kept.
 - ``/admin/queues``: Conveyor's dashboard and API (queues, and the event
   stream on its own Redis).
 
@@ -155,6 +156,11 @@ def create_api(hub: Hub) -> FastAPI:
             base_id=base_id, webhook_id=webhook_id
         )
         return {"jobId": job.id}
+
+    @api.get("/alerts")
+    async def alerts(count: int = 100) -> list[dict[str, Any]]:
+        """The newest alerts kept (live ones: the master's channel ``eventhub:alerts``)."""
+        return (await hub.alerts())[: max(0, min(count, 1000))]
 
     @api.get("/health")
     async def health() -> JSONResponse:

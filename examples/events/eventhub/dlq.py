@@ -17,7 +17,8 @@ good, and events the consumers gave up on, each handled as one job of the
   times per job or event. Anything else, or a fault that outlasts its
   replays, is discarded: the job leaves its queue's dead-letter set (the
   record keeps its data), the event leaves the dead-letter stream.
-- **Alert.** A discard is logged, kept (the last 1,000), and posted to
+- **Alert.** A discard is logged, kept (the last 1,000), published on the
+  master's pub/sub channel ``eventhub:alerts``, and posted to
   ``alert_webhook`` when one is set.
 
 The records (every ``dead_letter`` job's outcome, replay counts, alerts)
@@ -181,13 +182,16 @@ class DeadLetters:
     # -- alerting -------------------------------------------------------------
 
     async def alert(self, alert: dict[str, Any]) -> None:
-        """Logs the alert, keeps it (the last 1,000, on the master), and
-        posts it to ``alert_webhook`` when one is set."""
+        """Logs the alert, keeps it (the last 1,000, on the master),
+        publishes it on the master's channel ``eventhub:alerts``, and posts
+        it to ``alert_webhook`` when one is set."""
         alert = {**alert, "at": time.time()}
         log.error("dead letter discarded: %s", alert)
+        body = json.dumps(alert)
         async with self.master.pipeline(transaction=True) as pipe:
-            pipe.lpush(ALERTS, json.dumps(alert))
+            pipe.lpush(ALERTS, body)
             pipe.ltrim(ALERTS, 0, 999)
+            pipe.publish(ALERTS, body)  # live, to whoever listens on the master's pub/sub
             await pipe.execute()
         if self.settings.alert_webhook:
             await self._post_alert(self.settings.alert_webhook, alert)

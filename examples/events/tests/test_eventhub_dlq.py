@@ -8,6 +8,7 @@ handled from outside the consumer too: the dashboard's API and the
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +56,8 @@ def test_a_dead_job_is_classified_by_its_exception(error: str, reason: str) -> N
 
 async def test_a_permanent_failure_is_discarded_with_an_alert(hub: Hub) -> None:
     flaky = flaky_task(hub, {"plan": [ValueError("no such plan")]})
+    listener = hub.redis.master.pubsub()
+    await listener.subscribe(ALERTS)
     job = await flaky.with_options(job_id="bad-plan").enqueue(key="plan")
     await hub.app.run_worker([QUICK], burst=True)  # dead: the hook adds its dead letter
     assert (await hub.app.queues[QUICK].queue.get_job(job.id)).state is JobState.FAILED  # type: ignore[union-attr]
@@ -70,6 +73,15 @@ async def test_a_permanent_failure_is_discarded_with_an_alert(hub: Hub) -> None:
     assert (record["kind"], record["outcome"], record["source"]) == ("job", "discarded", QUICK)
     assert await hub.redis.master.llen(ALERTS) == 1 and await hub.redis.master.llen(RECORDS) == 1
     assert await hub.process_dead_letters() == {"replayed": 0, "discarded": 0}  # once only
+    live = None
+    async with asyncio.timeout(5):  # the alert was published live on the master too
+        while live is None:
+            live = await listener.get_message(ignore_subscribe_messages=True, timeout=1.0)
+    assert json.loads(live["data"]) == alert
+    await listener.aclose()
+    transport = httpx.ASGITransport(app=create_api(hub))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        assert (await client.get("/alerts")).json() == [alert]
 
 
 async def test_a_passing_fault_is_replayed_until_the_job_succeeds(hub: Hub) -> None:
