@@ -224,3 +224,33 @@ async def test_a_reporter_bound_to_a_job_updates_both(queue: Queue, bus: Progres
     assert status is not None and status.stage == "failed" and status.percent == 30 and status.finished
     stored = await queue.get_job(job.id)
     assert stored is not None and stored.progress["stage"] == "failed"
+
+
+async def test_watch_follows_every_subject_under_a_prefix(bus: ProgressBus) -> None:
+    feed = bus.watch("import:")
+    first = asyncio.ensure_future(anext(feed))
+    await asyncio.sleep(0.2)  # the pattern subscription is made
+    await bus.report("import:a", "fetching", 10)
+    await bus.report("other:x", "fetching", 10)  # not under the prefix
+    await bus.report("import:b*", "fetching", 50)  # a glob character in a subject is only a character
+    await bus.report("import:a", "completed", 100)
+    async with asyncio.timeout(5):
+        statuses = [await first, await anext(feed), await anext(feed)]
+    await feed.aclose()
+    assert [(s.subject, s.stage) for s in statuses] == [
+        ("import:a", "fetching"),
+        ("import:b*", "fetching"),
+        ("import:a", "completed"),
+    ]
+
+
+async def test_a_prefix_with_glob_characters_matches_only_itself(bus: ProgressBus) -> None:
+    feed = bus.watch("a*")
+    waiting = asyncio.ensure_future(anext(feed))
+    await asyncio.sleep(0.2)
+    await bus.report("abc", "x", 1)  # would match the pattern a*, not the prefix "a*"
+    await bus.report("a*c", "y", 1)
+    async with asyncio.timeout(5):
+        status = await waiting
+    assert status.subject == "a*c"
+    await feed.aclose()

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from conveyor import ProgressBus
 from setlist.adapters.http import Throttled, UpstreamError
 from setlist.models import Artist
+from setlist.ops import add_operations
 from setlist.pipeline import TRENDING_CACHE_KEY, Pipeline, artist_cache_key, subject
 
 WEB = Path(__file__).with_name("web")
@@ -28,7 +29,8 @@ TRENDING_CACHE_SECONDS = 300
 class ImportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    tm_attraction_id: str = Field(alias="tmAttractionId", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    #: Missing or empty: 400, as the seed's route answers.
+    tm_attraction_id: str | None = Field(None, alias="tmAttractionId", pattern=r"^([A-Za-z0-9_-]{1,40})?$")
 
 
 class ImportStarted(BaseModel):
@@ -70,9 +72,16 @@ def _artist_out(artist: Artist) -> dict[str, Any]:
     }
 
 
-def create_api(pipeline: Pipeline, *, dashboard: Any | None = None) -> FastAPI:
+def create_api(
+    pipeline: Pipeline,
+    *,
+    dashboard: Any | None = None,
+    admin_token: str | None = None,
+    cron_secret: str | None = None,
+) -> FastAPI:
     """The app's API and pages; ``dashboard`` (an ASGI app, Conveyor's) is
-    mounted at ``/conveyor`` when given."""
+    mounted at ``/conveyor`` when given. The operations routes (``ops``)
+    take ``admin_token`` and ``cron_secret``; without them, theirs answer 403."""
     services = pipeline.services
     store = services.store
     bus: ProgressBus = pipeline.app.progress
@@ -109,33 +118,43 @@ def create_api(pipeline: Pipeline, *, dashboard: Any | None = None) -> FastAPI:
             finished=stored.stage in ("completed", "failed"),
         )
 
-    @api.post("/api/artists/import", response_model=ImportStarted, tags=["artists"])
-    async def import_artist(body: ImportRequest) -> ImportStarted:
+    @api.post(
+        "/api/artists/import",
+        response_model=ImportStarted,
+        tags=["artists"],
+        responses={400: {"description": "no tmAttractionId"}},
+    )
+    async def import_artist(body: ImportRequest | None = None) -> ImportStarted | JSONResponse:
         """Phase 1: the artist row at once, the import queued (or the one
-        under way reported)."""
+        under way reported). 400 without a ``tmAttractionId``."""
+        if body is None or not body.tm_attraction_id:
+            return JSONResponse({"error": "tmAttractionId required"}, 400)
         artist_id, slug, job = await pipeline.start(body.tm_attraction_id)
         return ImportStarted(
             artistId=artist_id, slug=slug, jobId=job.id if job else None, started=job is not None
         )
 
     @api.get("/api/artists/{key}/status", response_model=StatusOut, tags=["artists"])
-    async def artist_status(key: str) -> StatusOut:
-        """The import's latest status (the polling fallback of ``/stream``)."""
-        artist = await find(key)
-        status = await current_status(artist.id)
+    async def artist_status(key: str) -> StatusOut | JSONResponse:
+        """The import's latest status (the polling fallback of ``/stream``);
+        ``{stage: "unknown", progress: 0, message: "No status"}`` for an
+        artist with none, or none at all."""
+        artist = await store.artist(key)
+        status = await current_status(artist.id) if artist is not None else None
         if status is None:
-            raise HTTPException(404, f"artist {key!r} was never imported")
+            return JSONResponse({"stage": "unknown", "progress": 0, "message": "No status"})
         return status
 
     @api.get("/api/artists/{key}/stream", response_class=EventSourceResponse, tags=["artists"])
     async def artist_stream(key: str, request: Request) -> EventSourceResponse:
         """Server-sent progress: ``data: {stage, progress, message, at}``,
-        the current status first; the stream ends when the import does."""
+        unnamed, so an ``EventSource``'s ``onmessage`` receives it; the
+        current status first; the stream ends when the import does."""
         artist = await find(key)
 
         def event(stage: str, progress: float, message: str, at: datetime) -> ServerSentEvent:
             payload = {"stage": stage, "progress": progress, "message": message, "at": at.isoformat()}
-            return ServerSentEvent(json.dumps(payload), event="progress")
+            return ServerSentEvent(json.dumps(payload))
 
         async def events() -> AsyncIterator[ServerSentEvent]:
             if await bus.get(subject(artist.id)) is None:
@@ -269,6 +288,7 @@ def create_api(pipeline: Pipeline, *, dashboard: Any | None = None) -> FastAPI:
         media = "text/javascript" if path.suffix == ".js" else "text/css"
         return Response(path.read_text(encoding="utf-8"), media_type=media)
 
+    add_operations(api, pipeline, admin_token=admin_token, cron_secret=cron_secret)
     if dashboard is not None:
         api.mount("/conveyor", dashboard)
     return api

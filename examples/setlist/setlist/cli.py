@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
+from pydantic import SecretStr
 from rich.console import Console
 
 from conveyor import Conveyor, RedisSettings, connect
@@ -79,7 +81,13 @@ def up(
 
     async def body(app: Conveyor, pipeline: Pipeline) -> None:
         fake = create_fake(FakeState(artists, FakeConfig(latency_ms=latency_ms, enforce_limits=True)))
-        api = create_api(pipeline, dashboard=create_app(app.redis, tasks=app))
+        token = _admin_token(settings)
+        api = create_api(
+            pipeline,
+            dashboard=create_app(app.redis, tasks=app, token=token),
+            admin_token=token,
+            cron_secret=_secret(settings.cron_secret),
+        )
         servers = [
             quiet_server(fake, host, fake_port, lifespan="off"),
             quiet_server(api, host, port, lifespan="off"),
@@ -93,7 +101,7 @@ def up(
             for server in servers:
                 await server.wait_started()
             console.print(f"app:        [bold]http://{host}:{port}/[/bold]")
-            console.print(f"dashboard:  http://{host}:{port}/conveyor/dashboard")
+            console.print(f"dashboard:  http://{host}:{port}/conveyor/dashboard   (admin token: {token})")
             console.print(f"API docs:   http://{host}:{port}/docs")
             console.print(f"fake APIs:  {fake_base} (counters at {fake_base}/_fake/counters)")
             if demo:
@@ -134,14 +142,29 @@ def api(
 ) -> None:
     """Serves the API, the pages and Conveyor's dashboard."""
 
+    settings = Settings()
+
     async def body(app: Conveyor, pipeline: Pipeline) -> None:
-        server = quiet_server(
-            create_api(pipeline, dashboard=create_app(app.redis, tasks=app)), host, port, lifespan="off"
+        token = _admin_token(settings)
+        dashboard = create_app(app.redis, tasks=app, token=token)
+        routes = create_api(
+            pipeline, dashboard=dashboard, admin_token=token, cron_secret=_secret(settings.cron_secret)
         )
+        server = quiet_server(routes, host, port, lifespan="off")
+        console.print(f"dashboard: http://{host}:{port}/conveyor/dashboard   (admin token: {token})")
         _on_signals(lambda: setattr(server, "should_exit", True))
         await server.serve()
 
-    asyncio.run(_run(body, Settings(), RedisSettings().resolved_url()))
+    asyncio.run(_run(body, settings, RedisSettings().resolved_url()))
+
+
+def _admin_token(settings: Settings) -> str:
+    """``ADMIN_TOKEN``, or one made for this run (printed by the caller)."""
+    return _secret(settings.admin_token) or secrets.token_urlsafe(16)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 @cli.command()

@@ -1,4 +1,9 @@
-"""Settings of the setlist app, from the environment (``SETLIST_*``).
+"""Settings of the setlist app, from the environment (``SETLIST_*``, and
+the seeds' names where they give one: ``TICKETMASTER_API_KEY``,
+``SPOTIFY_CLIENT_ID``, ``SPOTIFY_CLIENT_SECRET``, ``SETLISTFM_API_KEY``,
+``ADMIN_TOKEN``, ``CRON_SECRET``; the ``SETLIST_*`` one wins when both are
+set). Redis and the database are found from ``REDIS_URL`` (or
+``REDIS_HOST``...) and ``DATABASE_URL``.
 
 The defaults point every upstream at the bundled fake on
 ``http://127.0.0.1:8790`` with its keys, so the app runs offline as it is;
@@ -7,7 +12,7 @@ set the real base URLs and keys to talk to the real APIs.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from setlist.fake.server import API_KEY, CLIENT_ID, CLIENT_SECRET, SETLISTFM_KEY
@@ -16,16 +21,39 @@ FAKE = "http://127.0.0.1:8790"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SETLIST_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SETLIST_", extra="ignore", populate_by_name=True)
+
+    #: Bearer token of the admin surface: Conveyor's API and dashboard at
+    #: ``/conveyor`` (``ADMIN_TOKEN``). Unset, ``setlist up`` and ``setlist
+    #: api`` make one at start and print it: that surface is never open.
+    admin_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SETLIST_ADMIN_TOKEN", "ADMIN_TOKEN")
+    )
+    #: Bearer token an external cron sends to ``/api/cron/*`` (``CRON_SECRET``);
+    #: unset, those routes answer 403.
+    cron_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SETLIST_CRON_SECRET", "CRON_SECRET")
+    )
 
     ticketmaster_url: str = f"{FAKE}/ticketmaster/discovery/v2"
-    ticketmaster_key: SecretStr = SecretStr(API_KEY)
+    ticketmaster_key: SecretStr = Field(
+        default=SecretStr(API_KEY),
+        validation_alias=AliasChoices("SETLIST_TICKETMASTER_KEY", "TICKETMASTER_API_KEY"),
+    )
     spotify_url: str = f"{FAKE}/spotify-api/v1"
     spotify_accounts_url: str = f"{FAKE}/spotify-accounts"
-    spotify_client_id: str = CLIENT_ID
-    spotify_client_secret: SecretStr = SecretStr(CLIENT_SECRET)
+    spotify_client_id: str = Field(
+        default=CLIENT_ID, validation_alias=AliasChoices("SETLIST_SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_ID")
+    )
+    spotify_client_secret: SecretStr = Field(
+        default=SecretStr(CLIENT_SECRET),
+        validation_alias=AliasChoices("SETLIST_SPOTIFY_CLIENT_SECRET", "SPOTIFY_CLIENT_SECRET"),
+    )
     setlistfm_url: str = f"{FAKE}/setlistfm/rest/1.0"
-    setlistfm_key: SecretStr = SecretStr(SETLISTFM_KEY)
+    setlistfm_key: SecretStr = Field(
+        default=SecretStr(SETLISTFM_KEY),
+        validation_alias=AliasChoices("SETLIST_SETLISTFM_KEY", "SETLISTFM_API_KEY"),
+    )
 
     #: Requests per second to each upstream, shared by every worker process
     #: (music-apis.md: Ticketmaster 5/s, setlist.fm 2/s; Spotify publishes

@@ -67,6 +67,9 @@ class Artist(Stamped, Base):
     shows_synced_at: Mapped[datetime | None]
     catalog_synced_at: Mapped[datetime | None]
 
+    # one artist per attraction, however its id is written
+    __table_args__ = (Index("uq_artists_tm_attraction_lower", func.lower(tm_attraction_id), unique=True),)
+
 
 class Venue(Stamped, Base):
     __tablename__ = "venues"

@@ -274,11 +274,9 @@ class Pipeline:
         async def resync_shows(ctx: TaskContext, artist_id: str) -> dict[str, Any]:
             """Shows only, for an artist already imported (the 6-hourly resync)."""
             try:
-                result = await self._fetch_shows(artist_id, None)
+                return await self.resync_artist(artist_id)
             except Throttled as exc:
                 raise RateLimited(exc.retry_after, str(exc)) from None
-            await self.services.drop_caches(artist_id)  # the artist page shows them
-            return result
 
         @maintenance.task(attempts=2)
         async def compute_trending(ctx: TaskContext) -> dict[str, Any]:
@@ -288,8 +286,7 @@ class Pipeline:
         async def resync_active(ctx: TaskContext) -> dict[str, Any]:
             """Queues a shows resync of each imported artist whose shows were
             not synced within the last hour (a fresh import needs none)."""
-            fresh = datetime.now(UTC) - RESYNC_FRESH
-            ids = await store.artist_ids(status="complete", synced_before=fresh)
+            ids = await self.stale_artist_ids()
             slot = int(time.time() // (6 * 3600))
             for artist_id in ids:
                 await resync_shows.with_options(job_id=f"resync-{artist_id}-{slot}").enqueue(artist_id)
@@ -307,13 +304,7 @@ class Pipeline:
         @maintenance.task(attempts=2)
         async def cleanup(ctx: TaskContext, keep_days: int = 30) -> dict[str, Any]:
             """Drops finished import statuses and finished jobs older than ``keep_days``."""
-            statuses = await store.cleanup_statuses(timedelta(days=keep_days))
-            jobs = 0
-            for name in QUEUES:
-                queue = app.queues[name].queue
-                for state in (JobState.COMPLETED, JobState.FAILED):
-                    jobs += len(await queue.clean(state, grace=keep_days * 86400, limit=10_000))
-            return {"statuses": statuses, "jobs": jobs}
+            return await self.cleanup_imports(keep_days)
 
         self.bootstrap, self.sync_shows, self.sync_catalog, self.wrap_up = (
             bootstrap,
@@ -329,6 +320,33 @@ class Pipeline:
         app.schedule("15 */6 * * *", resync_active, key="setlist-resync")
         app.schedule("30 3 * * *", deep_sync_trending, key="setlist-deep-sync")
         app.schedule("0 4 * * 0", cleanup, key="setlist-cleanup")
+
+    # -- the schedules' work, for their tasks and for an external cron --------
+
+    async def resync_artist(self, artist_id: str) -> dict[str, Any]:
+        """An imported artist's shows fetched again; its page's cache dropped."""
+        result = await self._fetch_shows(artist_id, None)
+        await self.services.drop_caches(artist_id)  # the artist page shows them
+        return result
+
+    async def stale_artist_ids(self) -> list[str]:
+        """Imported artists whose shows were not synced within the last hour."""
+        fresh = datetime.now(UTC) - RESYNC_FRESH
+        return list(await self.services.store.artist_ids(status="complete", synced_before=fresh))
+
+    async def cleanup_imports(self, keep_days: int = 30) -> dict[str, Any]:
+        """Drops finished import statuses and finished jobs older than ``keep_days``."""
+        statuses = await self.services.store.cleanup_statuses(timedelta(days=keep_days))
+        jobs = 0
+        for name in QUEUES:
+            queue = self.app.queues[name].queue
+            for state in (JobState.COMPLETED, JobState.FAILED):
+                jobs += len(await queue.clean(state, grace=keep_days * 86400, limit=10_000))
+        return {"statuses": statuses, "jobs": jobs}
+
+    async def calculate_trending(self) -> dict[str, Any]:
+        """The trending scores, computed now."""
+        return await self._compute_trending()
 
     # -- starting an import -------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from setlist.catalog import Track, is_remix, normalize_title
@@ -106,31 +107,40 @@ class Store:
 
     async def start_import(self, tm_attraction_id: str, *, stuck_after: timedelta) -> tuple[Artist, bool]:
         """Phase 1, in one transaction: the artist for an attraction (created
-        at once as a placeholder when new), marked in progress with a queued
+        at once as a placeholder when new; the one of the same id in other
+        letters when there is one), marked in progress with a queued
         status. An import already running (its status moved within
         ``stuck_after``) is left alone. Returns the artist and whether this
         call started an import."""
+        try:
+            return await self._start_import(tm_attraction_id, stuck_after)
+        except IntegrityError:  # the same new attraction, in other letters, added at the same moment
+            return await self._start_import(tm_attraction_id, stuck_after)
+
+    async def _start_import(self, tm_attraction_id: str, stuck_after: timedelta) -> tuple[Artist, bool]:
         async with self.sessions.begin() as session:
-            await upsert(
-                session,
-                Artist,
-                [
-                    {
-                        "tm_attraction_id": tm_attraction_id,
-                        "name": "Loading…",
-                        "slug": f"tm-{tm_attraction_id.lower()}",
-                        "genres": [],
-                        "import_status": "pending",
-                    }
-                ],
-                "tm_attraction_id",
-                keep=("id", "created_at", "name", "slug", "genres", "import_status"),
-            )
-            artist = (
-                await session.execute(
-                    select(Artist).where(Artist.tm_attraction_id == tm_attraction_id).with_for_update()
+            artist = await _artist_by_attraction(session, tm_attraction_id)
+            if artist is None:
+                await upsert(
+                    session,
+                    Artist,
+                    [
+                        {
+                            "tm_attraction_id": tm_attraction_id,
+                            "name": "Loading…",
+                            "slug": f"tm-{tm_attraction_id.lower()}",
+                            "genres": [],
+                            "import_status": "pending",
+                        }
+                    ],
+                    "tm_attraction_id",
+                    keep=("id", "created_at", "name", "slug", "genres", "import_status"),
                 )
-            ).scalar_one()
+                artist = await _artist_by_attraction(session, tm_attraction_id)
+                assert artist is not None
+            elif artist.tm_attraction_id != tm_attraction_id and artist.import_status != "complete":
+                # the same id in other letters, never imported as first written: try this spelling
+                artist.tm_attraction_id = tm_attraction_id
             if artist.import_status == "in_progress":
                 status = await session.get(ImportStatus, artist.id)
                 if status is None or _aware(status.updated_at) > utcnow() - stuck_after:
@@ -147,11 +157,7 @@ class Store:
                 await session.execute(select(Artist).where((Artist.id == key) | (Artist.slug == key)))
             ).scalar_one_or_none()
             if found is None and key.startswith("tm-"):
-                found = (
-                    await session.execute(
-                        select(Artist).where(func.lower(Artist.tm_attraction_id) == key[3:].lower())
-                    )
-                ).scalar_one_or_none()
+                found = await _artist_by_attraction(session, key[3:], lock=False)
             return found
 
     async def set_identity(self, artist_id: str, **fields: Any) -> Artist:
@@ -395,3 +401,12 @@ class Store:
                 .where(Artist.import_status == "complete")
             )
             return [(a, int(n)) for a, n in (await session.execute(query)).all()]
+
+
+async def _artist_by_attraction(
+    session: AsyncSession, attraction_id: str, *, lock: bool = True
+) -> Artist | None:
+    """The artist of an attraction id, in any letter case (a unique index
+    keeps it to one), locked for the transaction unless ``lock`` is off."""
+    query = select(Artist).where(func.lower(Artist.tm_attraction_id) == attraction_id.lower())
+    return (await session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()

@@ -15,8 +15,10 @@ from setlist_env import Env
 from sqlalchemy import func, select
 
 from conveyor import JobState
+from conveyor.server import create_app
 from conveyor.testing import serving
 from setlist.api import create_api
+from setlist.config import Settings
 from setlist.models import Artist
 
 
@@ -35,10 +37,7 @@ async def artist_rows(env: Env) -> int:
 @pytest.mark.parametrize(
     "body",
     [
-        None,
         b"{not json",
-        {},
-        {"tmAttractionId": ""},
         {"tmAttractionId": "K8vZ 91"},
         {"tmAttractionId": "x" * 41},
         {"tmAttractionId": 42},
@@ -91,8 +90,58 @@ async def test_an_import_starts_at_once_and_its_page_fills_in(env: Env, client: 
     assert (status["stage"], status["progress"]) == ("completed", 100)
 
 
+async def test_an_attraction_id_in_other_letters_is_the_same_artist(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    fake = env.upstream.artist("midsize")
+    wrong = fake.attraction_id.swapcase()
+    # first in letters Ticketmaster does not know: the import fails, its placeholder stays
+    first = (await client.post("/api/artists/import", json={"tmAttractionId": wrong})).json()
+    await env.work_until_finished(first["artistId"])
+    assert (await client.get(f"/api/artists/{first['artistId']}/status")).json()["stage"] == "failed"
+    # then as Ticketmaster writes it: the same artist, now imported under that spelling
+    right = (await client.post("/api/artists/import", json={"tmAttractionId": fake.attraction_id})).json()
+    assert (right["artistId"], right["started"]) == (first["artistId"], True)
+    await env.work_until_finished(right["artistId"])
+    for key in (f"tm-{fake.attraction_id}", f"tm-{wrong}", f"tm-{fake.attraction_id.lower()}"):
+        page = await client.get(f"/api/artists/{key}")
+        assert page.status_code == 200, key
+        assert page.json()["artist"]["slug"] == "velvet-echo"
+    # and in other letters again, once imported: the same artist, its stored id kept
+    again = (
+        await client.post("/api/artists/import", json={"tmAttractionId": fake.attraction_id.upper()})
+    ).json()
+    assert again["artistId"] == first["artistId"]
+    assert await artist_rows(env) == 1
+    stored = await env.services.store.artist(first["artistId"])
+    assert stored is not None and stored.tm_attraction_id == fake.attraction_id
+
+
+async def test_the_mounted_conveyor_api_takes_the_admin_token(env: Env) -> None:
+    dashboard = create_app(env.app.redis, tasks=env.app, token="adm1n")
+    api = create_api(env.pipeline, dashboard=dashboard)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://setlist") as http:
+        for method, path in [
+            ("GET", "/conveyor/api/queues"),
+            ("POST", "/conveyor/api/queues/setlist-import/pause"),
+            ("POST", "/conveyor/api/queues/setlist-import/jobs"),
+            ("DELETE", "/conveyor/api/queues/setlist-import"),
+        ]:
+            assert (await http.request(method, path, json={})).status_code == 401, path
+        granted = await http.get("/conveyor/api/queues", headers={"authorization": "Bearer adm1n"})
+        assert granted.status_code == 200
+        assert (
+            await http.post("/api/artists/import", json={})
+        ).status_code == 400  # the public API stays public
+
+
+def test_the_admin_token_is_read_by_the_seeds_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN_TOKEN", "from-env")
+    assert Settings().admin_token is not None and Settings().admin_token.get_secret_value() == "from-env"  # type: ignore[union-attr]
+
+
 async def test_unknown_artists_are_404(client: httpx.AsyncClient) -> None:
-    for path in ("/api/artists/nobody", "/api/artists/nobody/status", "/api/artists/nobody/stream"):
+    for path in ("/api/artists/nobody", "/api/artists/nobody/stream"):  # its status: test_ops
         response = await client.get(path)
         assert response.status_code == 404 and "nobody" in response.json()["detail"]
 
@@ -105,6 +154,7 @@ async def test_progress_streams_over_server_sent_events(env: Env) -> None:
     ):
         started = (await http.post("/api/artists/import", json={"tmAttractionId": fake.attraction_id})).json()
         events: list[dict[str, Any]] = []
+        named: list[str] = []
 
         async def read() -> None:
             async with http.stream("GET", f"/api/artists/{started['artistId']}/stream") as response:
@@ -112,6 +162,7 @@ async def test_progress_streams_over_server_sent_events(env: Env) -> None:
                 async for line in response.aiter_lines():
                     if line.startswith("data:"):
                         events.append(json.loads(line[5:]))
+                    named.extend([line] if line.startswith("event:") else [])
 
         reader = asyncio.create_task(read())
         await env.work_until_finished(started["artistId"])
@@ -123,6 +174,7 @@ async def test_progress_streams_over_server_sent_events(env: Env) -> None:
     assert set(events[0]) == {"stage", "progress", "message", "at"}
     percents = [e["progress"] for e in events]
     assert percents == sorted(percents) and percents[-1] == 100
+    assert named == []  # unnamed events: what the seed's EventSource.onmessage receives
 
 
 async def test_search_reads_upstream_and_writes_nothing(env: Env, client: httpx.AsyncClient) -> None:

@@ -219,6 +219,20 @@ class ProgressBus:
             raise
         return ProgressSubscription(pubsub, status)
 
+    async def watch(self, prefix: str = "") -> AsyncIterator[ProgressStatus]:
+        """Every update of every subject that starts with ``prefix``, as
+        reported, over one pattern subscription (a feed of all imports,
+        say); it does not end by itself: stop iterating to close it."""
+        pubsub = await self.pubsub()
+        try:
+            escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self._channel(prefix))
+            await pubsub.psubscribe(escaped + "*")
+            async for message in pubsub.listen():
+                if message.get("type") == "pmessage":
+                    yield ProgressStatus.from_json(message["data"])
+        finally:
+            await pubsub.aclose()
+
     def reporter(self, subject: str, job: JobContext | None = None) -> ProgressReporter:
         """A reporter bound to ``subject`` (and to a running job, whose own
         progress it updates too)."""

@@ -66,7 +66,7 @@ async function load() {
 function follow(artistId) {
   if (stream) return;
   stream = new EventSource(`/api/artists/${artistId}/stream`);
-  stream.addEventListener("progress", (event) => {
+  stream.onmessage = (event) => {
     const status = JSON.parse(event.data);
     showProgress(status);
     if (status.stage === "completed" || status.stage === "failed") {
@@ -74,7 +74,7 @@ function follow(artistId) {
       stream = null;
       load();
     }
-  });
+  };
   stream.onerror = () => {
     // the stream ended or broke: fall back to polling the status
     if (stream) stream.close();
