@@ -29,6 +29,7 @@ from conveyor.server import create_app
 from conveyor.server.hosting import quiet_server
 from conveyor.testing import configured_or_private_redis
 from setlist.api import create_api
+from setlist.checks import findings
 from setlist.config import Settings
 from setlist.db import database_url, migrate
 from setlist.fake.fixtures import build_artists
@@ -156,6 +157,19 @@ def api(
         await server.serve()
 
     asyncio.run(_run(body, settings, RedisSettings().resolved_url()))
+
+
+@cli.command()
+def check() -> None:
+    """Checks the environment: each variable, Redis, the database and its
+    migrations, each upstream with its credentials (exit status 1 on a failure)."""
+    found = asyncio.run(findings(Settings()))
+    marks = {"ok": "[green]ok[/green]  ", "warn": "[yellow]warn[/yellow]", "fail": "[red]fail[/red]"}
+    for finding in found:
+        console.print(f"{marks[finding.level]}  {finding.what}: {finding.detail}")
+    failed = sum(f.level == "fail" for f in found)
+    console.print(f"{failed} failed, {sum(f.level == 'warn' for f in found)} warnings")
+    raise typer.Exit(1 if failed else 0)
 
 
 def _admin_token(settings: Settings) -> str:
