@@ -216,6 +216,7 @@ def create_api(
                     "popularity": song.popularity,
                     "isrc": song.isrc,
                     "durationMs": song.duration_ms,
+                    "isLive": song.is_live,
                 }
                 for song in await store.songs(artist.id)
             ],

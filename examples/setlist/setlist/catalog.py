@@ -4,9 +4,11 @@ which releases of one song are the same song.
 - Live markers count only in suffix or bracket positions ("Song - Live",
   "Song (Live at Leeds)", "[Live]"), so studio titles such as "Live
   Forever", "Alive" or "Live and Let Die" stay (music-apis.md §4, §5.18).
-- ``liveness > 0.8`` excludes a track only when audio features exist; apps
-  in Spotify's development mode get none, and the run is then marked
-  degraded instead of dropping the whole catalog (§0.1).
+- ``liveness > 0.8`` excludes a track when audio features exist, and so
+  does a missing one for a track (the seed: "if features are missing for
+  a track, that track is excluded"); apps in Spotify's development mode
+  get none at all, and the run is then marked degraded and decided by
+  titles instead of dropping the whole catalog (§0.1).
 - One song is one row: releases sharing an ISRC merge, and so do remasters
   with a new ISRC, by normalized title plus primary artist (§0.7, §5.17).
 """
@@ -104,10 +106,14 @@ def release_key(date: str) -> str:
 
 
 def is_studio(track: Track, *, use_liveness: bool) -> bool:
-    """Whether a track belongs to the studio catalog."""
+    """Whether a track belongs to the studio catalog. With audio features
+    (``use_liveness``), a track Spotify has none for is left out, as the
+    seed has it (no live leakage); without them, titles decide."""
     if is_live_title(track.name) or is_live_album(track.album_name):
         return False
-    return not (use_liveness and track.liveness is not None and track.liveness > LIVENESS_THRESHOLD)
+    if not use_liveness:
+        return True
+    return track.liveness is not None and track.liveness <= LIVENESS_THRESHOLD
 
 
 def _preference(track: Track) -> tuple[int, int, str, int, str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -117,7 +119,11 @@ class Song(Stamped, Base):
     release_date: Mapped[str | None] = mapped_column(String(10))
     popularity: Mapped[int | None] = mapped_column(Integer)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
+    #: Always false here: live tracks are left out of the catalog (the seed's field).
+    is_live: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     is_remix: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("idx_song_pop", "popularity"),)
 
 
 class ArtistSong(Base):
@@ -164,3 +170,56 @@ class Vote(Base):
     song_id: Mapped[str] = mapped_column(ForeignKey("songs.id", ondelete="CASCADE"))
     voter: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SyncJob(Base):
+    """One import or resync of an artist (seed 002's ``sync_jobs``); its id
+    is the job id of its first job."""
+
+    __tablename__ = "sync_jobs"
+    __table_args__ = (
+        Index("idx_sync_jobs_artist_created", "artist_id", "created_at"),
+        Index("idx_sync_jobs_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    artist_id: Mapped[str] = mapped_column(ForeignKey("artists.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # import | resync
+    status: Mapped[str] = mapped_column(String(20))  # queued | running | completed | failed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncProgress(Base):
+    """One phase of a sync job (seed 002's ``sync_progress``)."""
+
+    __tablename__ = "sync_progress"
+
+    sync_job_id: Mapped[str] = mapped_column(ForeignKey("sync_jobs.id", ondelete="CASCADE"), primary_key=True)
+    phase: Mapped[str] = mapped_column(String(20), primary_key=True)  # identity | shows | catalog | wrap-up
+    status: Mapped[str] = mapped_column(String(20))  # running | retrying | waiting | completed | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SystemHealth(Base):
+    """A snapshot of Redis, the database, the queues and the workers (seed
+    002's ``system_health``), taken every 5 minutes."""
+
+    __tablename__ = "system_health"
+    __table_args__ = (Index("idx_system_health_checked", "checked_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_id)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(20))  # healthy | degraded | unhealthy
+    redis_ok: Mapped[bool] = mapped_column(Boolean)
+    redis_used_memory: Mapped[int | None] = mapped_column(BigInteger)
+    database_ok: Mapped[bool] = mapped_column(Boolean)
+    workers: Mapped[int] = mapped_column(Integer, default=0)
+    queues: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -10,7 +10,10 @@
   /api/admin/queues {action, queueName, options}`` (``pause``, ``resume``,
   ``clean``, ``retry-failed``): behind the admin token.
 - ``POST /api/workers/init``: writes the queues and schedules to Redis and
-  reports the live workers; behind the admin token.
+  reports the live workers; ``GET /api/admin/system-health``: the
+  ``system_health`` snapshots; both behind the admin token.
+- ``GET /api/artists/{key}/syncs``: the artist's ``sync_jobs`` with their
+  ``sync_progress`` phases.
 - ``GET|POST /api/cron/calculate-trending``, ``/api/cron/cleanup-imports``,
   ``/api/cron/run-artist-resync``: for an external cron, with ``Authorization:
   Bearer <CRON_SECRET>``; each does the work of its built-in schedule and
@@ -178,6 +181,52 @@ def add_operations(
             result["retried"] = await queue.retry_failed(limit=int(body.options.get("limit", 100)))
         return {"success": True, "action": body.action, "queueName": body.queue_name, **result}
 
+    @router.get("/api/admin/system-health", dependencies=admin)
+    async def system_health(limit: int = 100) -> list[dict[str, Any]]:
+        """The newest ``system_health`` snapshots (one every 5 minutes)."""
+        rows = await pipeline.tracking.health(max(1, min(limit, 1000)))
+        return [
+            {
+                "checkedAt": row.checked_at.isoformat(),
+                "status": row.status,
+                "redisOk": row.redis_ok,
+                "redisUsedMemory": row.redis_used_memory,
+                "databaseOk": row.database_ok,
+                "workers": row.workers,
+                "queues": row.queues,
+            }
+            for row in rows
+        ]
+
+    @router.get("/api/artists/{key}/syncs")
+    async def syncs(key: str) -> list[dict[str, Any]]:
+        """The artist's imports and resyncs, newest first, each with its phases."""
+        artist = await store.artist(key)
+        if artist is None:
+            raise HTTPException(404, f"no artist {key!r}")
+        return [
+            {
+                "id": job.id,
+                "kind": job.kind,
+                "status": job.status,
+                "createdAt": _iso(job.created_at),
+                "startedAt": _iso(job.started_at),
+                "finishedAt": _iso(job.finished_at),
+                "error": job.error,
+                "phases": [
+                    {
+                        "phase": p.phase,
+                        "status": p.status,
+                        "attempts": p.attempts,
+                        "durationMs": p.duration_ms,
+                        "error": p.error,
+                    }
+                    for p in phases
+                ],
+            }
+            for job, phases in await pipeline.tracking.jobs(artist.id)
+        ]
+
     @router.post("/api/workers/init", dependencies=admin)
     async def workers_init() -> dict[str, Any]:
         await app.setup()
@@ -215,3 +264,7 @@ def add_operations(
         return await run(resync_all())
 
     api.include_router(router)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aredis
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conveyor import (
@@ -53,7 +54,9 @@ from setlist.catalog import Track, dedupe, is_live_album, is_live_title, is_stud
 from setlist.config import Settings
 from setlist.db import make_engine, sessions
 from setlist.ingest import identity, is_add_on, show_row, track_from
+from setlist.models import SystemHealth
 from setlist.store import Store
+from setlist.tracking import Tracking, sync_root
 
 log = logging.getLogger("setlist.pipeline")
 
@@ -246,6 +249,7 @@ class Pipeline:
         self.app = app
         self.services = services
         store = services.store
+        self.tracking = Tracking(store.sessions)
         backoff = Exponential(services.settings.retry_backoff, max=120.0)
         lock = services.settings.lock_duration
         imports = app.queue(IMPORT_QUEUE, concurrency=20, lock_duration=lock)
@@ -273,10 +277,20 @@ class Pipeline:
         @tm_queue.task(name="resync_shows", attempts=3, backoff=backoff)
         async def resync_shows(ctx: TaskContext, artist_id: str) -> dict[str, Any]:
             """Shows only, for an artist already imported (the 6-hourly resync)."""
+            tracking = self.tracking
+            await tracking.phase_started(ctx.id, artist_id, "shows", ctx.attempt, kind="resync")
             try:
-                return await self.resync_artist(artist_id)
+                result = await self.resync_artist(artist_id)
             except Throttled as exc:
+                await tracking.phase_ended(ctx.id, "shows", "waiting", error=str(exc), kind="resync")
                 raise RateLimited(exc.retry_after, str(exc)) from None
+            except Exception as exc:
+                final = ctx.attempt >= ctx.attempts
+                status = "failed" if final else "retrying"
+                await tracking.phase_ended(ctx.id, "shows", status, error=str(exc), kind="resync")
+                raise
+            await tracking.phase_ended(ctx.id, "shows", "completed", detail=result, kind="resync")
+            return result
 
         @maintenance.task(attempts=2)
         async def compute_trending(ctx: TaskContext) -> dict[str, Any]:
@@ -302,6 +316,12 @@ class Pipeline:
             return {"started": len(started)}
 
         @maintenance.task(attempts=2)
+        async def record_health(ctx: TaskContext) -> dict[str, Any]:
+            """A ``system_health`` row: Redis, the database, the queues, the workers."""
+            row = await self.snapshot_health()
+            return {"status": row.status, "workers": row.workers}
+
+        @maintenance.task(attempts=2)
         async def cleanup(ctx: TaskContext, keep_days: int = 30) -> dict[str, Any]:
             """Drops finished import statuses and finished jobs older than ``keep_days``."""
             return await self.cleanup_imports(keep_days)
@@ -315,11 +335,13 @@ class Pipeline:
         self.resync_shows, self.compute_trending = resync_shows, compute_trending
         self.resync_active = resync_active
         self.deep_sync_trending, self.cleanup = deep_sync_trending, cleanup
+        self.record_health = record_health
 
         app.schedule("0 * * * *", compute_trending, key="setlist-trending")
         app.schedule("15 */6 * * *", resync_active, key="setlist-resync")
         app.schedule("30 3 * * *", deep_sync_trending, key="setlist-deep-sync")
         app.schedule("0 4 * * 0", cleanup, key="setlist-cleanup")
+        app.schedule("*/5 * * * *", record_health, key="setlist-health")
 
     # -- the schedules' work, for their tasks and for an external cron --------
 
@@ -348,6 +370,35 @@ class Pipeline:
         """The trending scores, computed now."""
         return await self._compute_trending()
 
+    async def snapshot_health(self) -> SystemHealth:
+        """Writes and returns a ``system_health`` row."""
+        redis_ok, memory, queues, workers = True, None, {}, 0
+        try:
+            memory = int((await self.services.redis.info("memory")).get("used_memory", 0))
+            for name in QUEUES:
+                queue = self.app.queues[name].queue
+                counts = await queue.counts()
+                queues[name] = {state.value: counts[state] for state in JobState}
+            workers = len(await self.app.queues[QUEUES[0]].queue.workers())
+        except Exception:
+            redis_ok = False
+        try:
+            async with self.services.store.sessions() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception as exc:  # nowhere to write the row: said in the log instead
+            log.error("system health: the database does not answer (redis ok: %s): %s", redis_ok, exc)
+            raise
+        # no live worker: the app answers, but imports would wait
+        status = "unhealthy" if not redis_ok else "healthy" if workers else "degraded"
+        return await self.tracking.record_health(
+            status=status,
+            redis_ok=redis_ok,
+            redis_used_memory=memory,
+            database_ok=True,
+            workers=workers,
+            queues=queues,
+        )
+
     # -- starting an import -------------------------------------------------
 
     async def start(self, tm_attraction_id: str) -> tuple[str, str, Job | None]:
@@ -361,6 +412,7 @@ class Pipeline:
         job = await self.bootstrap.with_options(
             job_id=f"import-{artist.id}-{int(time.time() * 1000)}", dedup_key=f"import-{artist.id}"
         ).enqueue(artist.id)
+        await self.tracking.queued(job.id, artist.id)
         return artist.id, artist.slug, job
 
     # -- phases ------------------------------------------------------------
@@ -372,10 +424,23 @@ class Pipeline:
         name: str,
         step: Callable[[ImportProgress], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any]:
-        """Runs one phase of an artist's import, its failures recorded."""
+        """Runs one phase of an artist's import, its failures recorded (in
+        ``sync_progress`` too)."""
         progress = ImportProgress(ctx, self.services.store, artist_id)
-        async with failures_recorded(progress, name):
-            return await step(progress)
+        root = sync_root(ctx.id, name)
+        await self.tracking.phase_started(root, artist_id, name, ctx.attempt)
+        try:
+            async with failures_recorded(progress, name):
+                result = await step(progress)
+        except (RateLimited, Retry, StaleLease) as exc:  # handed back: no attempt spent
+            await self.tracking.phase_ended(root, name, "waiting", error=str(exc))
+            raise
+        except Exception as exc:
+            final = isinstance(exc, Discard) or ctx.attempt >= ctx.attempts
+            await self.tracking.phase_ended(root, name, "failed" if final else "retrying", error=str(exc))
+            raise
+        await self.tracking.phase_ended(root, name, "completed", detail=result)
+        return result
 
     async def _bootstrap(self, progress: ImportProgress) -> dict[str, Any]:
         s = self.services

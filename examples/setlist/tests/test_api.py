@@ -224,6 +224,7 @@ async def test_the_schedules_are_declared(env: Env) -> None:
         "setlist-resync": "15 */6 * * *",
         "setlist-deep-sync": "30 3 * * *",
         "setlist-cleanup": "0 4 * * 0",
+        "setlist-health": "*/5 * * * *",
     }
 
 

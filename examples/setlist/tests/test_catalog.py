@@ -121,6 +121,8 @@ def test_liveness_excludes_only_when_features_are_used() -> None:
     crowd = track("a", "Studio Song", liveness=0.93)
     quiet = track("b", "Another Song", liveness=0.1)
     on_live_album = track("c", "Studio Song", album_name="Live at the Forum")
+    unmeasured = track("d", "Song Without Features")  # features served, but none for this track
+    tracks = (crowd, quiet, on_live_album, unmeasured)
 
-    assert [is_studio(t, use_liveness=True) for t in (crowd, quiet, on_live_album)] == [False, True, False]
-    assert [is_studio(t, use_liveness=False) for t in (crowd, quiet, on_live_album)] == [True, True, False]
+    assert [is_studio(t, use_liveness=True) for t in tracks] == [False, True, False, False]
+    assert [is_studio(t, use_liveness=False) for t in tracks] == [True, True, False, True]

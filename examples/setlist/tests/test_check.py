@@ -109,7 +109,7 @@ def test_unset_variables_are_told_apart(monkeypatch: pytest.MonkeyPatch) -> None
 
 async def test_the_database_check_reads_the_migration(database_url: str) -> None:
     found = {f.what: f for f in await database_findings(database_url)}
-    assert found["migrations"].level == "ok" and "0002" in found["migrations"].detail
+    assert found["migrations"].level == "ok" and found["migrations"].detail.startswith("at the latest")
 
 
 async def test_refused_spotify_credentials_fail(fake_base: str) -> None:
