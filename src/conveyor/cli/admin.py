@@ -18,9 +18,8 @@ from rich.table import Table
 
 from conveyor.engine.connection import connect
 from conveyor.engine.job import Job
-from conveyor.engine.keys import registry_key
 from conveyor.engine.queue import Queue
-from conveyor.engine.registry import queue_names
+from conveyor.engine.registry import queue_listed, queue_names
 from conveyor.engine.states import JobState
 from conveyor.errors import ConveyorError
 from conveyor.server.describe import attempt_text, options_summary, outcome_error, readable_options
@@ -53,7 +52,7 @@ def run(work: Callable[[Any], Awaitable[T]]) -> T:
 
 
 async def known_queue(redis: Any, name: str) -> Queue:
-    if not await redis.sismember(registry_key(), name):
+    if not await queue_listed(redis, name):
         raise ConveyorError(f"unknown queue {name!r} (see `conveyor queues`)")
     return Queue(name, redis)
 

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from conveyor.cli.admin import JsonFlag, Yes, at, console, emit_json, run
-from conveyor.engine.keys import stream_registry_key
+from conveyor.engine.registry import stream_listed
 from conveyor.errors import ConveyorError
 from conveyor.realtime.dead_letters import DeadLetter
 from conveyor.realtime.streams import EventBus
@@ -27,7 +27,7 @@ Search = Annotated[str | None, typer.Option(help="Only letters whose error or ty
 
 
 async def known_stream(redis: Any, name: str) -> EventBus:
-    if not await redis.sismember(stream_registry_key(), name):
+    if not await stream_listed(redis, name):
         raise ConveyorError(f"unknown event stream {name!r} (nothing has published to or consumed it)")
     return EventBus(redis, name)
 
@@ -79,9 +79,7 @@ def replay(
 
     async def work(redis: Any) -> int:
         bus = await known_stream(redis, stream)
-        if ids:
-            return sum(1 for new in await bus.replay(*ids) if new is not None)
-        return await bus.replay_dead_letters(group=group, search=search)
+        return await bus.replay_dead_letters(*(ids or ()), group=group, search=search)
 
     typer.echo(f"{run(work)} events replayed")
 
@@ -96,7 +94,7 @@ def purge(stream: StreamArg, ids: Ids = None, yes: Yes = False) -> None:
 
     async def work(redis: Any) -> int:
         bus = await known_stream(redis, stream)
-        return await (bus.remove_dead_letters(*ids) if ids else bus.purge_dead_letters())
+        return await bus.purge_dead_letters(*(ids or ()))
 
     typer.echo(f"{run(work)} dead letters deleted")
 

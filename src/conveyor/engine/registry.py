@@ -42,6 +42,16 @@ async def queue_names(redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> list[
     return sorted(text(n) for n in await redis.smembers(registry_key(prefix)))
 
 
+async def queue_listed(redis: RedisClient, name: str, prefix: str = DEFAULT_PREFIX) -> bool:
+    """Whether a queue called ``name`` has been used under ``prefix``."""
+    return bool(await redis.sismember(registry_key(prefix), name))
+
+
+async def stream_listed(redis: RedisClient, name: str, prefix: str = DEFAULT_PREFIX) -> bool:
+    """Whether an event stream called ``name`` was published to or consumed under ``prefix``."""
+    return bool(await redis.sismember(stream_registry_key(prefix), name))
+
+
 async def stream_names(redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Every event bus stream that was published to or consumed under
     ``prefix``, by name."""

@@ -340,9 +340,13 @@ class EventBus:
             yield letters
             before = letters[-1].id
 
-    async def replay_dead_letters(self, *, group: str | None = None, search: str | None = None) -> int:
-        """Replays every dead letter (of ``group``, matching ``search``);
-        returns how many were published again."""
+    async def replay_dead_letters(
+        self, *dead_ids: str, group: str | None = None, search: str | None = None
+    ) -> int:
+        """Replays the dead letters ``dead_ids``, or with none every one (of
+        ``group``, matching ``search``); returns how many were published again."""
+        if dead_ids:
+            return sum(1 for new in await self.replay(*dead_ids) if new is not None)
         replayed = 0
         async for letters in self.dead_letter_pages(group=group, search=search):
             results = await self.replay(*(d.id for d in letters))
@@ -353,8 +357,11 @@ class EventBus:
         check_entry_ids(dead_ids)
         return int(await self.redis.xdel(self.keys.dead, *dead_ids)) if dead_ids else 0
 
-    async def purge_dead_letters(self) -> int:
-        """Deletes every dead letter; returns how many there were."""
+    async def purge_dead_letters(self, *dead_ids: str) -> int:
+        """Deletes the dead letters ``dead_ids``, or with none every one;
+        returns how many went."""
+        if dead_ids:
+            return await self.remove_dead_letters(*dead_ids)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xlen(self.keys.dead)
             pipe.delete(self.keys.dead)

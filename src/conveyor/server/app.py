@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 
 from conveyor.engine.cluster import RedisClient
 from conveyor.engine.connection import connect
-from conveyor.engine.keys import DEFAULT_PREFIX, registry_key, stream_registry_key
+from conveyor.engine.keys import DEFAULT_PREFIX
 from conveyor.engine.queue import Queue
-from conveyor.engine.registry import stream_names
+from conveyor.engine.registry import queue_listed, stream_listed, stream_names
 from conveyor.errors import (
     ConnectionFailed,
     InvalidArgument,
@@ -128,7 +128,7 @@ class ServerState:
         if handle is None and self.tasks is not None and name in self.tasks.queues:
             handle = self.queues[name] = self.tasks.queues[name].queue
         if handle is None:
-            if not await self.redis.sismember(registry_key(self.prefix), name):
+            if not await queue_listed(self.redis, name, self.prefix):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown queue {name!r}")
             handle = self.queues[name] = Queue(name, self.redis, prefix=self.prefix)
         return handle
@@ -151,10 +151,9 @@ class ServerState:
         server or has been used."""
         bus = self.streams.get(name)
         if bus is None:
-            events = self.events_redis
-            if not await events.sismember(stream_registry_key(self.prefix), name):
+            if not await stream_listed(self.events_redis, name, self.prefix):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown event stream {name!r}")
-            bus = self._streams[name] = EventBus(events, name, prefix=self.prefix)
+            bus = self._streams[name] = EventBus(self.events_redis, name, prefix=self.prefix)
         return bus
 
 

@@ -61,9 +61,7 @@ async def replay_event_dead_letters(bus: StreamDep, body: Annotated[ReplayEvents
     """Publishes dead letters again, each to the group that gave up on it,
     and removes them from the dead letters: the ``ids`` given, or every one
     (of ``group``, matching ``search``) when none is."""
-    if body.ids:
-        return Done(count=sum(1 for new in await bus.replay(*body.ids) if new is not None))
-    return Done(count=await bus.replay_dead_letters(group=body.group, search=body.search))
+    return Done(count=await bus.replay_dead_letters(*body.ids, group=body.group, search=body.search))
 
 
 @router.delete("/streams/{stream}/dead-letters", response_model=Done, responses=problems(404))
@@ -71,6 +69,4 @@ async def purge_event_dead_letters(
     bus: StreamDep, ids: Annotated[list[str] | None, Query(alias="id", max_length=1000)] = None
 ) -> Done:
     """Deletes the dead letters given (``?id=...&id=...``), or every one."""
-    if ids:
-        return Done(count=await bus.remove_dead_letters(*ids))
-    return Done(count=await bus.purge_dead_letters())
+    return Done(count=await bus.purge_dead_letters(*(ids or ())))
