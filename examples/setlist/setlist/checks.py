@@ -21,10 +21,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 from conveyor import RedisSettings, connect
+from setlist.adapters.clients import Upstreams
 from setlist.adapters.http import UpstreamError
-from setlist.adapters.setlistfm import SetlistFmClient
-from setlist.adapters.spotify import SpotifyClient
-from setlist.adapters.ticketmaster import TicketmasterClient
 from setlist.config import FAKE, Settings
 from setlist.db import alembic_config, database_url, make_engine
 
@@ -128,24 +126,15 @@ async def database_findings(url: str | None = None) -> list[Finding]:
 async def upstream_findings(settings: Settings, http: httpx.AsyncClient | None = None) -> list[Finding]:
     """One cheap call to each upstream, with its credentials."""
     async with contextlib.nullcontext(http) if http is not None else httpx.AsyncClient(timeout=5) as client:
-        tm = TicketmasterClient(
-            client, settings.ticketmaster_url, settings.ticketmaster_key.get_secret_value(), retry_delay=0.05
-        )
-        sp = SpotifyClient(
-            client,
-            settings.spotify_url,
-            settings.spotify_accounts_url,
-            settings.spotify_client_id,
-            settings.spotify_client_secret.get_secret_value(),
-            retry_delay=0.05,
-        )
-        sf = SetlistFmClient(
-            client, settings.setlistfm_url, settings.setlistfm_key.get_secret_value(), retry_delay=0.05
-        )
+        up = Upstreams.build(client, settings, retry_delay=0.05)
         calls: list[tuple[str, str, Callable[[], Awaitable[Any]]]] = [
-            ("Ticketmaster", settings.ticketmaster_url, lambda: tm.search_attractions("a", size=1)),
-            ("Spotify", settings.spotify_url, lambda: sp.search_artist("a")),
-            ("setlist.fm", settings.setlistfm_url, lambda: sf.setlists(PROBE_MBID)),
+            (
+                "Ticketmaster",
+                settings.ticketmaster_url,
+                lambda: up.ticketmaster.search_attractions("a", size=1),
+            ),
+            ("Spotify", settings.spotify_url, lambda: up.spotify.search_artist("a")),
+            ("setlist.fm", settings.setlistfm_url, lambda: up.setlistfm.setlists(PROBE_MBID)),
         ]
         out = []
         for name, url, call in calls:

@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -34,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import text
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from conveyor import JobState
+from conveyor.server import bearer_guard
 from setlist.adapters.http import Throttled
 from setlist.pipeline import QUEUES, Pipeline, subject
 
@@ -54,15 +53,15 @@ class CleanOptions(BaseModel):
 
 
 def _bearer(secret: str | None, what: str) -> Callable[[Request], Awaitable[None]]:
-    """A dependency: ``Authorization: Bearer <secret>``, compared in
-    constant time; with no secret configured, nothing passes."""
+    """Conveyor's ``bearer_guard`` for ``secret``, except that with no
+    secret configured nothing passes (403), where the guard would let
+    everything through."""
+    guard = bearer_guard(secret)
 
     async def check(request: Request) -> None:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if not secret:
             raise HTTPException(403, f"{what} is not configured")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), secret.encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+        await guard(request)
 
     return check
 
@@ -76,13 +75,9 @@ def add_operations(
     router = APIRouter(tags=["operations"])
 
     async def queue_stats() -> dict[str, dict[str, int]]:
-        out = {}
+        out = await pipeline.queue_counts()
         for name in QUEUES:
-            queue = app.queues[name].queue
-            counts = await queue.counts()
-            out[name] = {state.value: counts[state] for state in JobState} | {
-                "paused": int(await queue.is_paused())
-            }
+            out[name]["paused"] = int(await app.queues[name].queue.is_paused())
         return out
 
     @router.get("/api/health")

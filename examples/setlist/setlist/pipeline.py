@@ -46,6 +46,7 @@ from conveyor import (
     StaleLease,
     TaskContext,
 )
+from setlist.adapters.clients import Upstreams
 from setlist.adapters.http import Throttled, UpstreamError
 from setlist.adapters.setlistfm import SetlistFmClient, event_date, songs_played
 from setlist.adapters.spotify import SpotifyClient
@@ -56,7 +57,7 @@ from setlist.db import make_engine, sessions
 from setlist.ingest import identity, is_add_on, show_row, track_from
 from setlist.models import SystemHealth
 from setlist.store import Store
-from setlist.tracking import Tracking, sync_root
+from setlist.tracking import Tracking, final_failure, sync_root
 
 log = logging.getLogger("setlist.pipeline")
 
@@ -122,36 +123,15 @@ class Services:
             # of margin keeps them inside the upstream's window.
             return Limiter(redis, f"setlist-{name}", RateLimit(rate, per=1.1), max_wait=5.0)
 
+        upstreams = Upstreams.build(client, settings, gate=limiter)
         return cls(
             settings=settings,
             store=Store(sessions(engine)),
             redis=redis,
             http=client,
-            ticketmaster=TicketmasterClient(
-                client,
-                settings.ticketmaster_url,
-                settings.ticketmaster_key.get_secret_value(),
-                gate=limiter("ticketmaster", settings.ticketmaster_rate),
-                retry_delay=settings.upstream_retry_delay,
-                spike_wait=settings.ticketmaster_spike_wait,
-            ),
-            spotify=SpotifyClient(
-                client,
-                settings.spotify_url,
-                settings.spotify_accounts_url,
-                settings.spotify_client_id,
-                settings.spotify_client_secret.get_secret_value(),
-                gate=limiter("spotify", settings.spotify_rate),
-                retry_delay=settings.upstream_retry_delay,
-            ),
-            setlistfm=SetlistFmClient(
-                client,
-                settings.setlistfm_url,
-                settings.setlistfm_key.get_secret_value(),
-                gate=limiter("setlistfm", settings.setlistfm_rate),
-                retry_delay=settings.upstream_retry_delay,
-                backoff=settings.setlistfm_backoff,
-            ),
+            ticketmaster=upstreams.ticketmaster,
+            spotify=upstreams.spotify,
+            setlistfm=upstreams.setlistfm,
             engine=engine,
             owns_http=http is None,
         )
@@ -226,7 +206,7 @@ async def failures_recorded(progress: ImportProgress, phase: str) -> AsyncIterat
     except (RateLimited, Retry, StaleLease):
         raise
     except Exception as exc:
-        final = isinstance(exc, Discard) or ctx.attempt >= ctx.attempts
+        final = final_failure(exc, ctx)
         retryable = not isinstance(exc, UpstreamError) or exc.retryable
         reason = f"{phase}: {exc}"
         if final or not retryable:
@@ -277,20 +257,12 @@ class Pipeline:
         @tm_queue.task(name="resync_shows", attempts=3, backoff=backoff)
         async def resync_shows(ctx: TaskContext, artist_id: str) -> dict[str, Any]:
             """Shows only, for an artist already imported (the 6-hourly resync)."""
-            tracking = self.tracking
-            await tracking.phase_started(ctx.id, artist_id, "shows", ctx.attempt, kind="resync")
-            try:
-                result = await self.resync_artist(artist_id)
-            except Throttled as exc:
-                await tracking.phase_ended(ctx.id, "shows", "waiting", error=str(exc), kind="resync")
-                raise RateLimited(exc.retry_after, str(exc)) from None
-            except Exception as exc:
-                final = ctx.attempt >= ctx.attempts
-                status = "failed" if final else "retrying"
-                await tracking.phase_ended(ctx.id, "shows", status, error=str(exc), kind="resync")
-                raise
-            await tracking.phase_ended(ctx.id, "shows", "completed", detail=result, kind="resync")
-            return result
+            async with self.tracking.phase(ctx.id, artist_id, "shows", ctx, kind="resync") as outcome:
+                try:
+                    outcome.update(await self.resync_artist(artist_id))
+                except Throttled as exc:
+                    raise RateLimited(exc.retry_after, str(exc)) from None
+            return outcome
 
         @maintenance.task(attempts=2)
         async def compute_trending(ctx: TaskContext) -> dict[str, Any]:
@@ -370,15 +342,20 @@ class Pipeline:
         """The trending scores, computed now."""
         return await self._compute_trending()
 
+    async def queue_counts(self) -> dict[str, dict[str, int]]:
+        """Each of the app's queues: its jobs by state."""
+        out = {}
+        for name in QUEUES:
+            counts = await self.app.queues[name].queue.counts()
+            out[name] = {state.value: counts[state] for state in JobState}
+        return out
+
     async def snapshot_health(self) -> SystemHealth:
         """Writes and returns a ``system_health`` row."""
         redis_ok, memory, queues, workers = True, None, {}, 0
         try:
             memory = int((await self.services.redis.info("memory")).get("used_memory", 0))
-            for name in QUEUES:
-                queue = self.app.queues[name].queue
-                counts = await queue.counts()
-                queues[name] = {state.value: counts[state] for state in JobState}
+            queues = await self.queue_counts()
             workers = len(await self.app.queues[QUEUES[0]].queue.workers())
         except Exception:
             redis_ok = False
@@ -427,20 +404,12 @@ class Pipeline:
         """Runs one phase of an artist's import, its failures recorded (in
         ``sync_progress`` too)."""
         progress = ImportProgress(ctx, self.services.store, artist_id)
-        root = sync_root(ctx.id, name)
-        await self.tracking.phase_started(root, artist_id, name, ctx.attempt)
-        try:
-            async with failures_recorded(progress, name):
-                result = await step(progress)
-        except (RateLimited, Retry, StaleLease) as exc:  # handed back: no attempt spent
-            await self.tracking.phase_ended(root, name, "waiting", error=str(exc))
-            raise
-        except Exception as exc:
-            final = isinstance(exc, Discard) or ctx.attempt >= ctx.attempts
-            await self.tracking.phase_ended(root, name, "failed" if final else "retrying", error=str(exc))
-            raise
-        await self.tracking.phase_ended(root, name, "completed", detail=result)
-        return result
+        async with (
+            self.tracking.phase(sync_root(ctx.id, name), artist_id, name, ctx) as outcome,
+            failures_recorded(progress, name),
+        ):
+            outcome.update(await step(progress))
+        return outcome
 
     async def _bootstrap(self, progress: ImportProgress) -> dict[str, Any]:
         s = self.services

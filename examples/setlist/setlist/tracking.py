@@ -6,16 +6,24 @@ every 5 minutes)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from conveyor import Discard, RateLimited, Retry, StaleLease, TaskContext
 from setlist.models import SyncJob, SyncProgress, SystemHealth, utcnow
 from setlist.store import _aware, _insert
 
 #: The phase that ends an import: its completion completes the sync job.
 LAST_PHASE = {"import": "wrap-up", "resync": "shows"}
+
+
+def final_failure(exc: BaseException, ctx: TaskContext) -> bool:
+    """No attempt of the job follows this failure: a ``Discard``, or its last attempt."""
+    return isinstance(exc, Discard) or ctx.attempt >= ctx.attempts
 
 
 def sync_root(job_id: str, phase: str) -> str:
@@ -57,6 +65,26 @@ class Tracking:
                     set_={"status": "running", "attempts": attempt, "error": None, "finished_at": None},
                 )
             )
+
+    @asynccontextmanager
+    async def phase(
+        self, sync_id: str, artist_id: str, phase: str, ctx: TaskContext, kind: str = "import"
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Records a run of ``phase`` by the job ``ctx``: started, then how it
+        ended: completed (with what the block put in the dict it gets),
+        waiting (handed back without using an attempt), retrying or failed."""
+        await self.phase_started(sync_id, artist_id, phase, ctx.attempt, kind)
+        outcome: dict[str, Any] = {}
+        try:
+            yield outcome
+        except (RateLimited, Retry, StaleLease) as exc:
+            await self.phase_ended(sync_id, phase, "waiting", error=str(exc), kind=kind)
+            raise
+        except Exception as exc:
+            status = "failed" if final_failure(exc, ctx) else "retrying"
+            await self.phase_ended(sync_id, phase, status, error=str(exc), kind=kind)
+            raise
+        await self.phase_ended(sync_id, phase, "completed", detail=outcome, kind=kind)
 
     async def phase_ended(
         self,
