@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from conveyor import DeadLetteredJob, TaskContext
+from conveyor import DeadLetteredJob, JobState, TaskContext
 
 if TYPE_CHECKING:
     from eventhub.hub import Hub
@@ -137,7 +137,7 @@ class DeadLetters:
     async def _settle_job(self, source: str, job_id: str, error: str) -> dict[str, Any]:
         queue = self.hub.app.queues[source].queue
         job = await queue.get_job(job_id)
-        if job is None or job.state.value != "failed":
+        if job is None or job.state is not JobState.FAILED:
             return {"outcome": "gone", "reason": "no longer dead"}
         reason = classify_job(error)
         key = f"{REPLAYS}{source}:{job_id}"
@@ -217,19 +217,29 @@ class DeadLetters:
     async def alerts(self) -> list[dict[str, Any]]:
         return [json.loads(a) for a in await self.master.lrange(ALERTS, 0, -1)]
 
-    async def records(self) -> list[dict[str, Any]]:
-        return [json.loads(r) for r in await self.master.lrange(RECORDS, 0, -1)]
+    async def records(self, since: float | None = None) -> list[dict[str, Any]]:
+        """The records kept, newest first; with ``since`` (a Unix time) only
+        those written from then on, read a page at a time until an older one."""
+        if since is None:
+            return [json.loads(r) for r in await self.master.lrange(RECORDS, 0, -1)]
+        out: list[dict[str, Any]] = []
+        while page := await self.master.lrange(RECORDS, len(out), len(out) + 99):
+            for raw in page:
+                record = json.loads(raw)
+                if record["at"] < since:
+                    return out
+                out.append(record)
+        return out
 
     # -- running --------------------------------------------------------------
 
     async def process(self) -> dict[str, int]:
         """One sweep and every ``dead_letter`` job it leads to, run here
         (replays wait for their delay in the queue); the outcomes counted."""
+        started = time.time()
         await self.collect()
-        before = len(await self.records())
         await self.hub.app.run_worker([self.settings.dlq_queue], burst=True)
-        after = await self.records()
-        done = after[: len(after) - before]
+        done = await self.records(since=started)
         return {
             "replayed": sum(r["outcome"] == "replayed" for r in done),
             "discarded": sum(r["outcome"] == "discarded" for r in done),
