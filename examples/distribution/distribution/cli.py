@@ -42,7 +42,7 @@ from distribution.api import create_api
 from distribution.config import Settings
 from distribution.fake import FakeNetworks, create_fake
 from distribution.journal import Journal
-from distribution.redis_policy import findings, server_args
+from distribution.redis_policy import Finding, findings, server_args
 from distribution.service import QUEUE_NAMES, Distribution, QueueService, Services
 from distribution.store import database_url
 
@@ -148,7 +148,7 @@ def up(
         DATA / "redis", console.print, password=password, extra_args=server_args(settings.redis_maxmemory)
     )
     with private as url:
-        if password in url:
+        if not RedisSettings().is_configured():  # the private server, with this password
             limit = settings.redis_maxmemory
             console.print(f"its password: {password} (RDB snapshots on, maxmemory {limit}, noeviction)")
         asyncio.run(_run(body, settings, url))
@@ -216,9 +216,9 @@ def check() -> None:
     production notes: AOF and RDB on, a password, maxmemory, noeviction."""
     url = RedisSettings().resolved_url()
 
-    async def go() -> list[tuple[bool, str, str]]:
+    async def go() -> list[Finding]:
         async with connect(url) as redis:
-            return [(f.ok, f.rule, f.detail) for f in await findings(redis)]
+            return await findings(redis)
 
     try:
         found = asyncio.run(go())
@@ -226,9 +226,9 @@ def check() -> None:
         console.print(f"[red]fail[/red]  cannot ask Redis: {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
     console.print(f"Redis at {url.split('@')[-1]}")
-    for ok, rule, detail in found:
-        console.print(f"{'[green]ok[/green]  ' if ok else '[red]fail[/red]'}  {rule}: {detail}")
-    raise typer.Exit(0 if all(ok for ok, _, _ in found) else 1)
+    for f in found:
+        console.print(f"{'[green]ok[/green]  ' if f.ok else '[red]fail[/red]'}  {f.rule}: {f.detail}")
+    raise typer.Exit(0 if all(f.ok for f in found) else 1)
 
 
 def _logging() -> None:
