@@ -229,3 +229,11 @@ async def test_events_from_a_worker_process_arrive_in_order(
     assert [int(e.id) for e in events] == list(range(1, len(events) + 1))
     assert (await queue.counts())[JobState.COMPLETED] == 50
     await redis.delete(f"ledger:{queue.name}", f"tries:{queue.name}")
+
+
+async def test_a_reader_with_an_end_stops_there_without_events(queue: Queue) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    reader = QueueEvents(queue, block=5.0, until=started + 0.3)
+    assert [event async for event in reader] == []  # nothing happened: it ends at its time, not the block's
+    assert loop.time() - started < 2.0

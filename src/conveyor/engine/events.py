@@ -10,6 +10,7 @@ many were lost before the events that follow.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,7 +114,8 @@ class QueueEvents:
     event the queue ever emitted. Events that the stream's cap dropped
     before they could be read come as one ``gap`` event. The iterator ends
     when :meth:`close` is called (within ``block`` seconds), or, with
-    ``follow=False``, once it has yielded every event the stream holds.
+    ``follow=False``, once it has yielded every event the stream holds, or
+    at ``until`` (a time of the running loop's clock) when one is given.
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class QueueEvents:
         block: float = 0.5,
         count: int = 500,
         follow: bool = True,
+        until: float | None = None,
     ) -> None:
         if after is not None and not (isinstance(after, str) and after.isascii() and after.isdigit()):
             raise InvalidArgument(f"after must be an event id (digits), not {after!r}")
@@ -132,6 +135,7 @@ class QueueEvents:
         self.block_ms = max(1, int(check_seconds(block, "block") * 1000))
         self.count = count
         self.follow = follow
+        self.until = until
         self._after = after
         self._closed = False
 
@@ -157,11 +161,13 @@ class QueueEvents:
         stream = self.queue.keys.events
         redis = self.queue.redis
         while not self._closed:
-            reply = await self._call(
-                redis.xread(
-                    {stream: f"{after}-0"}, count=self.count, block=self.block_ms if self.follow else None
-                )
-            )
+            block: int | None = self.block_ms if self.follow else None
+            if self.until is not None:
+                left = self.until - asyncio.get_running_loop().time()
+                if left <= 0:
+                    return
+                block = max(1, min(block or self.block_ms, int(left * 1000)))
+            reply = await self._call(redis.xread({stream: f"{after}-0"}, count=self.count, block=block))
             if not reply and not self.follow:
                 return
             page: list[QueueEvent] = []

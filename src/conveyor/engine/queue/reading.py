@@ -43,31 +43,36 @@ async def wait_until_finished(queue: Queue, job_id: str, timeout: float | None =
     is not changed by a wait that timed out.
     """
     seconds = None if timeout is None else check_seconds(timeout, "timeout")
+    until = None if seconds is None else asyncio.get_running_loop().time() + seconds
     deadline = asyncio.timeout(seconds)
     try:
         async with deadline:
-            return await _wait(queue, job_id)
+            return await _wait(queue, job_id, until)
     except TimeoutError:
-        if seconds is not None and deadline.expired():
+        late = until is not None and asyncio.get_running_loop().time() >= until
+        if seconds is not None and (deadline.expired() or late):
             raise WaitTimeout(job_id, seconds) from None
         raise
 
 
-async def _wait(queue: Queue, job_id: str) -> Any:
+async def _wait(queue: Queue, job_id: str, until: float | None) -> Any:
+    """The job's result; TimeoutError at ``until`` (the loop's clock). The
+    reading stops there by itself as well as by the caller's cancellation,
+    which a blocking read can lose when it lands as the read returns."""
     # The position is taken before the state is read, so a finish in
     # between is seen as an event.
     start = await QueueEvents(queue).position()
     outcome = await queue._outcome(job_id)
     if outcome is not None:
         return outcome[0]
-    async for event in QueueEvents(queue, after=str(start), block=0.2):
+    async for event in QueueEvents(queue, after=str(start), block=0.2, until=until):
         if event.event == "gap" or (event.job_id == job_id and event.event in ("failed", "removed")):
             outcome = await queue._outcome(job_id)
         elif event.job_id == job_id and event.event == "completed":
             return event.data.get("result")
         if outcome is not None:
             return outcome[0]
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise TimeoutError(f"job {job_id} did not finish in time")
 
 
 async def _outcome(queue: Queue, job_id: str) -> tuple[Any] | None:
