@@ -6,6 +6,8 @@ with the webhook's base64 ``macSecretBase64``); the changes themselves are
 fetched from ``GET /v0/bases/{base}/webhooks/{webhook}/payloads?cursor=N``.
 
 - :func:`verify` checks a notification's MAC.
+- :class:`Mirror` keeps each table's records from the record events, in
+  the order of their transactions, not of their delivery.
 - :class:`AirtableSync` fetches the payloads after the last cursor it
   stored (on the master Redis), publishes one event per created, changed
   or destroyed record, then ``airtable.base.synced``, and stores the new
@@ -20,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ import httpx
 
 from eventhub.events import (
     AirtableBaseSynced,
+    AirtableRecord,
     AirtableRecordCreated,
     AirtableRecordDeleted,
     AirtableRecordUpdated,
@@ -52,29 +56,90 @@ def verify(secret_b64: str, body: bytes, header: str | None) -> bool:
 
 
 def events_of(base_id: str, payload: dict[str, Any]) -> list[PlatformEvent]:
-    """The record events of one webhook payload (``changedTablesById``)."""
+    """The record events of one webhook payload (``changedTablesById``),
+    each stamped with the payload's ``baseTransactionNumber``. An update's
+    cells are its ``unchanged`` ones (sent when the webhook asks for every
+    field's value) overlaid with its ``current`` ones."""
     out: list[PlatformEvent] = []
+    txn = int(payload.get("baseTransactionNumber") or 0)
     for table_id, table in (payload.get("changedTablesById") or {}).items():
+        where = {"base_id": base_id, "table_id": table_id, "transaction": txn}
         for record_id, record in (table.get("createdRecordsById") or {}).items():
             cells = record.get("cellValuesByFieldId") or {}
-            out.append(
-                AirtableRecordCreated(base_id=base_id, table_id=table_id, record_id=record_id, fields=cells)
-            )
+            out.append(AirtableRecordCreated(**where, record_id=record_id, fields=cells))
         for record_id, change in (table.get("changedRecordsById") or {}).items():
-            current = (change.get("current") or {}).get("cellValuesByFieldId") or {}
-            previous = (change.get("previous") or {}).get("cellValuesByFieldId") or {}
+            current, previous, unchanged = (
+                (change.get(part) or {}).get("cellValuesByFieldId") or {}
+                for part in ("current", "previous", "unchanged")
+            )
             out.append(
                 AirtableRecordUpdated(
-                    base_id=base_id,
-                    table_id=table_id,
+                    **where,
                     record_id=record_id,
-                    fields=current,
+                    fields={**unchanged, **current},
                     changed=sorted(set(current) | set(previous)),
                 )
             )
         for record_id in table.get("destroyedRecordIds") or []:
-            out.append(AirtableRecordDeleted(base_id=base_id, table_id=table_id, record_id=record_id))
+            out.append(AirtableRecordDeleted(**where, record_id=record_id))
     return out
+
+
+#: Sets (or with no cells, deletes) one record of the mirror unless the
+#: mirror already holds a later transaction of it; deletions leave their
+#: transaction behind, so a late update cannot bring the record back.
+_APPLY = """
+-- KEYS[1] the mirror (record id -> cells as JSON)
+-- KEYS[2] the transactions (record id -> the last one applied)
+-- ARGV[1] record id, ARGV[2] transaction, ARGV[3] cells as JSON, or '' to delete
+-- Returns 1 when applied, 0 when a later transaction was there first
+local seen = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1')
+if tonumber(ARGV[2]) < seen then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+end
+return 1
+"""
+
+#: Raises a hash field to a number, never lowers it; returns the field's value.
+_RAISE = """
+-- KEYS[1] the hash; ARGV[1] field, ARGV[2] number
+local seen = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if tonumber(ARGV[2]) <= seen then return seen end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return tonumber(ARGV[2])
+"""
+
+
+class Mirror:
+    """Each Airtable table's records, kept on ``redis`` under ``prefix``
+    from the record events, whatever order they arrive in: a change older
+    than the one a record holds is dropped (events of one record may be
+    handled by different consumers at once, or redelivered late)."""
+
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self.redis, self.prefix = redis, prefix
+        self._apply = redis.register_script(_APPLY)
+        self._raise = redis.register_script(_RAISE)
+
+    def table(self, base_id: str, table_id: str) -> str:
+        """The key of one table's records."""
+        return f"{self.prefix}:airtable:{base_id}:{table_id}"
+
+    async def apply(self, record: AirtableRecord) -> bool:
+        """Writes the record's change; False when a later one was there."""
+        table = self.table(record.base_id, record.table_id)
+        cells = "" if isinstance(record, AirtableRecordDeleted) else json.dumps(getattr(record, "fields", {}))
+        keys = [table, f"{table}:transactions"]
+        return bool(await self._apply(keys=keys, args=[record.record_id, record.transaction, cells]))
+
+    async def synced(self, synced: AirtableBaseSynced) -> int:
+        """Records that a base is published up to a cursor; the base's cursor."""
+        key = f"{self.prefix}:airtable:synced"
+        return int(await self._raise(keys=[key], args=[synced.base_id, synced.cursor]))
 
 
 class Busy(Exception):

@@ -199,7 +199,16 @@ def create_api(hub: Hub) -> FastAPI:
 async def register_airtable_webhook(hub: Hub, base_id: str, notification_url: str, http: Any) -> str:
     """Creates a webhook on ``base_id`` (``http``: a client of the Airtable
     API) and keeps its MAC secret on the master; its id."""
-    response = await http.post(f"/v0/bases/{base_id}/webhooks", json={"notificationUrl": notification_url})
+    specification = {
+        "options": {
+            "filters": {"dataTypes": ["tableData"]},
+            "includes": {"includeCellValuesInFieldIds": "all"},  # an update carries every cell
+        }
+    }
+    response = await http.post(
+        f"/v0/bases/{base_id}/webhooks",
+        json={"notificationUrl": notification_url, "specification": specification},
+    )
     response.raise_for_status()
     created = response.json()
     await hub.redis.master.hset(WEBHOOKS, created["id"], created["macSecretBase64"])

@@ -58,6 +58,9 @@ class AirtableRecord(PlatformEvent):
     base_id: str = Field(min_length=1)
     table_id: str = Field(min_length=1)
     record_id: str = Field(min_length=1)
+    #: The base's ``baseTransactionNumber`` of the change: it orders one
+    #: record's changes however the processor happens to deliver them.
+    transaction: int = Field(default=0, ge=0)
 
 
 class AirtableRecordCreated(AirtableRecord):
@@ -67,7 +70,7 @@ class AirtableRecordCreated(AirtableRecord):
 
 class AirtableRecordUpdated(AirtableRecord):
     type = "airtable.record.updated"
-    #: The record's cells after the change.
+    #: The record's cells after the change (the changed and the unchanged).
     fields: dict[str, Any]
     #: The fields the change touched.
     changed: list[str]

@@ -7,7 +7,9 @@ shaped as Airtable's API has them.
 - ``POST /v0/{base}/{table} {records: [{fields}]}``, ``PATCH
   /v0/{base}/{table} {records: [{id, fields}]}``, ``DELETE
   /v0/{base}/{table}?records[]=ID``: change records; each change becomes a
-  payload of every webhook of the base, and each webhook's
+  payload of every webhook of the base (an update's payload has the
+  changed cells as ``current``, the others as ``unchanged``, as a webhook
+  asking for every field's value gets them), and each webhook's
   ``notificationUrl`` gets a ping (``{base: {id}, webhook: {id},
   timestamp}``) signed with ``X-Airtable-Content-MAC``, tried three times;
 - ``GET /v0/bases/{base}/webhooks/{id}/payloads?cursor=N``: the payloads
@@ -146,11 +148,14 @@ def create_fake_airtable(fake: FakeAirtable) -> FastAPI:
         for record in (await request.json()).get("records", []):
             if record.get("id") not in rows:
                 raise HTTPException(404, f"no record {record.get('id')!r}")
-            previous = {k: rows[record["id"]].get(k) for k in record.get("fields") or {}}
-            rows[record["id"]].update(record.get("fields") or {})
-            changed[record["id"]] = {
-                "current": {"cellValuesByFieldId": dict(rows[record["id"]])},
+            cells = record.get("fields") or {}
+            row = rows[record["id"]]
+            previous = {k: row.get(k) for k in cells}
+            row.update(cells)
+            changed[record["id"]] = {  # as with includeCellValuesInFieldIds: "all"
+                "current": {"cellValuesByFieldId": dict(cells)},
                 "previous": {"cellValuesByFieldId": previous},
+                "unchanged": {"cellValuesByFieldId": {k: v for k, v in row.items() if k not in cells}},
             }
         fake.change(base, table, "changedRecordsById", changed)
         return {"records": [{"id": i, "fields": rows[i]} for i in changed]}

@@ -24,7 +24,6 @@ event's subject, so an event delivered twice starts one job.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +39,7 @@ from conveyor import (
     TaskContext,
     connect,
 )
-from eventhub.airtable import AirtableSync, Busy
+from eventhub.airtable import AirtableSync, Busy, Mirror
 from eventhub.config import Settings
 from eventhub.dlq import DeadLetters
 from eventhub.events import (
@@ -108,6 +107,7 @@ class Hub:
         self.airtable = AirtableSync(
             connections.master, self.publisher, settings.airtable_api_url, settings.airtable_token
         )
+        self.mirror = Mirror(connections.master, CACHE)
         master = connections.master
         hooked: dict[str, Any] = {"concurrency": settings.concurrency, "on_dead_letter": self._dead_job}
         long = self.app.queue(LONG, lock_duration=settings.lock_duration, **hooked)
@@ -223,19 +223,15 @@ class Hub:
 
         @router.on(AirtableRecordCreated.type, model=AirtableRecordCreated)
         @router.on(AirtableRecordUpdated.type, model=AirtableRecordUpdated)
-        async def airtable_record(event: Event[AirtableRecordCreated | AirtableRecordUpdated]) -> None:
-            record = event.data
-            mirror = f"{CACHE}:airtable:{record.base_id}:{record.table_id}"
-            await cache.hset(mirror, record.record_id, json.dumps(record.fields))
-
         @router.on(AirtableRecordDeleted.type, model=AirtableRecordDeleted)
-        async def airtable_deleted(event: Event[AirtableRecordDeleted]) -> None:
-            record = event.data
-            await cache.hdel(f"{CACHE}:airtable:{record.base_id}:{record.table_id}", record.record_id)
+        async def airtable_record(
+            event: Event[AirtableRecordCreated | AirtableRecordUpdated | AirtableRecordDeleted],
+        ) -> None:
+            await self.mirror.apply(event.data)
 
         @router.on(AirtableBaseSynced.type, model=AirtableBaseSynced)
         async def airtable_synced(event: Event[AirtableBaseSynced]) -> None:
-            await cache.hset(f"{CACHE}:airtable:synced", event.data.base_id, event.data.cursor)
+            await self.mirror.synced(event.data)
 
         @router.on("job.*")
         async def job_event(event: Event[Any]) -> None:

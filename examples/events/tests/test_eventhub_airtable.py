@@ -16,9 +16,15 @@ import pytest
 from conveyor import JobState
 from conveyor.server.hosting import quiet_server
 from conveyor.testing import free_port
-from eventhub.airtable import CURSOR, LOCK, MAC_HEADER, Busy, sign
+from eventhub.airtable import CURSOR, LOCK, MAC_HEADER, Busy, events_of, sign
 from eventhub.api import create_api, register_airtable_webhook
-from eventhub.events import EVENT_TYPES
+from eventhub.events import (
+    EVENT_TYPES,
+    AirtableBaseSynced,
+    AirtableRecordCreated,
+    AirtableRecordDeleted,
+    AirtableRecordUpdated,
+)
 from eventhub.fake_airtable import FakeAirtable, create_fake_airtable
 from eventhub.hub import CACHE, EVENT_DRIVEN, Hub
 
@@ -109,6 +115,53 @@ async def test_one_sync_per_webhook_at_a_time(
     await hub.redis.master.set(LOCK + webhook, "1", px=5000)
     with pytest.raises(Busy):
         await hub.airtable.sync("appX", webhook)
+
+
+async def test_the_mirror_keeps_the_latest_transaction_whatever_the_order(hub: Hub) -> None:
+    """One record's events handled out of order (by two consumers at once,
+    or redelivered late) leave the mirror as the last transaction left it."""
+    where = {"base_id": "appX", "table_id": "tblA", "record_id": "rec1"}
+    created = AirtableRecordCreated(**where, transaction=1, fields={"Name": "one"})
+    updated = AirtableRecordUpdated(
+        **where, transaction=2, fields={"Name": "one", "Done": True}, changed=["Done"]
+    )
+    deleted = AirtableRecordDeleted(**where, transaction=3)
+    table = hub.mirror.table("appX", "tblA")
+
+    assert await hub.mirror.apply(updated)
+    assert not await hub.mirror.apply(created)  # older: dropped
+    assert json.loads(await hub.redis.master.hget(table, "rec1")) == {"Name": "one", "Done": True}
+    assert await hub.mirror.apply(deleted)
+    assert not await hub.mirror.apply(updated)  # a late update does not bring it back
+    assert not await hub.mirror.apply(created)
+    assert await hub.redis.master.hget(table, "rec1") is None
+    assert await hub.mirror.apply(deleted)  # a redelivery of the same change is harmless
+
+    synced = {"base_id": "appX", "webhook_id": "achX", "changes": 1}
+    assert await hub.mirror.synced(AirtableBaseSynced(**synced, cursor=5)) == 5
+    assert await hub.mirror.synced(AirtableBaseSynced(**synced, cursor=3)) == 5  # never lowered
+
+
+def test_a_payload_becomes_events_stamped_with_its_transaction() -> None:
+    payload = {
+        "baseTransactionNumber": 7,
+        "changedTablesById": {
+            "tblA": {
+                "changedRecordsById": {
+                    "rec1": {
+                        "current": {"cellValuesByFieldId": {"Done": True}},
+                        "previous": {"cellValuesByFieldId": {"Done": False}},
+                        "unchanged": {"cellValuesByFieldId": {"Name": "one"}},
+                    }
+                },
+                "destroyedRecordIds": ["rec2"],
+            }
+        },
+    }
+    updated, deleted = events_of("appX", payload)
+    assert isinstance(updated, AirtableRecordUpdated) and isinstance(deleted, AirtableRecordDeleted)
+    assert updated.fields == {"Name": "one", "Done": True} and updated.changed == ["Done"]
+    assert updated.transaction == deleted.transaction == 7
 
 
 def test_the_airtable_event_types_are_known() -> None:
