@@ -16,7 +16,7 @@ import pytest
 
 from conveyor import JobState, Queue
 from conveyor.errors import ConveyorError, MissingExtra
-from conveyor.extras import OTEL, SERVER, Extra
+from conveyor.extras import OTEL, SERVER, SQL, Extra
 from faults.processes import stop_gracefully, wait_until
 
 WEB_STACK = ("fastapi", "starlette", "uvicorn", "sse_starlette", "multipart", "python_multipart", "httptools")
@@ -115,22 +115,25 @@ def test_serve_and_up_name_the_extra_they_need_in_one_line(command: str, tmp_pat
     assert "pip install 'conveyor[server]'" in lines[0]
 
 
-def test_the_test_servers_helper_and_tracing_name_their_extras(tmp_path: Path) -> None:
+def test_the_test_servers_helper_tracing_and_the_archive_name_their_extras(tmp_path: Path) -> None:
     code = (
         "from conveyor.errors import MissingExtra\n"
         "import conveyor.testing\n"
-        "for load in (lambda: conveyor.testing.serving, lambda: __import__('conveyor.otel')):\n"
+        "loads = (lambda: conveyor.testing.serving, lambda: __import__('conveyor.otel'),\n"
+        "         lambda: __import__('conveyor.archive'))\n"
+        "for load in loads:\n"
         "    try:\n"
         "        load()\n"
         "    except MissingExtra as e:\n"
         "        print(e)\n"
     )
-    done = run(code, hidden=(*WEB_STACK, "opentelemetry"), cwd=tmp_path)
+    done = run(code, hidden=(*WEB_STACK, "opentelemetry", "sqlalchemy"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    serving, otel = done.stdout.strip().splitlines()
+    serving, otel, archive = done.stdout.strip().splitlines()
     assert serving.startswith("conveyor.testing.serving needs the HTTP API and dashboard")
     assert serving.endswith("pip install 'conveyor[server]'")
     assert otel.startswith("conveyor.otel needs OpenTelemetry") and otel.endswith("'conveyor[otel]'")
+    assert archive.startswith("conveyor.archive needs SQLAlchemy") and archive.endswith("'conveyor[sql]'")
 
 
 def test_a_missing_extra_is_a_conveyor_error_and_an_import_error() -> None:
@@ -144,4 +147,4 @@ def test_a_missing_extra_is_a_conveyor_error_and_an_import_error() -> None:
         "pip install 'conveyor[gpu]'"
     )
     # this suite's environment has every extra
-    assert SERVER.installed() and OTEL.installed()
+    assert SERVER.installed() and OTEL.installed() and SQL.installed()

@@ -3,7 +3,9 @@
 A worker-only install (``pip install conveyor``) brings the engine, workers,
 schedules, the event bus and the CLI. The HTTP API and dashboard
 (``conveyor serve``, ``conveyor up``) need ``conveyor[server]``, tracing
-(:mod:`conveyor.otel`) needs ``conveyor[otel]``. A feature whose extra is
+(:mod:`conveyor.otel`) needs ``conveyor[otel]``, the archive of finished
+jobs to SQL (:mod:`conveyor.archive`) ``conveyor[sql]`` and the database's
+async driver. A feature whose extra is
 missing raises :class:`~conveyor.errors.MissingExtra` naming the install.
 """
 
@@ -57,5 +59,6 @@ SERVER = Extra(
     ("fastapi", "uvicorn", "sse_starlette", "multipart"),
 )
 OTEL = Extra("otel", "OpenTelemetry", ("opentelemetry",))
+SQL = Extra("sql", "SQLAlchemy", ("sqlalchemy",))
 
-__all__ = ["OTEL", "SERVER", "Extra"]
+__all__ = ["OTEL", "SERVER", "SQL", "Extra"]

@@ -229,6 +229,14 @@ def tick_job_id(key: str, tick_ms: int) -> str:
     return f"repeat:{key}:{tick_ms}"
 
 
+def schedule_of(job_id: str) -> str | None:
+    """The key of the schedule whose tick started the job, or None."""
+    if not job_id.startswith("repeat:"):
+        return None
+    key, _, tick = job_id[len("repeat:") :].rpartition(":")
+    return key if key and tick.isdigit() else None
+
+
 def parse_schedule(key: str, raw_spec: bytes, next_ms: float | None, runs: int, last: int | None) -> Schedule:
     raw = loads(raw_spec)
     every = raw.get("every")
