@@ -99,6 +99,7 @@ def up(
             for server in servers:
                 group.create_task(server.serve())
             worker = group.create_task(app.run_worker(scheduler=True))
+            archive = group.create_task(pipeline.archive.run())
             for server in servers:
                 await server.wait_started()
             console.print(f"app:        [bold]http://{host}:{port}/[/bold]")
@@ -114,6 +115,8 @@ def up(
             console.print("stopping")
             await app.close(grace=10)
             await worker
+            pipeline.archive.stop()
+            await archive
             for server in servers:
                 server.should_exit = True
 
@@ -125,13 +128,20 @@ def up(
 def worker(
     scheduler: Annotated[bool, typer.Option(help="Also fire the app's schedules.")] = True,
     concurrency: Annotated[int | None, typer.Option(help="Jobs at a time per queue.")] = None,
+    archive: Annotated[
+        bool, typer.Option(help="Also archive finished jobs and schedule runs to the database.")
+    ] = True,
 ) -> None:
     """Works the import queues (``REDIS_URL``, ``DATABASE_URL``, ``SETLIST_*``)."""
 
     async def body(app: Conveyor, pipeline: Pipeline) -> None:
         _on_signals(lambda: asyncio.ensure_future(app.close()))
         console.print(f"worker on {', '.join(app.queues)}")
-        await app.run_worker(concurrency=concurrency, scheduler=scheduler)
+        if not archive:
+            await app.run_worker(concurrency=concurrency, scheduler=scheduler)
+            return
+        async with pipeline.archive.running():
+            await app.run_worker(concurrency=concurrency, scheduler=scheduler)
 
     asyncio.run(_run(body, Settings(), RedisSettings().resolved_url()))
 

@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from conveyor.archive import archive_tables
+
 
 def _id() -> str:
     return str(uuid.uuid4())
@@ -223,3 +225,8 @@ class SystemHealth(Base):
     database_ok: Mapped[bool] = mapped_column(Boolean)
     workers: Mapped[int] = mapped_column(Integer, default=0)
     queues: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+#: Seed 002's ``queue_jobs``, ``cron_logs`` and ``cron_metrics`` (and the
+#: archive's cursors): Conveyor's archive of finished jobs writes them.
+ARCHIVE = archive_tables(Base.metadata)

@@ -17,7 +17,11 @@
 - ``GET|POST /api/cron/calculate-trending``, ``/api/cron/cleanup-imports``,
   ``/api/cron/run-artist-resync``: for an external cron, with ``Authorization:
   Bearer <CRON_SECRET>``; each does the work of its built-in schedule and
-  answers once it is done.
+  answers once it is done, and its run is recorded in ``cron_logs``.
+- ``GET /api/admin/cron``: per schedule and cron route, its ``cron_metrics``
+  and latest ``cron_logs``; ``GET /api/admin/jobs/history``: finished jobs
+  from ``queue_jobs`` (by ``queue`` and ``status``, newest first); both
+  behind the admin token. Conveyor's archive writes these tables.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from conveyor.server import bearer_guard
@@ -176,6 +180,34 @@ def add_operations(
             result["retried"] = await queue.retry_failed(limit=int(body.options.get("limit", 100)))
         return {"success": True, "action": body.action, "queueName": body.queue_name, **result}
 
+    @router.get("/api/admin/cron", dependencies=admin)
+    async def cron_runs(limit: int = 50) -> dict[str, Any]:
+        """Each schedule's and cron route's totals, and the latest runs."""
+        logs, metrics = pipeline.archive.tables.cron_logs, pipeline.archive.tables.cron_metrics
+        async with pipeline.services.engine.connect() as db:
+            totals = (await db.execute(select(metrics).order_by(metrics.c.job_name))).mappings().all()
+            recent = (
+                (await db.execute(select(logs).order_by(logs.c.completed_at.desc()).limit(_bounded(limit))))
+                .mappings()
+                .all()
+            )
+        return {"metrics": [_json_row(r) for r in totals], "recent": [_json_row(r) for r in recent]}
+
+    @router.get("/api/admin/jobs/history", dependencies=admin)
+    async def job_history(
+        queue: str | None = None, status: str | None = None, limit: int = 50
+    ) -> dict[str, Any]:
+        """Finished jobs, newest first, as the archive recorded them."""
+        jobs = pipeline.archive.tables.jobs
+        query = select(jobs).order_by(jobs.c.finished_at.desc(), jobs.c.id.desc()).limit(_bounded(limit))
+        if queue is not None:
+            query = query.where(jobs.c.queue == queue)
+        if status is not None:
+            query = query.where(jobs.c.status == status)
+        async with pipeline.services.engine.connect() as db:
+            rows = (await db.execute(query)).mappings().all()
+        return {"jobs": [_json_row(r) for r in rows]}
+
     @router.get("/api/admin/system-health", dependencies=admin)
     async def system_health(limit: int = 100) -> list[dict[str, Any]]:
         """The newest ``system_health`` snapshots (one every 5 minutes)."""
@@ -228,12 +260,22 @@ def add_operations(
         workers = {name: len(await app.queues[name].queue.workers()) for name in QUEUES}
         return {"success": True, "queues": list(QUEUES), "workers": workers}
 
-    async def run(work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    async def run(name: str, work: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+        """Awaits ``work`` and records the run in ``cron_logs`` and
+        ``cron_metrics`` (seed 002's ``log_cron_run``)."""
         started = datetime.now(UTC)
         try:
             result = await work
-        except Throttled as exc:
-            raise HTTPException(503, f"an upstream is throttling: {exc}") from None
+        except Exception as exc:
+            await pipeline.archive.log_cron_run(
+                name, status="failed", started_at=started, error=f"{type(exc).__name__}: {exc}"
+            )
+            if isinstance(exc, Throttled):
+                raise HTTPException(503, f"an upstream is throttling: {exc}") from None
+            raise
+        await pipeline.archive.log_cron_run(
+            name, status="completed", started_at=started, details=json.dumps(result, default=str)
+        )
         return {
             "success": True,
             "result": result,
@@ -242,11 +284,11 @@ def add_operations(
 
     @router.api_route("/api/cron/calculate-trending", methods=["GET", "POST"], dependencies=cron)
     async def cron_trending() -> dict[str, Any]:
-        return await run(pipeline.calculate_trending())
+        return await run("calculate-trending", pipeline.calculate_trending())
 
     @router.api_route("/api/cron/cleanup-imports", methods=["GET", "POST"], dependencies=cron)
     async def cron_cleanup() -> dict[str, Any]:
-        return await run(pipeline.cleanup_imports())
+        return await run("cleanup-imports", pipeline.cleanup_imports())
 
     @router.api_route("/api/cron/run-artist-resync", methods=["GET", "POST"], dependencies=cron)
     async def cron_resync() -> dict[str, Any]:
@@ -256,9 +298,18 @@ def add_operations(
                 await pipeline.resync_artist(artist_id)
             return {"resynced": len(ids)}
 
-        return await run(resync_all())
+        return await run("run-artist-resync", resync_all())
 
     api.include_router(router)
+
+
+def _bounded(limit: int) -> int:
+    return max(1, min(limit, 1000))
+
+
+def _json_row(row: Any) -> dict[str, Any]:
+    """A row as JSON: times in ISO 8601, the rest as stored."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 def _iso(moment: datetime | None) -> str | None:

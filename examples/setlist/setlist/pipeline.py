@@ -46,6 +46,7 @@ from conveyor import (
     StaleLease,
     TaskContext,
 )
+from conveyor.archive import JobArchive
 from setlist.adapters.clients import Upstreams
 from setlist.adapters.http import Throttled, UpstreamError
 from setlist.adapters.setlistfm import SetlistFmClient, event_date, songs_played
@@ -55,7 +56,7 @@ from setlist.catalog import Track, dedupe, is_live_album, is_live_title, is_stud
 from setlist.config import Settings
 from setlist.db import make_engine, sessions
 from setlist.ingest import identity, is_add_on, show_row, track_from
-from setlist.models import SystemHealth
+from setlist.models import ARCHIVE, SystemHealth
 from setlist.store import Store
 from setlist.tracking import Tracking, final_failure, sync_root
 
@@ -314,6 +315,9 @@ class Pipeline:
         app.schedule("30 3 * * *", deep_sync_trending, key="setlist-deep-sync")
         app.schedule("0 4 * * 0", cleanup, key="setlist-cleanup")
         app.schedule("*/5 * * * *", record_health, key="setlist-health")
+        #: Every finished job of the app's queues in ``queue_jobs``, every
+        #: schedule run in ``cron_logs`` and ``cron_metrics`` (seed 002).
+        self.archive = JobArchive(services.engine, [app.queues[n].queue for n in QUEUES], tables=ARCHIVE)
 
     # -- the schedules' work, for their tasks and for an external cron --------
 

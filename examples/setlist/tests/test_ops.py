@@ -14,7 +14,7 @@ import httpx
 import pytest
 from setlist_env import Env
 
-from conveyor import JobState
+from conveyor import JobState, ManualClock, Queue, Scheduler
 from conveyor.testing import serving
 from setlist.api import create_api
 from setlist.config import Settings
@@ -174,3 +174,41 @@ def test_the_seeds_variable_names_are_read(monkeypatch: pytest.MonkeyPatch) -> N
     assert Settings().ticketmaster_key.get_secret_value() == "ours"  # ours win
     example = (Path(__file__).parents[1] / ".env.example").read_text()
     assert all(f"{name}=" in example for name in names)
+
+
+async def test_finished_jobs_and_cron_runs_land_in_the_seeds_tables(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    """Seed 002's queue_jobs, cron_logs and cron_metrics, written by Conveyor's
+    archive from the queues' events and by the cron routes."""
+    for path in ("/api/admin/cron", "/api/admin/jobs/history"):
+        assert (await client.get(path)).status_code == 401
+    artist_id = await env.import_artist("midsize")
+    await env.app.setup()  # the schedules, as a worker writes them
+    maintenance = env.app.queues[MAINTENANCE_QUEUE].queue
+    health = await maintenance.get_schedule("setlist-health")
+    assert health is not None and health.next_run is not None
+    due = ManualClock(int(health.next_run.timestamp() * 1000))  # the health check's next tick is due
+    clocked = Queue(maintenance.name, maintenance.redis, prefix=env.app.prefix, clock=due)
+    assert await Scheduler([clocked]).tick() >= 1
+    await env.app.run_worker(burst=True)
+    assert (await client.get("/api/cron/calculate-trending", headers=CRON)).status_code == 200
+    await env.pipeline.archive.run(burst=True)
+
+    history = (
+        await client.get("/api/admin/jobs/history", headers=ADMIN, params={"queue": IMPORT_QUEUE})
+    ).json()
+    imported = [j for j in history["jobs"] if artist_id in j["job_id"]]
+    assert {j["name"] for j in imported} >= {"bootstrap", "wrap_up"}
+    assert {j["status"] for j in imported} == {"completed"}
+    assert all(j["finished_at"] and j["duration_ms"] is not None for j in imported)
+    everything = (await client.get("/api/admin/jobs/history", headers=ADMIN, params={"limit": 1000})).json()
+    names = {j["name"] for j in everything["jobs"]}
+    assert {"sync_shows", "sync_catalog", "record_health"} <= names
+
+    cron = (await client.get("/api/admin/cron", headers=ADMIN)).json()
+    metrics = {m["job_name"]: m for m in cron["metrics"]}
+    assert metrics["setlist-health"]["successful_runs"] == 1
+    assert metrics["calculate-trending"]["total_runs"] == 1
+    assert metrics["calculate-trending"]["last_status"] == "completed"
+    assert {"setlist-health", "calculate-trending"} <= {r["job_name"] for r in cron["recent"]}
