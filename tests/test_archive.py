@@ -110,7 +110,7 @@ async def test_finished_runs_are_archived_with_their_outcome(database: AsyncEngi
     for row in rows.values():
         assert row["finished_at"] is not None and row["started_at"] is not None
         assert isinstance(row["duration_ms"], int) and row["duration_ms"] >= 0
-        assert row["schedule"] is None
+        assert row["schedule"] is None and row["worker_id"]
     assert (archive.stats.jobs, archive.stats.missed) == (3, 0)
 
 
@@ -261,3 +261,18 @@ def test_a_tick_job_id_names_its_schedule() -> None:
     assert schedule_of(tick_job_id("sync:eu", 1_700_000_000_000)) == "sync:eu"
     for other in ("repeat:", "repeat:nightly", "repeat:nightly:soon", "job-1"):
         assert schedule_of(other) is None
+
+
+async def test_a_job_removed_as_it_completed_is_archived_from_its_event(
+    database: AsyncEngine, queue: Queue
+) -> None:
+    gone = await queue.add("echo", "brief", remove_on_complete=True)
+    await Worker(queue, _handler).run(burst=True)
+    assert await queue.get_job(gone.id) is None
+
+    await JobArchive(database, [queue]).run(burst=True)
+
+    (row,) = await _rows(database, "queue_jobs")
+    assert (row["job_id"], row["name"], row["status"]) == (gone.id, "echo", "completed")
+    assert row["result"] == '{"echo":"brief"}' and row["started_at"] is not None
+    assert row["duration_ms"] is not None and row["created_at"] is None  # the event does not carry it

@@ -28,10 +28,14 @@ from conveyor.archive.tables import ArchiveTables, archive_tables
 from conveyor.engine.events import QueueEvents
 from conveyor.engine.job import Job
 from conveyor.engine.queue import Queue
+from conveyor.engine.queue.reading import read_job_fields
 from conveyor.errors import ConnectionFailed, InvalidArgument, check_int, check_seconds
 
 log = logging.getLogger("conveyor.archive")
 T = TypeVar("T")
+#: The job hash's fields a row needs: name, created, started, attempts made
+#: and started, the lease token (its worker).
+_FIELDS = ("name", "ts", "pon", "atm", "ats", "tk")
 
 
 @dataclass(slots=True)
@@ -198,13 +202,14 @@ class JobArchive:
             self._readers.discard(reader)
 
     async def _jobs(self, queue: Queue, ids: list[str]) -> dict[str, Job]:
-        if not ids:
-            return {}
-        async with queue.redis.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.hgetall(queue.keys.job(job_id))
-            hashes = await queue._call(pipe.execute())
-        return {i: Job.from_hash(queue.name, i, h) for i, h in zip(ids, hashes, strict=True) if h}
+        """What the archive needs of each job that still exists (its data
+        and result are not read: the events carry the result)."""
+        found = await read_job_fields(queue, ids, _FIELDS)
+        jobs = {}
+        for job_id, values in found.items():
+            fields = {f.encode(): v for f, v in zip(_FIELDS, values, strict=True) if v is not None}
+            jobs[job_id] = Job.from_hash(queue.name, job_id, fields)
+        return jobs
 
     async def _retrying(self, queue: str, attempt: Callable[[], Awaitable[T]]) -> T | None:
         """``attempt()``'s value (never None), tried again while the

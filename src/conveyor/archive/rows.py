@@ -69,8 +69,9 @@ def batch_of(
     queue: str, events: Iterable[QueueEvent], jobs: Mapping[str, Job], *, result_chars: int
 ) -> Batch:
     """The rows for the runs that ended in ``events``. ``jobs``: the jobs'
-    snapshots where their hashes still exist (retention may have removed
-    them, and then the row has what the event carries). ``result_chars``:
+    snapshots where their hashes still exist, for what the events do not
+    carry (when the job was created, its worker, a completed job's
+    attempts); retention may have removed them. ``result_chars``:
     the longest result kept, as JSON text (0 keeps none)."""
     batch = Batch()
     for event in events:
@@ -81,15 +82,16 @@ def batch_of(
             continue
         job = jobs.get(event.job_id)
         failed = event.event == "failed"
-        started = job.started_at if job else None
+        started = event.data.get("started") or (job.started_at if job else None)
         created = job.created_at if job else None
+        name = event.data.get("name") or (job.name if job else "")
         error = str(event.data.get("error") or "") if failed else None
         schedule = schedule_of(event.job_id)
         batch.jobs.append(
             {
                 "queue": queue,
                 "job_id": event.job_id,
-                "name": job.name if job else "",
+                "name": name,
                 "status": event.event,
                 "attempts": _attempts(event, job),
                 "error": error,

@@ -46,15 +46,17 @@ EVENT_NAMES = frozenset(
         "gap",
     }
 )
-_PER_JOB = {b"results": "result", b"due": "due"}  # JSON arrays, one value per job
+#: JSON arrays, one value per job: results, due times, names and start times.
+_PER_JOB = {b"results": "result", b"due": "due", b"names": "name", b"started": "started"}
 
 
 @dataclass(frozen=True, slots=True)
 class QueueEvent:
     """One transition of one job (or, for ``gap``, of none).
 
-    ``data`` by event: completed ``result``; failed and dead-lettered
-    ``error``, ``attempt``;
+    ``data`` by event: completed ``result``, ``name`` and ``started`` (when
+    its last attempt began, a datetime); failed and dead-lettered
+    ``error``, ``attempt``, ``name``, ``started``;
     retrying ``error``, ``attempt``, ``delay`` (s); progress ``progress``;
     delayed ``due`` (datetime); active ``worker``; waiting and removed
     ``reason`` (and ``until``, a datetime, when the reason is 'rate
@@ -99,8 +101,8 @@ def parse_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> list[Queue
         data = dict(shared)
         for name_, values in arrays.items():
             value = values[i] if i < len(values) else None
-            if name_ == "due" and value is not None:
-                value = datetime.fromtimestamp(value / 1000, tz=UTC)
+            if name_ in ("due", "started") and value is not None:
+                value = datetime.fromtimestamp(value / 1000, tz=UTC) if value else None
             data[name_] = value
         events.append(QueueEvent(str(first + i), name, job_id, when, data))
     return events

@@ -23,7 +23,7 @@
 --          held until (0: not held), ids of flow children that finished
 --          (their outbox entries are for the worker to relay), grouped jobs
 --          waiting for their group's turn (counted when the claim fell short) }
--- Events: completed (field results: JSON array), retrying (error, attempt,
+-- Events: completed (fields results, names, started: JSON arrays), retrying (error, attempt,
 --   delay), failed, waiting (reason 'handed back' or 'rate limited'), and
 --   those of claiming
 --   codes: 1 applied, 0 already applied by this token, -1 job missing,
@@ -53,6 +53,7 @@ local keep_done = -1
 local requeued = false
 local stream = events_key(prefix)
 local done_ids, results, handed, limited = {}, {}, {}, {}
+local names, started = {}, {}
 local hold = 0
 local outbox = {}
 local failed_n = 0
@@ -60,7 +61,7 @@ local timings = {}
 for i, row in ipairs(rows) do
   local id = row[1]
   local jk = prefix .. id
-  local f = redis.call('HMGET', jk, 'tk', 'st', 'lg', 'dk', 'par', 'gr', 'ts', 'pon')
+  local f = redis.call('HMGET', jk, 'tk', 'st', 'lg', 'dk', 'par', 'gr', 'ts', 'pon', 'name')
   local code = 1
   if f[1] == false then
     code = (f[2] == false) and -1 or -2
@@ -83,6 +84,8 @@ for i, row in ipairs(rows) do
         outbox[#outbox + 1] = id
       end
       results[#results + 1] = row[4]
+      names[#names + 1] = f[9] or ''
+      started[#started + 1] = tonumber(f[8]) or 0
       if keep_count == 0 then
         remove_job_keys(prefix, logs_prefix, id)
       else
@@ -145,7 +148,8 @@ if failed_n > 0 then
   redis.call('HINCRBY', queue_base(prefix) .. 'stats', 'failed', failed_n)
 end
 -- results are JSON already: the array is assembled, not re-encoded
-emit(stream, now, 'completed', done_ids, { 'results', '[' .. table.concat(results, ',') .. ']' })
+emit(stream, now, 'completed', done_ids, { 'results', '[' .. table.concat(results, ',') .. ']',
+  'names', cjson.encode(names), 'started', '[' .. table.concat(started, ',') .. ']' })
 emit(stream, now, 'waiting', handed, { 'reason', 'handed back' })
 emit(stream, now, 'waiting', limited, { 'reason', 'rate limited', 'until', hold })
 if hold > 0 and hold > (tonumber(redis.call('HGET', KEYS[4], 'hold')) or 0) then

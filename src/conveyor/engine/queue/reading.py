@@ -11,6 +11,7 @@ from conveyor.engine.events import QueueEvents, parse_entry
 from conveyor.engine.job import Job
 from conveyor.engine.options import Priority
 from conveyor.engine.queue.common import NEWEST_FIRST, STATE_KEY, check_page, job_state
+from conveyor.engine.scripts import script
 from conveyor.engine.states import JobState
 from conveyor.errors import InvalidJobOptions, JobFailed, JobNotFound, WaitTimeout, check_seconds, is_count
 
@@ -188,6 +189,26 @@ async def _fetch(queue: Queue, ids: list[str]) -> list[Job]:
             pipe.hgetall(queue.keys.job(job_id))
         hashes = await queue._call(pipe.execute())
     return [Job.from_hash(queue.name, i, h, queue) for i, h in zip(ids, hashes, strict=True) if h]
+
+
+#: Jobs per read_job_fields call: a script runs alone on Redis, so each is kept short.
+_FIELDS_CHUNK = 1000
+
+
+async def read_job_fields(
+    queue: Queue, ids: Sequence[str], fields: Sequence[str]
+) -> dict[str, list[bytes | None]]:
+    """Some fields of many jobs, a call per thousand jobs rather than a
+    reply per job: per job that exists, its values in ``fields``' order."""
+    found: dict[str, list[bytes | None]] = {}
+    for i in range(0, len(ids), _FIELDS_CHUNK):
+        chunk = ids[i : i + _FIELDS_CHUNK]
+        keys = [queue.keys.job(job_id) for job_id in chunk]
+        replies = await script("read_job_fields").run(queue.redis, keys, list(fields))
+        for job_id, values in zip(chunk, replies, strict=True):
+            if values:
+                found[job_id] = list(values)
+    return found
 
 
 async def get_logs(queue: Queue, job_id: str, start: int = 0, end: int = -1) -> list[str]:
