@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -276,3 +279,66 @@ async def test_a_job_removed_as_it_completed_is_archived_from_its_event(
     assert (row["job_id"], row["name"], row["status"]) == (gone.id, "echo", "completed")
     assert row["result"] == '{"echo":"brief"}' and row["started_at"] is not None
     assert row["duration_ms"] is not None and row["created_at"] is None  # the event does not carry it
+
+
+CONVEYOR = str(Path(sys.executable).parent / "conveyor")
+
+
+def _archive_cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": redis_url}
+    return subprocess.run([CONVEYOR, "archive", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def _start_archive(redis_url: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "REDIS_URL": redis_url}
+    return subprocess.Popen([CONVEYOR, "archive", *args], env=env, stdout=subprocess.PIPE, text=True)
+
+
+async def test_the_command_archives_what_finished_then_exits(
+    redis_url: str, queue: Queue, tmp_path: Path
+) -> None:
+    for i in range(3):
+        await queue.add("echo", i)
+    await Worker(queue, _handler).run(burst=True)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
+
+    unknown = _archive_cli(redis_url, url, "--queues", "no-such-queue", "--burst", "--create-tables")
+    assert unknown.returncode == 1 and unknown.stderr.strip().splitlines() == [
+        "error: unknown queue 'no-such-queue' (see `conveyor queues`)"
+    ]
+    done = _archive_cli(redis_url, url, "--queues", queue.name, "--burst", "--create-tables")
+    assert done.returncode == 0, done.stderr
+    assert "archived 3 jobs and 0 schedule runs" in done.stdout
+
+    engine = create_async_engine(url)
+    try:
+        assert len(await _rows(engine, "queue_jobs")) == 3
+    finally:
+        await engine.dispose()
+
+
+async def test_the_command_follows_until_it_is_told_to_stop(
+    redis_url: str, queue: Queue, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
+    engine = create_async_engine(url)
+    await _create(engine)
+    await queue.add("echo", "first")  # the queue exists before the command starts
+    proc = _start_archive(redis_url, url, "--queues", queue.name)
+    try:
+        for i in range(4):
+            await queue.add("echo", i)
+        await Worker(queue, _handler).run(burst=True)
+
+        async def archived() -> bool:
+            return len(await _rows(engine, "queue_jobs")) == 5
+
+        await wait_until(archived, within=30)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=30)
+        assert proc.returncode == 0 and "archived 5 jobs" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        await engine.dispose()

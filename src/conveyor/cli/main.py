@@ -182,6 +182,49 @@ def up(
 
 
 @app.command()
+def archive(
+    database: Annotated[
+        str,
+        typer.Argument(
+            metavar="DATABASE_URL",
+            help="SQLAlchemy URL with an async driver (sqlite+aiosqlite:///jobs.db, postgresql+asyncpg://...).",
+        ),
+    ],
+    queues: Annotated[
+        list[str] | None, typer.Option("--queues", "-q", help="Only these queues (default: every queue).")
+    ] = None,
+    create_tables: Annotated[
+        bool, typer.Option("--create-tables", help="Create the archive's tables where they are missing.")
+    ] = False,
+    burst: Annotated[
+        bool, typer.Option("--burst", help="Archive what has finished so far, then exit.")
+    ] = False,
+    log_level: LogLevel = None,
+    log_format: LogFormat = None,
+) -> None:
+    """Archive every finished job of the queues to SQL (queue_jobs, and
+    cron_logs and cron_metrics for schedule runs), in a process of its own.
+    Resumes where it left off; SIGTERM or SIGINT stops it after the batch
+    being written. Needs conveyor[sql] and the database's async driver."""
+    from conveyor.extras import SQL
+
+    SQL.require("conveyor archive")
+    from conveyor.cli.archive import run_archive
+    from conveyor.errors import ConveyorError
+
+    start_logs(log_level, log_format)
+    try:
+        done = run_loop(run_archive(database, queues or [], create_tables=create_tables, burst=burst))
+    except ConveyorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    stats = done.stats
+    typer.echo(f"archived {stats.jobs} jobs and {stats.cron_runs} schedule runs in {stats.batches} batches")
+    if stats.missed:
+        typer.echo(f"warning: {stats.missed} events were dropped before they were read", err=True)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
