@@ -20,6 +20,7 @@ from setlist.adapters.http import Throttled, UpstreamError
 from setlist.models import Artist
 from setlist.ops import add_operations
 from setlist.pipeline import TRENDING_CACHE_KEY, Pipeline, artist_cache_key, subject
+from setlist.shows import add_shows
 
 WEB = Path(__file__).with_name("web")
 ARTIST_CACHE_SECONDS = 60
@@ -290,6 +291,7 @@ def create_api(
         return Response(path.read_text(encoding="utf-8"), media_type=media)
 
     add_operations(api, pipeline, admin_token=admin_token, cron_secret=cron_secret)
+    add_shows(api, pipeline)
     if dashboard is not None:
         api.mount("/conveyor", dashboard)
     return api

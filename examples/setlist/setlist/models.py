@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -106,6 +107,7 @@ class Show(Stamped, Base):
     url: Mapped[str | None] = mapped_column(Text)
     image_url: Mapped[str | None] = mapped_column(Text)
     setlist_ready: Mapped[bool] = mapped_column(Boolean, default=False)
+    view_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Song(Stamped, Base):
@@ -164,14 +166,25 @@ class Setlist(Stamped, Base):
 
 
 class Vote(Base):
+    """One visitor's vote on one song of a show's setlist: up (1) or down
+    (-1); taking a vote back deletes it. Written from the live tally in
+    Redis by the ``persist_votes`` job (see ``votes``)."""
+
     __tablename__ = "votes"
-    __table_args__ = (UniqueConstraint("show_id", "song_id", "voter", name="uq_votes_once"),)
+    __table_args__ = (
+        UniqueConstraint("show_id", "song_id", "voter", name="uq_votes_once"),
+        Index("idx_votes_created", "created_at"),
+        Index("idx_votes_song", "song_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_id)
     show_id: Mapped[str] = mapped_column(ForeignKey("shows.id", ondelete="CASCADE"), index=True)
     song_id: Mapped[str] = mapped_column(ForeignKey("songs.id", ondelete="CASCADE"))
     voter: Mapped[str] = mapped_column(String(100))
+    value: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When the vote last changed direction (None: never).
+    updated_at: Mapped[datetime | None]
 
 
 class SyncJob(Base):

@@ -59,6 +59,7 @@ from setlist.ingest import identity, is_add_on, show_row, track_from
 from setlist.models import ARCHIVE, SystemHealth
 from setlist.store import Store
 from setlist.tracking import Tracking, final_failure, sync_root
+from setlist.votes import VOTES_QUEUE, Votes
 
 log = logging.getLogger("setlist.pipeline")
 
@@ -66,7 +67,7 @@ IMPORT_QUEUE = "setlist-import"
 TICKETMASTER_QUEUE = "setlist-ticketmaster"
 SPOTIFY_QUEUE = "setlist-spotify"
 MAINTENANCE_QUEUE = "setlist-maintenance"
-QUEUES = (IMPORT_QUEUE, TICKETMASTER_QUEUE, SPOTIFY_QUEUE, MAINTENANCE_QUEUE)
+QUEUES = (IMPORT_QUEUE, TICKETMASTER_QUEUE, SPOTIFY_QUEUE, MAINTENANCE_QUEUE, VOTES_QUEUE)
 
 #: Share of the progress bar each side-by-side phase fills (10 to 90 %);
 #: each one's fraction done is kept in the status as ``<phase>_done``.
@@ -238,6 +239,15 @@ class Pipeline:
         sp_queue = app.queue(SPOTIFY_QUEUE, concurrency=8, lock_duration=lock)
         maintenance = app.queue(MAINTENANCE_QUEUE, concurrency=2, lock_duration=lock)
         self.imports, self.maintenance = imports, maintenance
+        self.votes = Votes(services.redis, store.sessions)
+        votes_queue = app.queue(VOTES_QUEUE, concurrency=1, lock_duration=lock)
+
+        @votes_queue.task(attempts=5, backoff=backoff)
+        async def persist_votes(ctx: TaskContext) -> dict[str, int]:
+            """Writes the votes changed since the last run to the database."""
+            return await self.votes.persist()
+
+        self.persist_votes = persist_votes
 
         @imports.task(attempts=4, backoff=backoff)
         async def bootstrap(ctx: TaskContext, artist_id: str) -> dict[str, Any]:
@@ -315,6 +325,7 @@ class Pipeline:
         app.schedule("30 3 * * *", deep_sync_trending, key="setlist-deep-sync")
         app.schedule("0 4 * * 0", cleanup, key="setlist-cleanup")
         app.schedule("*/5 * * * *", record_health, key="setlist-health")
+        app.schedule("* * * * *", persist_votes, key="setlist-votes-sweep")  # what a lost run left
         #: Every finished job of the app's queues in ``queue_jobs``, every
         #: schedule run in ``cron_logs`` and ``cron_metrics`` (seed 002).
         self.archive = JobArchive(services.engine, [app.queues[n].queue for n in QUEUES], tables=ARCHIVE)

@@ -3,9 +3,10 @@ const $ = (sel) => document.querySelector(sel);
 const key = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
 let stream = null;
 
-function row(left, right, tagText) {
+function row(left, right, tagText, href) {
   const li = document.createElement("li");
-  const a = document.createElement("span");
+  const a = document.createElement(href ? "a" : "span");
+  if (href) a.href = href;
   a.textContent = left;
   li.append(a);
   const b = document.createElement("span");
@@ -45,7 +46,12 @@ function render(body) {
   $("#song-count").textContent = `(${body.counts.songs})`;
   $("#shows").replaceChildren(
     ...body.shows.map((s) =>
-      row(s.venue ? `${s.venue.name}, ${s.venue.city || ""}` : s.name, s.date || "date to be announced", s.status === "onsale" ? "" : s.status),
+      row(
+        s.venue ? `${s.venue.name}, ${s.venue.city || ""}` : s.name,
+        s.date || "date to be announced",
+        s.status === "onsale" ? "" : s.status,
+        `/shows/${encodeURIComponent(s.id)}`,
+      ),
     ),
   );
   $("#songs").replaceChildren(...body.songs.map((s) => row(s.name, s.album || "")));

@@ -1,0 +1,175 @@
+"""A show's page and its votes (see ``votes``):
+
+- ``GET /shows/{id}``: the page (counts a view of the show and of its
+  artist, and gives a new visitor its ``setlist_voter`` cookie);
+- ``GET /api/shows/{id}``: the show, its artist and venue, the songs to
+  vote on (the artist's studio catalog) with their tallies, the visitor's
+  own votes, and the setlist actually played once setlist.fm has it;
+- ``POST /api/shows/{id}/votes {songId, direction: up|down|none}``: the
+  visitor's vote; answers the song's tally;
+- ``GET /api/shows/{id}/stream``: every change of the show's tallies as it
+  happens, as unnamed server-sent events (``data: {songId, up, down,
+  score, seq}``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, update
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from setlist.catalog import normalize_title
+from setlist.models import Artist, Setlist, Show, Venue
+from setlist.pipeline import Pipeline
+from setlist.votes import DIRECTIONS, VOTER, NotOnTheList, Votes
+
+WEB = Path(__file__).with_name("web")
+COOKIE = "setlist_voter"
+
+
+class VoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    song_id: str = Field(alias="songId", min_length=1, max_length=40)
+    direction: Literal["up", "down", "none"]
+
+
+def voter_of(request: Request) -> str | None:
+    raw = request.cookies.get(COOKIE)
+    return raw if raw is not None and VOTER.fullmatch(raw) else None
+
+
+def give_voter(response: Response, voter: str) -> None:
+    response.set_cookie(COOKIE, voter, max_age=365 * 86400, httponly=True, samesite="lax")
+
+
+def add_shows(api: FastAPI, pipeline: Pipeline) -> None:
+    router = APIRouter(tags=["shows"])
+    votes: Votes = pipeline.votes
+    sessions = pipeline.services.store.sessions
+
+    async def load(show_id: str) -> tuple[Show, Artist, Venue | None]:
+        async with sessions() as session:
+            found = (
+                await session.execute(
+                    select(Show, Artist, Venue)
+                    .join(Artist, Artist.id == Show.artist_id)
+                    .outerjoin(Venue, Venue.id == Show.venue_id)
+                    .where(Show.id == show_id)
+                )
+            ).first()
+        if found is None:
+            raise HTTPException(404, f"no show {show_id!r}")
+        return found[0], found[1], found[2]
+
+    async def played(show: Show) -> list[str] | None:
+        async with sessions() as session:
+            songs = await session.scalar(select(Setlist.songs).where(Setlist.show_id == show.id).limit(1))
+        return list(songs) if songs is not None else None
+
+    @router.get("/api/shows/{show_id}")
+    async def show_page(show_id: str, request: Request) -> dict[str, Any]:
+        """The show, the songs to vote on with their tallies, and the
+        visitor's votes."""
+        show, artist, venue = await load(show_id)
+        songs = await pipeline.services.store.songs(artist.id)
+        await votes.load_songs(show.id, [s.id for s in songs])
+        tallies = await votes.tallies(show.id)
+        voter = voter_of(request)
+        mine = await votes.ballot(show.id, voter) if voter else {}
+        setlist = await played(show)
+        heard = {normalize_title(name) for name in setlist or []}
+        zero = {"up": 0, "down": 0, "score": 0, "seq": 0}
+        return {
+            "show": {
+                "id": show.id,
+                "name": show.name,
+                "date": show.local_date.isoformat() if show.local_date else None,
+                "status": show.status,
+                "views": show.view_count,
+                "venue": {"name": venue.name, "city": venue.city} if venue else None,
+                "artist": {"id": artist.id, "name": artist.name, "slug": artist.slug},
+            },
+            "songs": [
+                {
+                    "id": song.id,
+                    "name": song.name,
+                    "album": song.album_name,
+                    **(tallies[song.id].out(song.id) if song.id in tallies else {**zero, "songId": song.id}),
+                    "myVote": {1: "up", -1: "down"}.get(mine.get(song.id, 0), "none"),
+                    "played": normalize_title(song.name) in heard,
+                }
+                for song in songs
+            ],
+            "setlist": setlist,
+        }
+
+    @router.post("/api/shows/{show_id}/votes")
+    async def vote(show_id: str, body: VoteIn, request: Request, response: Response) -> dict[str, Any]:
+        """The visitor's vote on one song of the show: up, down, or none (taken
+        back). Sending the same vote again changes nothing."""
+        voter = voter_of(request)
+        if voter is None:
+            voter = secrets.token_urlsafe(18)
+            give_voter(response, voter)
+        value = DIRECTIONS[body.direction]
+        try:
+            cast = await votes.cast(show_id, body.song_id, voter, value)
+            if cast is None:  # the show's list is not loaded yet
+                show, artist, _ = await load(show_id)
+                await votes.load_songs(
+                    show.id, [s.id for s in await pipeline.services.store.songs(artist.id)]
+                )
+                cast = await votes.cast(show_id, body.song_id, voter, value)
+        except NotOnTheList:
+            raise HTTPException(422, f"song {body.song_id!r} is not on this show's list") from None
+        if cast is None:
+            raise HTTPException(503, "the show's list could not be loaded")
+        tally, changed = cast
+        if changed:
+            await pipeline.persist_votes.with_options(
+                dedup_key="persist-votes", dedup_ttl=0.8, delay=1.0
+            ).enqueue()
+        return {**tally.out(body.song_id), "myVote": body.direction}
+
+    @router.get("/api/shows/{show_id}/stream", response_class=EventSourceResponse)
+    async def stream(show_id: str, request: Request) -> EventSourceResponse:
+        """Each change of the show's tallies, as unnamed events."""
+        await load(show_id)
+        subscription = await votes.bus.open(votes.subject(show_id), current=False)
+
+        async def events() -> AsyncIterator[ServerSentEvent]:
+            try:
+                async for status in subscription:
+                    if await request.is_disconnected():
+                        return
+                    yield ServerSentEvent(data=json.dumps(status.extra))
+            finally:
+                await subscription.aclose()
+
+        return EventSourceResponse(events(), ping=15)
+
+    @router.get("/shows/{show_id}", include_in_schema=False)
+    async def page(show_id: str, request: Request) -> HTMLResponse:
+        show, artist, _ = await load(show_id)
+        async with sessions.begin() as session:
+            await session.execute(
+                update(Show).where(Show.id == show.id).values(view_count=Show.view_count + 1)
+            )
+            await session.execute(
+                update(Artist).where(Artist.id == artist.id).values(view_count=Artist.view_count + 1)
+            )
+        html = HTMLResponse((WEB / "show.html").read_text(encoding="utf-8"))
+        if voter_of(request) is None:
+            give_voter(html, secrets.token_urlsafe(18))
+        return html
+
+    api.include_router(router)
