@@ -20,7 +20,6 @@ to the ``import_status`` table (the polling fallback).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -47,6 +46,7 @@ from conveyor import (
     TaskContext,
 )
 from conveyor.archive import JobArchive
+from setlist import trending
 from setlist.adapters.clients import Upstreams
 from setlist.adapters.http import Throttled, UpstreamError
 from setlist.adapters.setlistfm import SetlistFmClient, event_date, songs_played
@@ -569,6 +569,8 @@ class Pipeline:
         matched = await s.store.save_setlists(progress.artist_id, setlists)
         await s.drop_caches(progress.artist_id)
         await s.store.update_artist(progress.artist_id, import_status="complete")
+        # the new artist's score now, not at the next hour (imports ending together share a run)
+        await self.compute_trending.with_options(dedup_key="trending-now", dedup_ttl=5.0).enqueue()
         summary = {
             "shows": shows.get("shows", 0),
             "songs": catalog.get("songs", 0),
@@ -582,26 +584,17 @@ class Pipeline:
     # -- maintenance -----------------------------------------------------------
 
     async def _compute_trending(self) -> dict[str, Any]:
-        """Scores imported artists from what is known of each: upcoming
-        shows, Spotify popularity and followers, page views. A missing
-        signal (popularity and followers in development mode, views of a
-        page nobody opened yet) is left out of that artist's average
-        rather than counted as zero."""
-        today = datetime.now(UTC).date()
-        inputs = await self.services.store.trending_inputs(today)
-        scores: dict[str, float] = {}
-        for artist, upcoming in inputs:
-            signals = [min(1.0, upcoming / 50)]
-            if artist.view_count:
-                signals.append(min(1.0, math.log10(1 + artist.view_count) / 4))
-            if artist.popularity is not None:
-                signals.append(artist.popularity / 100)
-            if artist.followers is not None:
-                signals.append(min(1.0, math.log10(1 + artist.followers) / 7))
-            scores[artist.id] = round(100 * sum(signals) / len(signals), 2)
-        await self.services.store.set_trending(scores)
+        """Every imported artist's trending score over a day, a week and a
+        month (seed 001's formula, see ``trending``), cached per window; the
+        weekly one is stored as the artist's score."""
+        now = datetime.now(UTC)
+        inputs = await trending.signals(self.services.store.sessions, now)
+        for window in trending.WINDOWS:
+            ranked = trending.rank({a: s.score(window, now) for a, s in inputs.items()})
+            await trending.cache(self.services.redis, window, ranked)
+        await self.services.store.set_trending({a: s.score(trending.MAIN, now) for a, s in inputs.items()})
         await self.services.redis.delete(TRENDING_CACHE_KEY)
-        return {"artists": len(scores)}
+        return {"artists": len(inputs)}
 
 
 def _result(results: dict[str, Any], suffix: str) -> dict[str, Any]:

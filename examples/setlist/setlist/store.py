@@ -386,22 +386,6 @@ class Store:
                 query = update(Artist).where(Artist.id == artist_id)
                 await session.execute(query.values(trending_score=score))
 
-    async def trending_inputs(self, since: date) -> list[tuple[Artist, int]]:
-        """Each imported artist with its number of shows from ``since`` on."""
-        async with self.sessions() as session:
-            upcoming = (
-                select(Show.artist_id, func.count().label("n"))
-                .where(Show.local_date >= since, Show.status != "cancelled")
-                .group_by(Show.artist_id)
-                .subquery()
-            )
-            query = (
-                select(Artist, func.coalesce(upcoming.c.n, 0))
-                .outerjoin(upcoming, upcoming.c.artist_id == Artist.id)
-                .where(Artist.import_status == "complete")
-            )
-            return [(a, int(n)) for a, n in (await session.execute(query)).all()]
-
 
 async def _artist_by_attraction(
     session: AsyncSession, attraction_id: str, *, lock: bool = True

@@ -93,9 +93,10 @@ async def test_cleanup_drops_old_finished_statuses_and_finished_jobs(env: Env) -
     artist = await store.artist(done)
     assert artist is not None and artist.import_status == "complete"  # the artist itself stays
 
-    # keeping nothing: every finished job goes (the import's four and the
-    # first cleanup), the queued import and the unfinished status stay
-    assert await run(env, env.pipeline.cleanup, keep_days=0) == {"statuses": 0, "jobs": 5}
+    # keeping nothing: every finished job goes (the import's four, the
+    # trending run its end started, and the first cleanup), the queued import
+    # and the unfinished status stay
+    assert await run(env, env.pipeline.cleanup, keep_days=0) == {"statuses": 0, "jobs": 6}
     assert await store.status(queued) is not None
     for name in ("setlist-import", "setlist-ticketmaster", "setlist-spotify"):
         assert await env.app.queues[name].queue.get_jobs(JobState.COMPLETED) == []

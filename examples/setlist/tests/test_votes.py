@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from setlist_env import Env
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from conveyor.testing import serving
 from setlist.api import create_api
@@ -170,3 +171,45 @@ async def test_a_change_made_while_the_votes_are_written_is_written_next(env: En
     await votes.persist()
     assert await votes.redis.hlen("setlist:votes:dirty") == 0
     assert await _db_votes(env, show_id) == {(songs[0], "voter-aaaaaaaaaaaaaaaa"): -1}
+
+
+async def test_trending_follows_the_seeds_formula_over_each_window(env: Env, site: str, show_id: str) -> None:
+    async with env.services.store.sessions() as session:
+        show = await session.get(Show, show_id)
+        assert show is not None
+        artist_id = show.artist_id
+    # the import's end scored the artist already: no page shows a 0 first
+    await env.app.run_worker(burst=True)
+    artist = await env.services.store.artist(artist_id)
+    assert artist is not None and artist.trending_score > 0
+
+    async with visitor(site) as ada:
+        await ada.get(f"/shows/{show_id}")  # a view of the show counts for its artist
+        await ada.get(f"/artists/{artist.slug}")
+        songs = [s["id"] for s in (await ada.get(f"/api/shows/{show_id}")).json()["songs"]]
+        for song in songs[:3]:
+            await _vote(ada, show_id, song, "up")
+    await env.pipeline.votes.persist()
+    await env.pipeline.calculate_trending()
+
+    artist = await env.services.store.artist(artist_id)
+    assert artist is not None and artist.view_count == 2
+    async with env.services.store.sessions() as session:
+        upcoming = await session.scalar(
+            select(func.count())
+            .select_from(Show)
+            .where(
+                Show.artist_id == artist_id,
+                Show.local_date >= datetime.now(UTC).date(),
+                Show.status != "cancelled",
+            )
+        )
+    assert upcoming
+    popularity = artist.popularity if artist.popularity is not None else min(artist.upcoming_events, 100)
+    expected = (
+        3 * 10 + upcoming * 5 + popularity * 2 + min((artist.followers or 0) / 10_000, 100) + 2 * 3 + 20
+    )
+    for window in ("daily", "weekly", "monthly"):
+        place = json.loads(await env.services.redis.get(f"trending:artist:{artist_id}:{window}"))
+        assert place == {"score": round(expected, 2), "rank": 1}
+    assert artist.trending_score == round(expected, 2)  # the weekly score orders /api/trending
