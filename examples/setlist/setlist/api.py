@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from conveyor import ProgressBus
+from conveyor.server import ProgressHub
 from setlist.adapters.http import Throttled, UpstreamError
 from setlist.models import Artist
 from setlist.ops import add_operations
@@ -86,6 +87,7 @@ def create_api(
     services = pipeline.services
     store = services.store
     bus: ProgressBus = pipeline.app.progress
+    hub = ProgressHub(bus)
 
     api = FastAPI(title="Setlist", version="0.1.0")
 
@@ -157,20 +159,32 @@ def create_api(
             payload = {"stage": stage, "progress": progress, "message": message, "at": at.isoformat()}
             return ServerSentEvent(json.dumps(payload))
 
+        # every page of this process follows its import through one pub/sub connection
+        follower, live = await hub.open(subject(artist.id))
+
         async def events() -> AsyncIterator[ServerSentEvent]:
-            if await bus.get(subject(artist.id)) is None:
-                # the live status has expired: the stored one, once
-                stored = await current_status(artist.id)
-                if stored is not None:
-                    yield event(stored.stage, stored.progress, stored.message, stored.updatedAt)
-                    if stored.finished:
+            try:
+                if live is None:
+                    # the live status has expired: the stored one, once
+                    stored = await current_status(artist.id)
+                    if stored is not None:
+                        yield event(stored.stage, stored.progress, stored.message, stored.updatedAt)
+                        if stored.finished:
+                            return
+                else:
+                    yield event(live.stage, live.percent, live.message, live.updated_at)
+                    if live.finished:
                         return
-            async for status in bus.subscribe(subject(artist.id)):
-                if await request.is_disconnected():
-                    return
-                yield event(status.stage, status.percent, status.message, status.updated_at)
-                if status.finished:
-                    return
+                async for status in follower:
+                    if await request.is_disconnected():
+                        return
+                    if live is not None and status.updated_at == live.updated_at:
+                        continue  # the status read on opening, published just before
+                    yield event(status.stage, status.percent, status.message, status.updated_at)
+                    if status.finished:
+                        return
+            finally:
+                await hub.close(subject(artist.id), follower)
 
         return EventSourceResponse(events(), ping=15)
 
@@ -292,6 +306,7 @@ def create_api(
 
     add_operations(api, pipeline, admin_token=admin_token, cron_secret=cron_secret)
     add_shows(api, pipeline)
+    api.router.on_shutdown.append(hub.aclose)
     if dashboard is not None:
         api.mount("/conveyor", dashboard)
     return api

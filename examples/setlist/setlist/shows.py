@@ -6,7 +6,8 @@
   vote on (the artist's studio catalog) with their tallies, the visitor's
   own votes, and the setlist actually played once setlist.fm has it;
 - ``POST /api/shows/{id}/votes {songId, direction: up|down|none}``: the
-  visitor's vote; answers the song's tally;
+  visitor's vote; answers the song's tally (and whether the vote changed
+  it: sending the same vote again does not);
 - ``GET /api/shows/{id}/stream``: every change of the show's tallies as it
   happens, as unnamed server-sent events (``data: {songId, up, down,
   score, seq}``).
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from conveyor.server import ProgressHub
 from setlist.catalog import normalize_title
 from setlist.models import Artist, Setlist, Show, Venue
 from setlist.pipeline import Pipeline
@@ -54,6 +56,8 @@ def give_voter(response: Response, voter: str) -> None:
 def add_shows(api: FastAPI, pipeline: Pipeline) -> None:
     router = APIRouter(tags=["shows"])
     votes: Votes = pipeline.votes
+    # every open page of this process follows its show through one pub/sub connection
+    hub = ProgressHub(votes.bus)
     sessions = pipeline.services.store.sessions
 
     async def load(show_id: str) -> tuple[Show, Artist, Venue | None]:
@@ -138,22 +142,24 @@ def add_shows(api: FastAPI, pipeline: Pipeline) -> None:
             await pipeline.persist_votes.with_options(
                 dedup_key="persist-votes", dedup_ttl=0.8, delay=1.0
             ).enqueue()
-        return {**tally.out(body.song_id), "myVote": body.direction}
+        return {**tally.out(body.song_id), "myVote": body.direction, "changed": changed}
 
     @router.get("/api/shows/{show_id}/stream", response_class=EventSourceResponse)
     async def stream(show_id: str, request: Request) -> EventSourceResponse:
         """Each change of the show's tallies, as unnamed events."""
         await load(show_id)
-        subscription = await votes.bus.open(votes.subject(show_id), current=False)
+        subject = votes.subject(show_id)
+        # listening before the answer starts: no change after it is missed
+        follower, _ = await hub.open(subject)
 
         async def events() -> AsyncIterator[ServerSentEvent]:
             try:
-                async for status in subscription:
+                async for status in follower:
                     if await request.is_disconnected():
                         return
                     yield ServerSentEvent(data=json.dumps(status.extra))
             finally:
-                await subscription.aclose()
+                await hub.close(subject, follower)
 
         return EventSourceResponse(events(), ping=15)
 
@@ -173,3 +179,4 @@ def add_shows(api: FastAPI, pipeline: Pipeline) -> None:
         return html
 
     api.include_router(router)
+    api.router.on_shutdown.append(hub.aclose)

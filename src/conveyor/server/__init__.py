@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from conveyor.server.app import create_app as create_app
     from conveyor.server.auth import bearer_guard as bearer_guard
+    from conveyor.server.feeds import ProgressHub as ProgressHub
 
-__all__ = ["bearer_guard", "create_app"]
+__all__ = ["ProgressHub", "bearer_guard", "create_app"]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,6 +28,10 @@ def __getattr__(name: str) -> Any:
         from conveyor.server.app import create_app
 
         return create_app
+    if name == "ProgressHub":
+        from conveyor.server.feeds import ProgressHub
+
+        return ProgressHub
     from conveyor.server.auth import bearer_guard
 
     return bearer_guard

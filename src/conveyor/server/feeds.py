@@ -101,7 +101,11 @@ def queue_list_reader(describe: Callable[[], Awaitable[list[Any]]], interval: fl
 class ProgressHub:
     """Every progress subject a server's clients follow, through one
     pub/sub connection: subscribed to a subject's channel while a client
-    follows it."""
+    follows it. An app that streams progress to its own clients (a page
+    per import, say) keeps one per process instead of a Redis connection
+    per client: ``follower, status = await hub.open(subject)``, iterate
+    ``follower``, then ``await hub.close(subject, follower)``. A client
+    that falls ``buffer`` updates behind is dropped (its iteration ends)."""
 
     def __init__(self, bus: ProgressBus, buffer: int = 1000) -> None:
         self.bus = bus
