@@ -5,7 +5,8 @@
 The app (API under uvicorn, its workers, the fake upstream APIs) runs in a
 process of its own on a private redis-server and SQLite, with one artist
 imported. ``--pages`` pages are open on as many of its shows (a process
-holding one server-sent-events stream each); two voter processes send
+holding one server-sent-events stream each, and reading the show's
+counts once it is open, as the page does); two voter processes send
 ``--rate`` votes a second between them, each from one of 2,000 visitors,
 on one of 20 songs of one of the shows, up, down or taken back.
 
@@ -54,8 +55,9 @@ except ImportError:  # pragma: no cover
     run = asyncio.run  # type: ignore[assignment]
 
 
-def serve_app(redis_url: str, database: str, urls: Any, stop: Any) -> None:
-    """The app: the fake upstream, the API (its URL put on ``urls``), the workers."""
+def serve_app(redis_url: str, database: str, urls: Any, stop: Any, with_worker: bool) -> None:
+    """The app: the fake upstream, the API (its URL put on ``urls``), and
+    with ``with_worker`` the workers."""
 
     async def main() -> None:
         redis = connect(redis_url)
@@ -63,7 +65,7 @@ def serve_app(redis_url: str, database: str, urls: Any, stop: Any) -> None:
             app = Conveyor(redis)
             services = Services.create(redis, settings=Settings.for_fake(fake), database_url=database)
             pipeline = Pipeline(app, services)
-            worker = asyncio.create_task(app.run_worker())
+            worker = asyncio.create_task(app.run_worker() if with_worker else asyncio.sleep(0))
             async with serving(create_api(pipeline)) as api:
                 urls.put(api)
                 await asyncio.to_thread(stop.wait)
@@ -75,16 +77,18 @@ def serve_app(redis_url: str, database: str, urls: Any, stop: Any) -> None:
     run(main())
 
 
-def listen(api: str, shows: list[str], out: str, ready: Any, stop: Any) -> None:
+def listen(apis: list[str], shows: list[str], out: str, ready: Any, stop: Any) -> None:
     """One open page per show: every update received, with its arrival time."""
 
     async def main() -> list[tuple[str, int, float]]:
         seen: list[tuple[str, int, float]] = []
         opened = 0
 
-        async def page(client: httpx.AsyncClient, show: str) -> None:
+        async def page(client: httpx.AsyncClient, api: str, show: str) -> None:
             nonlocal opened
             async with client.stream("GET", f"{api}/api/shows/{show}/stream") as stream:
+                # then the counts, as the page does once its stream is open
+                (await client.get(f"{api}/api/shows/{show}")).raise_for_status()
                 opened += 1
                 if opened == len(shows):
                     ready.set()
@@ -94,7 +98,9 @@ def listen(api: str, shows: list[str], out: str, ready: Any, stop: Any) -> None:
 
         limits = httpx.Limits(max_connections=len(shows) + 10)
         async with httpx.AsyncClient(timeout=None, limits=limits) as client:
-            pages = [asyncio.create_task(page(client, show)) for show in shows]
+            pages = [
+                asyncio.create_task(page(client, apis[i % len(apis)], show)) for i, show in enumerate(shows)
+            ]
             await asyncio.to_thread(stop.wait)
             await asyncio.sleep(1.0)  # the last updates on their way
             for p in pages:
@@ -103,6 +109,47 @@ def listen(api: str, shows: list[str], out: str, ready: Any, stop: Any) -> None:
         return seen
 
     Path(out).write_text(json.dumps(run(main())))
+
+
+class RawPool:
+    """Keep-alive HTTP/1.1 connections that POST JSON: a client light enough
+    for one process to send a thousand requests a second (httpx spends about
+    a millisecond of CPU on each)."""
+
+    def __init__(self, host: str, port: int, idle: asyncio.Queue[tuple[Any, Any]]) -> None:
+        self.host, self.port, self.idle = host, port, idle
+
+    @classmethod
+    async def open(cls, base: str, size: int) -> RawPool:
+        host, port = base.removeprefix("http://").split(":")
+        idle: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue()
+        for _ in range(size):
+            idle.put_nowait(await asyncio.open_connection(host, int(port)))
+        return cls(host, int(port), idle)
+
+    async def post(self, path: str, body: bytes, cookie: str) -> tuple[int, Any]:
+        reader, writer = await self.idle.get()
+        try:
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                f"Cookie: {cookie}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+            answer = json.loads(await reader.readexactly(length))
+        except BaseException:
+            writer.close()
+            self.idle.put_nowait(await asyncio.open_connection(self.host, self.port))
+            raise
+        self.idle.put_nowait((reader, writer))
+        return status, answer
+
+    async def aclose(self) -> None:
+        while not self.idle.empty():
+            _, writer = self.idle.get_nowait()
+            writer.close()
 
 
 def vote(
@@ -117,7 +164,8 @@ def vote(
         flying: set[str] = set()  # one vote of a visitor on a song at a time, as from one page
         errors = 0
         answered = 0
-        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as client:
+        pool = await RawPool.open(api, 64)
+        try:
 
             async def one(key: str, show: str, song: str, direction: str) -> None:
                 try:
@@ -129,19 +177,18 @@ def vote(
                 nonlocal errors, answered
                 t0 = time.time()
                 try:
-                    response = await client.post(
-                        f"{api}/api/shows/{show}/votes",
-                        json={"songId": song, "direction": direction},
-                        headers={"cookie": f"setlist_voter={voter}"},
+                    status, body = await pool.post(
+                        f"/api/shows/{show}/votes",
+                        json.dumps({"songId": song, "direction": direction}).encode(),
+                        f"setlist_voter={voter}",
                     )
-                except httpx.HTTPError:
+                except OSError:
                     errors += 1
                     return
-                if response.status_code != 200:
+                if status != 200:
                     errors += 1
                     return
                 answered += 1
-                body = response.json()
                 if body["changed"]:
                     sent.append((show, int(body["seq"]), t0))
 
@@ -168,6 +215,8 @@ def vote(
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             await asyncio.gather(*tasks)
             took = time.perf_counter() - start
+        finally:
+            await pool.aclose()
         return {"sent": sent, "last": last, "errors": errors, "answered": answered, "took": took, "n": n}
 
     Path(out).write_text(json.dumps(run(main())))
@@ -189,6 +238,7 @@ async def prepare(redis_url: str, database: str, api: str) -> tuple[list[str], l
     async with services.store.sessions() as session:
         shows = list((await session.execute(select(Show.id).order_by(Show.local_date))).scalars())
     songs = [s.id for s in await services.store.songs(started["artistId"])][:SONGS]
+
     await services.aclose()
     await redis.aclose()
     return shows, songs, started["artistId"]
@@ -239,25 +289,34 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--pages", type=int, default=100)
+    parser.add_argument("--api-processes", type=int, default=1, help="API processes (pages and votes spread)")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     with RedisServer() as redis_server, tempfile.TemporaryDirectory() as tmp:
         database = f"sqlite:///{Path(tmp) / 'votes.db'}"
         run(migrate(database))
         urls, stop = ctx.Queue(), ctx.Event()
-        server = ctx.Process(target=serve_app, args=(redis_server.url, database, urls, stop))
-        server.start()
-        api = urls.get(timeout=60)
+        servers = [
+            ctx.Process(target=serve_app, args=(redis_server.url, database, urls, stop, i == 0))
+            for i in range(args.api_processes)
+        ]
+        for server in servers:
+            server.start()
+        apis = [urls.get(timeout=60) for _ in servers]
+        api = apis[0]
         shows, songs, _ = run(prepare(redis_server.url, database, api))
         shows = shows[: args.pages]
         heard = Path(tmp) / "heard.json"
         listening, stop_listening = ctx.Event(), ctx.Event()
-        listener = ctx.Process(target=listen, args=(api, shows, str(heard), listening, stop_listening))
+        listener = ctx.Process(target=listen, args=(apis, shows, str(heard), listening, stop_listening))
         listener.start()
         listening.wait(60)
         outs = [Path(tmp) / f"votes-{i}.json" for i in range(2)]
         voters = [
-            ctx.Process(target=vote, args=(api, shows, songs, args.rate / 2, args.seconds, i, str(out)))
+            ctx.Process(
+                target=vote,
+                args=(apis[i % len(apis)], shows, songs, args.rate / 2, args.seconds, i, str(out)),
+            )
             for i, out in enumerate(outs)
         ]
         for p in voters:
@@ -272,7 +331,8 @@ def main() -> None:
             last.update(r["last"])
         verdict = run(check(redis_server.url, database, api, last))
         stop.set()
-        server.join(30)
+        for server in servers:
+            server.join(30)
         received = {(show, seq): at for show, seq, at in json.loads(heard.read_text())}
         delays = []
         missing = 0
@@ -290,7 +350,8 @@ def main() -> None:
     def pct(p: float) -> float:
         return delays[min(len(delays) - 1, int(p * len(delays)))]
 
-    print(f"\n{n:,} votes at {args.rate:,.0f}/s asked, over {len(shows)} shows with a page open on each")
+    print(f"\n{n:,} votes at {args.rate:,.0f}/s asked, over {len(shows)} shows with a page open on each,")
+    print(f"{args.api_processes} API process(es)")
     answered, errors = sum(r["answered"] for r in results), sum(r["errors"] for r in results)
     print(f"{'votes answered / errors':<40} {answered:,} / {errors}")
     print(f"{'achieved rate':<40} {n / took:,.0f} votes/s")

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -31,7 +32,7 @@ from conveyor.server import ProgressHub
 from setlist.catalog import normalize_title
 from setlist.models import Artist, Setlist, Show, Venue
 from setlist.pipeline import Pipeline
-from setlist.votes import DIRECTIONS, VOTER, NotOnTheList, Votes
+from setlist.votes import DIRECTIONS, PERSIST_DELAY, VOTER, NotOnTheList, Votes
 
 WEB = Path(__file__).with_name("web")
 COOKIE = "setlist_voter"
@@ -73,6 +74,21 @@ def add_shows(api: FastAPI, pipeline: Pipeline) -> None:
         if found is None:
             raise HTTPException(404, f"no show {show_id!r}")
         return found[0], found[1], found[2]
+
+    loading: dict[str, asyncio.Task[None]] = {}
+
+    async def load_songs(show_id: str) -> None:
+        show, artist, _ = await load(show_id)
+        await votes.load_songs(show.id, [s.id for s in await pipeline.services.store.songs(artist.id)])
+
+    async def load_once(show_id: str) -> None:
+        """Loads the show's list for voting; the first votes on a show
+        arriving together share one load."""
+        task = loading.get(show_id)
+        if task is None:
+            task = loading[show_id] = asyncio.ensure_future(load_songs(show_id))
+            task.add_done_callback(lambda _: loading.pop(show_id, None))
+        await asyncio.shield(task)
 
     async def played(show: Show) -> list[str] | None:
         async with sessions() as session:
@@ -137,12 +153,9 @@ def add_shows(api: FastAPI, pipeline: Pipeline) -> None:
             raise HTTPException(422, f"song {body.song_id!r} is not on this show's list") from None
         if cast is None:
             raise HTTPException(503, "the show's list could not be loaded")
-        tally, changed = cast
-        if changed:
-            await pipeline.persist_votes.with_options(
-                dedup_key="persist-votes", dedup_ttl=0.8, delay=1.0
-            ).enqueue()
-        return {**tally.out(body.song_id), "myVote": body.direction, "changed": changed}
+        if cast.persist:
+            await pipeline.persist_votes.with_options(delay=PERSIST_DELAY).enqueue()
+        return {**cast.tally.out(body.song_id), "myVote": body.direction, "changed": cast.changed}
 
     @router.get("/api/shows/{show_id}/stream", response_class=EventSourceResponse)
     async def stream(show_id: str, request: Request) -> EventSourceResponse:

@@ -13,8 +13,8 @@ Conveyor's progress bus, and the votes written to the database by a job.
   subject ``show:<id>``); every open page of the show receives it through
   ``GET /api/shows/{id}/stream``.
 - Each change also marks the (show, song, visitor) dirty, with a version;
-  the ``persist_votes`` job (on ``setlist-votes``, added by the vote with a
-  short delay and deduplicated, and swept every minute) writes the dirty
+  the ``persist_votes`` job (on ``setlist-votes``, added a second after a
+  vote when no run is due yet, and swept every minute) writes the dirty
   ballots to the ``votes`` table and clears each mark only if its version
   is still the one it wrote, so a change made while it ran is written by
   the next run.
@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import delete, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from conveyor import ProgressBus
 from setlist.models import Vote
@@ -39,6 +39,11 @@ from setlist.models import Vote
 VOTES_QUEUE = "setlist-votes"
 PREFIX = "setlist:votes"
 DIRTY = f"{PREFIX}:dirty"
+#: Set while a persist run is due: the votes in between add none.
+PERSIST_DUE = f"{PREFIX}:persist-due"
+#: How long after a vote its run comes (s), and how long the flag lasts: a
+#: vote after the flag expires adds a run of its own, so none waits longer.
+PERSIST_DELAY, PERSIST_FLAG = 1.0, 0.8
 #: What a voter cookie looks like; anything else is replaced by a new one.
 VOTER = re.compile(r"[A-Za-z0-9_-]{16,64}")
 DIRECTIONS = {"up": 1, "down": -1, "none": 0}
@@ -46,10 +51,13 @@ DIRECTIONS = {"up": 1, "down": -1, "none": 0}
 #: -- cast: one visitor's vote on one song
 #: KEYS: 1 the show's tally (hash: <song>:up, <song>:down, <song>:seq, seq),
 #:       2 the visitor's ballot (hash: song -> 1 or -1), 3 the show's songs
-#:       (set), 4 the dirty marks (hash: show|song|voter -> version)
-#: ARGV: 1 song, 2 value (1, -1 or 0: taken back), 3 the dirty mark's field
-#: Returns: {up, down, seq, changed (1/0)}; {-1} when the song is not on the
-#:          show's list; {-2} when the list is not loaded
+#:       (set), 4 the dirty marks (hash: show|song|voter -> version),
+#:       5 the persist job's flag (set while a run is due)
+#: ARGV: 1 song, 2 value (1, -1 or 0: taken back), 3 the dirty mark's field,
+#:       4 how long the flag lasts (ms)
+#: Returns: {up, down, seq, changed (1/0), persist (1: no run is due, add one)};
+#:          {-1} when the song is not on the show's list; {-2} when the list
+#:          is not loaded
 _CAST = """
 if redis.call('EXISTS', KEYS[3]) == 0 then return {-2} end
 if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 0 then return {-1} end
@@ -66,8 +74,10 @@ if old ~= value then
   redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
   changed = 1
 end
+local persist = 0
+if changed == 1 and redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[4]) then persist = 1 end
 local t = redis.call('HMGET', KEYS[1], song .. ':up', song .. ':down', song .. ':seq')
-return {tonumber(t[1] or '0'), tonumber(t[2] or '0'), tonumber(t[3] or '0'), changed}
+return {tonumber(t[1] or '0'), tonumber(t[2] or '0'), tonumber(t[3] or '0'), changed, persist}
 """
 
 #: -- clear: drops the dirty marks still at the version a flush wrote
@@ -97,6 +107,14 @@ class Tally:
 
     def out(self, song_id: str) -> dict[str, Any]:
         return {"songId": song_id, "up": self.up, "down": self.down, "score": self.score, "seq": self.seq}
+
+
+@dataclass(frozen=True, slots=True)
+class Cast:
+    tally: Tally
+    changed: bool
+    #: No persist run is due: the caller adds one (``PERSIST_DELAY`` on).
+    persist: bool
 
 
 class NotOnTheList(LookupError):
@@ -139,23 +157,25 @@ class Votes:
             pipe.expire(self._songs(show_id), 3600)
             await pipe.execute()
 
-    async def cast(self, show_id: str, song_id: str, voter: str, value: int) -> tuple[Tally, bool] | None:
+    async def cast(self, show_id: str, song_id: str, voter: str, value: int) -> Cast | None:
         """The visitor's vote (1, -1 or 0 to take it back) on the song: the
-        song's tally after it and whether it changed anything; None when the
-        show's list is not loaded (load it and cast again); NotOnTheList."""
+        song's tally after it, whether it changed anything and whether a
+        persist run is to be added; None when the show's list is not loaded
+        (load it and cast again); NotOnTheList."""
         if value not in (1, -1, 0):
             raise ValueError(f"a vote is 1, -1 or 0, not {value!r}")
-        keys = [self._tally(show_id), self._ballot(show_id, voter), self._songs(show_id), DIRTY]
-        reply = await self._cast(keys=keys, args=[song_id, value, f"{show_id}|{song_id}|{voter}"])
+        keys = [self._tally(show_id), self._ballot(show_id, voter), self._songs(show_id), DIRTY, PERSIST_DUE]
+        args = [song_id, value, f"{show_id}|{song_id}|{voter}", round(PERSIST_FLAG * 1000)]
+        reply = await self._cast(keys=keys, args=args)
         if reply[0] == -2:
             return None
         if reply[0] == -1:
             raise NotOnTheList(song_id)
-        up, down, seq, changed = (int(x) for x in reply)
+        up, down, seq, changed, persist = (int(x) for x in reply)
         tally = Tally(up, down, seq)
         if changed:
             await self.bus.report(self.subject(show_id), "voting", 0, **tally.out(song_id))
-        return tally, bool(changed)
+        return Cast(tally, bool(changed), bool(persist))
 
     async def tallies(self, show_id: str) -> dict[str, Tally]:
         raw = {k.decode(): int(v) for k, v in (await self.redis.hgetall(self._tally(show_id))).items()}
@@ -199,18 +219,18 @@ class Votes:
                     }
                 )
         async with self.sessions.begin() as session:
-            for i in range(0, len(keep), 500):
-                insert = _insert(session).values(keep[i : i + 500])
-                await session.execute(
-                    insert.on_conflict_do_update(
-                        index_elements=["show_id", "song_id", "voter"],
-                        set_={"value": insert.excluded.value, "updated_at": now},
-                        where=Vote.value != insert.excluded.value,
-                    )
+            db = await session.connection()
+            if keep:
+                insert = _insert(db)
+                upsert = insert.on_conflict_do_update(
+                    index_elements=["show_id", "song_id", "voter"],
+                    set_={"value": insert.excluded.value, "updated_at": now},
+                    where=Vote.value != insert.excluded.value,
                 )
+                await db.execute(upsert, keep)  # one statement, compiled once, for every row
             for i in range(0, len(drop), 500):
                 chunk = drop[i : i + 500]
-                await session.execute(
+                await db.execute(
                     delete(Vote).where(tuple_(Vote.show_id, Vote.song_id, Vote.voter).in_(chunk))
                 )
         args: list[Any] = []
@@ -220,6 +240,5 @@ class Votes:
         return {"written": len(keep), "removed": len(drop)}
 
 
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Vote)
+def _insert(db: AsyncConnection) -> Any:
+    return (postgresql.insert if db.dialect.name == "postgresql" else sqlite.insert)(Vote)
