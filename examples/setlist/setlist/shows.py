@@ -25,7 +25,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from conveyor.server import ProgressHub
@@ -179,13 +179,7 @@ def add_shows(api: FastAPI, pipeline: Pipeline) -> None:
     @router.get("/shows/{show_id}", include_in_schema=False)
     async def page(show_id: str, request: Request) -> HTMLResponse:
         show, artist, _ = await load(show_id)
-        async with sessions.begin() as session:
-            await session.execute(
-                update(Show).where(Show.id == show.id).values(view_count=Show.view_count + 1)
-            )
-            await session.execute(
-                update(Artist).where(Artist.id == artist.id).values(view_count=Artist.view_count + 1)
-            )
+        await pipeline.services.store.count_view(artist.id, show.id)
         html = HTMLResponse((WEB / "show.html").read_text(encoding="utf-8"))
         if voter_of(request) is None:
             give_voter(html, secrets.token_urlsafe(18))

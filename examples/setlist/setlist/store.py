@@ -187,11 +187,15 @@ class Store:
             slug, n = f"{base}-{n}", n + 1
         return slug
 
-    async def count_view(self, artist_id: str) -> None:
-        """One more page view (an input of the trending score)."""
+    async def count_view(self, artist_id: str, show_id: str | None = None) -> None:
+        """One more page view of the artist (an input of the trending
+        score), and of its show when the page is a show's."""
         async with self.sessions.begin() as session:
             query = update(Artist).where(Artist.id == artist_id)
             await session.execute(query.values(view_count=Artist.view_count + 1))
+            if show_id is not None:
+                shown = update(Show).where(Show.id == show_id)
+                await session.execute(shown.values(view_count=Show.view_count + 1))
 
     async def update_artist(self, artist_id: str, **fields: Any) -> None:
         async with self.sessions.begin() as session:
