@@ -14,7 +14,7 @@ import pytest
 from distribution_env import Env
 from typer.testing import CliRunner
 
-from conveyor import Conveyor, JobState, QueueEvents, connect
+from conveyor import Conveyor, JobState, connect
 from conveyor.server.describe import readable_options
 from conveyor.testing import RedisServer
 from distribution.api import create_api
@@ -241,19 +241,17 @@ async def test_closing_the_queue_service_stops_its_workers_after_their_jobs(env:
     schedule_id, (target,) = await env.publish()
     env.networks.latency_ms = 200
     queue = env.app.queues[DISPATCH].queue
-    events = QueueEvents(queue, after="0")
     worker = asyncio.create_task(env.app.run_worker())
+    # until the handler runs (its first write marks the dispatch "sending"):
+    # a job claimed but not yet started is rightly handed back by a close
     async with asyncio.timeout(10):
-        async for event in events:
-            if event.event == "active":
+        while True:
+            found = await env.store.schedule(schedule_id)
+            if found is not None and found[1][0].status == "sending":
                 break
+            await asyncio.sleep(0.01)
     await env.service.close()  # waits for the running dispatch
     async with asyncio.timeout(10):
         await worker
     job = await queue.get_job(f"dispatch-{schedule_id}-{target}")
-    assert job is not None
-    # close waited for the attempt to end: it completed, or (on a loaded
-    # machine an attempt can fail, a database lock say) its failure was
-    # recorded and the retry waits for the next worker; never abandoned mid-run
-    ended = job.state is JobState.COMPLETED or (job.attempts_made == 1 and job.error is not None)
-    assert ended and job.state is not JobState.ACTIVE, (job.state, job.attempts_made, job.error)
+    assert job is not None and job.state is JobState.COMPLETED, (job.state, job.attempts_made, job.error)
