@@ -257,6 +257,14 @@ def test_declarations_that_could_not_run_are_refused() -> None:
     with pytest.raises(InvalidArgument, match="executor must be"):
         local.queue("bad-executor", executor="fork")  # type: ignore[arg-type]
 
+    # the worker's timings are checked where the queue is declared
+    for timing in ("lock_duration", "stalled_interval"):
+        for bad in (0, -1.0, float("nan")):
+            with pytest.raises(InvalidArgument, match=timing):
+                local.queue(f"bad-{timing}-{bad}", **{timing: bad})
+    assert local.queue("checked", stalled_interval=0.5).worker().stalled_interval == 0.5
+    assert local.queue("half-the-lock", lock_duration=4.0).worker().stalled_interval == 2.0
+
 
 async def test_a_process_task_not_found_under_its_name_fails_with_the_reason(
     redis: aredis.Redis, queue_name: str

@@ -26,6 +26,7 @@ from conveyor.engine.limits import QueueLimits as QueueLimits
 from conveyor.engine.limits import RateLimit as RateLimit
 from conveyor.engine.middleware import Middleware as Middleware
 from conveyor.engine.options import Durable as Durable
+from conveyor.engine.options import JobOptionsDict as JobOptionsDict
 from conveyor.engine.options import KeepJobs as KeepJobs
 from conveyor.engine.options import Priority as Priority
 from conveyor.engine.procpool import ProcessJob as ProcessJob
@@ -115,6 +116,7 @@ __all__ = [
     "JobFailed",
     "JobIsActive",
     "JobNotFound",
+    "JobOptionsDict",
     "JobState",
     "KeepJobs",
     "Limiter",

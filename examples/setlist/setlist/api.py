@@ -5,27 +5,32 @@ the import jobs, and every read is side-effect free."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from conveyor import ProgressBus
+from conveyor import CircuitOpen, ProgressBus
 from conveyor.server import ProgressHub
+from setlist import answers
 from setlist.adapters.http import Throttled, UpstreamError
+from setlist.answers import StatusOut
+from setlist.images import SIZES
 from setlist.models import Artist
 from setlist.ops import add_operations
-from setlist.pipeline import TRENDING_CACHE_KEY, Pipeline, artist_cache_key, subject
+from setlist.pipeline import Pipeline
+from setlist.progress import subject
+from setlist.services import TRENDING_CACHE_KEY, artist_cache_key
 from setlist.shows import add_shows
 
-WEB = Path(__file__).with_name("web")
-ARTIST_CACHE_SECONDS = 60
-TRENDING_CACHE_SECONDS = 300
+WEB = FilePath(__file__).with_name("web")
+SIZE_PATTERN = "^(" + "|".join(SIZES) + ")$"
 
 
 class ImportRequest(BaseModel):
@@ -40,38 +45,6 @@ class ImportStarted(BaseModel):
     slug: str
     jobId: str | None
     started: bool
-
-
-class StatusOut(BaseModel):
-    stage: str
-    progress: float
-    message: str
-    error: str | None = None
-    updatedAt: datetime
-    finished: bool
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def _artist_out(artist: Artist) -> dict[str, Any]:
-    return {
-        "id": artist.id,
-        "name": artist.name,
-        "slug": artist.slug,
-        "tmAttractionId": artist.tm_attraction_id,
-        "spotifyId": artist.spotify_id,
-        "imageUrl": artist.image_url,
-        "genres": artist.genres,
-        "popularity": artist.popularity,
-        "followers": artist.followers,
-        "importStatus": artist.import_status,
-        "catalogDegraded": artist.catalog_degraded,
-        "trendingScore": artist.trending_score,
-        "showsSyncedAt": _iso(artist.shows_synced_at),
-        "catalogSyncedAt": _iso(artist.catalog_synced_at),
-    }
 
 
 def create_api(
@@ -98,28 +71,7 @@ def create_api(
         return artist
 
     async def current_status(artist_id: str) -> StatusOut | None:
-        live = await bus.get(subject(artist_id))
-        if live is not None:
-            error = live.message if live.stage == "failed" else None
-            return StatusOut(
-                stage=live.stage,
-                progress=live.percent,
-                message=live.message,
-                error=error,
-                updatedAt=live.updated_at,
-                finished=live.finished,
-            )
-        stored = await store.status(artist_id)
-        if stored is None:
-            return None
-        return StatusOut(
-            stage=stored.stage,
-            progress=stored.progress,
-            message=stored.message or "",
-            error=stored.error,
-            updatedAt=stored.updated_at,
-            finished=stored.stage in ("completed", "failed"),
-        )
+        return await answers.status(bus, store, artist_id)
 
     @api.post(
         "/api/artists/import",
@@ -136,6 +88,43 @@ def create_api(
         return ImportStarted(
             artistId=artist_id, slug=slug, jobId=job.id if job else None, started=job is not None
         )
+
+    @api.post(
+        "/api/artists/{key}/quick-sync",
+        status_code=202,
+        tags=["artists"],
+        responses={404: {"description": "no such artist"}, 409: {"description": "not imported yet"}},
+    )
+    async def quick_sync(key: str) -> dict[str, Any]:
+        """Refreshes an imported artist's upcoming shows now (queue
+        ``artist-quick-sync``); a refresh already queued is reported, not
+        doubled. 409 while the artist has no complete import."""
+        artist = await find(key)
+        if artist.import_status != "complete":
+            raise HTTPException(409, f"{artist.name} is not imported yet: import it first")
+        ahead = await pipeline.syncs.quick_sync.with_options(
+            job_id=f"quick-sync-{artist.id}-{time.time_ns()}", dedup_key=f"quick-sync-{artist.id}"
+        ).enqueue(artist.id)
+        return {"artistId": artist.id, "jobId": ahead.id}
+
+    @api.get(
+        "/api/artists/{key}/images/{size}",
+        response_class=Response,
+        tags=["artists"],
+        responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "no such artist or picture"}},
+    )
+    async def artist_image(key: str, size: Annotated[str, Path(pattern=SIZE_PATTERN)]) -> Response:
+        """The artist's picture resized (``image-processing``): ``thumb``
+        (64 px wide), ``small`` (160), ``medium`` (320) or ``large`` (640)."""
+        artist = await find(key)
+        found = await pipeline.upkeep.images.get(artist.id, size)
+        if found is None:
+            raise HTTPException(404, f"no {size} picture of {artist.name} yet")
+        headers = {
+            "Cache-Control": "public, max-age=86400",
+            "ETag": f'"{found.created_at.timestamp():.0f}-{size}"',
+        }
+        return Response(found.data, media_type=found.content_type, headers=headers)
 
     @api.get("/api/artists/{key}/status", response_model=StatusOut, tags=["artists"])
     async def artist_status(key: str) -> StatusOut | JSONResponse:
@@ -196,49 +185,9 @@ def create_api(
         cacheable = artist.import_status == "complete" and shows == 100
         if cacheable and (cached := await services.redis.get(artist_cache_key(artist.id))) is not None:
             return Response(cached, media_type="application/json", headers={"x-cache": "hit"})
-        counts = await store.counts(artist.id)
-        status = await current_status(artist.id)
-        body = {
-            "artist": _artist_out(artist),
-            "counts": {
-                "shows": counts.shows,
-                "venues": counts.venues,
-                "songs": counts.songs,
-                "setlists": counts.setlists,
-            },
-            "status": status.model_dump(mode="json") if status else None,
-            "shows": [
-                {
-                    "id": show.id,
-                    "tmEventId": show.tm_event_id,
-                    "name": show.name,
-                    "date": show.local_date.isoformat() if show.local_date else None,
-                    "time": show.local_time,
-                    "status": show.status,
-                    "setlistReady": show.setlist_ready,
-                    "url": show.url,
-                    "venue": {"name": venue.name, "city": venue.city, "country": venue.country_code}
-                    if venue
-                    else None,
-                }
-                for show, venue in await store.shows(artist.id, limit=shows)
-            ],
-            "songs": [
-                {
-                    "id": song.id,
-                    "name": song.name,
-                    "album": song.album_name,
-                    "popularity": song.popularity,
-                    "isrc": song.isrc,
-                    "durationMs": song.duration_ms,
-                    "isLive": song.is_live,
-                }
-                for song in await store.songs(artist.id)
-            ],
-        }
-        text = json.dumps(body)
+        text = await answers.artist(services, bus, artist, shows=shows)
         if cacheable:
-            await services.redis.set(artist_cache_key(artist.id), text, ex=ARTIST_CACHE_SECONDS)
+            await services.redis.set(artist_cache_key(artist.id), text, ex=answers.ARTIST_CACHE_SECONDS)
         return Response(text, media_type="application/json", headers={"x-cache": "miss"})
 
     @api.get("/api/trending", tags=["artists"])
@@ -246,11 +195,9 @@ def create_api(
         """Imported artists by trending score (computed hourly)."""
         if limit == 20 and (cached := await services.redis.get(TRENDING_CACHE_KEY)) is not None:
             return Response(cached, media_type="application/json")
-        text = json.dumps(
-            {"artists": [_artist_out(a) for a in await store.artists(order="trending", limit=limit)]}
-        )
+        text = await answers.trending(store, limit)
         if limit == 20:
-            await services.redis.set(TRENDING_CACHE_KEY, text, ex=TRENDING_CACHE_SECONDS)
+            await services.redis.set(TRENDING_CACHE_KEY, text, ex=answers.TRENDING_CACHE_SECONDS)
         return Response(text, media_type="application/json")
 
     @api.get("/api/search", tags=["artists"])
@@ -264,6 +211,12 @@ def create_api(
                 503,
                 "Ticketmaster is rate limiting; try again",
                 headers={"Retry-After": f"{exc.retry_after:.0f}"},
+            ) from None
+        except CircuitOpen as exc:  # Ticketmaster kept failing: not asked again for a while
+            raise HTTPException(
+                503,
+                "Ticketmaster is unavailable; try again later",
+                headers={"Retry-After": f"{max(1.0, exc.retry_after):.0f}"},
             ) from None
         except UpstreamError as exc:
             raise HTTPException(502, f"upstream error: {exc}") from None

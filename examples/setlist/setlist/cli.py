@@ -34,7 +34,8 @@ from setlist.config import Settings
 from setlist.db import database_url, migrate
 from setlist.fake.fixtures import build_artists
 from setlist.fake.server import FakeConfig, FakeState, create_fake
-from setlist.pipeline import Pipeline, Services
+from setlist.pipeline import Pipeline
+from setlist.services import Services
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="The setlist reference app on Conveyor.")
 console = Console()
@@ -197,7 +198,7 @@ def fake(
     port: Annotated[int, typer.Option()] = 8790,
     latency_ms: Annotated[float, typer.Option()] = 0.0,
     profile: Annotated[str, typer.Option(help="Spotify profile: extended or development.")] = "extended",
-    enforce_limits: Annotated[bool, typer.Option(help="Answer 429 past 5/s and 2/s.")] = True,
+    enforce_limits: Annotated[bool, typer.Option(help="Answer 429 past each upstream's rate.")] = True,
 ) -> None:
     """Serves the fake Ticketmaster, Spotify and setlist.fm APIs."""
     config = FakeConfig(latency_ms=latency_ms, spotify_profile=profile, enforce_limits=enforce_limits)  # type: ignore[arg-type]

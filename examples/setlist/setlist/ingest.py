@@ -110,6 +110,8 @@ def venue_row(venue: dict[str, Any]) -> dict[str, Any]:
         "timezone": venue.get("timezone"),
         "latitude": _float(location.get("latitude")),
         "longitude": _float(location.get("longitude")),
+        "address": (str((venue.get("address") or {}).get("line1") or "").strip()[:300] or None),
+        "postal_code": (str(venue.get("postalCode") or "").strip()[:20] or None),
     }
 
 

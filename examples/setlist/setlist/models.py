@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -88,6 +89,41 @@ class Venue(Stamped, Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
+    address: Mapped[str | None] = mapped_column(String(300))
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    #: Filled by the venue sync (``venue-sync``), which also stamps ``synced_at``.
+    upcoming_events: Mapped[int | None] = mapped_column(Integer)
+    synced_at: Mapped[datetime | None]
+
+
+class ArtistImage(Base):
+    """A resized variant of an artist's image (``image-processing``)."""
+
+    __tablename__ = "artist_images"
+
+    artist_id: Mapped[str] = mapped_column(ForeignKey("artists.id", ondelete="CASCADE"), primary_key=True)
+    size: Mapped[str] = mapped_column(String(10), primary_key=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(40))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    source_url: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class Webhook(Base):
+    """A URL that import events are delivered to, signed with ``secret``
+    (the ``webhook`` queue)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_id)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(100))
+    #: The events it receives: ``import.completed``, ``import.failed``, ``import.progress``.
+    events: Mapped[list[str]] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
 
 
 class Show(Stamped, Base):

@@ -39,7 +39,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from conveyor.server import bearer_guard
 from setlist.adapters.http import Throttled
-from setlist.pipeline import QUEUES, Pipeline, subject
+from setlist.pipeline import Pipeline
+from setlist.progress import subject
+from setlist.queues import QUEUES
+from setlist.webhooks import add_webhook_routes
 
 
 class QueueAction(BaseModel):
@@ -76,10 +79,11 @@ def add_operations(
     app, store = pipeline.app, pipeline.services.store
     admin = [Depends(_bearer(admin_token, "ADMIN_TOKEN"))]
     cron = [Depends(_bearer(cron_secret, "CRON_SECRET"))]
+    add_webhook_routes(api, pipeline.webhooks, admin)
     router = APIRouter(tags=["operations"])
 
     async def queue_stats() -> dict[str, dict[str, int]]:
-        out = await pipeline.queue_counts()
+        out = await pipeline.upkeep.queue_counts()
         for name in QUEUES:
             out[name]["paused"] = int(await app.queues[name].queue.is_paused())
         return out

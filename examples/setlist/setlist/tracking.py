@@ -17,8 +17,8 @@ from conveyor import Discard, RateLimited, Retry, StaleLease, TaskContext
 from setlist.models import SyncJob, SyncProgress, SystemHealth, utcnow
 from setlist.store import _aware, _insert
 
-#: The phase that ends an import: its completion completes the sync job.
-LAST_PHASE = {"import": "wrap-up", "resync": "shows"}
+#: The phase that ends each kind of sync: its completion completes the sync job.
+LAST_PHASE = {"import": "wrap-up", "resync": "shows", "quick-sync": "shows", "setlists": "setlists"}
 
 
 def final_failure(exc: BaseException, ctx: TaskContext) -> bool:

@@ -36,7 +36,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from conveyor import ProgressBus
 from setlist.models import Vote
 
-VOTES_QUEUE = "setlist-votes"
 PREFIX = "setlist:votes"
 DIRTY = f"{PREFIX}:dirty"
 #: Set while a persist run is due: the votes in between add none.

@@ -19,11 +19,13 @@ from conveyor.testing import RedisServer
 from setlist.adapters.setlistfm import SetlistFmClient
 from setlist.adapters.spotify import SpotifyClient
 from setlist.adapters.ticketmaster import TicketmasterClient
+from setlist.api import create_api
 from setlist.config import Settings
 from setlist.db import migrate
 from setlist.fake.fixtures import build_artists
 from setlist.fake.server import API_KEY, CLIENT_ID, CLIENT_SECRET, SETLISTFM_KEY, FakeState, create_fake
-from setlist.pipeline import Pipeline, Services
+from setlist.pipeline import Pipeline
+from setlist.services import Services
 
 ARTISTS = build_artists()
 
@@ -103,11 +105,16 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[aredis.Redis]:
 
 
 @pytest.fixture
-async def env(redis: aredis.Redis, upstream: Upstream, database_url: str) -> AsyncIterator[Env]:
+async def env(
+    request: pytest.FixtureRequest, redis: aredis.Redis, upstream: Upstream, database_url: str
+) -> AsyncIterator[Env]:
+    """The app on the fake upstreams, with the fast test settings and those
+    of the test's ``@pytest.mark.settings(...)``."""
     app = Conveyor(redis)
+    marker = request.node.get_closest_marker("settings")
     services = Services.create(
         redis,
-        settings=Settings.for_fake("http://fake", **FAST),
+        settings=Settings.for_fake("http://fake", **{**FAST, **(marker.kwargs if marker else {})}),
         database_url=database_url,
         http=upstream.http,
     )
@@ -115,3 +122,11 @@ async def env(redis: aredis.Redis, upstream: Upstream, database_url: str) -> Asy
         yield Env(app, services, Pipeline(app, services), upstream)
     finally:
         await services.aclose()
+
+
+@pytest.fixture
+async def admin(env: Env) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app's API with an admin token (``ADMIN``) and a cron secret (``CRON``)."""
+    api = create_api(env.pipeline, admin_token="adm1n", cron_secret="cr0n")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://setlist") as http:
+        yield http

@@ -8,8 +8,14 @@ from dataclasses import dataclass
 
 from upstream import Upstream
 
-from conveyor import Conveyor
-from setlist.pipeline import Pipeline, Services, subject
+from conveyor import Conveyor, JobState
+from setlist.pipeline import Pipeline
+from setlist.progress import subject
+from setlist.services import Services
+
+#: The admin token and the cron secret of the ``admin`` fixture's API.
+ADMIN = {"authorization": "Bearer adm1n"}
+CRON = {"authorization": "Bearer cr0n"}
 
 #: Test settings: fast retries, and limits high enough not to slow tests
 #: down (the tests that check limits set their own).
@@ -45,6 +51,20 @@ class Env:
         # it finish what it was doing
         await self.app.run_worker(burst=True)
         return started[0]
+
+    async def drain(self, *queues: str, within: float = 30.0) -> None:
+        """Works ``queues`` (all by default) until none has a job waiting,
+        delayed (a retry's backoff) or running."""
+        names = list(queues) or list(self.app.queues)
+        async with asyncio.timeout(within):
+            while True:
+                await self.app.run_worker(names, burst=True)
+                counts = [await self.app.queues[n].queue.counts() for n in names]
+                if not any(
+                    c[s] for c in counts for s in (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
+                ):
+                    return
+                await asyncio.sleep(0.05)
 
     async def work_until_finished(self, artist_id: str, within: float = 60.0) -> None:
         """Runs workers until the artist's import ends (retries and

@@ -14,12 +14,13 @@ import pytest
 from setlist_env import Env
 from sqlalchemy import func, select
 
-from conveyor import JobState
+from conveyor import JobState, Priority
 from conveyor.server import create_app
 from conveyor.testing import serving
 from setlist.api import create_api
 from setlist.config import Settings
 from setlist.models import Artist
+from setlist.queues import QUEUES
 
 
 @pytest.fixture
@@ -123,9 +124,9 @@ async def test_the_mounted_conveyor_api_takes_the_admin_token(env: Env) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://setlist") as http:
         for method, path in [
             ("GET", "/conveyor/api/queues"),
-            ("POST", "/conveyor/api/queues/setlist-import/pause"),
-            ("POST", "/conveyor/api/queues/setlist-import/jobs"),
-            ("DELETE", "/conveyor/api/queues/setlist-import"),
+            ("POST", "/conveyor/api/queues/artist-import/pause"),
+            ("POST", "/conveyor/api/queues/artist-import/jobs"),
+            ("DELETE", "/conveyor/api/queues/artist-import"),
         ]:
             assert (await http.request(method, path, json={})).status_code == 401, path
         granted = await http.get("/conveyor/api/queues", headers={"authorization": "Bearer adm1n"})
@@ -194,7 +195,7 @@ async def test_trending_ranks_imported_artists_with_or_without_popularity(
         await env.import_artist(key)
     env.upstream.state.config.spotify_profile = "development"
     await env.import_artist("prolific")  # re-read in development mode: no popularity
-    await env.pipeline.compute_trending.enqueue()
+    await env.pipeline.upkeep.compute_trending.enqueue()
     await env.app.run_worker(burst=True)
 
     ranked = (await client.get("/api/trending")).json()["artists"]
@@ -218,26 +219,37 @@ async def test_the_pages_are_served(env: Env, client: httpx.AsyncClient) -> None
 
 async def test_the_schedules_are_declared(env: Env) -> None:
     await env.app.setup()
-    schedules = await env.app.queues["setlist-maintenance"].queue.get_schedules()
-    assert {s.key: s.cron for s in schedules} == {
-        "setlist-trending": "0 * * * *",
-        "setlist-resync": "15 */6 * * *",
-        "setlist-deep-sync": "30 3 * * *",
-        "setlist-cleanup": "0 4 * * 0",
-        "setlist-health": "*/5 * * * *",
+    schedules = {
+        s.key: (name, s.cron) for name in QUEUES for s in await env.app.queues[name].queue.get_schedules()
+    }
+    assert schedules == {
+        "setlist-trending": ("trending-calc", "0 * * * *"),
+        "setlist-resync": ("scheduled-sync", "15 */6 * * *"),
+        "setlist-deep-sync": ("scheduled-sync", "30 3 * * *"),
+        "setlist-venue-sync": ("venue-sync", "45 2 * * *"),
+        "setlist-setlist-sync": ("setlist-sync", "0 5 * * *"),
+        "setlist-cleanup": ("cleanup", "0 4 * * 0"),
+        "setlist-health": ("cleanup", "*/5 * * * *"),
+        "setlist-votes-sweep": ("setlist-votes", "* * * * *"),
     }
 
 
 async def test_the_deep_sync_restarts_trending_artists_once(env: Env) -> None:
     for key in ("midsize", "sparse"):
         await env.import_artist(key)
-    maintenance = env.app.queues["setlist-maintenance"].queue
+    scheduled = env.app.queues["scheduled-sync"].queue
     results = []
     for _ in range(2):  # the second run finds both imports under way
-        job = await env.pipeline.deep_sync_trending.enqueue(top=5)
-        await env.app.run_worker(["setlist-maintenance"], burst=True)
-        done = await maintenance.get_job(job.id)
+        job = await env.pipeline.syncs.deep_sync_trending.enqueue(top=5)
+        await env.app.run_worker(["scheduled-sync"], burst=True)
+        done = await scheduled.get_job(job.id)
         assert done is not None
         results.append(done.result)
     assert results == [{"started": 2}, {"started": 0}]
-    assert len(await env.app.queues["setlist-import"].queue.get_jobs(JobState.WAITING)) == 2
+    # the re-imports wait at LOW priority: a user's import, added after them, runs first
+    imports = env.app.queues["artist-import"].queue
+    deep = await imports.get_jobs(JobState.WAITING)
+    assert len(deep) == 2 and {j.priority for j in deep} == {Priority.LOW}
+    _, _, users = await env.pipeline.start(env.upstream.artist("prolific").attraction_id)
+    assert users is not None and users.priority == Priority.CRITICAL
+    assert (await imports.get_jobs(JobState.WAITING, count=1))[0].id == users.id

@@ -17,7 +17,7 @@ from test_import import table_counts
 
 from conveyor.testing import RedisServer, serving
 from setlist.fake.server import FakeConfig, FakeState, create_fake
-from setlist.pipeline import subject
+from setlist.progress import subject
 
 
 def start_worker(redis_url: str, database_url: str, fake_base: str, log: Path) -> subprocess.Popen[bytes]:
@@ -58,7 +58,7 @@ async def test_a_worker_killed_mid_import_loses_nothing_and_duplicates_nothing(
                     if status.stage == "shows" and status.extra.get("shows_done", 0) > 0.2:
                         break
             first.send_signal(signal.SIGKILL)
-            assert first.wait(5) == -signal.SIGKILL
+            assert await asyncio.to_thread(first.wait, 5) == -signal.SIGKILL
             second = start_worker(redis_server.url, database_url, fake_base, tmp_path / "workers.log")
             async with asyncio.timeout(60):
                 async for status in env.app.progress.subscribe(subject(artist_id)):
@@ -69,7 +69,8 @@ async def test_a_worker_killed_mid_import_loses_nothing_and_duplicates_nothing(
             for process in (first, second):
                 if process is not None and process.poll() is None:
                     process.send_signal(signal.SIGTERM)
-                    process.wait(15)
+                    # waited off the loop: the fake it may be calling serves on this loop
+                    await asyncio.to_thread(process.wait, 15)
     counts = await env.services.store.counts(artist_id)
     assert counts.shows == len(fake.shows)
     assert counts.songs == len(fake.studio_songs)

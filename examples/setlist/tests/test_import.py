@@ -14,7 +14,7 @@ from conveyor import JobState
 from setlist.catalog import is_live_album, is_live_title, normalize_title
 from setlist.fake.server import FakeConfig, Fault
 from setlist.models import Artist, ArtistSong, ImportStatus, Setlist, Show, Song, Venue
-from setlist.pipeline import subject
+from setlist.progress import subject
 
 
 async def table_counts(env: Env) -> dict[str, int]:
@@ -132,7 +132,7 @@ async def test_a_long_retry_after_puts_the_job_back_instead_of_sleeping(env: Env
     artist_id = await env.import_artist("midsize")
     artist = await env.services.store.artist(artist_id)
     assert artist is not None and artist.import_status == "complete"
-    catalog = [j for j in await env.app.queues["setlist-spotify"].queue.get_jobs(JobState.COMPLETED)]
+    catalog = [j for j in await env.app.queues["spotify-catalog"].queue.get_jobs(JobState.COMPLETED)]
     assert len(catalog) == 1 and catalog[0].attempts_made <= 1  # the wait used no attempt
 
 
@@ -162,5 +162,5 @@ async def test_an_upstream_that_stays_down_fails_the_import_with_its_reason(env:
         and status.error is not None
         and status.error.startswith("catalog: spotify: HTTP 5")
     )
-    wrap = await env.app.queues["setlist-import"].queue.get_jobs(JobState.FAILED)
+    wrap = await env.app.queues["artist-import"].queue.get_jobs(JobState.FAILED)
     assert [j.name for j in wrap] == ["wrap_up"]

@@ -14,14 +14,15 @@ from sqlalchemy import update
 from conveyor import JobState, Task
 from setlist.api import create_api
 from setlist.models import ImportStatus, Show
+from setlist.queues import QUEUES
 
 
 async def run(env: Env, task: Task[..., Any], *queues: str, **kwargs: Any) -> Any:
     """Runs one maintenance job (and the jobs it queues on ``queues``) and
     returns its result."""
     job = await task.enqueue(**kwargs)
-    await env.app.run_worker(["setlist-maintenance", *queues], burst=True)
-    done = await env.app.queues["setlist-maintenance"].queue.get_job(job.id)
+    await env.app.run_worker([task.queue.name, *queues], burst=True)
+    done = await env.app.queues[task.queue.name].queue.get_job(job.id)
     assert done is not None and done.state is JobState.COMPLETED, done
     return done.result
 
@@ -35,9 +36,9 @@ async def test_the_resync_refreshes_the_shows_of_imported_artists_that_are_due(e
     store = env.services.store
     midsize, sparse = await env.import_artist("midsize"), await env.import_artist("sparse")
     prolific, _, _ = await env.pipeline.start(env.upstream.artist("prolific").attraction_id)
-    resync = env.pipeline.resync_active
+    resync = env.pipeline.syncs.resync_active
     # just imported: nothing is due yet
-    assert await run(env, resync, "setlist-ticketmaster") == {"queued": 0}
+    assert await run(env, resync, "ticketmaster-sync") == {"queued": 0}
 
     # two hours on, upstream has a new show and a cancelled one
     for artist_id in (midsize, sparse):
@@ -51,10 +52,10 @@ async def test_the_resync_refreshes_the_shows_of_imported_artists_that_are_due(e
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_api(env.pipeline)), base_url="http://setlist"
     ) as client:
-        assert (await client.get(f"/api/artists/{midsize}")).headers["x-cache"] == "miss"
+        # cached (warmed after trending ran at the import's end)
         assert (await client.get(f"/api/artists/{midsize}")).headers["x-cache"] == "hit"
 
-        assert await run(env, resync, "setlist-ticketmaster") == {"queued": 2}
+        assert await run(env, resync, "ticketmaster-sync") == {"queued": 2}
 
         shows = await stored_shows(env, midsize)
         assert len(shows) == len(fake.shows) and "vvNEWSHOW00000001" in shows
@@ -67,12 +68,12 @@ async def test_the_resync_refreshes_the_shows_of_imported_artists_that_are_due(e
     assert await store.artist_ids(synced_before=datetime.now(UTC) - timedelta(minutes=5)) == [prolific]
     for artist_id in (midsize, sparse):
         await store.update_artist(artist_id, shows_synced_at=datetime.now(UTC) - timedelta(hours=2))
-    assert await run(env, resync, "setlist-ticketmaster") == {"queued": 2}
-    jobs = await env.app.queues["setlist-ticketmaster"].queue.get_jobs(JobState.COMPLETED)
+    assert await run(env, resync, "ticketmaster-sync") == {"queued": 2}
+    jobs = await env.app.queues["ticketmaster-sync"].queue.get_jobs(JobState.COMPLETED)
     assert sorted(j.id for j in jobs if j.id.startswith("resync-")) == sorted(
         f"resync-{a}-{int(datetime.now(UTC).timestamp() // (6 * 3600))}" for a in (midsize, sparse)
     )
-    assert len(await env.app.queues["setlist-import"].queue.get_jobs(JobState.WAITING)) == 1
+    assert len(await env.app.queues["artist-import"].queue.get_jobs(JobState.WAITING)) == 1
 
 
 async def test_cleanup_drops_old_finished_statuses_and_finished_jobs(env: Env) -> None:
@@ -86,18 +87,19 @@ async def test_cleanup_drops_old_finished_statuses_and_finished_jobs(env: Env) -
         )
 
     # a month on: the old finished status goes; the fresh jobs stay
-    assert await run(env, env.pipeline.cleanup, keep_days=30) == {"statuses": 1, "jobs": 0}
+    assert await run(env, env.pipeline.upkeep.cleanup, keep_days=30) == {"statuses": 1, "jobs": 0}
     assert await store.status(done) is None
     waiting = await store.status(queued)
     assert waiting is not None and waiting.stage == "initializing"
     artist = await store.artist(done)
     assert artist is not None and artist.import_status == "complete"  # the artist itself stays
 
-    # keeping nothing: every finished job goes (the import's four, the
-    # trending run its end started, and the first cleanup), the queued import
-    # and the unfinished status stay
-    assert await run(env, env.pipeline.cleanup, keep_days=0) == {"statuses": 0, "jobs": 6}
+    # keeping nothing: every finished job goes (the import's four, its eight
+    # announcements of progress, the trending run, cache warming and picture
+    # its end started, and the first cleanup), the queued import and the
+    # unfinished status stay
+    assert await run(env, env.pipeline.upkeep.cleanup, keep_days=0) == {"statuses": 0, "jobs": 16}
     assert await store.status(queued) is not None
-    for name in ("setlist-import", "setlist-ticketmaster", "setlist-spotify"):
-        assert await env.app.queues[name].queue.get_jobs(JobState.COMPLETED) == []
-    assert len(await env.app.queues["setlist-import"].queue.get_jobs(JobState.WAITING)) == 1
+    left = [j for name in QUEUES for j in await env.app.queues[name].queue.get_jobs(JobState.COMPLETED)]
+    assert [(j.queue, j.data) for j in left] == [("cleanup", {"keep_days": 0})]  # itself, finished after
+    assert len(await env.app.queues["artist-import"].queue.get_jobs(JobState.WAITING)) == 1

@@ -7,69 +7,59 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from setlist_env import Env
+from setlist_env import ADMIN, CRON, Env
 
 from conveyor import JobState, ManualClock, Queue, Scheduler
 from conveyor.testing import serving
 from setlist.api import create_api
 from setlist.config import Settings
-from setlist.pipeline import IMPORT_QUEUE, MAINTENANCE_QUEUE, QUEUES, TRENDING_CACHE_KEY
-
-ADMIN = {"authorization": "Bearer adm1n"}
-CRON = {"authorization": "Bearer cr0n"}
+from setlist.queues import QUEUES, QueueName
+from setlist.services import TRENDING_CACHE_KEY
 
 
-@pytest.fixture
-async def client(env: Env) -> AsyncIterator[httpx.AsyncClient]:
-    api = create_api(env.pipeline, admin_token="adm1n", cron_secret="cr0n")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://setlist") as http:
-        yield http
-
-
-async def test_health_and_queue_statistics(env: Env, client: httpx.AsyncClient) -> None:
-    health = await client.get("/api/health")
+async def test_health_and_queue_statistics(env: Env, admin: httpx.AsyncClient) -> None:
+    health = await admin.get("/api/health")
     assert health.status_code == 200
     assert health.json()["checks"] == {"redis": "ok", "database": "ok"}
     await env.pipeline.start(env.upstream.artist("midsize").attraction_id)
-    stats = (await client.get("/api/queues/stats")).json()["queues"]
+    stats = (await admin.get("/api/queues/stats")).json()["queues"]
     assert (
         set(stats) == set(QUEUES)
-        and stats[IMPORT_QUEUE]["waiting"] == 1
-        and stats[IMPORT_QUEUE]["paused"] == 0
+        and stats[QueueName.ARTIST_IMPORT]["waiting"] == 1
+        and stats[QueueName.ARTIST_IMPORT]["paused"] == 0
     )
 
 
-async def test_the_imports_under_way_are_listed(env: Env, client: httpx.AsyncClient) -> None:
-    assert (await client.get("/api/import/active")).json() == {"imports": [], "count": 0}
+async def test_the_imports_under_way_are_listed(env: Env, admin: httpx.AsyncClient) -> None:
+    assert (await admin.get("/api/import/active")).json() == {"imports": [], "count": 0}
     artist_id, _, _ = await env.pipeline.start(env.upstream.artist("midsize").attraction_id)
-    (running,) = (await client.get("/api/import/active")).json()["imports"]
+    (running,) = (await admin.get("/api/import/active")).json()["imports"]
     assert running["artistId"] == artist_id and running["stage"] == "initializing"
     await env.work_until_finished(artist_id)
-    assert (await client.get("/api/import/active")).json()["count"] == 0
+    assert (await admin.get("/api/import/active")).json()["count"] == 0
 
 
-async def test_queue_management_takes_the_admin_token(env: Env, client: httpx.AsyncClient) -> None:
+async def test_queue_management_takes_the_admin_token(env: Env, admin: httpx.AsyncClient) -> None:
     for method, path in [
         ("GET", "/api/admin/queues"),
         ("POST", "/api/admin/queues"),
         ("POST", "/api/workers/init"),
     ]:
-        assert (await client.request(method, path, json={})).status_code == 401, path
-        wrong = await client.request(method, path, json={}, headers={"authorization": "Bearer nope"})
+        assert (await admin.request(method, path, json={})).status_code == 401, path
+        wrong = await admin.request(method, path, json={}, headers={"authorization": "Bearer nope"})
         assert wrong.status_code == 401
-    overview = (await client.get("/api/admin/queues", headers=ADMIN)).json()
+    overview = (await admin.get("/api/admin/queues", headers=ADMIN)).json()
     assert overview["success"] is True and set(overview["stats"]) == set(QUEUES)
 
     async def act(action: str, **extra: object) -> httpx.Response:
-        body = {"action": action, "queueName": IMPORT_QUEUE, **extra}
-        return await client.post("/api/admin/queues", json=body, headers=ADMIN)
+        body = {"action": action, "queueName": QueueName.ARTIST_IMPORT, **extra}
+        return await admin.post("/api/admin/queues", json=body, headers=ADMIN)
 
-    queue = env.app.queues[IMPORT_QUEUE].queue
+    queue = env.app.queues[QueueName.ARTIST_IMPORT].queue
     assert (await act("pause")).json()["success"] and await queue.is_paused()
     assert (await act("resume")).status_code == 200 and not await queue.is_paused()
     failed = await queue.add("bootstrap", {"artist_id": "nobody"})
@@ -78,31 +68,29 @@ async def test_queue_management_takes_the_admin_token(env: Env, client: httpx.As
     assert cleaned.json()["cleaned"] == 2
     assert (await act("retry-failed")).json()["retried"] == 0
     assert (await act("explode")).status_code == 422
-    unknown = await client.post(
-        "/api/admin/queues", json={"action": "pause", "queueName": "x"}, headers=ADMIN
-    )
+    unknown = await admin.post("/api/admin/queues", json={"action": "pause", "queueName": "x"}, headers=ADMIN)
     assert unknown.status_code == 404
     assert (await act("clean", options={"state": "active"})).status_code == 422
     assert await queue.get_job(failed.id) is None
-    init = (await client.post("/api/workers/init", headers=ADMIN)).json()
+    init = (await admin.post("/api/workers/init", headers=ADMIN)).json()
     assert init["success"] and init["queues"] == list(QUEUES)
 
 
 async def test_the_cron_routes_do_their_schedules_work_and_await_it(
-    env: Env, client: httpx.AsyncClient
+    env: Env, admin: httpx.AsyncClient
 ) -> None:
     for path in ("calculate-trending", "cleanup-imports", "run-artist-resync"):
-        assert (await client.post(f"/api/cron/{path}")).status_code == 401
+        assert (await admin.post(f"/api/cron/{path}")).status_code == 401
     await env.import_artist("midsize")
     await env.services.redis.delete(TRENDING_CACHE_KEY)
-    trending = await client.get("/api/cron/calculate-trending", headers=CRON)
+    trending = await admin.get("/api/cron/calculate-trending", headers=CRON)
     assert trending.status_code == 200 and trending.json()["success"] is True
-    resync = await client.post("/api/cron/run-artist-resync", headers=CRON)
+    resync = await admin.post("/api/cron/run-artist-resync", headers=CRON)
     assert resync.json()["result"] == {"resynced": 0}  # the import synced its shows a moment ago
-    cleanup = await client.post("/api/cron/cleanup-imports", headers=CRON)
+    cleanup = await admin.post("/api/cron/cleanup-imports", headers=CRON)
     assert set(cleanup.json()["result"]) == {"statuses", "jobs"}
-    maintenance = env.app.queues[MAINTENANCE_QUEUE].queue
-    assert (await maintenance.counts())[JobState.WAITING] == 0  # done in the request, not queued
+    for name in (QueueName.TRENDING_CALC, QueueName.SCHEDULED_SYNC, QueueName.CLEANUP):
+        assert (await env.app.queues[name].queue.counts())[JobState.WAITING] == 0  # done in the request
     unset = create_api(env.pipeline)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=unset), base_url="http://setlist") as http:
         assert (await http.post("/api/cron/cleanup-imports", headers=CRON)).status_code == 403
@@ -110,14 +98,14 @@ async def test_the_cron_routes_do_their_schedules_work_and_await_it(
 
 @pytest.mark.parametrize("body", [None, {}, {"tmAttractionId": ""}, {"tmAttractionId": None}])
 async def test_an_import_without_an_id_is_400_as_the_seed_answers(
-    client: httpx.AsyncClient, body: object
+    admin: httpx.AsyncClient, body: object
 ) -> None:
-    response = await client.post("/api/artists/import", json=body)
+    response = await admin.post("/api/artists/import", json=body)
     assert response.status_code == 400 and response.json() == {"error": "tmAttractionId required"}
 
 
-async def test_the_status_of_an_unknown_artist_is_the_seeds_no_status(client: httpx.AsyncClient) -> None:
-    response = await client.get("/api/artists/nobody/status")
+async def test_the_status_of_an_unknown_artist_is_the_seeds_no_status(admin: httpx.AsyncClient) -> None:
+    response = await admin.get("/api/artists/nobody/status")
     assert response.status_code == 200
     assert response.json() == {"stage": "unknown", "progress": 0, "message": "No status"}
 
@@ -177,36 +165,36 @@ def test_the_seeds_variable_names_are_read(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 async def test_finished_jobs_and_cron_runs_land_in_the_seeds_tables(
-    env: Env, client: httpx.AsyncClient
+    env: Env, admin: httpx.AsyncClient
 ) -> None:
     """Seed 002's queue_jobs, cron_logs and cron_metrics, written by Conveyor's
     archive from the queues' events and by the cron routes."""
     for path in ("/api/admin/cron", "/api/admin/jobs/history"):
-        assert (await client.get(path)).status_code == 401
+        assert (await admin.get(path)).status_code == 401
     artist_id = await env.import_artist("midsize")
     await env.app.setup()  # the schedules, as a worker writes them
-    maintenance = env.app.queues[MAINTENANCE_QUEUE].queue
+    maintenance = env.app.queues[QueueName.CLEANUP].queue
     health = await maintenance.get_schedule("setlist-health")
     assert health is not None and health.next_run is not None
     due = ManualClock(int(health.next_run.timestamp() * 1000))  # the health check's next tick is due
     clocked = Queue(maintenance.name, maintenance.redis, prefix=env.app.prefix, clock=due)
     assert await Scheduler([clocked]).tick() >= 1
     await env.app.run_worker(burst=True)
-    assert (await client.get("/api/cron/calculate-trending", headers=CRON)).status_code == 200
+    assert (await admin.get("/api/cron/calculate-trending", headers=CRON)).status_code == 200
     await env.pipeline.archive.run(burst=True)
 
     history = (
-        await client.get("/api/admin/jobs/history", headers=ADMIN, params={"queue": IMPORT_QUEUE})
+        await admin.get("/api/admin/jobs/history", headers=ADMIN, params={"queue": QueueName.ARTIST_IMPORT})
     ).json()
     imported = [j for j in history["jobs"] if artist_id in j["job_id"]]
     assert {j["name"] for j in imported} >= {"bootstrap", "wrap_up"}
     assert {j["status"] for j in imported} == {"completed"}
     assert all(j["finished_at"] and j["duration_ms"] is not None for j in imported)
-    everything = (await client.get("/api/admin/jobs/history", headers=ADMIN, params={"limit": 1000})).json()
+    everything = (await admin.get("/api/admin/jobs/history", headers=ADMIN, params={"limit": 1000})).json()
     names = {j["name"] for j in everything["jobs"]}
     assert {"sync_shows", "sync_catalog", "record_health"} <= names
 
-    cron = (await client.get("/api/admin/cron", headers=ADMIN)).json()
+    cron = (await admin.get("/api/admin/cron", headers=ADMIN)).json()
     metrics = {m["job_name"]: m for m in cron["metrics"]}
     assert metrics["setlist-health"]["successful_runs"] == 1
     assert metrics["calculate-trending"]["total_runs"] == 1

@@ -4,26 +4,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
-from setlist_env import Env
+from setlist_env import ADMIN, Env
 
-from setlist.api import create_api
 from setlist.fake.server import FakeConfig, Fault
 
-ADMIN = {"authorization": "Bearer adm1n"}
 
-
-@pytest.fixture
-async def client(env: Env) -> AsyncIterator[httpx.AsyncClient]:
-    api = create_api(env.pipeline, admin_token="adm1n")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://setlist") as http:
-        yield http
-
-
-async def test_an_import_and_each_of_its_phases_are_recorded(env: Env, client: httpx.AsyncClient) -> None:
+async def test_an_import_and_each_of_its_phases_are_recorded(env: Env, admin: httpx.AsyncClient) -> None:
     artist_id = await env.import_artist("midsize")
     ((job, phases),) = await env.pipeline.tracking.jobs(artist_id)
     assert (job.kind, job.status, job.error) == ("import", "completed", None)
@@ -41,10 +28,10 @@ async def test_an_import_and_each_of_its_phases_are_recorded(env: Env, client: h
     assert all(p.duration_ms is not None and p.duration_ms >= 0 and p.attempts == 1 for p in phases)
     catalog = next(p for p in phases if p.phase == "catalog")
     assert catalog.detail is not None and catalog.detail["songs"] > 0
-    (listed,) = (await client.get(f"/api/artists/{artist_id}/syncs")).json()
+    (listed,) = (await admin.get(f"/api/artists/{artist_id}/syncs")).json()
     assert listed["status"] == "completed" and listed["phases"][0]["phase"] == "identity"
     assert len(listed["phases"]) == 4
-    assert (await client.get("/api/artists/nobody/syncs")).status_code == 404
+    assert (await admin.get("/api/artists/nobody/syncs")).status_code == 404
 
 
 async def test_a_failing_phase_is_recorded_with_its_retries_and_error(env: Env) -> None:
@@ -60,7 +47,7 @@ async def test_a_failing_phase_is_recorded_with_its_retries_and_error(env: Env) 
 
 async def test_a_resync_is_a_sync_job_of_its_own(env: Env) -> None:
     artist_id = await env.import_artist("midsize")
-    job = await env.pipeline.resync_shows.enqueue(artist_id)
+    job = await env.pipeline.syncs.resync_shows.enqueue(artist_id)
     await env.app.run_worker(burst=True)
     jobs = await env.pipeline.tracking.jobs(artist_id)
     (resync, phases) = next((j, p) for j, p in jobs if j.kind == "resync")
@@ -68,14 +55,14 @@ async def test_a_resync_is_a_sync_job_of_its_own(env: Env) -> None:
     assert [(p.phase, p.status) for p in phases] == [("shows", "completed")]
 
 
-async def test_system_health_is_snapshotted_and_listed(env: Env, client: httpx.AsyncClient) -> None:
-    job = await env.pipeline.record_health.enqueue()
+async def test_system_health_is_snapshotted_and_listed(env: Env, admin: httpx.AsyncClient) -> None:
+    job = await env.pipeline.upkeep.record_health.enqueue()
     await env.app.run_worker(burst=True)
     result = await env.app.queues[job.queue].queue.get_job(job.id)
     assert result is not None and result.result["status"] in ("healthy", "degraded")
-    assert (await client.get("/api/admin/system-health")).status_code == 401
-    (snapshot,) = (await client.get("/api/admin/system-health", headers=ADMIN)).json()
+    assert (await admin.get("/api/admin/system-health")).status_code == 401
+    (snapshot,) = (await admin.get("/api/admin/system-health", headers=ADMIN)).json()
     assert snapshot["redisOk"] and snapshot["databaseOk"] and snapshot["redisUsedMemory"] > 0
-    assert set(snapshot["queues"]) >= {"setlist-import", "setlist-maintenance"}
+    assert set(snapshot["queues"]) >= {"artist-import", "cleanup", "webhook"}
     schedules = {s.key for s in await env.app.queues[job.queue].queue.get_schedules()}
     assert "setlist-health" in schedules

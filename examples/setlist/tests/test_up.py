@@ -48,11 +48,11 @@ def test_setlist_up_runs_the_demo_and_stops_everything(tmp_path: Path) -> None:
             # the admin surface takes the token printed at start, and nothing else
             token = re.findall(r"admin token: (\S+)\)", output.text)[0]
             assert http.get("/conveyor/api/queues").status_code == 401
-            assert http.post("/conveyor/api/queues/setlist-import/pause").status_code == 401
+            assert http.post("/conveyor/api/queues/artist-import/pause").status_code == 401
             assert http.get("/conveyor/dashboard").status_code == 303  # to its login page
             http.headers["authorization"] = f"Bearer {token}"
             queues = http.get("/conveyor/api/queues").json()
-            assert {"setlist-import", "setlist-ticketmaster"} <= {q["name"] for q in queues}
+            assert {"artist-import", "ticketmaster-sync"} <= {q["name"] for q in queues}
             counters = httpx.get(f"http://127.0.0.1:{fake_port}/_fake/counters").json()
             assert counters  # the imports went through the fake APIs over HTTP
 

@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 from conveyor.testing import serving
 from setlist.api import create_api
 from setlist.models import Show, Vote
+from setlist.queues import QueueName
 from setlist.shows import COOKIE
-from setlist.votes import VOTER, VOTES_QUEUE
+from setlist.votes import VOTER
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ async def test_each_visitor_has_one_vote_per_song(env: Env, site: str, show_id: 
             # a malformed cookie is replaced by a new visitor's, not used
             assert answer.json()["up"] == 2 and VOTER.fullmatch(answer.cookies[COOKIE])
 
-    votes_queue = env.app.queues[VOTES_QUEUE].queue
+    votes_queue = env.app.queues[QueueName.VOTES].queue
     assert await votes_queue.promote() >= 1  # the votes added a persist job (due a second later)
     await env.app.run_worker(burst=True)
     stored = await _db_votes(env, show_id)

@@ -111,6 +111,7 @@ class Conveyor:
         rate_limit: RateLimit | None = None,
         global_concurrency: int | None = None,
         lock_duration: float = 10.0,
+        stalled_interval: float | None = None,
         max_stalled_count: int = 1,
         shutdown_grace: float = 30.0,
         on_dead_letter: DeadLetterHook | None = None,
@@ -121,7 +122,9 @@ class Conveyor:
     ) -> TaskQueue:
         """Declares a queue. ``concurrency`` is each worker process's jobs at
         a time; ``rate_limit`` and ``global_concurrency`` hold for all
-        workers together and are set in Redis when workers start.
+        workers together and are set in Redis when workers start. A job
+        whose worker died runs again ``lock_duration`` seconds later, found
+        by a check every ``stalled_interval`` (default: half that).
         ``retryable(exc)`` returning False makes a failure final;
         ``middleware`` runs after the app's own around this queue's jobs.
         ``executor`` says where its plain (``def``) tasks run: on threads
@@ -139,6 +142,7 @@ class Conveyor:
             retryable,
             executor,
             processes,
+            stalled_interval,
         )
         declared = TaskQueue(
             self,

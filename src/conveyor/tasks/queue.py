@@ -50,6 +50,9 @@ class WorkerSettings:
     executor: Executor = "thread"
     #: The size of the process pool (None: one per core).
     processes: int | None = None
+    #: Seconds between checks for jobs whose worker died (None: half the
+    #: lock duration).
+    stalled_interval: float | None = None
 
     def __post_init__(self) -> None:
         """Checked where the queue is declared, not when a worker starts."""
@@ -61,6 +64,8 @@ class WorkerSettings:
         check_int(self.max_stalled_count, "max_stalled_count", 0)
         check_seconds(self.lock_duration, "lock_duration", positive=True)
         check_seconds(self.shutdown_grace, "shutdown_grace")
+        if self.stalled_interval is not None:
+            check_seconds(self.stalled_interval, "stalled_interval", positive=True)
         for hook, what in ((self.on_dead_letter, "on_dead_letter"), (self.retryable, "retryable")):
             if hook is not None and not callable(hook):
                 raise InvalidArgument(f"{what} must be callable, not {hook!r}")
@@ -208,6 +213,7 @@ class TaskQueue:
             self.handle,
             concurrency=concurrency or s.concurrency,
             lock_duration=s.lock_duration,
+            stalled_interval=s.stalled_interval,
             max_stalled_count=s.max_stalled_count,
             shutdown_grace=s.shutdown_grace,
             on_dead_letter=s.on_dead_letter,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from setlist.adapters.http import Gate, open_gate
+from setlist.adapters.http import Breaker, Gate, open_gate
 from setlist.adapters.setlistfm import SetlistFmClient
 from setlist.adapters.spotify import SpotifyClient
 from setlist.adapters.ticketmaster import TicketmasterClient
@@ -28,10 +28,15 @@ class Upstreams:
         settings: Settings,
         *,
         gate: Callable[[str, int], Gate] | None = None,
+        breaker: Callable[[str], Breaker] | None = None,
         retry_delay: float | None = None,
     ) -> Upstreams:
         """``gate(name, rate)``: each upstream's rate limit (none: open);
+        ``breaker(name)``: its circuit breaker (none: always closed);
         ``retry_delay``: the first in-request retry delay (the settings' by default)."""
+
+        def breaker_of(name: str) -> Breaker | None:
+            return breaker(name) if breaker is not None else None
 
         def gate_of(name: str, rate: int) -> Gate:
             return gate(name, rate) if gate is not None else open_gate()
@@ -43,6 +48,7 @@ class Upstreams:
                 settings.ticketmaster_url,
                 settings.ticketmaster_key.get_secret_value(),
                 gate=gate_of("ticketmaster", settings.ticketmaster_rate),
+                breaker=breaker_of("ticketmaster"),
                 retry_delay=delay,
                 spike_wait=settings.ticketmaster_spike_wait,
             ),
@@ -53,6 +59,7 @@ class Upstreams:
                 settings.spotify_client_id,
                 settings.spotify_client_secret.get_secret_value(),
                 gate=gate_of("spotify", settings.spotify_rate),
+                breaker=breaker_of("spotify"),
                 retry_delay=delay,
             ),
             SetlistFmClient(
@@ -60,6 +67,7 @@ class Upstreams:
                 settings.setlistfm_url,
                 settings.setlistfm_key.get_secret_value(),
                 gate=gate_of("setlistfm", settings.setlistfm_rate),
+                breaker=breaker_of("setlistfm"),
                 retry_delay=delay,
                 backoff=settings.setlistfm_backoff,
             ),

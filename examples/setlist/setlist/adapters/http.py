@@ -28,6 +28,13 @@ def open_gate() -> Gate:
     return nullcontext()
 
 
+#: What a whole call to an upstream (its retries included) runs inside: a
+#: circuit breaker shared by every worker process (Conveyor's
+#: ``CircuitBreaker``, which raises ``CircuitOpen`` while the upstream is
+#: taken for down), or nothing.
+Breaker = AbstractAsyncContextManager[Any]
+
+
 class UpstreamError(Exception):
     """Raised when an upstream API call fails; ``retryable`` says whether
     trying again later can help."""
@@ -92,10 +99,19 @@ async def with_retries(
     *,
     attempts: int = 4,
     base_delay: float = 0.25,
+    breaker: Breaker | None = None,
 ) -> T:
     """Runs ``call``, retrying Unavailable and short Throttled waits with
     jittered exponential backoff; a Throttled wait beyond MAX_INLINE_WAIT,
-    and everything else, is raised at once."""
+    and everything else, is raised at once. Inside ``breaker`` when given:
+    a call that still fails counts against the upstream there."""
+    if breaker is None:
+        return await _retried(service, call, attempts, base_delay)
+    async with breaker:
+        return await _retried(service, call, attempts, base_delay)
+
+
+async def _retried(service: str, call: Callable[[], Awaitable[T]], attempts: int, base_delay: float) -> T:
     for attempt in range(1, attempts + 1):
         try:
             return await call()

@@ -11,7 +11,16 @@ from typing import Any
 
 import httpx
 
-from setlist.adapters.http import Gate, Rejected, Throttled, Unavailable, open_gate, redact, with_retries
+from setlist.adapters.http import (
+    Breaker,
+    Gate,
+    Rejected,
+    Throttled,
+    Unavailable,
+    open_gate,
+    redact,
+    with_retries,
+)
 
 BACKOFF = 2.0
 
@@ -27,11 +36,13 @@ class SetlistFmClient:
         *,
         backoff: float = BACKOFF,
         gate: Gate | None = None,
+        breaker: Breaker | None = None,
         retry_delay: float = 0.25,
     ) -> None:
         self.http = http
         self.retry_delay = retry_delay
         self.gate = gate or open_gate()
+        self.breaker = breaker
         self.backoff = backoff
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -60,7 +71,7 @@ class SetlistFmClient:
                 raise Unavailable(self.service, f"HTTP {response.status_code}: {body}")
             raise Rejected(self.service, f"HTTP {response.status_code}: {body}", status=response.status_code)
 
-        return await with_retries(self.service, call, base_delay=self.retry_delay)
+        return await with_retries(self.service, call, base_delay=self.retry_delay, breaker=self.breaker)
 
 
 def event_date(value: str) -> date:

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import httpx
 
 from setlist.adapters.http import (
+    Breaker,
     Gate,
     Rejected,
     Throttled,
@@ -43,11 +44,13 @@ class SpotifyClient:
         client_secret: str,
         *,
         gate: Gate | None = None,
+        breaker: Breaker | None = None,
         retry_delay: float = 0.25,
     ) -> None:
         self.http = http
         self.retry_delay = retry_delay
         self.gate = gate or open_gate()
+        self.breaker = breaker
         self.api_base = api_base.rstrip("/")
         self.accounts_base = accounts_base.rstrip("/")
         self.client_id = client_id
@@ -95,7 +98,7 @@ class SpotifyClient:
                 return self._answer(response)
             raise Rejected(self.service, "unauthorized after a new token")
 
-        return await with_retries(self.service, call, base_delay=self.retry_delay)
+        return await with_retries(self.service, call, base_delay=self.retry_delay, breaker=self.breaker)
 
     def _answer(self, response: httpx.Response) -> dict[str, Any] | None:
         if response.status_code == 200:

@@ -14,7 +14,16 @@ from typing import Any
 
 import httpx
 
-from setlist.adapters.http import Gate, Rejected, Throttled, Unavailable, open_gate, redact, with_retries
+from setlist.adapters.http import (
+    Breaker,
+    Gate,
+    Rejected,
+    Throttled,
+    Unavailable,
+    open_gate,
+    redact,
+    with_retries,
+)
 
 PAGE_SIZE = 200  # the API's maximum (201 is DIS1036)
 MAX_DEPTH = 1000  # served while page * size <= 1000
@@ -33,6 +42,7 @@ class TicketmasterClient:
         api_key: str,
         *,
         gate: Gate | None = None,
+        breaker: Breaker | None = None,
         retry_delay: float = 0.25,
         spike_wait: float = SPIKE_WAIT,
     ) -> None:
@@ -40,6 +50,7 @@ class TicketmasterClient:
         self.retry_delay = retry_delay
         self.spike_wait = spike_wait
         self.gate = gate or open_gate()
+        self.breaker = breaker
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.requests = 0
@@ -67,11 +78,15 @@ class TicketmasterClient:
                 raise Unavailable(self.service, f"HTTP {response.status_code}: {body}")
             raise Rejected(self.service, f"HTTP {response.status_code}: {body}")
 
-        return await with_retries(self.service, call, base_delay=self.retry_delay)
+        return await with_retries(self.service, call, base_delay=self.retry_delay, breaker=self.breaker)
 
     async def attraction(self, attraction_id: str) -> dict[str, Any] | None:
         """The attraction, or None when Ticketmaster does not know the id."""
         return await self._get(f"/attractions/{attraction_id}.json", {"locale": "en-us"})
+
+    async def venue(self, venue_id: str) -> dict[str, Any] | None:
+        """The venue's details, or None when Ticketmaster does not know the id."""
+        return await self._get(f"/venues/{venue_id}.json", {"locale": "en-us"})
 
     async def search_attractions(self, keyword: str, size: int = 20) -> list[dict[str, Any]]:
         """Music attractions whose name matches ``keyword`` (one page)."""

@@ -3,7 +3,9 @@
 answering in their wire formats (music-apis.md §1-3).
 
 Mounted under ``/ticketmaster``, ``/spotify-accounts``, ``/spotify-api``
-and ``/setlistfm``. ``/_fake/config`` (POST) sets the profile, latency,
+and ``/setlistfm``; the artists' pictures the answers link to are served
+under ``/images``, and a webhook receiver under ``/receiver`` (see
+``receiver``). ``/_fake/config`` (POST) sets the profile, latency,
 enforced rate limits and injected faults; ``/_fake/counters`` reports the
 requests per route and service; ``/_fake/reset`` clears both.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import io
 import math
 import re
 import secrets
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from PIL import Image, ImageDraw
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,13 +33,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from setlist.fake.fixtures import FakeAlbum, FakeArtist, FakeEvent, FakeTrack, FakeVenue, build_artists
+from setlist.fake.receiver import Receiver
 
 API_KEY = "fake-tm-key"
 SETLISTFM_KEY = "fake-setlistfm-key"
 CLIENT_ID = "fake-client"
 CLIENT_SECRET = "fake-secret"
 DAILY_QUOTA = 5000
-Service = Literal["ticketmaster", "spotify", "setlistfm"]
+Service = Literal["ticketmaster", "spotify", "setlistfm", "images"]
+DEFAULT_RATES: dict[Service, int] = {"ticketmaster": 5, "setlistfm": 2, "spotify": 20}
 
 
 class Fault(BaseModel):
@@ -53,7 +60,12 @@ class Fault(BaseModel):
 class FakeConfig(BaseModel):
     spotify_profile: Literal["extended", "development"] = "extended"
     latency_ms: float = Field(default=0.0, ge=0)
-    enforce_limits: bool = False  # Ticketmaster 5/s spike arrest, setlist.fm 2/s
+    #: Answer 429 past each upstream's rate: Ticketmaster's spike arrest,
+    #: setlist.fm's 429, Spotify's 429 with Retry-After.
+    enforce_limits: bool = False
+    #: Requests per second each upstream allows: what the real APIs allow
+    #: (music-apis.md; Spotify publishes no number, 20/s stands in for it).
+    rates: dict[Service, int] = Field(default_factory=lambda: dict(DEFAULT_RATES))
     token_ttl_calls: int | None = None  # a token expires after this many API calls
     faults: list[Fault] = Field(default_factory=list)
 
@@ -65,6 +77,9 @@ class FakeState:
     counters: Counter[str] = field(default_factory=Counter)
     tokens: dict[str, int] = field(default_factory=dict)  # token -> API calls made with it
     windows: dict[str, deque[float]] = field(default_factory=dict)
+    images: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    inflight: Counter[str] = field(default_factory=Counter)
+    receiver: Receiver = field(default_factory=Receiver)
 
     def __post_init__(self) -> None:
         self.by_attraction = {a.attraction_id: a for a in self.artists.values()}
@@ -72,6 +87,9 @@ class FakeState:
         self.by_mbid = {a.mbid: a for a in self.artists.values()}
         self.albums: dict[str, tuple[FakeArtist, FakeAlbum]] = {
             al.id: (a, al) for a in self.artists.values() for al in a.albums
+        }
+        self.venues: dict[str, FakeVenue] = {
+            e.venue.id: e.venue for a in self.artists.values() for e in a.events
         }
         self.tracks: dict[str, tuple[FakeAlbum, FakeTrack]] = {
             t.id: (al, t) for a in self.artists.values() for al in a.albums for t in al.tracks
@@ -125,6 +143,20 @@ def _setlistfm_throttled() -> JSONResponse:
     )
 
 
+def _tm_not_found(ident: str) -> JSONResponse:
+    body = {
+        "errors": [
+            {
+                "code": "DIS1004",
+                "status": "404",
+                "detail": f"Resource not found with provided criteria (locale=en-us, id={ident})",
+                "_links": {"about": {"href": "/discovery/v2/errors.html#DIS1004"}},
+            }
+        ]
+    }
+    return JSONResponse(body, 404)
+
+
 def _spike() -> JSONResponse:
     text = (
         "Spike arrest violation. Allowed rate : MessageRate{messagesPerPeriod=5, "
@@ -151,21 +183,34 @@ def create_fake(state: FakeState | None = None, *, public_base: str = "") -> Sta
         st.counters[f"{service} {request.method} {route}"] += 1
         st.counters[service] += 1
         if cfg.latency_ms:
-            await asyncio.sleep(cfg.latency_ms / 1000)
+            # requests of one route served at once: the highest is kept as ``peak <route>``
+            st.inflight[route] += 1
+            peak = f"peak {service} {route}"
+            st.counters[peak] = max(st.counters[peak], st.inflight[route])
+            try:
+                await asyncio.sleep(cfg.latency_ms / 1000)
+            finally:
+                st.inflight[route] -= 1
         for fault in cfg.faults:
             if fault.service == service and fault.route in route:
                 fault.seen += 1
                 if fault.after <= fault.seen < fault.after + fault.times:
                     st.counters[f"{service} faults"] += 1
                     return _fault_response(fault, request)
-        if cfg.enforce_limits and service in ("ticketmaster", "setlistfm"):
-            per_second = 5 if service == "ticketmaster" else 2
+        per_second = cfg.rates.get(service)
+        if cfg.enforce_limits and per_second is not None:
             window = st.windows.setdefault(service, deque())
             now = time.monotonic()
             while window and window[0] <= now - 1.0:
                 window.popleft()
             if len(window) >= per_second:
                 st.counters[f"{service} 429"] += 1
+                if service == "spotify":
+                    return JSONResponse(
+                        {"error": {"status": 429, "message": "API rate limit exceeded"}},
+                        429,
+                        headers={"Retry-After": "1"},
+                    )
                 return _spike() if service == "ticketmaster" else _setlistfm_throttled()
             window.append(now)
         return None
@@ -254,10 +299,10 @@ def create_fake(state: FakeState | None = None, *, public_base: str = "") -> Sta
             "page": {"size": size, "totalElements": total, "totalPages": pages, "number": page},
         }
         if chunk:
-            body["_embedded"] = {"events": [_event(e) for e in chunk]}
+            body["_embedded"] = {"events": [_event(e, request) for e in chunk]}
         return tm_ok(body)
 
-    def _event(e: FakeEvent) -> dict[str, Any]:
+    def _event(e: FakeEvent, request: Request) -> dict[str, Any]:
         start: dict[str, Any] = {
             "dateTBD": False,
             "dateTBA": e.local_date is None,
@@ -278,7 +323,7 @@ def create_fake(state: FakeState | None = None, *, public_base: str = "") -> Sta
         embedded: dict[str, Any] = {"venues": [_venue(e.venue)]}
         if e.attraction_ids:
             embedded["attractions"] = [
-                _attraction(st.by_attraction[i]) if i in st.by_attraction else _support(i)
+                _attraction(st.by_attraction[i], request) if i in st.by_attraction else _support(i)
                 for i in e.attraction_ids
             ]
         return {
@@ -335,7 +380,7 @@ def create_fake(state: FakeState | None = None, *, public_base: str = "") -> Sta
     def _support(attraction_id: str) -> dict[str, Any]:
         return {"name": "Opening Act", "type": "attraction", "id": attraction_id, "locale": "en-us"}
 
-    def _attraction(a: FakeArtist) -> dict[str, Any]:
+    def _attraction(a: FakeArtist, request: Request) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": a.name,
             "type": "attraction",
@@ -346,7 +391,7 @@ def create_fake(state: FakeState | None = None, *, public_base: str = "") -> Sta
             "images": [
                 {
                     "ratio": "16_9",
-                    "url": f"https://s1.ticketm.net/dam/a/{a.key}.jpg",
+                    "url": f"{base(request)}/images/tm/{a.key}.jpg",
                     "width": 640,
                     "height": 360,
                     "fallback": False,
@@ -369,25 +414,22 @@ def create_fake(state: FakeState | None = None, *, public_base: str = "") -> Sta
             return denied
         found = st.by_attraction.get(request.path_params["id"])
         if found is None:
-            body = {
-                "errors": [
-                    {
-                        "code": "DIS1004",
-                        "status": "404",
-                        "detail": "Resource not found with provided criteria "
-                        f"(locale=en-us, id={request.path_params['id']})",
-                        "_links": {"about": {"href": "/discovery/v2/errors.html#DIS1004"}},
-                    }
-                ]
-            }
-            return JSONResponse(body, 404)
-        return tm_ok(_attraction(found))
+            return _tm_not_found(request.path_params["id"])
+        return tm_ok(_attraction(found, request))
+
+    async def tm_venue(request: Request) -> Response:
+        if (denied := await tm_auth(request, "/discovery/v2/venues/{id}.json")) is not None:
+            return denied
+        found = st.venues.get(request.path_params["id"])
+        if found is None:
+            return _tm_not_found(request.path_params["id"])
+        return tm_ok(_venue(found))
 
     async def tm_attractions(request: Request) -> Response:
         if (denied := await tm_auth(request, "/discovery/v2/attractions.json")) is not None:
             return denied
         keyword = request.query_params.get("keyword", "").lower()
-        hits = [_attraction(a) for a in st.artists.values() if keyword and keyword in a.name.lower()]
+        hits = [_attraction(a, request) for a in st.artists.values() if keyword and keyword in a.name.lower()]
         body: dict[str, Any] = {
             "_links": {"self": {"href": "/discovery/v2/attractions.json"}},
             "page": {"size": 20, "totalElements": len(hits), "totalPages": 1 if hits else 0, "number": 0},
@@ -441,7 +483,7 @@ def create_fake(state: FakeState | None = None, *, public_base: str = "") -> Sta
             "genres": a.genres,
             "href": f"{base(request)}/spotify-api/v1/artists/{a.spotify_id}",
             "id": a.spotify_id,
-            "images": [],
+            "images": [{"url": f"{base(request)}/images/spotify/{a.key}.jpg", "width": 640, "height": 640}],
             "name": a.name,
             "type": "artist",
             "uri": f"spotify:artist:{a.spotify_id}",
@@ -690,6 +732,19 @@ def create_fake(state: FakeState | None = None, *, public_base: str = "") -> Sta
             }
         )
 
+    # -- images (the CDNs the APIs' image URLs point at) ---------------------------
+
+    async def image(request: Request) -> Response:
+        if (blocked := await gate(request, "images", "/images/{source}/{key}.jpg")) is not None:
+            return blocked
+        source, key = request.path_params["source"], request.path_params["key"]
+        if source not in ("tm", "spotify") or key not in st.artists:
+            return Response(status_code=404)
+        if (source, key) not in st.images:
+            size = (640, 360) if source == "tm" else (640, 640)
+            st.images[source, key] = _picture(f"{source}/{key}", size)
+        return Response(st.images[source, key], media_type="image/jpeg")
+
     # -- control --------------------------------------------------------------------
 
     async def set_config(request: Request) -> Response:
@@ -706,12 +761,14 @@ def create_fake(state: FakeState | None = None, *, public_base: str = "") -> Sta
         st.config = FakeConfig()
         st.counters.clear()
         st.windows.clear()
+        st.receiver.reset()
         return Response(status_code=204)
 
     routes = [
         Route("/ticketmaster/discovery/v2/events.json", tm_events),
         Route("/ticketmaster/discovery/v2/attractions.json", tm_attractions),
         Route("/ticketmaster/discovery/v2/attractions/{id}.json", tm_attraction),
+        Route("/ticketmaster/discovery/v2/venues/{id}.json", tm_venue),
         Route("/spotify-accounts/api/token", sp_token, methods=["POST"]),
         Route("/spotify-api/v1/artists/{id}", sp_artist),
         Route("/spotify-api/v1/artists/{id}/albums", sp_albums),
@@ -721,6 +778,8 @@ def create_fake(state: FakeState | None = None, *, public_base: str = "") -> Sta
         Route("/spotify-api/v1/audio-features", sp_features),
         Route("/spotify-api/v1/search", sp_search),
         Route("/setlistfm/rest/1.0/artist/{mbid}/setlists", sf_artist_setlists),
+        Route("/images/{source}/{key}.jpg", image),
+        *st.receiver.routes(),
         Route("/_fake/config", set_config, methods=["POST"]),
         Route("/_fake/counters", counters),
         Route("/_fake/reset", reset, methods=["POST"]),
@@ -728,6 +787,18 @@ def create_fake(state: FakeState | None = None, *, public_base: str = "") -> Sta
     app = Starlette(routes=routes)
     app.state.fake = st
     return app
+
+
+def _picture(seed: str, size: tuple[int, int]) -> bytes:
+    """A JPEG of ``size``: two colour bands derived from ``seed``."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    picture = Image.new("RGB", size, (digest[0], digest[1], digest[2]))
+    ImageDraw.Draw(picture).rectangle(
+        (0, size[1] // 2, size[0], size[1]), fill=(digest[3], digest[4], digest[5])
+    )
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=80)
+    return out.getvalue()
 
 
 def _qs(params: dict[str, Any]) -> str:
