@@ -36,7 +36,9 @@ from setlist.config import Settings
 from setlist.db import migrate
 from setlist.fake.fixtures import build_artists
 from setlist.fake.server import FakeConfig, FakeState, create_fake
-from setlist.pipeline import Pipeline, Services, subject
+from setlist.pipeline import Pipeline
+from setlist.progress import subject
+from setlist.services import Services
 
 
 async def requests_by_service(http: httpx.AsyncClient, fake: str) -> dict[str, int]:
@@ -95,10 +97,10 @@ async def main(latency_ms: float, crowd: int, db: str | None) -> None:
             job_id = response.json()["jobId"]
             phases: dict[str, float] = {}
             for queue, name in (
-                ("setlist-import", job_id),
-                ("setlist-ticketmaster", f"{job_id}-shows"),
-                ("setlist-spotify", f"{job_id}-catalog"),
-                ("setlist-import", f"{job_id}-wrap"),
+                ("artist-import", job_id),
+                ("ticketmaster-sync", f"{job_id}-shows"),
+                ("spotify-catalog", f"{job_id}-catalog"),
+                ("artist-import", f"{job_id}-wrap"),
             ):
                 # the import reports "completed" from inside the wrap-up job
                 await app.queues[queue].queue.wait_until_finished(name, timeout=30)

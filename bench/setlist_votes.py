@@ -42,7 +42,9 @@ from setlist.db import migrate
 from setlist.fake.fixtures import build_artists
 from setlist.fake.server import FakeConfig, FakeState, create_fake
 from setlist.models import Show, Vote
-from setlist.pipeline import Pipeline, Services, subject
+from setlist.pipeline import Pipeline
+from setlist.progress import subject
+from setlist.services import Services
 
 VOTERS = 2000
 SONGS = 20

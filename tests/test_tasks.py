@@ -64,6 +64,38 @@ async def test_enqueued_arguments_are_checked_and_the_task_gets_typed_values(
     assert done.progress == {"stage": "albums", "percent": 50, "message": "listing albums"}
 
 
+async def test_many_calls_are_enqueued_at_once_each_checked_first(
+    redis: aredis.Redis, queue_name: str
+) -> None:
+    app, import_catalog, _ = make_app(redis, queue_name)
+    queue = app.queues[queue_name].queue
+
+    # one bad call among many: nothing is written
+    with pytest.raises(InvalidJobOptions, match="since"):
+        await import_catalog.enqueue_many(
+            [{"artist_id": "a", "since": "2020-01-01"}, {"artist_id": "b", "since": "?"}]
+        )
+    with pytest.raises(InvalidJobOptions, match="keyword arguments"):
+        await import_catalog.enqueue_many([("a", "2020-01-01")])  # type: ignore[list-item]
+    assert sum((await queue.counts()).values()) == 0
+
+    calls = [({"artist_id": f"a{i}", "since": "2020-01-31"}, {"job_id": f"sync-{i}"}) for i in range(1500)]
+    jobs = await import_catalog.enqueue_many([*calls, {"artist_id": "plain", "since": date(2021, 1, 1)}])
+    assert [j.id for j in jobs[:2]] == ["sync-0", "sync-1"] and len(jobs) == 1501
+    assert jobs[-1].data == {"artist_id": "plain", "since": "2021-01-01", "full": False}
+    # the same ids again add nothing; options bound first apply under each call's
+    again = await import_catalog.with_options(priority=5).enqueue_many(
+        [*calls[:2], ({"artist_id": "x", "since": "2020-01-01"}, {"job_id": "x"})]
+    )
+    assert [j.id for j in again] == ["sync-0", "sync-1", "x"]
+    assert (await queue.counts())[JobState.WAITING] == 1502
+    bound = await import_catalog.get_job("x")
+    assert bound is not None and bound.priority == 5
+
+    last = await import_catalog.get_job("sync-1499")  # past the first thousand: the second add
+    assert last is not None and last.data == {"artist_id": "a1499", "since": "2020-01-31", "full": False}
+
+
 async def test_bad_arguments_raise_at_enqueue_and_write_nothing(redis: aredis.Redis, queue_name: str) -> None:
     app, import_catalog, _ = make_app(redis, queue_name)
     queue = app.queues[queue_name].queue

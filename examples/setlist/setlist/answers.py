@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from conveyor import ProgressBus
+from setlist import trending_view
 from setlist.images import stored_sizes
 from setlist.models import Artist
 from setlist.progress import subject
@@ -132,7 +133,20 @@ async def artist(services: Services, bus: ProgressBus, artist: Artist, *, shows:
 
 
 async def trending(store: Store, limit: int = 20) -> str:
-    """``GET /api/trending``'s answer (JSON)."""
-    return json.dumps(
-        {"artists": [artist_out(a) for a in await store.artists(order="trending", limit=limit)]}
-    )
+    """``GET /api/trending``'s answer (JSON): the artists by score, each with
+    its place on the leaderboard of the last trending run (``rank``,
+    ``upcomingShows``, ``recentVotes``; null before the first run)."""
+    artists = await store.artists(order="trending", limit=limit)
+    board = await trending_view.read(store.sessions, [a.id for a in artists])
+    out = []
+    for artist in artists:
+        row = board.get(artist.id, {})
+        out.append(
+            {
+                **artist_out(artist),
+                "rank": row.get("rank"),
+                "upcomingShows": row.get("upcoming_shows"),
+                "recentVotes": row.get("recent_votes"),
+            }
+        )
+    return json.dumps({"artists": out})

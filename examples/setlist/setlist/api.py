@@ -177,6 +177,11 @@ def create_api(
 
         return EventSourceResponse(events(), ping=15)
 
+    @api.get("/api/artists/by-slug/{slug}", tags=["artists"])
+    async def artist_by_slug(slug: str, shows: Annotated[int, Query(ge=0, le=5000)] = 100) -> Response:
+        """The artist page's answer found by slug, under seed 001's path."""
+        return await artist_page(slug, shows)
+
     @api.get("/api/artists/{key}", tags=["artists"])
     async def artist_page(key: str, shows: Annotated[int, Query(ge=0, le=5000)] = 100) -> Response:
         """An artist with its shows (by date), songs (most popular first),

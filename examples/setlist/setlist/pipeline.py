@@ -31,12 +31,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Unpack
 
-from conveyor import Conveyor, Discard, Exponential, Job, JobOptionsDict, Priority, TaskContext
+from conveyor import Conveyor, Discard, Exponential, Job, JobOptionsDict, KeepJobs, Priority, TaskContext
 from conveyor.archive import JobArchive
 from setlist.catalog import Track, dedupe, is_live_album, is_live_title, is_studio
 from setlist.ingest import identity, is_add_on, show_row, track_from
 from setlist.models import ARCHIVE
-from setlist.progress import ImportProgress, failures_recorded, subject
+from setlist.progress import IDENTIFIERS, SETLISTS, SHOWS, SONGS, ImportProgress, failures_recorded, subject
 from setlist.queues import CLASSES, QUEUES, QueueName, declare
 from setlist.services import Services
 from setlist.syncs import Syncs
@@ -47,6 +47,10 @@ from setlist.webhooks import Webhooks
 
 log = logging.getLogger("setlist.pipeline")
 
+#: Seed 001's ``removeOnComplete: {age: 3600, count: 100}`` and
+#: ``removeOnFail: {age: 86400}`` (with a count, so a day of failures cannot fill Redis).
+KEEP_COMPLETED = KeepJobs(count=100, age=3600)
+KEEP_FAILED = KeepJobs(count=10_000, age=86400)
 #: An import whose status has not moved for this long is taken for dead
 #: and may be started again.
 STUCK_AFTER = timedelta(minutes=15)
@@ -108,11 +112,15 @@ class Pipeline:
 
     def task_options(self, queue: QueueName, **options: Unpack[JobOptionsDict]) -> JobOptionsDict:
         """Job options of a task on ``queue``: its class's priority, the
-        settings' job timeout, exponential backoff, then ``options``."""
+        settings' job timeout, exponential backoff and seed 001's retention
+        (completed jobs kept an hour, 100 at most; failed ones a day), then
+        ``options``. Every finished job stays in ``queue_jobs`` (the archive)."""
         defaults: JobOptionsDict = {
             "priority": CLASSES[queue].priority,
             "timeout": self.services.settings.job_timeout,
             "backoff": self.backoff,
+            "remove_on_complete": KEEP_COMPLETED,
+            "remove_on_fail": KEEP_FAILED,
         }
         return {**defaults, **options}
 
@@ -180,7 +188,7 @@ class Pipeline:
         if attraction is None:
             raise Discard(f"Ticketmaster knows no attraction {artist.tm_attraction_id}")
         who = identity(attraction)
-        await progress.report("initializing", 0.6, f"Finding {who.name} on Spotify")
+        await progress.report(IDENTIFIERS, 0.6, f"Finding {who.name} on Spotify")
         found = await s.spotify.artist(who.spotify_id) if who.spotify_id else None
         if found is None:
             found = await s.spotify.search_artist(who.name)
@@ -201,7 +209,7 @@ class Pipeline:
                 (i["url"] for i in found.get("images") or [] if i.get("url")), None
             )
         updated = await s.store.set_identity(progress.artist_id, **fields)
-        await progress.report("initializing", 1.0, f"Importing {who.name}", persist=True)
+        await progress.report(IDENTIFIERS, 1.0, f"Importing {who.name}", persist=True)
         ids = _children(progress.ctx.id)
         low: dict[str, Any] = {"priority": Priority.LOW} if deep else {}
         await self.app.add_flow(
@@ -248,15 +256,15 @@ class Pipeline:
                 page.append(show_row(event))
             await s.store.save_shows(artist_id, page)
             if progress is not None:
-                await progress.report("shows", len(seen) / expected, f"{len(seen)} shows stored")
+                await progress.report(SHOWS, len(seen) / expected, f"{len(seen)} shows stored")
         await s.store.update_artist(artist_id, shows_synced_at=datetime.now(UTC), upcoming_events=len(seen))
         requests = s.ticketmaster.requests - before
         return {"shows": len(seen), "add_ons_skipped": len(skipped), "requests": requests}
 
     async def _sync_shows(self, progress: ImportProgress) -> dict[str, Any]:
-        await progress.report("shows", 0.0, "Reading shows and venues from Ticketmaster", persist=True)
+        await progress.report(SHOWS, 0.0, "Reading shows and venues from Ticketmaster", persist=True)
         result = await self.fetch_shows(progress.artist_id, progress)
-        await progress.report("shows", 1.0, f"{result['shows']} shows and their venues stored", persist=True)
+        await progress.report(SHOWS, 1.0, f"{result['shows']} shows and their venues stored", persist=True)
         return result
 
     async def _sync_catalog(self, progress: ImportProgress) -> dict[str, Any]:
@@ -266,10 +274,10 @@ class Pipeline:
         if artist is None:
             raise Discard(f"no artist {progress.artist_id}")
         if artist.spotify_id is None:
-            await progress.report("catalog", 1.0, "No Spotify artist found: catalog skipped", persist=True)
+            await progress.report(SONGS, 1.0, "No Spotify artist found: catalog skipped", persist=True)
             return {"songs": 0, "skipped": "no Spotify artist"}
         before = spotify.requests
-        await progress.report("catalog", 0.0, "Listing albums and singles on Spotify", persist=True)
+        await progress.report(SONGS, 0.0, "Listing albums and singles on Spotify", persist=True)
         albums = await spotify.albums(artist.spotify_id)
         albums = [a for a in albums if not is_live_album(str(a.get("name", "")))]
         listings = await self._album_listings(progress, albums)
@@ -281,7 +289,7 @@ class Pipeline:
         ]
         album_of = {simple["id"]: album for simple, album in candidates}
         full = await spotify.tracks(list(album_of))
-        await progress.report("catalog", 0.85, f"{len(full)} tracks read")
+        await progress.report(SONGS, 0.85, f"{len(full)} tracks read")
         liveness = await spotify.liveness([t["id"] for t in full])
         tracks: list[Track] = [
             track_from(t, album_of.get(t["id"], t.get("album") or {}), (liveness or {}).get(t["id"]))
@@ -294,7 +302,7 @@ class Pipeline:
             progress.artist_id, catalog_synced_at=datetime.now(UTC), catalog_degraded=degraded
         )
         note = " (no audio features: live tracks found by title only)" if degraded else ""
-        await progress.report("catalog", 1.0, f"{len(studio)} studio songs stored{note}", persist=True)
+        await progress.report(SONGS, 1.0, f"{len(studio)} studio songs stored{note}", persist=True)
         return {
             "albums": len(albums),
             "songs": len(studio),
@@ -316,7 +324,7 @@ class Pipeline:
             async with gate:
                 listings[i] = await spotify.album_tracks(album["id"])
             done += 1
-            await progress.report("catalog", 0.7 * done / len(albums), f"Album {done} of {len(albums)}")
+            await progress.report(SONGS, 0.7 * done / len(albums), f"Album {done} of {len(albums)}")
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -333,7 +341,7 @@ class Pipeline:
             raise Discard(f"no artist {progress.artist_id}")
         results = (await progress.ctx.children()).results
         shows, catalog = _result(results, "-shows"), _result(results, "-catalog")
-        await progress.report("wrap-up", 0.0, "Pre-seeding setlists from setlist.fm", persist=True)
+        await progress.report(SETLISTS, 0.0, "Pre-seeding setlists from setlist.fm", persist=True)
         setlists = await self.syncs.fetch_setlists(artist.mbid)
         matched = await s.store.save_setlists(progress.artist_id, setlists)
         await s.drop_caches(progress.artist_id)

@@ -19,9 +19,16 @@ log = logging.getLogger("setlist.pipeline")
 #: What announces an import event to the webhooks: ``(event, data)``.
 Announce = Callable[[str, dict[str, Any]], Awaitable[None]]
 
-#: Share of the progress bar each side-by-side phase fills (10 to 90 %);
-#: each one's fraction done is kept in the status as ``<phase>_done``.
-PHASE_WEIGHTS = {"shows": 45.0, "catalog": 35.0}
+#: Seed 000's progress stages, in order: ``initializing`` and
+#: ``syncing-identifiers`` (the bootstrap), ``importing-shows`` and
+#: ``importing-songs`` (side by side), ``creating-setlists`` (the wrap-up),
+#: then ``completed`` or ``failed``.
+INITIALIZING, IDENTIFIERS = "initializing", "syncing-identifiers"
+SHOWS, SONGS, SETLISTS = "importing-shows", "importing-songs", "creating-setlists"
+#: Share of the progress bar each side-by-side stage fills (10 to 90 %),
+#: and the key its fraction done is kept under in the status's extra.
+PHASE_WEIGHTS = {SHOWS: 45.0, SONGS: 35.0}
+DONE_KEY = {SHOWS: "shows_done", SONGS: "catalog_done"}
 
 
 def subject(artist_id: str) -> str:
@@ -51,16 +58,16 @@ class ImportProgress:
             # order the two phases' reports land in.
             current = await self.ctx.app.progress.get(subject(self.artist_id))
             done = dict(current.extra) if current is not None and not current.finished else {}
-            done[f"{stage}_done"] = fraction
-            percent = 10 + sum(w * float(done.get(f"{p}_done", 0.0)) for p, w in PHASE_WEIGHTS.items())
+            done[DONE_KEY[stage]] = fraction
+            percent = 10 + sum(w * float(done.get(DONE_KEY[p], 0.0)) for p, w in PHASE_WEIGHTS.items())
             status = await self.reporter.report(
-                stage, round(percent, 1), message, monotonic=True, merge=True, **{f"{stage}_done": fraction}
+                stage, round(percent, 1), message, monotonic=True, merge=True, **{DONE_KEY[stage]: fraction}
             )
-        elif stage == "initializing":
+        elif stage in (INITIALIZING, IDENTIFIERS):
             status = await self.reporter.report(
                 stage, round(10 * fraction, 1), message, monotonic=True, merge=True
             )
-        else:  # wrap-up
+        else:  # creating-setlists
             status = await self.reporter.report(stage, round(90 + 9 * fraction, 1), message, monotonic=True)
         if persist:
             await self.store.set_status(

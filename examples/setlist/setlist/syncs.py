@@ -69,10 +69,10 @@ class Syncs:
         @q[QueueName.VENUE_SYNC].task(**opts(QueueName.VENUE_SYNC, attempts=2))
         async def sync_venues(ctx: TaskContext, limit: int = 500) -> dict[str, Any]:
             """Queues a details sync of the ``limit`` venues synced longest ago."""
-            ids = await self.stale_venue_ids(limit)
-            day = date.today().isoformat()
-            for venue_id in ids:
-                await sync_venue.with_options(job_id=f"venue-{venue_id}-{day}").enqueue(venue_id)
+            ids, day = await self.stale_venue_ids(limit), date.today().isoformat()
+            await sync_venue.enqueue_many(
+                ({"tm_venue_id": venue}, {"job_id": f"venue-{venue}-{day}"}) for venue in ids
+            )
             return {"queued": len(ids)}
 
         @q[QueueName.VENUE_SYNC].task(**opts(QueueName.VENUE_SYNC, attempts=3))
@@ -83,10 +83,10 @@ class Syncs:
         @q[QueueName.SETLIST_SYNC].task(**opts(QueueName.SETLIST_SYNC, attempts=2))
         async def setlists_due(ctx: TaskContext) -> dict[str, Any]:
             """Queues a setlist sync of each artist with a recent show whose setlist is not in."""
-            ids = await self.artists_awaiting_setlists()
-            day = date.today().isoformat()
-            for artist_id in ids:
-                await sync_setlists.with_options(job_id=f"setlists-{artist_id}-{day}").enqueue(artist_id)
+            ids, day = await self.artists_awaiting_setlists(), date.today().isoformat()
+            await sync_setlists.enqueue_many(
+                ({"artist_id": artist}, {"job_id": f"setlists-{artist}-{day}"}) for artist in ids
+            )
             return {"queued": len(ids)}
 
         @q[QueueName.SETLIST_SYNC].task(**opts(QueueName.SETLIST_SYNC, attempts=4))
@@ -112,11 +112,9 @@ class Syncs:
             """Queues a shows resync and a Spotify sync of each imported artist
             whose shows were not synced within the last hour (a fresh import
             needs neither)."""
-            ids = await self.stale_artist_ids()
-            slot = int(time.time() // (6 * 3600))
-            for artist_id in ids:
-                await resync_shows.with_options(job_id=f"resync-{artist_id}-{slot}").enqueue(artist_id)
-                await sync_spotify.with_options(job_id=f"spotify-{artist_id}-{slot}").enqueue(artist_id)
+            ids, slot = await self.stale_artist_ids(), int(time.time() // (6 * 3600))
+            for task, prefix in ((resync_shows, "resync"), (sync_spotify, "spotify")):
+                await task.enqueue_many(({"artist_id": a}, {"job_id": f"{prefix}-{a}-{slot}"}) for a in ids)
             return {"queued": len(ids)}
 
         @q[QueueName.SCHEDULED_SYNC].task(**opts(QueueName.SCHEDULED_SYNC, attempts=2, priority=Priority.LOW))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from conveyor import Discard, Job, JobState, TaskContext
-from setlist import answers, trending
+from setlist import answers, trending, trending_view
 from setlist.images import BadImage, Images
 from setlist.models import SystemHealth
 from setlist.queues import QUEUES, QueueName
@@ -98,6 +98,7 @@ class Upkeep:
             ranked = trending.rank({a: x.score(window, now) for a, x in inputs.items()})
             await trending.cache(s.redis, window, ranked)
         await s.store.set_trending({a: x.score(trending.MAIN, now) for a, x in inputs.items()})
+        await trending_view.refresh(s.store.sessions, now)  # seed 002's refresh_trending_data()
         await s.redis.delete(TRENDING_CACHE_KEY)
         return {"artists": len(inputs)}
 

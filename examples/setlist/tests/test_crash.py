@@ -55,7 +55,7 @@ async def test_a_worker_killed_mid_import_loses_nothing_and_duplicates_nothing(
         try:
             async with asyncio.timeout(60):
                 async for status in env.app.progress.subscribe(subject(artist_id)):
-                    if status.stage == "shows" and status.extra.get("shows_done", 0) > 0.2:
+                    if status.stage == "importing-shows" and status.extra.get("shows_done", 0) > 0.2:
                         break
             first.send_signal(signal.SIGKILL)
             assert await asyncio.to_thread(first.wait, 5) == -signal.SIGKILL

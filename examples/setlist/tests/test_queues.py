@@ -7,7 +7,7 @@ import pytest
 import redis.asyncio as aredis
 from pydantic import ValidationError
 
-from conveyor import Conveyor, Priority
+from conveyor import Conveyor, KeepJobs, Priority
 from setlist.config import Settings
 from setlist.pipeline import Pipeline
 from setlist.queues import CLASSES, QUEUES, QueueName, declare
@@ -107,5 +107,9 @@ async def test_each_task_runs_at_its_queues_priority_with_the_job_timeout(
     assert tasks[("scheduled-sync", "deep_sync_trending")]["priority"] == Priority.LOW
     assert tasks[("image-processing", "process_images")]["priority"] == Priority.BACKGROUND
     assert {options["timeout"] for options in tasks.values()} == {120.0}
+    # seed 001's retention: completed jobs an hour (100 at most), failed ones a day
+    assert {(o["remove_on_complete"], o["remove_on_fail"]) for o in tasks.values()} == {
+        (KeepJobs(count=100, age=3600), KeepJobs(count=10_000, age=86400))
+    }
     # every seed queue has work
     assert {name for name, _ in tasks} == set(QUEUES)

@@ -16,6 +16,7 @@ from setlist_env import Env
 from sqlalchemy import func, select
 
 from conveyor.testing import serving
+from setlist import trending_view
 from setlist.api import create_api
 from setlist.models import Show, Vote
 from setlist.queues import QueueName
@@ -214,3 +215,25 @@ async def test_trending_follows_the_seeds_formula_over_each_window(env: Env, sit
         place = json.loads(await env.services.redis.get(f"trending:artist:{artist_id}:{window}"))
         assert place == {"score": round(expected, 2), "rank": 1}
     assert artist.trending_score == round(expected, 2)  # the weekly score orders /api/trending
+
+    # seed 002's refresh_trending_data(): the leaderboard (a materialized
+    # view on PostgreSQL, a table on SQLite) holds the same figures
+    board = await trending_view.read(env.services.store.sessions, [artist_id])
+    row = board[artist_id]
+    assert (row["rank"], row["upcoming_shows"], row["recent_votes"], row["views"]) == (1, upcoming, 3, 2)
+    assert row["trending_score"] == round(expected, 2)
+    async with visitor(site) as ada:
+        (first,) = [a for a in (await ada.get("/api/trending")).json()["artists"] if a["id"] == artist_id]
+    assert (first["rank"], first["upcomingShows"], first["recentVotes"]) == (1, upcoming, 3)
+
+    # another vote shows at the next refresh, not before
+    async with visitor(site) as bob:
+        await _vote(bob, show_id, songs[0], "up")
+    await env.pipeline.votes.persist()
+    assert (await trending_view.read(env.services.store.sessions, [artist_id]))[artist_id][
+        "recent_votes"
+    ] == 3
+    assert await trending_view.refresh(env.services.store.sessions) == 1
+    assert (await trending_view.read(env.services.store.sessions, [artist_id]))[artist_id][
+        "recent_votes"
+    ] == 4

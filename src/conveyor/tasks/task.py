@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+#: One job of :meth:`BaseTask.enqueue_many`: the task's keyword arguments,
+#: or ``(kwargs, options)``, the options as ``with_options`` takes them
+#: (checked when added: an unknown one raises InvalidJobOptions).
+Call = Mapping[str, Any] | tuple[Mapping[str, Any], Mapping[str, Any]]
 
 
 class TaskContext(JobFacts):
@@ -191,6 +195,13 @@ class BaseTask(Generic[P, R]):
         """Adds a job that runs this task with these arguments."""
         return await self._add(self.options, self.payload(*args, **kwargs))
 
+    async def enqueue_many(self, calls: Iterable[Call]) -> list[Job[R]]:
+        """Adds one job per call, in one round trip per thousand (each
+        thousand atomic). A call is the task's keyword arguments, or a
+        ``(kwargs, options)`` pair whose options (``job_id``...) apply over
+        the task's own. Every call is checked before any job is written."""
+        return await self._add_many(self.options, calls)
+
     async def get_job(self, job_id: str) -> Job[R] | None:
         """This task's job with this id (its result read back as the
         declared return type), or None. Raises InvalidArgument for a job of
@@ -244,13 +255,30 @@ class BaseTask(Generic[P, R]):
         )
 
     async def _add(self, options: JobOptionsDict, data: dict[str, Any]) -> Job[R]:
-        if self.middleware:
-            options = cast(
-                JobOptionsDict, stamp_headers(self.middleware, self.queue.name, self.name, dict(options))
-            )
+        options = self._stamped(options)
         if self.queue.app.eager:
             return self._typed(await run_eagerly(self, options, data))
         return self._typed(await self.queue.queue.add(self.name, data, **options))
+
+    async def _add_many(self, options: JobOptionsDict, calls: Iterable[Call]) -> list[Job[R]]:
+        prepared: list[tuple[dict[str, Any], JobOptionsDict]] = []
+        for call in calls:
+            kwargs, extra = call if isinstance(call, tuple) else (call, {})
+            if not isinstance(kwargs, Mapping) or not isinstance(extra, Mapping):
+                raise InvalidJobOptions(f"{self.name}: a call is its keyword arguments, or (kwargs, options)")
+            prepared.append(
+                (self.payload(**kwargs), self._stamped(cast(JobOptionsDict, {**options, **extra})))
+            )
+        if self.queue.app.eager:
+            return [self._typed(await run_eagerly(self, opts, data)) for data, opts in prepared]
+        added = await self.queue.queue.add_bulk([(self.name, data, opts) for data, opts in prepared])
+        return [self._typed(job) for job in added]
+
+    def _stamped(self, options: JobOptionsDict) -> JobOptionsDict:
+        """``options`` with the middleware's headers, if any."""
+        if not self.middleware:
+            return options
+        return cast(JobOptionsDict, stamp_headers(self.middleware, self.queue.name, self.name, dict(options)))
 
     def arguments(self, data: Any) -> dict[str, Any]:
         """A job's data checked as this task's arguments (Discard when it
@@ -340,3 +368,7 @@ class BoundTask(Generic[P, R]):
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         return await self.task._add(self.options, self.task.payload(*args, **kwargs))
+
+    async def enqueue_many(self, calls: Iterable[Call]) -> list[Job[R]]:
+        """As :meth:`BaseTask.enqueue_many`, with these options under each call's."""
+        return await self.task._add_many(self.options, calls)

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from setlist.models import Base
+from setlist.trending_view import is_view_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -20,6 +21,7 @@ def run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying them
+        include_object=lambda obj, name, kind, reflected, compare_to: not is_view_object(name, kind),
     )
     with context.begin_transaction():
         context.run_migrations()
