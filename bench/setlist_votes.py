@@ -2,9 +2,10 @@
 
     python bench/setlist_votes.py [--rate 1000] [--seconds 10] [--pages 100]
 
-The app (API under uvicorn, its workers, the fake upstream APIs) runs in a
-process of its own on a private redis-server and SQLite, with one artist
-imported. ``--pages`` pages are open on as many of its shows (a process
+The app runs as it is deployed, on a private redis-server and SQLite:
+``--api-processes`` API processes under uvicorn, and the workers (with the
+fake upstream APIs) in a process of their own; one artist is imported.
+``--pages`` pages are open on as many of its shows (a process
 holding one server-sent-events stream each, and reading the show's
 counts once it is open, as the page does); two voter processes send
 ``--rate`` votes a second between them, each from one of 2,000 visitors,
@@ -57,20 +58,37 @@ except ImportError:  # pragma: no cover
     run = asyncio.run  # type: ignore[assignment]
 
 
-def serve_app(redis_url: str, database: str, urls: Any, stop: Any, with_worker: bool) -> None:
-    """The app: the fake upstream, the API (its URL put on ``urls``), and
-    with ``with_worker`` the workers."""
+def serve_app(redis_url: str, database: str, urls: Any, stop: Any) -> None:
+    """One API process (its URL put on ``urls``), as ``setlist api`` runs it."""
+
+    async def main() -> None:
+        redis = connect(redis_url)
+        app = Conveyor(redis)
+        services = Services.create(redis, database_url=database)
+        pipeline = Pipeline(app, services)
+        async with serving(create_api(pipeline)) as api:
+            urls.put(api)
+            await asyncio.to_thread(stop.wait)
+        await app.close()
+        await services.aclose()
+        await redis.aclose()
+
+    run(main())
+
+
+def serve_worker(redis_url: str, database: str, ready: Any, stop: Any) -> None:
+    """The workers, in a process of their own as ``setlist worker`` runs
+    them, with the fake upstream APIs the import calls."""
 
     async def main() -> None:
         redis = connect(redis_url)
         async with serving(create_fake(FakeState(build_artists(), FakeConfig(latency_ms=1)))) as fake:
             app = Conveyor(redis)
             services = Services.create(redis, settings=Settings.for_fake(fake), database_url=database)
-            pipeline = Pipeline(app, services)
-            worker = asyncio.create_task(app.run_worker() if with_worker else asyncio.sleep(0))
-            async with serving(create_api(pipeline)) as api:
-                urls.put(api)
-                await asyncio.to_thread(stop.wait)
+            Pipeline(app, services)
+            worker = asyncio.create_task(app.run_worker())
+            ready.set()
+            await asyncio.to_thread(stop.wait)
             await app.close()
             await worker
             await services.aclose()
@@ -297,14 +315,16 @@ def main() -> None:
     with RedisServer() as redis_server, tempfile.TemporaryDirectory() as tmp:
         database = f"sqlite:///{Path(tmp) / 'votes.db'}"
         run(migrate(database))
-        urls, stop = ctx.Queue(), ctx.Event()
+        urls, stop, working = ctx.Queue(), ctx.Event(), ctx.Event()
         servers = [
-            ctx.Process(target=serve_app, args=(redis_server.url, database, urls, stop, i == 0))
-            for i in range(args.api_processes)
+            ctx.Process(target=serve_app, args=(redis_server.url, database, urls, stop))
+            for _ in range(args.api_processes)
         ]
+        servers.append(ctx.Process(target=serve_worker, args=(redis_server.url, database, working, stop)))
         for server in servers:
             server.start()
-        apis = [urls.get(timeout=60) for _ in servers]
+        apis = [urls.get(timeout=60) for _ in range(args.api_processes)]
+        working.wait(60)
         api = apis[0]
         shows, songs, _ = run(prepare(redis_server.url, database, api))
         shows = shows[: args.pages]

@@ -45,6 +45,18 @@ class VoteIn(BaseModel):
     direction: Literal["up", "down", "none"]
 
 
+class VoteOut(BaseModel):
+    """A vote's answer: the song's tally after it."""
+
+    songId: str
+    up: int
+    down: int
+    score: int
+    seq: int
+    myVote: Literal["up", "down", "none"]
+    changed: bool
+
+
 def voter_of(request: Request) -> str | None:
     raw = request.cookies.get(COOKIE)
     return raw if raw is not None and VOTER.fullmatch(raw) else None
@@ -132,14 +144,14 @@ def add_shows(api: FastAPI, pipeline: Pipeline) -> None:
             "setlist": setlist,
         }
 
-    @router.post("/api/shows/{show_id}/votes")
-    async def vote(show_id: str, body: VoteIn, request: Request, response: Response) -> dict[str, Any]:
+    @router.post("/api/shows/{show_id}/votes", response_model=VoteOut)
+    async def vote(show_id: str, body: VoteIn, request: Request) -> Response:
         """The visitor's vote on one song of the show: up, down, or none (taken
         back). Sending the same vote again changes nothing."""
         voter = voter_of(request)
+        fresh = voter is None
         if voter is None:
             voter = secrets.token_urlsafe(18)
-            give_voter(response, voter)
         value = DIRECTIONS[body.direction]
         try:
             cast = await votes.cast(show_id, body.song_id, voter, value)
@@ -155,7 +167,12 @@ def add_shows(api: FastAPI, pipeline: Pipeline) -> None:
             raise HTTPException(503, "the show's list could not be loaded")
         if cast.persist:
             await pipeline.persist_votes.with_options(delay=PERSIST_DELAY).enqueue()
-        return {**cast.tally.out(body.song_id), "myVote": body.direction, "changed": cast.changed}
+        # written here, not by FastAPI's response validation: this is the hot route
+        out = {**cast.tally.out(body.song_id), "myVote": body.direction, "changed": cast.changed}
+        response = Response(json.dumps(out), media_type="application/json")
+        if fresh:
+            give_voter(response, voter)
+        return response
 
     @router.get("/api/shows/{show_id}/stream", response_class=EventSourceResponse)
     async def stream(show_id: str, request: Request) -> EventSourceResponse:
@@ -166,10 +183,8 @@ def add_shows(api: FastAPI, pipeline: Pipeline) -> None:
         follower, _ = await hub.open(subject)
 
         async def events() -> AsyncIterator[ServerSentEvent]:
-            try:
+            try:  # a page that goes away ends the response, and this with it
                 async for status in follower:
-                    if await request.is_disconnected():
-                        return
                     yield ServerSentEvent(data=json.dumps(status.extra))
             finally:
                 await hub.close(subject, follower)
