@@ -15,7 +15,7 @@ import uvicorn
 from conveyor import JobState, Queue
 from conveyor.realtime.progress import ProgressBus
 from conveyor.server import create_app
-from conveyor.server.hosting import QuietServer, Server
+from conveyor.server.hosting import DisconnectOnStop, QuietServer, Server
 from conveyor.testing import free_port
 from faults.processes import wait_until
 from pubsub import subscribers
@@ -105,3 +105,37 @@ async def test_requests_that_are_not_streams_run_as_before(redis: aredis.Redis, 
         assert added.status_code in (200, 201), added.text
         assert (await client.get("/health")).json()["redis"] is True
     assert (await queue.counts())[JobState.WAITING] == 1
+
+
+async def test_a_stop_tells_only_the_requests_waiting_on_their_client_that_it_left() -> None:
+    arrived: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    seen: list[object] = []
+    first = asyncio.Event()
+
+    async def receive() -> dict[str, object]:
+        return await arrived.get()
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        for _ in range(2):
+            seen.append(await receive())  # type: ignore[operator]
+            first.set()
+
+    middleware = DisconnectOnStop(app, asyncio.Event())
+    request = asyncio.create_task(middleware({"type": "http"}, receive, None))  # type: ignore[arg-type]
+    await arrived.put({"type": "http.request", "body": b"x", "more_body": True})
+    await asyncio.wait_for(first.wait(), PATIENCE)
+    middleware.stop()  # while the request waits for its next message
+    await asyncio.wait_for(request, PATIENCE)
+    assert seen == [{"type": "http.request", "body": b"x", "more_body": True}, {"type": "http.disconnect"}]
+
+    # a request cancelled for its own reasons is cancelled, stop or no stop
+    for also_stopped in (False, True):
+        middleware = DisconnectOnStop(app, asyncio.Event())
+        seen.clear()
+        request = asyncio.create_task(middleware({"type": "http"}, receive, None))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        request.cancel()
+        if also_stopped:
+            middleware.stop()
+        await asyncio.gather(request, return_exceptions=True)
+        assert request.cancelled() and seen == []

@@ -15,8 +15,6 @@ from typing import Any, Literal
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conveyor.engine.signals import Stopped, unless_stopped
-
 #: Garbage collection thresholds of a process that serves the API.
 GC_THRESHOLDS = (20_000, 50, 100)
 #: Seconds a stopping server waits for requests still running before it
@@ -36,29 +34,52 @@ def tune_collector() -> None:
 
 
 class DisconnectOnStop:
-    """ASGI middleware: once ``stopping`` is set, every request still
+    """ASGI middleware: once :meth:`stop` is called, every request still
     waiting for a message from its client is told the client has gone.
     A stream (Server-Sent Events) then ends and runs its clean-up as when
     its client leaves, so a stopping server is not held open by the
-    browsers still watching it."""
+    browsers still watching it.
+
+    A request waits on its client in its own task; that task is noted
+    while it waits, and :meth:`stop` interrupts it there. Nothing else is
+    created per message: this sits on every request's path."""
 
     def __init__(self, app: Any, stopping: asyncio.Event) -> None:
         self.app: ASGIApp = app
         self.stopping = stopping
+        #: The requests' tasks waiting for a message from their client.
+        self._waiting: set[asyncio.Task[Any]] = set()
+        #: Those interrupted by :meth:`stop`, until they have seen it.
+        self._interrupted: set[asyncio.Task[Any]] = set()
+
+    def stop(self) -> None:
+        """Sets ``stopping`` and tells each request waiting on its client that it left."""
+        self.stopping.set()
+        for task in self._waiting - self._interrupted:
+            self._interrupted.add(task)
+            task.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        stopping = self.stopping
+        stopping, waiting, interrupted = self.stopping, self._waiting, self._interrupted
 
         async def receive_until_stop() -> Message:
-            if stopping.is_set():
+            task = asyncio.current_task()
+            if stopping.is_set() or task is None:
                 return DISCONNECT
+            waiting.add(task)
             try:
-                return await unless_stopped(receive(), stopping)
-            except Stopped:
-                return DISCONNECT
+                return await receive()
+            except asyncio.CancelledError:
+                # interrupted by stop() alone (not cancelled besides): the client "left"
+                if task in interrupted and task.uncancel() == 0:
+                    return DISCONNECT
+                raise
+            finally:
+                waiting.discard(task)
+                interrupted.discard(task)
 
         response = {"started": False, "ended": False}
 
@@ -85,13 +106,16 @@ class Server(uvicorn.Server):
 
     def __init__(self, config: uvicorn.Config) -> None:
         self.stopping = asyncio.Event()
+        self.streams: DisconnectOnStop | None = None
         if not isinstance(config.app, str):
-            config.app = DisconnectOnStop(config.app, self.stopping)
+            config.app = self.streams = DisconnectOnStop(config.app, self.stopping)
         if config.timeout_graceful_shutdown is None:
             config.timeout_graceful_shutdown = int(STOP_GRACE)
         super().__init__(config)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.streams is not None:
+            self.streams.stop()
         self.stopping.set()
         await super().shutdown(sockets)
 
