@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from rich.console import Console
 
 from conveyor import Conveyor, RedisSettings, connect
@@ -78,7 +78,7 @@ def up(
 ) -> None:
     """Runs the whole app offline, with the fake upstream APIs."""
     fake_base = f"http://{host}:{fake_port}"
-    settings = Settings.for_fake(fake_base)
+    settings = _settings(lambda: Settings.for_fake(fake_base))
     artists = build_artists()
 
     async def body(app: Conveyor, pipeline: Pipeline) -> None:
@@ -144,7 +144,7 @@ def worker(
         async with pipeline.archive.running():
             await app.run_worker(concurrency=concurrency, scheduler=scheduler)
 
-    asyncio.run(_run(body, Settings(), RedisSettings().resolved_url()))
+    asyncio.run(_run(body, _settings(), RedisSettings().resolved_url()))
 
 
 @cli.command()
@@ -154,7 +154,7 @@ def api(
 ) -> None:
     """Serves the API, the pages and Conveyor's dashboard."""
 
-    settings = Settings()
+    settings = _settings()
 
     async def body(app: Conveyor, pipeline: Pipeline) -> None:
         token = _admin_token(settings)
@@ -174,13 +174,25 @@ def api(
 def check() -> None:
     """Checks the environment: each variable, Redis, the database and its
     migrations, each upstream with its credentials (exit status 1 on a failure)."""
-    found = asyncio.run(findings(Settings()))
+    found = asyncio.run(findings(_settings(failed="fail", code=1)))
     marks = {"ok": "[green]ok[/green]  ", "warn": "[yellow]warn[/yellow]", "fail": "[red]fail[/red]"}
     for finding in found:
         console.print(f"{marks[finding.level]}  {finding.what}: {finding.detail}")
     failed = sum(f.level == "fail" for f in found)
     console.print(f"{failed} failed, {sum(f.level == 'warn' for f in found)} warnings")
     raise typer.Exit(1 if failed else 0)
+
+
+def _settings(load: Callable[[], Settings] = Settings, *, failed: str = "error", code: int = 2) -> Settings:
+    """The settings, or an exit (status ``code``) with each bad one named on a line."""
+    try:
+        return load()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = str(error["loc"][0]) if error["loc"] else "settings"
+            where = f"SETLIST_{where.upper()}" if where in Settings.model_fields else where  # the variable
+            console.print(f"[red]{failed}[/red]  {where}: {error['msg']}", highlight=False)
+        raise typer.Exit(code) from None
 
 
 def _admin_token(settings: Settings) -> str:

@@ -28,6 +28,7 @@ ENV_PREFIXES = (
     "SETLISTFM_",
     "ADMIN_",
     "CRON_",
+    "QUEUE_",
 )
 
 
@@ -92,6 +93,22 @@ async def test_each_problem_is_named_and_fails_the_check(
     assert failed == {"Redis", "migrations", "Ticketmaster", "setlist.fm"}, done.stdout
     assert "wrong" not in done.stdout  # no key is printed
     assert "4 failed" in done.stdout
+
+
+async def test_bad_settings_are_named_without_a_traceback(
+    fake_base: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    env = _environment(
+        fake_base, redis_server.url, database, SETLIST_TICKETMASTER_RATE="0", QUEUE_JOB_TIMEOUT="soon"
+    )
+    done = await _check(env)
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    failed = [line.split()[1].rstrip(":") for line in done.stdout.splitlines() if line.startswith("fail")]
+    assert sorted(failed) == ["SETLIST_QUEUE_JOB_TIMEOUT", "SETLIST_TICKETMASTER_RATE"], done.stdout
+    env = _environment(fake_base, redis_server.url, database, QUEUE_CONCURRENCY_IMPORTS="5")
+    done = await _check(env)
+    assert done.returncode == 1 and "no queue named IMPORTS" in " ".join(done.stdout.split())
 
 
 def test_unset_variables_are_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
