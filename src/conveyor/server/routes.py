@@ -31,7 +31,7 @@ from conveyor.server.models import (
 )
 
 if TYPE_CHECKING:
-    from conveyor.server.app import ServerState
+    from conveyor.server.state import ServerState
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=problems(401))
 
