@@ -18,7 +18,7 @@ import traceback
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from conveyor.engine.codec import dumps, loads
 from conveyor.engine.job import Job, JobContext
@@ -29,7 +29,24 @@ from conveyor.tasks.facts import JobFacts
 
 if TYPE_CHECKING:
     from conveyor.engine.flows import Children
-    from conveyor.tasks.task import BaseTask
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class EagerTask(Protocol):
+    """What eager mode needs of a task (a ``BaseTask``): its names and a
+    way to run it for a recorded job."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def queue(self) -> _Named: ...
+
+    async def run_recorded(self, recorded: RecordedJob, data: Any) -> Any: ...
 
 
 class RecordedJob:
@@ -108,7 +125,7 @@ def as_job_context(job: RecordedJob) -> JobContext:
     return cast(JobContext, job)
 
 
-async def run_eagerly(task: BaseTask[Any, Any], options: JobOptionsDict, data: dict[str, Any]) -> Job[Any]:
+async def run_eagerly(task: EagerTask, options: JobOptionsDict, data: dict[str, Any]) -> Job[Any]:
     """Runs ``task`` inline for ``data`` and returns the finished job:
     completed with its result, or failed with the last attempt's error."""
     opts = JobOptions.build(dict(options))
