@@ -3,12 +3,15 @@ version, and the marker that lets type checkers read its types."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.resources
 import re
 import subprocess
 import sys
 import types
+
+import pytest
 
 import conveyor
 from conveyor import errors
@@ -68,3 +71,15 @@ def test_every_error_is_drawn_in_the_tree_and_exported() -> None:
         if isinstance(value, type) and issubclass(value, errors.ConveyorError):
             assert re.search(rf"[─ ]{name}\b", tree), f"{name} is not drawn in conveyor.errors' tree"
             assert name in conveyor.__all__, f"{name} is not exported"
+
+
+@pytest.mark.parametrize("package", ["archive", "realtime", "server", "tasks", "testing"])
+def test_each_public_subpackage_says_what_it_offers(package: str) -> None:
+    module = importlib.import_module(f"conveyor.{package}")
+    offered = module.__all__
+    assert offered == sorted(offered, key=lambda name: (not name.isupper(), name))  # constants first
+    for name in offered:
+        assert getattr(module, name) is not None, name
+    # what both offer is the same object
+    for name in set(offered) & set(conveyor.__all__):
+        assert getattr(module, name) is getattr(conveyor, name), name
