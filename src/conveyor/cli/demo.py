@@ -30,7 +30,7 @@ from conveyor import (
     connect,
     ping,
 )
-from conveyor.testing import configured_or_private_redis
+from conveyor.localredis import configured_or_private_redis
 
 console = Console()
 

@@ -29,10 +29,10 @@ from conveyor.engine.queue import Queue
 from conveyor.engine.scheduler import Scheduler
 from conveyor.engine.worker import Worker
 from conveyor.errors import Discard, RateLimited
+from conveyor.localredis import configured_or_private_redis
 from conveyor.server import create_app
 from conveyor.server.auth import warn_if_open
 from conveyor.server.hosting import quiet_server
-from conveyor.testing import configured_or_private_redis
 
 console = Console()
 QUEUES = ("up-emails", "up-spotify", "up-shows", "up-imports")
