@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from redis.exceptions import RedisError
 
@@ -17,7 +17,8 @@ from conveyor.engine.scripts import script
 from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
-    from conveyor.realtime.consumer import EventConsumer
+    from conveyor.engine.cluster import RedisClient
+    from conveyor.engine.keys import StreamKeys
 
 log = logging.getLogger("conveyor.events")
 _FAILURES = (ConveyorError, RedisError, OSError)
@@ -42,6 +43,45 @@ class Delivery:
         self.suspect = suspect
 
 
+class _Pending(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class HeldBus(Protocol):
+    """What :class:`Holdings` uses of its consumer's stream (an ``EventBus``)."""
+
+    @property
+    def keys(self) -> StreamKeys: ...
+    @property
+    def dead_max_len(self) -> int: ...
+    async def pending(
+        self, group: str, *, count: int = 100, consumer: str | None = None
+    ) -> Sequence[_Pending]: ...
+    async def forget_idle_consumers(self, group: str, *, idle: float) -> list[str]: ...
+
+
+class Holder(Protocol):
+    """What :class:`Holdings` uses of its consumer (an ``EventConsumer``)."""
+
+    @property
+    def bus(self) -> HeldBus: ...
+    @property
+    def redis(self) -> RedisClient: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def prefetch(self) -> int: ...
+    @property
+    def claim_idle_ms(self) -> int: ...
+    @property
+    def claim_interval(self) -> float: ...
+    @property
+    def forget_after(self) -> float: ...
+
+
 class Holdings:
     """What ``consumer`` holds (:attr:`held`), touched every
     ``claim_idle / 3`` seconds so that no live consumer loses an entry
@@ -50,7 +90,7 @@ class Holdings:
 
     def __init__(
         self,
-        consumer: EventConsumer,
+        consumer: Holder,
         dispatch: Callable[[Iterable[Delivery]], None],
         dead_lettered: Callable[[DeadEntries], Awaitable[None]],
         stop: asyncio.Event,
