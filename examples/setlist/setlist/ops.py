@@ -39,6 +39,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from conveyor.server import bearer_guard
 from setlist.adapters.http import Throttled
+from setlist.answers import iso
 from setlist.pipeline import Pipeline
 from setlist.progress import subject
 from setlist.queues import QUEUES
@@ -240,9 +241,9 @@ def add_operations(
                 "id": job.id,
                 "kind": job.kind,
                 "status": job.status,
-                "createdAt": _iso(job.created_at),
-                "startedAt": _iso(job.started_at),
-                "finishedAt": _iso(job.finished_at),
+                "createdAt": iso(job.created_at),
+                "startedAt": iso(job.started_at),
+                "finishedAt": iso(job.finished_at),
                 "error": job.error,
                 "phases": [
                     {
@@ -314,7 +315,3 @@ def _bounded(limit: int) -> int:
 def _json_row(row: Any) -> dict[str, Any]:
     """A row as JSON: times in ISO 8601, the rest as stored."""
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None

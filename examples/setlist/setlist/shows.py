@@ -155,11 +155,8 @@ def add_shows(api: FastAPI, pipeline: Pipeline) -> None:
         value = DIRECTIONS[body.direction]
         try:
             cast = await votes.cast(show_id, body.song_id, voter, value)
-            if cast is None:  # the show's list is not loaded yet
-                show, artist, _ = await load(show_id)
-                await votes.load_songs(
-                    show.id, [s.id for s in await pipeline.services.store.songs(artist.id)]
-                )
+            if cast is None:  # the show's list is not loaded yet: votes arriving together share one load
+                await load_once(show_id)
                 cast = await votes.cast(show_id, body.song_id, voter, value)
         except NotOnTheList:
             raise HTTPException(422, f"song {body.song_id!r} is not on this show's list") from None
