@@ -1,22 +1,28 @@
 """Engine benchmark: one command, prints a table.
 
-    python bench/run.py [--jobs 100000] [--quick]
+    python bench/run.py [--jobs 100000] [--quick] [--only SECTIONS] [--compare bullmq]
 
-Runs against a private redis-server on a free port (loopback). Throughputs
-are measured three times and the best run is reported, with every run listed
-(the machine's speed varies between runs). Measures:
-drain rate of no-op async jobs (one worker process, concurrency 100),
-alone and under queue-wide limits set high (a rate limit of 100,000/s, a
-global concurrency of 1,000) and spread over 100 groups taking turns, runs
-interleaved so drift hits all alike,
-enqueue rate one by one (awaiting each) and in bulk, enqueue-to-start
-latency at a steady 500 jobs/s (producer in a separate process), and Redis
-memory per waiting job with a 100-byte payload, the progress bus's
-report-to-subscriber latency (subscriber in another process), and the event
-bus: publish rates, a consumer group's drain rate, and publish-to-handler
-latency (consumer in another process); the HTTP API's queue list with 20
-queues and a million jobs in Redis. ``--cluster`` runs the drain and
-enqueue sections on a private three-primary Redis Cluster instead.
+Runs against a private redis-server on a free port (loopback). Each
+measurement is run three times, interleaved so drift hits all alike; the
+table gives the median with every run listed. Sections:
+drain (no-op async jobs, one worker process, concurrency 100: alone, with
+Redis's CPU and script time per job, and under queue-wide limits set high,
+a rate limit of 100,000/s and a global concurrency of 1,000, and spread
+over 100 groups taking turns), enqueue (one by one, awaiting each, and in
+bulk, with Redis's time per job), latency (enqueue-to-start at a steady
+200 and 500 jobs/s, producer in another process: p50, p95, p99, max and a
+histogram), progress (the progress bus's report-to-subscriber latency,
+subscriber in another process), events (publish rates, a consumer group's
+drain rate, publish-to-handler latency), api (the HTTP API's queue list
+with 20 queues and a million jobs in Redis) and memory (Redis memory per
+waiting job with a 100-byte payload, 100,000 jobs).
+
+``--compare bullmq`` runs the drain, enqueue, latency and memory
+measurements for Node BullMQ too (``bench/bullmq``: bullmq and ioredis
+pinned, installed with npm on first use), each run right after
+Conveyor's on the same Redis, and adds its column and the ratio.
+``--cluster`` runs the drain and enqueue sections on a private
+three-primary Redis Cluster instead.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from compare import Table, bullmq, bullmq_version, histogram, summary
 from conveyor import Event, EventBus, JobContext, Middleware, Queue, RateLimit, Worker, connect
 from conveyor.realtime.progress import ProgressBus
 from conveyor.testing import RedisClusterNodes, RedisServer
@@ -49,8 +56,8 @@ async def bench_drain(
     concurrency: int | None = None,
     groups: int = 0,
     middleware: Sequence[Middleware] = (),
-) -> float:
-    """Drain rate; with ``limit`` or ``concurrency`` set as queue-wide
+) -> dict[str, Any]:
+    """Drain rate and Redis usec per job; with ``limit`` or ``concurrency`` set as queue-wide
     limits, or the jobs spread over ``groups`` groups taking turns, or
     ``middleware`` around each run."""
     redis = connect(url)
@@ -68,13 +75,27 @@ async def bench_drain(
         return None
 
     worker = Worker(queue, noop, concurrency=100, middleware=middleware)
+    before = await redis_usec(redis)
     start = time.perf_counter()
     await worker.run(burst=True)
     elapsed = time.perf_counter() - start
+    used = per_job(before, await redis_usec(redis), n)
     assert worker.processed == n, worker.processed
     await queue.obliterate()
     await redis.aclose()
-    return n / elapsed
+    return {"rate": n / elapsed, "redis": used}
+
+
+async def redis_usec(redis: Any) -> dict[str, float]:
+    """Redis's CPU (user + system) and its time in scripts so far, in usec."""
+    cpu = await redis.info("cpu")
+    stats = await redis.info("commandstats")
+    scripts = sum(int(stats.get(f"cmdstat_{c}", {}).get("usec", 0)) for c in ("evalsha", "eval", "fcall"))
+    return {"cpu": (float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])) * 1e6, "scripts": scripts}
+
+
+def per_job(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    return {k: (after[k] - before[k]) / n for k in before}
 
 
 async def bench_enqueue_single(url: str, n: int, middleware: Sequence[Middleware] = ()) -> float:
@@ -89,17 +110,20 @@ async def bench_enqueue_single(url: str, n: int, middleware: Sequence[Middleware
     return n / elapsed
 
 
-async def bench_enqueue_bulk(url: str, n: int) -> float:
+async def bench_enqueue_bulk(url: str, n: int) -> dict[str, Any]:
     redis = connect(url)
     queue = Queue("bench-bulk", redis)
     items = [("email", {"to": f"user{i}@example.com"}) for i in range(n)]
+    await queue.register()
+    before = await redis_usec(redis)
     start = time.perf_counter()
     for i in range(0, n, 10_000):
         await queue.add_bulk(items[i : i + 10_000])
     elapsed = time.perf_counter() - start
+    used = per_job(before, await redis_usec(redis), n)
     await queue.obliterate()
     await redis.aclose()
-    return n / elapsed
+    return {"rate": n / elapsed, "redis": used}
 
 
 def _produce(url: str, rate: int, seconds: float) -> None:
@@ -119,7 +143,9 @@ def _produce(url: str, rate: int, seconds: float) -> None:
     run(main())
 
 
-async def bench_latency(url: str, rate: int, seconds: float) -> tuple[float, float, float, int]:
+async def bench_latency(url: str, rate: int, seconds: float) -> list[float]:
+    """Enqueue-to-start latencies (ms) of jobs added at a steady ``rate``
+    by another process, one idle worker taking them."""
     redis = connect(url)
     queue = Queue("bench-latency", redis)
     samples: list[float] = []
@@ -138,11 +164,7 @@ async def bench_latency(url: str, rate: int, seconds: float) -> tuple[float, flo
     await worker.close()
     await task
     await redis.aclose()
-    samples.sort()
-    warm = samples[len(samples) // 20 :]  # drop the first 5% (connection warm-up)
-    warm.sort()
-    p = lambda q: warm[min(len(warm) - 1, int(q * len(warm)))]  # noqa: E731
-    return statistics.median(warm), p(0.99), max(warm), len(samples)
+    return samples
 
 
 async def _start_listener(target: Any, url: str, n: int) -> tuple[Any, Any]:
@@ -185,7 +207,7 @@ async def bench_progress(url: str, n: int, rate: int) -> tuple[float, float, flo
     proc, out = await _start_listener(_subscribe, url, n)
     redis = connect(url)
     bus = ProgressBus(redis, namespace="bench")
-    while (await redis.pubsub_numsub("conveyor:{bench}:updates:import:1"))[0][1] == 0:  # noqa: ASYNC110
+    while (await redis.pubsub_numsub("conveyor:{progress/bench}:updates:import:1"))[0][1] == 0:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     for i in range(n):
         await bus.report("import:1", "catalog", min(99, i * 100 / n), "working", sent=time.time_ns())
@@ -328,12 +350,19 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument(
-        "--only", default="", help="comma-separated sections: drain, enqueue, latency, events, memory"
+        "--only",
+        default="",
+        help="comma-separated sections: drain, enqueue, latency, progress, events, api, memory",
     )
     parser.add_argument(
         "--cluster",
         action="store_true",
         help="run drain and enqueue on a private three-primary Redis Cluster",
+    )
+    parser.add_argument(
+        "--compare",
+        choices=["bullmq"],
+        help="run the same drain, enqueue, latency and memory measurements for Node BullMQ",
     )
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -344,90 +373,146 @@ def main() -> None:
         return not only or section in only
 
     n = 5_000 if args.quick else args.jobs
-    rows: list[tuple[str, str, str]] = []
+    table = Table(bullmq_version() if args.compare else None)
     with RedisClusterNodes() if args.cluster else RedisServer() as server:
         url = server.url
         repeats = 1 if args.quick else 3
         if want("drain"):
-            _drain_rows(rows, url, n, repeats)
+            _drain_rows(table, url, n, repeats)
         if want("enqueue"):
-            _enqueue_rows(rows, url, n, repeats)
+            _enqueue_rows(table, url, n, repeats)
         if want("latency"):
-            _latency_rows(rows, url, args.quick)
+            _latency_rows(table, url, repeats, 1.0 if args.quick else 4.0)
+        if want("progress"):
+            _progress_rows(table, url, args.quick)
         if want("events"):
-            _event_rows(rows, url, n, repeats, args.quick)
+            _event_rows(table, url, n, repeats, args.quick)
         if want("api"):
             jobs = 20_000 if args.quick else 1_000_000
             p50, p95, p99, filled = run(bench_api(url, 20, jobs, 50 if args.quick else 300))
-            rows.append((f"GET /api/queues, 20 queues, {jobs:,} jobs: p50", f"{p50:.1f} ms", ""))
-            rows.append(("  p95", f"{p95:.1f} ms", "<= 300 ms"))
-            rows.append(("  p99", f"{p99:.1f} ms", ""))
-            rows.append(("  (time to add the jobs)", f"{filled:.1f} s", ""))
+            table.row(f"GET /api/queues, 20 queues, {jobs:,} jobs: p50", f"{p50:.1f} ms")
+            table.row("  p95", f"{p95:.1f} ms", target="<= 300 ms")
+            table.row("  p99", f"{p99:.1f} ms")
+            table.row("  (time to add the jobs)", f"{filled:.1f} s")
         if want("memory"):
-            mem = run(bench_memory(url, n))
-            rows.append(("Redis memory per waiting job (100 B payload)", f"{mem:,.0f} bytes", "reported"))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure'.ljust(width)}  {'result':>22}  target")
-    print("-" * (width + 40))
-    for name, value, target in rows:
-        print(f"{name.ljust(width)}  {value:>22}  {target}")
+            mem = run(bench_memory(url, 100_000 if not args.quick else n))
+            other = bullmq("memory", url, jobs=100_000 if not args.quick else n) if args.compare else None
+            table.row(
+                "Redis memory per waiting job (100 B payload)",
+                f"{mem:,.0f} B",
+                f"{other['bytes']:,.0f} B" if other else "",
+                f"{other['bytes'] / mem:.1f}x less" if other else "",
+                "<= 350 B",
+            )
+    table.print()
 
 
-Rows = list[tuple[str, str, str]]
-
-
-def _runs(rows: Rows, label: str, values: list[float], unit: str, target: str) -> None:
-    rows.append((label, f"{max(values):,.0f} {unit}", target))
-    rows.append(("  (all runs)", ", ".join(f"{v:,.0f}" for v in values), ""))
-
-
-def _drain_rows(rows: Rows, url: str, n: int, repeats: int) -> None:
-    plain: list[float] = []
+def _drain_rows(table: Table, url: str, n: int, repeats: int) -> None:
+    plain: list[dict[str, Any]] = []
+    theirs: list[dict[str, Any]] = []
     limited: list[float] = []
     capped: list[float] = []
     grouped: list[float] = []
     for _ in range(repeats):
         plain.append(run(bench_drain(url, n)))
-        limited.append(run(bench_drain(url, n, limit=RateLimit(100_000, per=1.0))))
-        capped.append(run(bench_drain(url, n, concurrency=1000)))
-        grouped.append(run(bench_drain(url, n, groups=100)))
-    _runs(rows, "drain, no-op async, concurrency 100", plain, "jobs/s", ">= 25,000")
-    _runs(rows, "drain, rate limit 100,000/s", limited, "jobs/s", ">= 80% of unlimited")
-    rows.append(("  (limited / unlimited, best runs)", f"{max(limited) / max(plain):.0%}", ""))
-    _runs(rows, "drain, global concurrency 1,000", capped, "jobs/s", "reported")
-    _runs(rows, "drain, 100 groups taking turns", grouped, "jobs/s", "reported")
+        if table.comparing:
+            theirs.append(bullmq("drain", url, jobs=n))
+        limited.append(run(bench_drain(url, n, limit=RateLimit(100_000, per=1.0)))["rate"])
+        capped.append(run(bench_drain(url, n, concurrency=1000))["rate"])
+        grouped.append(run(bench_drain(url, n, groups=100))["rate"])
+    rates = [r["rate"] for r in plain]
+    table.rates("drain, no-op, concurrency 100", rates, [r["rate"] for r in theirs], "jobs/s", ">= 1.25x")
+    _redis_rows(table, "drain", plain, theirs)
+    table.rates("drain, rate limit 100,000/s", limited, [], "jobs/s", ">= 80% of unlimited")
+    table.row(
+        "  (limited / unlimited, medians)", f"{statistics.median(limited) / statistics.median(rates):.0%}"
+    )
+    table.rates("drain, global concurrency 1,000", capped, [], "jobs/s", "")
+    table.rates("drain, 100 groups taking turns", grouped, [], "jobs/s", "")
 
 
-def _enqueue_rows(rows: Rows, url: str, n: int, repeats: int) -> None:
-    single = [run(bench_enqueue_single(url, min(n, 20_000))) for _ in range(repeats)]
-    _runs(rows, "enqueue one by one (awaiting each)", single, "jobs/s", ">= 8,000")
-    bulk = [run(bench_enqueue_bulk(url, n * 2)) for _ in range(repeats)]
-    _runs(rows, "enqueue in bulk (add_bulk)", bulk, "jobs/s", ">= 60,000")
+def _redis_rows(table: Table, what: str, ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> None:
+    """Redis's CPU and script time per job, medians of the runs."""
+    for key, label in (("cpu", "Redis CPU"), ("scripts", "in scripts")):
+        mine = statistics.median(r["redis"][key] for r in ours)
+        other = statistics.median(r["redis"][key] for r in theirs) if theirs else 0.0
+        table.row(
+            f"  {what}: {label} per job",
+            f"{mine:.1f} us",
+            f"{other:.1f} us" if theirs else "",
+            f"{other / mine:.1f}x less" if theirs and mine else "",
+            "<= 15 us" if what == "drain" else "",
+        )
 
 
-def _latency_rows(rows: Rows, url: str, quick: bool) -> None:
-    p50, p99, worst, count = run(bench_latency(url, 500, 1 if quick else 6))
-    rows.append(("enqueue-to-start p50 @ 500 jobs/s", f"{p50:.2f} ms", "<= 1 ms"))
-    rows.append(("enqueue-to-start p99 @ 500 jobs/s", f"{p99:.2f} ms", "<= 5 ms"))
-    rows.append(("  (max, samples)", f"{worst:.2f} ms, {count}", ""))
+def _enqueue_rows(table: Table, url: str, n: int, repeats: int) -> None:
+    singles = min(n, 20_000)
+    single: list[float] = []
+    theirs: list[float] = []
+    bulk: list[dict[str, Any]] = []
+    bulk_theirs: list[dict[str, Any]] = []
+    for _ in range(repeats):
+        single.append(run(bench_enqueue_single(url, singles)))
+        bulk.append(run(bench_enqueue_bulk(url, n * 2)))
+        if table.comparing:
+            theirs.append(bullmq("single", url, jobs=singles)["rate"])
+            bulk_theirs.append(bullmq("bulk", url, jobs=n * 2))
+    table.rates("enqueue one by one (awaiting each)", single, theirs, "jobs/s", ">= 8,000")
+    table.rates(
+        "enqueue in bulk", [r["rate"] for r in bulk], [r["rate"] for r in bulk_theirs], "jobs/s", ">= 60,000"
+    )
+    _redis_rows(table, "bulk add", bulk, bulk_theirs)
+
+
+def _latency_rows(table: Table, url: str, repeats: int, seconds: float) -> None:
+    for rate in (200, 500):
+        ours: list[list[float]] = []
+        theirs: list[list[float]] = []
+        for _ in range(repeats):
+            ours.append(run(bench_latency(url, rate, seconds)))
+            if table.comparing:
+                theirs.append(bullmq("latency", url, rate=rate, seconds=seconds)["samples"])
+        mine = [summary(s) for s in ours]
+        other = [summary(s) for s in theirs]
+        for q in ("p50", "p95", "p99", "max"):
+            m = statistics.median(r[q] for r in mine)
+            o = statistics.median(r[q] for r in other) if other else 0.0
+            table.row(
+                f"enqueue-to-start {q} @ {rate} jobs/s" if q == "p50" else f"  {q}",
+                f"{m:.2f} ms",
+                f"{o:.2f} ms" if other else "",
+                f"{o / m:.1f}x less" if other else "",
+                {"p50": "<= 0.4 ms", "p99": "<= 0.7 ms"}.get(q, ""),
+            )
+        table.row(
+            "  (p50, p99 of each run)",
+            ", ".join(f"{r['p50']:.2f}/{r['p99']:.2f}" for r in mine),
+            ", ".join(f"{r['p50']:.2f}/{r['p99']:.2f}" for r in other),
+        )
+        table.notes.append(f"enqueue-to-start @ {rate}/s, Conveyor: {histogram(ours)}")
+        if theirs:
+            table.notes.append(f"enqueue-to-start @ {rate}/s, BullMQ:   {histogram(theirs)}")
+
+
+def _progress_rows(table: Table, url: str, quick: bool) -> None:
     p50, p99, worst = run(bench_progress(url, 200 if quick else 2000, 200))
-    rows.append(("progress report-to-subscriber p50 (other process)", f"{p50:.2f} ms", ""))
-    rows.append(("progress report-to-subscriber p99 (other process)", f"{p99:.2f} ms", "<= 200 ms"))
-    rows.append(("  (max)", f"{worst:.2f} ms", ""))
+    table.row("progress report-to-subscriber p50 (other process)", f"{p50:.2f} ms")
+    table.row("progress report-to-subscriber p99 (other process)", f"{p99:.2f} ms", target="<= 200 ms")
+    table.row("  (max)", f"{worst:.2f} ms")
 
 
-def _event_rows(rows: Rows, url: str, n: int, repeats: int, quick: bool) -> None:
+def _event_rows(table: Table, url: str, n: int, repeats: int, quick: bool) -> None:
     pub = [run(bench_publish(url, min(n, 20_000), False)) for _ in range(repeats)]
-    _runs(rows, "event publish one by one (awaiting each)", pub, "events/s", "reported")
+    table.rates("event publish one by one (awaiting each)", pub, [], "events/s", "")
     pub = [run(bench_publish(url, n, True)) for _ in range(repeats)]
-    _runs(rows, "event publish_many (1,000 per call)", pub, "events/s", "reported")
+    table.rates("event publish_many (1,000 per call)", pub, [], "events/s", "")
     for conc in (1, 50):
         rate = [run(bench_consume(url, n, conc)) for _ in range(repeats)]
-        _runs(rows, f"event group drain, no-op handler, concurrency {conc}", rate, "events/s", "reported")
+        table.rates(f"event group drain, no-op handler, concurrency {conc}", rate, [], "events/s", "")
     p50, p99, worst = run(bench_event_latency(url, 200 if quick else 2000, 500))
-    rows.append(("event publish-to-handler p50 (other process)", f"{p50:.2f} ms", ""))
-    rows.append(("event publish-to-handler p99 (other process)", f"{p99:.2f} ms", "reported"))
-    rows.append(("  (max)", f"{worst:.2f} ms", ""))
+    table.row("event publish-to-handler p50 (other process)", f"{p50:.2f} ms")
+    table.row("event publish-to-handler p99 (other process)", f"{p99:.2f} ms")
+    table.row("  (max)", f"{worst:.2f} ms")
 
 
 if __name__ == "__main__":
