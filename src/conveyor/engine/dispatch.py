@@ -70,6 +70,11 @@ class Dispatch:
         # The last claim found the queue dry: claim again only when the
         # marker, a due delayed job or a finished job says there may be more.
         self.dry = False
+        # The last claim came back short: the queue is near empty, so one
+        # claim at a time (a second one in flight would find nothing).
+        self.sparse = False
+        #: A burst run (set by fetch_loop): it ends once a claim finds nothing.
+        self.burst = False
         self.inflight = 0
         self.reserved = 0
         self.failures = 0
@@ -82,6 +87,7 @@ class Dispatch:
     # -- the loop -----------------------------------------------------------
 
     async def fetch_loop(self, burst: bool) -> None:
+        self.burst = burst
         wake = self.wake
         min_batch = max(1, self.concurrency // 4)
         # Each call claims at most half the slots, so that the second call in
@@ -101,12 +107,15 @@ class Dispatch:
                 - max(0, len(self.overruns) - self.concurrency)
             )
             want = 0 if self.stopping or self.marker.held or self.dry else min(free, max_batch)
+            # a second call in flight only for a batch worth it, and not to
+            # claim from a queue the last claim found near empty
+            least = 1 if self.inflight == 0 else min_batch if not self.sparse else max_batch + 1
             if (
                 self.inflight < 2
                 and not self.backoff
                 and (
                     (self.outcomes and (self.inflight == 0 or len(self.outcomes) >= min_batch))
-                    or want >= (1 if self.inflight == 0 else min_batch)
+                    or want >= least
                 )
             ):
                 rows, self.outcomes = self.outcomes, []
@@ -150,6 +159,8 @@ class Dispatch:
                 self._settle(rows, codes)
             if claimed:
                 self._start_claimed(claimed)
+            if want > 0:
+                self.sparse = len(claimed) < want
             if held > now:
                 # The queue is rate limited or held: ask again when it opens,
                 # without blocking on the marker meanwhile.
@@ -285,7 +296,13 @@ class Dispatch:
     def record(self, run: Run, ending: Ending) -> None:
         ctx = run.ctx
         self.running.pop(ctx.id, None)
-        self.dry = False  # a slot is free: the outcome's call claims for it
+        # A slot is free: the outcome's call claims for it, unless the queue
+        # ran dry since the last claim. Then the marker wakes this worker when
+        # work comes (an add, a retry, a freed group or concurrency slot all
+        # set it), and a claim with each outcome would find nothing. A burst
+        # run claims anyway: it ends on a claim that finds nothing.
+        if self.burst:
+            self.dry = False
         kind = ending.kind
         if kind == "":
             self.tokens.pop(ctx.id, None)
