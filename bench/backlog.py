@@ -13,6 +13,11 @@ backlog size (0, then each step up to ``--jobs``) it measures:
 - the HTTP API through a real uvicorn server: ``GET /api/queues`` and a
   page of waiting jobs from the middle of the backlog (p50, p95 ms).
 Flat means the same cost at a million as at ten thousand.
+
+``--versus-empty`` instead compares, run by run, draining 20,000 jobs,
+adding 20,000 in bulk and 2,000 one at a time on an empty queue and on a
+queue holding ``--jobs`` waiting jobs, then times the API's queue list and
+the big queue's counts at that size.
 """
 
 from __future__ import annotations
@@ -159,6 +164,56 @@ def _row(r: dict[str, float]) -> str:
     )
 
 
+async def versus_empty(url: str, total: int, repeats: int, n: int, singles: int, requests: int) -> None:
+    """The same work on an empty queue and on one holding ``total``
+    waiting jobs, run by run: draining ``n`` jobs, adding ``n`` in bulk,
+    adding ``singles`` one at a time; then the API at that size."""
+    redis = connect(url)
+    big = Queue("backlog", redis)
+    began = time.perf_counter()
+    await grow(big, 0, total)
+    print(f"{total:,} jobs added in {time.perf_counter() - began:.1f} s\n", flush=True)
+    runs: dict[str, list[float]] = {}
+
+    def note(what: str, value: float) -> None:
+        runs.setdefault(what, []).append(value)
+
+    for r in range(repeats):
+        for where in ("empty", "backlog"):
+            queue = Queue(f"empty-{r}", redis) if where == "empty" else big
+            if where == "empty":
+                await grow(queue, 0, n)
+            note(f"drain {n:,}|{where}", await claims(queue, n))
+            note(f"bulk add {n:,}|{where}", await grow(queue, 0, n))
+            began = time.perf_counter()
+            await single_adds(queue, singles)
+            note(f"add one by one|{where}", singles / (time.perf_counter() - began))
+            if where == "empty":
+                await queue.obliterate(force=True)
+            else:  # back to its size
+                await claims(queue, singles)
+    print(f"| jobs/s, median of {repeats} (runs) | empty queue | {total:,} waiting | ratio |")
+    print("|---|---|---|---|")
+    for what in dict.fromkeys(k.split("|")[0] for k in runs):
+        empty, full = runs[f"{what}|empty"], runs[f"{what}|backlog"]
+        m0, m1 = statistics.median(empty), statistics.median(full)
+        listed = lambda vs: ", ".join(f"{v:,.0f}" for v in vs)  # noqa: E731
+        print(f"| {what} | {m0:,.0f} ({listed(empty)}) | {m1:,.0f} ({listed(full)}) | {m1 / m0:.0%} |")
+    async with serving(create_app(redis)) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        print(f"\n| with {total:,} waiting | p50 | p95 | p99 |\n|---|---|---|---|")
+        for path in ("/api/queues", "/api/queues/backlog"):
+            samples = []
+            for _ in range(requests):
+                began = time.perf_counter()
+                answer = await client.get(path)
+                samples.append((time.perf_counter() - began) * 1000)
+                assert answer.status_code == 200, answer.text[:200]
+            p50, p95, p99 = quantiles(samples)
+            print(f"| GET {path} | {p50:.1f} ms | {p95:.1f} ms | {p99:.1f} ms |")
+    await big.obliterate(force=True)
+    await redis.aclose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -166,7 +221,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--versus-empty",
+        action="store_true",
+        help="drain and add on an empty queue and on one holding --jobs, run by run (3 runs)",
+    )
     args = parser.parse_args()
+    if args.versus_empty:
+        with RedisServer() as server:
+            total = 40_000 if args.quick else args.jobs
+            run(versus_empty(server.url, total, 1 if args.quick else 3, 20_000, 2_000, 300))
+        return
     total, singles, claim, requests = (args.jobs, 1000, 10_000, 200)
     if args.quick:
         total, singles, claim, requests = (40_000, 200, 2_000, 40)

@@ -38,6 +38,7 @@ from typing import Any
 
 from compare import Table, bullmq, bullmq_version, histogram, summary
 from conveyor import Event, EventBus, JobContext, Middleware, Queue, RateLimit, Worker, connect
+from conveyor.collector import tune_collector
 from conveyor.realtime.progress import ProgressBus
 from conveyor.testing import RedisClusterNodes, RedisServer
 
@@ -373,6 +374,7 @@ def main() -> None:
         return not only or section in only
 
     n = 5_000 if args.quick else args.jobs
+    tune_collector()  # as the conveyor commands (worker, up) do
     table = Table(bullmq_version() if args.compare else None)
     with RedisClusterNodes() if args.cluster else RedisServer() as server:
         url = server.url

@@ -1,7 +1,8 @@
-"""The event loop of a long-running command (worker, scheduler, up):
+"""The event loop of a long-running command (worker, scheduler, serve, up):
 uvloop when it is installed (it comes with Conveyor on Linux and macOS),
 unless ``CONVEYOR_UVLOOP`` is ``0``, ``false``, ``no`` or ``off``;
-asyncio's own loop otherwise."""
+asyncio's own loop otherwise. The process's garbage collection is tuned
+for a long run first (see ``conveyor.collector``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from conveyor.collector import tune_collector
+
 T = TypeVar("T")
 
 OFF = ("0", "false", "no", "off")
@@ -17,6 +20,7 @@ OFF = ("0", "false", "no", "off")
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Runs ``main`` to completion on a new loop of the chosen kind."""
+    tune_collector()
     if os.environ.get("CONVEYOR_UVLOOP", "").strip().lower() not in OFF:
         try:
             import uvloop

@@ -271,9 +271,10 @@ def serve(
     import uvicorn
 
     from conveyor.cli.worker import load_app
+    from conveyor.collector import tune_collector
     from conveyor.server import create_app
     from conveyor.server.auth import warn_if_open
-    from conveyor.server.hosting import Server, tune_collector
+    from conveyor.server.hosting import Server
 
     level = start_logs(log_level, log_format)
     tasks = load_app(target) if target is not None else None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import socket
 from collections.abc import Generator
 from typing import Any, Literal
@@ -15,22 +14,12 @@ from typing import Any, Literal
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-#: Garbage collection thresholds of a process that serves the API.
-GC_THRESHOLDS = (20_000, 50, 100)
+from conveyor.collector import tune_collector
+
 #: Seconds a stopping server waits for requests still running before it
 #: cancels them.
 STOP_GRACE = 5.0
 DISCONNECT: Message = {"type": "http.disconnect"}
-
-
-def tune_collector() -> None:
-    """Fewer and shorter garbage collections, for a process holding many
-    live connections: what exists at startup is frozen out of every
-    collection, and collections run less often. With a thousand event
-    streams open, Python's default collections paused the event loop for
-    up to 200 ms at a time (see docs/live.md)."""
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class DisconnectOnStop:
