@@ -5,8 +5,14 @@ without claiming again once the queue has run dry."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from conveyor import Fixed, JobContext, JobState, Queue, Worker
+from conveyor.engine import marker as marker_module
+from conveyor.engine.dispatch import Dispatch
+from conveyor.engine.marker import MarkerWatch
 from faults.processes import wait_until
 
 
@@ -103,3 +109,89 @@ async def test_an_idle_worker_under_a_concurrency_limit_takes_the_job_a_finish_l
     await wait_until(both, within=10)
     await worker.close()
     await task
+
+
+async def test_a_burst_run_ends_when_its_last_outcome_came_while_a_claim_was_out(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last job's outcome is recorded while the second claim sent beside
+    the first is still out; that claim comes back dry, and the run still
+    ends at once instead of first blocking on the marker for its timeout."""
+    real = Dispatch._finish
+
+    async def second_claim_waits_for_the_outcome(self: Dispatch, rows: list[Any], want: int) -> Any:
+        call = self.finish_calls + 1
+        reply = await real(self, rows, want)
+        if call == 2:
+            # the job's outcome is recorded, and the marker the add set is
+            # taken (the watch woke on it): nothing else will wake the run
+
+            async def recorded_and_marker_taken() -> bool:
+                return bool(self.outcomes) and not await queue.redis.exists(queue.keys.marker)
+
+            await wait_until(recorded_and_marker_taken)
+        return reply
+
+    monkeypatch.setattr(Dispatch, "_finish", second_claim_waits_for_the_outcome)
+
+    async def handler(job: JobContext) -> str:
+        return "done"
+
+    await queue.add("j", 1)
+    worker = Worker(
+        queue,
+        handler,
+        concurrency=10,
+        block_timeout=120,
+        flow_sweep_interval=120,
+        stalled_interval=120,
+        lock_duration=240,
+    )
+    await asyncio.wait_for(worker.run(burst=True), 60)
+    assert worker.processed == 1
+    # two claims, then the outcome with the claim that found the queue dry;
+    # it used to go alone, and the run ended only once the marker's block
+    # timed out and a fourth call claimed
+    assert worker._run is not None and worker._run.finish_calls == 3
+    assert (await queue.counts())[JobState.COMPLETED] == 1
+
+
+async def test_a_marker_watch_stopped_while_it_connects_does_not_block(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop() finds no connection to close while the watch is still making
+    one; the watch must not then block on the marker for its timeout."""
+    connecting = asyncio.Event()
+    go_on = asyncio.Event()
+    real = marker_module.dedicated_connection
+
+    sent: list[str] = []
+
+    async def slow_connection(redis: Any, key: str) -> Any:
+        connecting.set()
+        await go_on.wait()
+        conn, release = await real(redis, key)
+        send = conn.send_command
+
+        async def recorded(*args: Any, **options: Any) -> Any:
+            sent.append(str(args[0]))
+            return await send(*args, **options)
+
+        conn.send_command = recorded
+        return conn, release
+
+    monkeypatch.setattr(marker_module, "dedicated_connection", slow_connection)
+    stopping = False
+    woken: list[bool] = []
+    watch = MarkerWatch(
+        queue.redis, queue.keys.marker, 120, asyncio.Event(), lambda: woken.append(True), lambda: stopping
+    )
+    task = asyncio.create_task(watch.run())
+    watch.idle.set()
+    await connecting.wait()
+    stopping = True
+    stop = asyncio.create_task(watch.stop(task))
+    await asyncio.sleep(0)
+    go_on.set()
+    await asyncio.wait_for(stop, 60)
+    assert "BZPOPMIN" not in sent and woken == []

@@ -171,7 +171,9 @@ class Dispatch:
                 # turn keep a burst run going.
                 if burst and not claimed and not self.running and not self.outcomes and not grouped:
                     self.drained = self.inflight == 1
-                self.dry = True
+                # A burst run ends only on a claim that finds nothing: outcomes
+                # recorded while this call was out still claim with theirs.
+                self.dry = not (burst and self.outcomes)
                 self.marker.idle.set()
                 if next_due >= 0:
                     self.marker.after(max(0, next_due - now) / 1000)

@@ -79,6 +79,10 @@ class MarkerWatch:
                     if conn is None:
                         conn, release = await dedicated_connection(self.redis, self.marker)
                     self._conn = conn
+                    if self.stopping():
+                        # stop() came while the connection was being made: it
+                        # found none to close, and a block would run its course
+                        break
                     await conn.send_command("BZPOPMIN", self.marker, self.block_timeout)
                     await conn.read_response()
                     failures = 0
