@@ -195,3 +195,59 @@ async def test_a_marker_watch_stopped_while_it_connects_does_not_block(
     go_on.set()
     await asyncio.wait_for(stop, 60)
     assert "BZPOPMIN" not in sent and woken == []
+
+
+async def test_a_wake_that_comes_while_a_claim_is_out_is_not_lost(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim is out (sent on a timer's wake, say) when a job is added and
+    the marker wakes the worker; the claim ran before the add and comes back
+    dry. The worker claims again at once: the wake came after the claim was
+    sent, and the marker it took is gone, so blocking on it would leave the
+    job waiting for the block's timeout."""
+    real = Dispatch._finish
+    trace: list[str] = []
+    added: list[str] = []
+
+    async def traced(self: Dispatch, rows: list[Any], want: int) -> Any:
+        call = self.finish_calls + 1
+        trace.append(f"send {call}")
+        reply = await real(self, rows, want)
+        if call == 2:
+            # the add comes after this claim ran; its marker wakes the watch
+            added.append((await queue.add("j", "late")).id)
+
+            async def marker_taken() -> bool:
+                return not await queue.redis.exists(queue.keys.marker)
+
+            await wait_until(marker_taken)
+        trace.append(f"back {call}")
+        return reply
+
+    real_wake = Dispatch.wake_up
+
+    def wake_up(self: Dispatch) -> None:
+        trace.append("wake")
+        real_wake(self)
+
+    monkeypatch.setattr(Dispatch, "_finish", traced)
+    monkeypatch.setattr(Dispatch, "wake_up", wake_up)
+
+    async def handler(job: JobContext) -> None:
+        pass
+
+    worker = Worker(queue, handler, concurrency=1)
+    task = asyncio.create_task(worker.run())
+    await _idle(worker)
+    assert worker._run is not None
+    worker._run.wake_up()  # as a due delayed job's timer does: claim once more
+
+    async def completed() -> bool:
+        return bool(added) and await queue.get_state(added[0]) is JobState.COMPLETED
+
+    await wait_until(completed, within=30)
+    await worker.close()
+    await task
+    back = trace.index("back 2")
+    # the claim that takes the job goes straight after the dry one came back
+    assert trace[back + 1] == "send 3", trace

@@ -70,6 +70,10 @@ class Dispatch:
         # The last claim found the queue dry: claim again only when the
         # marker, a due delayed job or a finished job says there may be more.
         self.dry = False
+        #: Counts what may mean more work (a wake; in a burst run, an outcome):
+        #: a claim that comes back dry leaves ``dry`` unset if it moved since
+        #: the claim was sent, for the claim ran before that news.
+        self.news = 0
         # The last claim came back short: the queue is near empty, so one
         # claim at a time (a second one in flight would find nothing).
         self.sparse = False
@@ -134,6 +138,7 @@ class Dispatch:
 
     async def _finish_call(self, rows: list[Row], want: int, burst: bool) -> None:
         worker = self.worker
+        news = self.news
         try:
             try:
                 reply = await self._finish(rows, want)
@@ -171,9 +176,10 @@ class Dispatch:
                 # turn keep a burst run going.
                 if burst and not claimed and not self.running and not self.outcomes and not grouped:
                     self.drained = self.inflight == 1
-                # A burst run ends only on a claim that finds nothing: outcomes
-                # recorded while this call was out still claim with theirs.
-                self.dry = not (burst and self.outcomes)
+                # Unless a wake (or a burst run's outcome) came while the call
+                # was out: the claim ran before it, and the marker it woke on
+                # is taken, so claim again instead of blocking.
+                self.dry = self.news == news
                 self.marker.idle.set()
                 if next_due >= 0:
                     self.marker.after(max(0, next_due - now) / 1000)
@@ -305,6 +311,7 @@ class Dispatch:
         # run claims anyway: it ends on a claim that finds nothing.
         if self.burst:
             self.dry = False
+            self.news += 1
         kind = ending.kind
         if kind == "":
             self.tokens.pop(ctx.id, None)
@@ -383,6 +390,7 @@ class Dispatch:
 
     def wake_up(self) -> None:
         """There may be work (the marker was set, or a delayed job is due)."""
+        self.news += 1
         self.dry = False
         self.wake.set()
 
