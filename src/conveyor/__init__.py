@@ -6,13 +6,13 @@ from conveyor.engine.backoff import Backoff as Backoff
 from conveyor.engine.backoff import Custom as Custom
 from conveyor.engine.backoff import Exponential as Exponential
 from conveyor.engine.backoff import Fixed as Fixed
+from conveyor.engine.children import Children as Children
 from conveyor.engine.clock import ManualClock as ManualClock
 from conveyor.engine.connection import connect as connect
 from conveyor.engine.connection import ping as ping
 from conveyor.engine.dlq import DeadLetteredJob as DeadLetteredJob
 from conveyor.engine.events import QueueEvent as QueueEvent
 from conveyor.engine.events import QueueEvents as QueueEvents
-from conveyor.engine.flows import Children as Children
 from conveyor.engine.flows import FlowJob as FlowJob
 from conveyor.engine.flows import FlowNode as FlowNode
 from conveyor.engine.flows import FlowProducer as FlowProducer

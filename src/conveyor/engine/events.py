@@ -24,7 +24,7 @@ from conveyor.engine.scripts import connection_failed
 from conveyor.errors import InvalidArgument, check_int, check_seconds
 
 if TYPE_CHECKING:
-    from conveyor.engine.queue import Queue
+    from conveyor.engine.scope import QueueScope
 
 #: Every event name a queue's stream can hold, plus ``gap`` for readers.
 EVENT_NAMES = frozenset(
@@ -122,7 +122,7 @@ class QueueEvents:
 
     def __init__(
         self,
-        queue: Queue,
+        queue: QueueScope,
         *,
         after: str | None = None,
         block: float = 0.5,

@@ -24,25 +24,23 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from conveyor.engine.children import job_ref
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
 from conveyor.engine.cluster import RedisClient
-from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, loads_or_text, text
+from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, text
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.middleware import Middleware, check_middleware, stamp_headers
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
 from conveyor.engine.scripts import connection_failed, script
 from conveyor.errors import ConnectionFailed, InvalidJobOptions
-
-if TYPE_CHECKING:
-    from conveyor.engine.queue import Queue
 
 log = logging.getLogger("conveyor.flows")
 
@@ -72,24 +70,6 @@ class FlowNode:
 
     job: Job
     children: list[FlowNode]
-
-
-@dataclass(frozen=True, slots=True)
-class Children:
-    """A parent's view of its children: results of those that completed,
-    errors of those whose failure was ignored, and the ones still pending
-    (all keyed by child job id)."""
-
-    results: dict[str, Any]
-    failures: dict[str, str]
-    pending: list[str]
-
-
-def job_ref(key: str) -> tuple[str, str, str]:
-    """(prefix, queue, id) of a job key ``<prefix>:{<queue>}:job:<id>``."""
-    head, _, rest = key.partition(":{")
-    queue, _, job_id = rest.partition("}:job:")
-    return head, queue, job_id
 
 
 class FlowProducer:
@@ -312,36 +292,6 @@ async def _stale_entries(redis: RedisClient, keys: QueueKeys, clock: Clock) -> l
         if len(out) >= 1000:
             break
     return out
-
-
-async def children_of(redis: RedisClient, keys: QueueKeys, job_id: str) -> Children:
-    """The children state of parent ``job_id`` in queue ``keys``."""
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.kids_prefix + job_id)
-        pipe.smembers(keys.deps_prefix + job_id)
-        kids, pending = await pipe.execute()
-    results: dict[str, Any] = {}
-    failures: dict[str, str] = {}
-    for raw_field, raw in kids.items():
-        kind, _, child_key = text(raw_field).partition(":")
-        child_id = job_ref(child_key)[2]
-        if kind == "r":
-            results[child_id] = loads_or_text(raw)
-        else:
-            failures[child_id] = text(raw)
-    return Children(results, failures, sorted(job_ref(text(p))[2] for p in pending))
-
-
-async def pending_children(redis: RedisClient, keys: QueueKeys, job_id: str) -> list[tuple[str, str, str]]:
-    """(prefix, queue, id) of each child ``job_id`` still waits for."""
-    return [job_ref(text(m)) for m in await redis.smembers(keys.deps_prefix + job_id)]
-
-
-def queue_for(queue: Queue, name: str, prefix: str) -> Queue:
-    """A handle on another queue with the same connection and clock."""
-    from conveyor.engine.queue import Queue as QueueClass
-
-    return QueueClass(name, queue.redis, prefix=prefix or queue.keys.prefix, clock=queue.clock)
 
 
 class FlowRelay:

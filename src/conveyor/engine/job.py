@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 from typing_extensions import TypeVar
 
+from conveyor.engine.children import children_of
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import dumps_payload, loads_or_text
 from conveyor.engine.options import Priority, with_defaults
@@ -18,10 +19,9 @@ from conveyor.engine.states import JobState
 from conveyor.errors import JobFailed, JobNotFound, PayloadError, PayloadTooLarge, StaleLease
 
 if TYPE_CHECKING:
-    from conveyor.engine.flows import Children
+    from conveyor.engine.children import Children
     from conveyor.engine.options import RunOptions
-    from conveyor.engine.queue import Queue
-    from conveyor.engine.worker import Worker
+    from conveyor.engine.scope import QueueScope
 
 
 #: What a job's handler returns; a job of a typed task is ``Job[Report]``.
@@ -56,6 +56,12 @@ def _whole_data(h: dict[bytes, bytes]) -> bytes | None:
     return first + b"".join(h.get(b"d%d" % i, b"") for i in range(2, int(count) + 1))
 
 
+class JobWaiter(Protocol):
+    """What a job read through a queue waits on (the queue it was read from)."""
+
+    async def wait_until_finished(self, job_id: str, timeout: float | None = None) -> Any: ...  # noqa: ASYNC109
+
+
 @dataclass(slots=True)
 class Job(Generic[R]):
     """A snapshot of one job as stored in Redis. ``result`` is the stored
@@ -85,7 +91,7 @@ class Job(Generic[R]):
     cancel_requested: str | None = None
     #: A flow child's parent: (queue, job id).
     parent: tuple[str, str] | None = None
-    handle: Queue | None = field(default=None, repr=False, compare=False)
+    handle: JobWaiter | None = field(default=None, repr=False, compare=False)
     #: Reads the stored result back as the task's return type (a typed task's jobs).
     decoder: Callable[[str, Any], R] | None = field(default=None, repr=False, compare=False)
 
@@ -114,7 +120,9 @@ class Job(Generic[R]):
         return self.decoder(self.id, raw)
 
     @classmethod
-    def from_hash(cls, queue: str, job_id: str, h: dict[bytes, bytes], handle: Queue | None = None) -> Job:
+    def from_hash(
+        cls, queue: str, job_id: str, h: dict[bytes, bytes], handle: JobWaiter | None = None
+    ) -> Job:
         """Builds a snapshot from the job's hash; undecodable fields are kept as text."""
         g = h.get
         state_raw = (g(b"st") or b"waiting").decode()
@@ -155,6 +163,26 @@ class Job(Generic[R]):
         )
 
 
+#: Called after each accepted ``update_progress`` (e.g. ``ProgressBus.bridge()``).
+ProgressHook = Callable[["JobContext", Any], Awaitable[None]]
+
+
+class Reporter(Protocol):
+    """What a job's context uses of the worker running it."""
+
+    @property
+    def queue(self) -> QueueScope: ...
+
+    @property
+    def max_log_line(self) -> int: ...
+
+    @property
+    def max_result_size(self) -> int: ...
+
+    @property
+    def progress_hook(self) -> ProgressHook | None: ...
+
+
 class JobContext:
     """What a handler receives: the job's data and identity, and ways to
     report progress and log lines while it holds the job's lock.
@@ -177,7 +205,7 @@ class JobContext:
 
     def __init__(
         self,
-        worker: Worker,
+        worker: Reporter,
         job_id: str,
         name: str,
         data: Any,
@@ -249,8 +277,6 @@ class JobContext:
     async def children(self) -> Children:
         """For a flow's parent: its children's results (and the errors of
         those whose failure was ignored), keyed by child job id."""
-        from conveyor.engine.flows import children_of
-
         queue = self._worker.queue
         return await children_of(queue.redis, queue.keys, self.id)
 

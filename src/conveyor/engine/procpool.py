@@ -42,7 +42,7 @@ from conveyor.errors import (
 )
 
 if TYPE_CHECKING:
-    from conveyor.engine.flows import Children
+    from conveyor.engine.children import Children
 
 _SPAWN = multiprocessing.get_context("spawn")
 
@@ -93,7 +93,7 @@ class ProcessJob:
 
     def children(self) -> Children:
         """For a flow's parent: its children's results, keyed by job id."""
-        from conveyor.engine.flows import Children
+        from conveyor.engine.children import Children
 
         got = _ask({"op": "children"})
         return Children(got["results"], got["failures"], got["pending"])

@@ -13,7 +13,7 @@ from conveyor.engine.codec import loads_or_text, text
 from conveyor.engine.keys import DEFAULT_PREFIX, registry_key, stream_registry_key
 
 if TYPE_CHECKING:
-    from conveyor.engine.queue import Queue
+    from conveyor.engine.scope import QueueScope
 
 #: A worker beats about once a second; one silent this long is gone.
 ALIVE_WITHIN = 10.0
@@ -58,18 +58,18 @@ async def stream_names(redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> list
     return sorted(text(n) for n in await redis.smembers(stream_registry_key(prefix)))
 
 
-def alive_window(queue: Queue, now: int) -> tuple[str, int, str]:
+def alive_window(queue: QueueScope, now: int) -> tuple[str, int, str]:
     """``ZCOUNT`` arguments counting the workers of ``queue`` that beat
     within ``ALIVE_WITHIN`` of ``now`` (for a caller's own pipeline)."""
     return queue.keys.worker_beats, now - int(ALIVE_WITHIN * 1000), "+inf"
 
 
-async def count_alive(queue: Queue, now: int) -> int:
+async def count_alive(queue: QueueScope, now: int) -> int:
     """How many workers of ``queue`` beat within ``ALIVE_WITHIN`` of ``now``."""
     return int(await queue.redis.zcount(*alive_window(queue, now)))
 
 
-async def list_workers(queue: Queue) -> list[WorkerInfo]:
+async def list_workers(queue: QueueScope) -> list[WorkerInfo]:
     k = queue.keys
     now = await current_ms(queue.clock, queue.redis)
     forget = now - int(FORGET_AFTER * 1000)

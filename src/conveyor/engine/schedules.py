@@ -33,7 +33,7 @@ from conveyor.errors import (
 )
 
 if TYPE_CHECKING:
-    from conveyor.engine.queue import Queue
+    from conveyor.engine.scope import QueueScope
 
 log = logging.getLogger("conveyor.scheduler")
 
@@ -262,10 +262,9 @@ def parse_schedule(key: str, raw_spec: bytes, next_ms: float | None, runs: int, 
 # -- the queue's side: upsert, read, remove -----------------------------------
 
 
-async def upsert(queue: Queue, key: str, spec: Spec) -> Schedule:
+async def upsert(queue: QueueScope, key: str, spec: Spec) -> Schedule:
     """Stores a validated schedule (see ``Queue.upsert_schedule``)."""
     k = queue.keys
-    await queue.register()
     now = await current_ms(queue.clock, queue.redis)
     runs = int(await queue.redis.hget(k.schedules_runs, runs_field(key)) or 0)
     first = spec.following(now, runs)
@@ -277,7 +276,7 @@ async def upsert(queue: Queue, key: str, spec: Spec) -> Schedule:
     return found
 
 
-async def get(queue: Queue, key: str) -> Schedule | None:
+async def get(queue: QueueScope, key: str) -> Schedule | None:
     k = queue.keys
     async with queue.redis.pipeline(transaction=False) as pipe:
         pipe.hget(k.schedules, key)
@@ -289,13 +288,13 @@ async def get(queue: Queue, key: str) -> Schedule | None:
     return parse_schedule(key, raw, at, int(runs or 0), int(last) if last else None)
 
 
-async def get_all(queue: Queue) -> list[Schedule]:
+async def get_all(queue: QueueScope) -> list[Schedule]:
     keys = sorted(codec_text(k) for k in await queue.redis.hkeys(queue.keys.schedules))
     found = [await get(queue, key) for key in keys]
     return [s for s in found if s is not None]
 
 
-async def remove(queue: Queue, key: str) -> bool:
+async def remove(queue: QueueScope, key: str) -> bool:
     k = queue.keys
     async with queue.redis.pipeline(transaction=True) as pipe:
         pipe.hdel(k.schedules, key)

@@ -9,8 +9,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from conveyor.engine import preflight
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps
@@ -18,7 +17,7 @@ from conveyor.engine.connection import sync_twin
 from conveyor.engine.dispatch import OUTCOME_GRACE, Dispatch
 from conveyor.engine.dlq import DeadLetteredJob, DeadLetterHook, RetryClassifier
 from conveyor.engine.execution import Execution, Executor, Route
-from conveyor.engine.job import JobContext
+from conveyor.engine.job import ProgressHook
 from conveyor.engine.lease import LeaseKeeper
 from conveyor.engine.middleware import Middleware, check_middleware
 from conveyor.engine.options import DEFAULT_KEEP_FAILED
@@ -28,8 +27,6 @@ from conveyor.engine.scripts import describe
 from conveyor.errors import InvalidArgument, RedisOutOfMemory, check_seconds, is_count
 
 log = logging.getLogger("conveyor.worker")
-#: Called after each accepted ``update_progress`` (e.g. ``ProgressBus.bridge()``).
-ProgressHook = Callable[[JobContext, Any], Awaitable[None]]
 __all__ = ["OUTCOME_GRACE", "ProgressHook", "Worker"]
 
 #: A log line longer than this (bytes) is refused by ``JobContext.log``.

@@ -33,7 +33,7 @@ from conveyor.tasks.recording import RecordedJob
 from conveyor.tasks.task import BaseTask
 
 if TYPE_CHECKING:
-    from conveyor.engine.flows import Children
+    from conveyor.engine.children import Children
     from conveyor.tasks.app import Conveyor
     from conveyor.tasks.queue import TaskQueue
 

@@ -28,7 +28,7 @@ from conveyor.errors import Discard
 from conveyor.tasks.facts import JobFacts
 
 if TYPE_CHECKING:
-    from conveyor.engine.flows import Children
+    from conveyor.engine.children import Children
 
 
 class _Named(Protocol):

@@ -22,8 +22,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from conveyor.engine.children import Children
 from conveyor.engine.dlq import RetryClassifier
-from conveyor.engine.flows import Children, FlowJob
+from conveyor.engine.flows import FlowJob
 from conveyor.engine.job import Job, JobContext
 from conveyor.engine.middleware import Middleware, check_middleware, stamp_headers
 from conveyor.engine.options import JobOptions, JobOptionsDict

@@ -7,10 +7,9 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
+from conveyor.engine.children import Children, children_of, pending_children
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import text
-from conveyor.engine.dlq import find_dead_letters
-from conveyor.engine.flows import Children, children_of, pending_children, queue_for
 from conveyor.engine.job import Job
 from conveyor.engine.keys import registry_key
 from conveyor.engine.options import DEFAULT_KEEP_FAILED
@@ -130,7 +129,26 @@ async def dead_letters(queue: Queue, *, search: str = "", start: int = 0, count:
     first, filtered by ``search`` in their error, name or id. Replay
     them with :meth:`retry_failed`, purge them with ``clean("failed")``."""
     check_page(start, count)
-    return await find_dead_letters(queue, search=search, start=start, count=count)
+    needle = search.lower()
+    out: list[Job] = []
+    skipped = 0
+    offset = 0
+    page = max(count, 200)
+    while len(out) < count:
+        jobs = await queue.get_jobs(JobState.FAILED, offset, page)
+        if not jobs:
+            break
+        offset += page
+        for job in jobs:
+            if needle and needle not in f"{job.id}\n{job.name}\n{job.error or ''}".lower():
+                continue
+            if skipped < start:
+                skipped += 1
+                continue
+            out.append(job)
+            if len(out) == count:
+                break
+    return out
 
 
 async def promote(queue: Queue, job_id: str | None = None, *, limit: int = 1000) -> int:
@@ -160,7 +178,7 @@ async def remove(queue: Queue, job_id: str) -> None:
     Raises JobNotFound or JobIsActive (then nothing is removed)."""
     pending = await queue._call(pending_children(queue.redis, queue.keys, job_id))
     if pending:
-        children = [(queue_for(queue, name, prefix), child) for prefix, name, child in pending]
+        children = [(queue._sibling(name, prefix), child) for prefix, name, child in pending]
         for other, child in children:
             if await other.get_state(child) is JobState.ACTIVE:
                 raise JobIsActive(f"job {job_id} has a running child {other.name}/{child}")

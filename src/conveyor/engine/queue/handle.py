@@ -80,6 +80,10 @@ class Queue:
     def __repr__(self) -> str:
         return f"<Queue {self.name}>"
 
+    def _sibling(self, name: str, prefix: str = "") -> Queue:
+        """A handle on another queue with this one's connection and clock."""
+        return Queue(name, self.redis, prefix=prefix or self.keys.prefix, clock=self.clock)
+
     # -- adding -----------------------------------------------------------
 
     def _options(self, name: Any, options: dict[str, Any]) -> JobOptions:

@@ -56,6 +56,7 @@ async def upsert_schedule(
         max_payload=queue.max_payload,
         options=dict(options),
     )
+    await queue.register()
     return cast(Schedule, await queue._call(store.upsert(queue, key, spec)))
 
 
