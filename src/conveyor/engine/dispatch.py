@@ -14,21 +14,19 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Awaitable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import packb, unpack_reply
 from conveyor.engine.dlq import DeadLetteredJob
 from conveyor.engine.execution import Run, claimed_run, log_ending, log_start
 from conveyor.engine.flows import FlowRelay
+from conveyor.engine.host import Host
 from conveyor.engine.marker import MarkerWatch
 from conveyor.engine.runner import Ending, Row, attempt_entry
 from conveyor.engine.scripts import outage_event, script
+from conveyor.engine.sideline import Sideline
 from conveyor.errors import ConnectionFailed, RedisOutOfMemory
-
-if TYPE_CHECKING:
-    from conveyor.engine.worker import Worker
 
 log = logging.getLogger("conveyor.worker")
 
@@ -40,7 +38,7 @@ OUTCOME_GRACE = 5.0
 class Dispatch:
     """The state and the loop of one :meth:`Worker.run`."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Host) -> None:
         self.worker = worker
         self.queue = worker.queue
         self.execution = worker.execution
@@ -63,7 +61,7 @@ class Dispatch:
         self.tokens: dict[str, str] = {}
         self.outcomes: list[Row] = []
         self.letters: dict[str, DeadLetteredJob] = {}
-        self.hooks: set[asyncio.Task[None]] = set()
+        self.sideline = Sideline(self.loop)
         self.calls: set[asyncio.Task[None]] = set()
         self.overrun_deadline: float | None = None
         self.given_up = False
@@ -159,7 +157,7 @@ class Dispatch:
             now, next_due, codes, claimed, held, outbox, grouped = unpack_reply(reply)
             if outbox:
                 self.flows.pending += 1
-                self.background(self.flows.finished(outbox, self._relayed))
+                self.sideline.start(self.flows.finished(outbox, self._relayed))
             if rows:
                 self._settle(rows, codes)
             if claimed:
@@ -216,7 +214,7 @@ class Dispatch:
             if ended is not None and code >= 0 and row[2] in ("c", "f"):
                 report = ended(self.queue.name, job_id, row[2] == "c")
                 if report is not None:
-                    self.background(self._end_progress(report, job_id))
+                    self.sideline.progress_end(report, job_id)
             if letters and (letter := letters.pop(job_id, None)) is not None and code >= 0:
                 self.notify_dead_letter(letter)
             if code < 0 and log.isEnabledFor(logging.WARNING):
@@ -226,12 +224,6 @@ class Dispatch:
                     "lock superseded" if code == -2 else "job gone",
                     extra={"event": "stale_outcome", "queue": self.queue.name, "job_id": job_id},
                 )
-
-    async def _end_progress(self, report: Awaitable[Any], job_id: str) -> None:
-        try:
-            await report
-        except Exception as exc:  # progress is a mirror: the job's outcome stands
-            log.warning("job %s: could not end its progress: %s", job_id, exc)
 
     # -- running jobs -------------------------------------------------------
 
@@ -383,8 +375,7 @@ class Dispatch:
     async def wind_down(self) -> None:
         """After the loop: timers off, background work awaited."""
         self.marker.cancel_timers()
-        if self.hooks:
-            await asyncio.gather(*self.hooks, return_exceptions=True)
+        await self.sideline.finish()
 
     # -- waiting for work ---------------------------------------------------
 
@@ -399,24 +390,8 @@ class Dispatch:
         self.drained = False
         self.wake.set()
 
-    # -- beside the loop ----------------------------------------------------
-
-    def background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Runs ``work`` beside the fetch loop; the run waits for it on the way out."""
-        task = self.loop.create_task(work)
-        self.hooks.add(task)
-        task.add_done_callback(self.hooks.discard)
-
     def notify_dead_letter(self, letter: DeadLetteredJob) -> None:
-        """Runs the on_dead_letter hook in the background (its errors are logged)."""
+        """Runs the on_dead_letter hook beside the loop (its errors are logged)."""
         hook = self.worker.on_dead_letter
-        if hook is None:
-            return
-
-        async def call() -> None:
-            try:
-                await hook(letter)
-            except Exception:
-                log.exception("on_dead_letter hook failed for job %s", letter.job_id)
-
-        self.background(call())
+        if hook is not None:
+            self.sideline.dead_letter(hook, letter)

@@ -21,11 +21,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from conveyor.engine.codec import dumps, dumps_payload, loads
 from conveyor.engine.dlq import RetryClassifier
-from conveyor.engine.job import JobContext
+from conveyor.engine.job import JobContext, Reporter
 from conveyor.engine.middleware import Middleware, Plan, entered, settled
 from conveyor.engine.options import RunOptions
 from conveyor.engine.procpool import ProcessPool, from_process, serve_job
@@ -33,9 +33,6 @@ from conveyor.engine.procpool import describe_error as describe
 from conveyor.engine.runner import BackoffFn, Ending, Handler, attempt_entry, failure
 from conveyor.engine.threads import HandlerAborted, ThreadRunner
 from conveyor.errors import PayloadError, PayloadTooLarge
-
-if TYPE_CHECKING:
-    from conveyor.engine.worker import Worker
 
 log = logging.getLogger("conveyor.worker")
 
@@ -285,7 +282,7 @@ class Execution:
         return self.completed(ctx, thread.result())
 
 
-def claimed_run(worker: Worker, row: list[Any]) -> tuple[Run, PayloadError | None]:
+def claimed_run(worker: Reporter, row: list[Any]) -> tuple[Run, PayloadError | None]:
     """A job the finish call claimed, as a Run; with the error that makes
     it poison (undecodable data or options, no name), if any."""
     job_id, token, fence, name, raw_data, raw_opts, made, created = row
