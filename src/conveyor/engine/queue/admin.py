@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from conveyor.engine.children import Children, children_of, pending_children
 from conveyor.engine.clock import clock_arg
@@ -13,16 +13,14 @@ from conveyor.engine.codec import text
 from conveyor.engine.job import Job
 from conveyor.engine.keys import registry_key
 from conveyor.engine.options import DEFAULT_KEEP_FAILED
-from conveyor.engine.queue.common import STATE_KEY, check_limit, check_page, job_state
+from conveyor.engine.queue.common import STATE_KEY, QueueCore, check_limit, check_page, job_state
+from conveyor.engine.queue.reading import get_jobs, get_state
 from conveyor.engine.scripts import script
 from conveyor.engine.states import CLEANABLE_STATES, JobState
 from conveyor.errors import InvalidJobOptions, JobIsActive, JobNotFound, QueueNotEmpty, check_seconds
 
-if TYPE_CHECKING:
-    from conveyor.engine.queue.handle import Queue
 
-
-async def drain(queue: Queue, *, delayed: bool = False) -> int:
+async def drain(queue: QueueCore, *, delayed: bool = False) -> int:
     """Removes every waiting job (and delayed ones if asked); returns how many."""
     k = queue.keys
     total = 0
@@ -39,7 +37,7 @@ async def drain(queue: Queue, *, delayed: bool = False) -> int:
             return total
 
 
-async def clean(queue: Queue, state: JobState | str, *, grace: float = 0, limit: int = 1000) -> list[str]:
+async def clean(queue: QueueCore, state: JobState | str, *, grace: float = 0, limit: int = 1000) -> list[str]:
     """Removes up to ``limit`` jobs of ``state`` older than ``grace`` seconds.
 
     Only states whose jobs are not running can be cleaned.
@@ -66,7 +64,7 @@ async def clean(queue: Queue, state: JobState | str, *, grace: float = 0, limit:
 
 
 async def obliterate(
-    queue: Queue, *, force: bool = False, on_progress: Callable[[int], None] | None = None
+    queue: QueueCore, *, force: bool = False, on_progress: Callable[[int], None] | None = None
 ) -> int:
     """Deletes the queue and all its jobs, 5,000 per script call, and
     takes it off the list of queues; returns how many jobs went.
@@ -94,14 +92,14 @@ async def obliterate(
             on_progress(total)
         if n < 5000:
             break
-    await queue._sweep_leftovers()
+    await _sweep_leftovers(queue)
     # Unlisted last: a handle that adds to this queue again lists it again.
     await queue._call(queue.redis.srem(registry_key(queue.keys.prefix), queue.name))
     queue._registered = False
     return total
 
 
-async def _sweep_leftovers(queue: Queue) -> None:
+async def _sweep_leftovers(queue: QueueCore) -> None:
     """Deletes what no list of the queue leads to: dedup keys kept for
     their TTL, the keys of groups and jobs no longer listed. Keys of an
     event stream sharing the queue's name are not the queue's, and stay."""
@@ -118,13 +116,13 @@ async def _sweep_leftovers(queue: Queue) -> None:
         await queue._call(queue.redis.delete(*batch))
 
 
-async def retry_failed(queue: Queue, job_id: str | None = None, *, limit: int = 1000) -> int:
+async def retry_failed(queue: QueueCore, job_id: str | None = None, *, limit: int = 1000) -> int:
     """Moves a failed job (or up to ``limit`` of them) back to waiting with
     fresh attempts; returns how many moved."""
     return await _to_waiting(queue, "retry_jobs", queue.keys.failed, job_id, limit)
 
 
-async def dead_letters(queue: Queue, *, search: str = "", start: int = 0, count: int = 50) -> list[Job]:
+async def dead_letters(queue: QueueCore, *, search: str = "", start: int = 0, count: int = 50) -> list[Job]:
     """Jobs in the dead-letter set (failed for good and kept), newest
     first, filtered by ``search`` in their error, name or id. Replay
     them with :meth:`retry_failed`, purge them with ``clean("failed")``."""
@@ -135,7 +133,7 @@ async def dead_letters(queue: Queue, *, search: str = "", start: int = 0, count:
     offset = 0
     page = max(count, 200)
     while len(out) < count:
-        jobs = await queue.get_jobs(JobState.FAILED, offset, page)
+        jobs = await get_jobs(queue, JobState.FAILED, offset, page)
         if not jobs:
             break
         offset += page
@@ -151,12 +149,12 @@ async def dead_letters(queue: Queue, *, search: str = "", start: int = 0, count:
     return out
 
 
-async def promote(queue: Queue, job_id: str | None = None, *, limit: int = 1000) -> int:
+async def promote(queue: QueueCore, job_id: str | None = None, *, limit: int = 1000) -> int:
     """Makes a delayed job (or up to ``limit`` of them) run now."""
     return await _to_waiting(queue, "promote_jobs", queue.keys.delayed, job_id, limit)
 
 
-async def _to_waiting(queue: Queue, name: str, source: str, job_id: str | None, limit: int) -> int:
+async def _to_waiting(queue: QueueCore, name: str, source: str, job_id: str | None, limit: int) -> int:
     """Moves one job, or up to ``limit``, from ``source`` to waiting with
     script ``name``; returns how many moved."""
     limit = check_limit(limit)
@@ -167,12 +165,12 @@ async def _to_waiting(queue: Queue, name: str, source: str, job_id: str | None, 
     )
 
 
-async def get_children(queue: Queue, job_id: str) -> Children:
+async def get_children(queue: QueueCore, job_id: str) -> Children:
     """A flow parent's children: results, ignored failures, pending ids."""
     return cast(Children, await queue._call(children_of(queue.redis, queue.keys, job_id)))
 
 
-async def remove(queue: Queue, job_id: str) -> None:
+async def remove(queue: QueueCore, job_id: str) -> None:
     """Deletes a job that is not running, and a flow parent's pending
     children with it (recursively, on whatever queue they are).
     Raises JobNotFound or JobIsActive (then nothing is removed)."""
@@ -180,11 +178,11 @@ async def remove(queue: Queue, job_id: str) -> None:
     if pending:
         children = [(queue._sibling(name, prefix), child) for prefix, name, child in pending]
         for other, child in children:
-            if await other.get_state(child) is JobState.ACTIVE:
+            if await get_state(other, child) is JobState.ACTIVE:
                 raise JobIsActive(f"job {job_id} has a running child {other.name}/{child}")
         for other, child in children:
             with contextlib.suppress(JobNotFound):
-                await other.remove(child)
+                await remove(other, child)
     k = queue.keys
     code = await script("remove_job").run(
         queue.redis,
@@ -197,7 +195,7 @@ async def remove(queue: Queue, job_id: str) -> None:
         raise JobIsActive(f"job {job_id} is running; cancel it first")
 
 
-async def cancel(queue: Queue, job_id: str, reason: str = "cancelled") -> bool:
+async def cancel(queue: QueueCore, job_id: str, reason: str = "cancelled") -> bool:
     """Stops a job from any process. A running job's handler is cancelled
     at its worker's next lease renewal and the job fails with ``reason``;
     a waiting or delayed job fails at once. Returns False when the job

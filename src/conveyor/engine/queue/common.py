@@ -1,10 +1,14 @@
-"""What the parts of a queue share: where each state's jobs are listed,
-and the checks of the arguments that name a state or count jobs."""
+"""What the parts of a queue share: what they use of its handle, where
+each state's jobs are listed, and the checks of the arguments that name a
+state or count jobs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
+from conveyor.engine.clock import Clock
+from conveyor.engine.cluster import RedisClient
+from conveyor.engine.keys import QueueKeys
 from conveyor.engine.states import JobState
 from conveyor.errors import InvalidJobOptions, is_count
 
@@ -19,6 +23,30 @@ STATE_KEY = {
 }
 #: States listed newest first.
 NEWEST_FIRST = frozenset({JobState.COMPLETED, JobState.FAILED})
+
+
+class QueueCore(Protocol):
+    """What the parts of a queue (reading, limits, schedules, admin) use of
+    its handle, the :class:`~conveyor.Queue` they are methods of."""
+
+    name: str
+    redis: RedisClient
+    keys: QueueKeys
+    clock: Clock
+    max_payload: int
+    _registered: bool
+
+    async def _call(self, awaitable: Any) -> Any:
+        """Awaits a Redis call, its errors mapped to Conveyor's."""
+        ...
+
+    async def register(self) -> None: ...
+
+    def _sibling(self, name: str, prefix: str = "") -> QueueCore:
+        """A handle on another queue with the same connection and clock."""
+        ...
+
+    async def wait_until_finished(self, job_id: str, timeout: float | None = None) -> Any: ...  # noqa: ASYNC109
 
 
 def job_state(state: JobState | str) -> JobState:

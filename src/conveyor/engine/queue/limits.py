@@ -6,60 +6,58 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from conveyor.engine.clock import clock_arg, current_ms
 from conveyor.engine.codec import text
 from conveyor.engine.job import Job
 from conveyor.engine.limits import GroupInfo, QueueLimits, RateLimit, check_concurrency
-from conveyor.engine.queue.common import check_page
+from conveyor.engine.queue.common import QueueCore, check_page
+from conveyor.engine.queue.reading import _fetch
 from conveyor.engine.registry import WorkerInfo, list_workers
 from conveyor.engine.scripts import script
 from conveyor.errors import InvalidJobOptions, check_seconds
-
-if TYPE_CHECKING:
-    from conveyor.engine.queue.handle import Queue
 
 #: The queue meta fields of its limits, in the order read_limits takes them.
 LIMIT_FIELDS = ("rlm", "rld", "conc", "hold", "grlm", "grld", "gconc")
 
 
-async def pause(queue: Queue) -> None:
+async def pause(queue: QueueCore) -> None:
     """Workers stop claiming jobs of this queue; running jobs finish."""
     await script("set_paused").run(queue.redis, [queue.keys.meta, queue.keys.marker], ["1"])
 
 
-async def resume(queue: Queue) -> None:
+async def resume(queue: QueueCore) -> None:
     await script("set_paused").run(queue.redis, [queue.keys.meta, queue.keys.marker], ["0"])
 
 
-async def set_rate_limit(queue: Queue, limit: RateLimit | None) -> None:
+async def set_rate_limit(queue: QueueCore, limit: RateLimit | None) -> None:
     """Lets every worker together start at most ``limit.max`` jobs of
     this queue in any window of ``limit.per`` seconds (None: no limit).
     Jobs over the limit wait; they do not fail or use an attempt."""
     if limit is not None and not isinstance(limit, RateLimit):
         raise InvalidJobOptions(f"rate limit must be a RateLimit or None, not {limit!r}")
-    await queue._set_limits("rate", limit.to_wire() if limit else "")
+    await _set_limits(queue, "rate", limit.to_wire() if limit else "")
 
 
-async def set_concurrency(queue: Queue, limit: int | None) -> None:
+async def set_concurrency(queue: QueueCore, limit: int | None) -> None:
     """Caps the jobs of this queue active at once across all workers
     (None: only each worker's own concurrency applies)."""
     value = check_concurrency(limit)
-    await queue._set_limits("conc", "" if value is None else str(value))
+    await _set_limits(queue, "conc", "" if value is None else str(value))
 
 
-async def hold(queue: Queue, seconds: float) -> datetime | None:
+async def hold(queue: QueueCore, seconds: float) -> datetime | None:
     """Keeps every worker from starting jobs of this queue for
     ``seconds`` (what a handler's RateLimited does); 0 lifts a hold.
     Returns when the hold ends."""
     seconds = check_seconds(seconds, "hold")
-    until = await queue._set_limits("hold", str(round(seconds * 1000)))
+    until = await _set_limits(queue, "hold", str(round(seconds * 1000)))
     return datetime.fromtimestamp(until / 1000, tz=UTC) if until else None
 
 
 async def set_group_limits(
-    queue: Queue, *, concurrency: int | None = None, rate_limit: RateLimit | None = None
+    queue: QueueCore, *, concurrency: int | None = None, rate_limit: RateLimit | None = None
 ) -> None:
     """Limits that every group of this queue gets (jobs added with
     ``group=``): at most ``concurrency`` of a group's jobs active at once
@@ -68,11 +66,11 @@ async def set_group_limits(
     value = check_concurrency(concurrency)
     if rate_limit is not None and not isinstance(rate_limit, RateLimit):
         raise InvalidJobOptions(f"rate limit must be a RateLimit or None, not {rate_limit!r}")
-    await queue._set_limits("gconc", "" if value is None else str(value))
-    await queue._set_limits("grate", rate_limit.to_wire() if rate_limit else "")
+    await _set_limits(queue, "gconc", "" if value is None else str(value))
+    await _set_limits(queue, "grate", rate_limit.to_wire() if rate_limit else "")
 
 
-async def groups(queue: Queue, *, start: int = 0, count: int = 100) -> list[GroupInfo]:
+async def groups(queue: QueueCore, *, start: int = 0, count: int = 100) -> list[GroupInfo]:
     """A page of the queue's groups, by name."""
     check_page(start, count)
     k = queue.keys
@@ -100,28 +98,28 @@ async def groups(queue: Queue, *, start: int = 0, count: int = 100) -> list[Grou
     return out
 
 
-async def workers(queue: Queue) -> list[WorkerInfo]:
+async def workers(queue: QueueCore) -> list[WorkerInfo]:
     """The workers of this queue that beat within the last hour, each
     marked alive when its last beat is recent, with the jobs it holds."""
     return cast(list[WorkerInfo], await queue._call(list_workers(queue)))
 
 
-async def get_group_jobs(queue: Queue, group: str, start: int = 0, count: int = 50) -> list[Job]:
+async def get_group_jobs(queue: QueueCore, group: str, start: int = 0, count: int = 50) -> list[Job]:
     """A page of a group's waiting jobs, in the order they will run."""
     check_page(start, count)
     ids = await queue._call(queue.redis.zrange(queue.keys.group(group), start, start + count - 1))
-    return await queue._fetch([text(i) for i in ids])
+    return await _fetch(queue, [text(i) for i in ids])
 
 
-async def limits(queue: Queue) -> QueueLimits:
+async def limits(queue: QueueCore) -> QueueLimits:
     """The queue's rate limit, global concurrency and current hold, and
     the limits each group gets."""
     raw = await queue._call(queue.redis.hmget(queue.keys.meta, *LIMIT_FIELDS))
     now = await queue._call(current_ms(queue.clock, queue.redis))
-    return queue.read_limits(raw, now)
+    return read_limits(raw, now)
 
 
-def ask_limits(queue: Queue, pipe: Any) -> None:
+def ask_limits(queue: QueueCore, pipe: Any) -> None:
     """Queues on ``pipe`` the read :meth:`read_limits` needs (one reply)."""
     pipe.hmget(queue.keys.meta, *LIMIT_FIELDS)
 
@@ -137,7 +135,7 @@ def read_limits(raw: Sequence[Any], now: int) -> QueueLimits:
     )
 
 
-async def _set_limits(queue: Queue, field: str, value: str) -> int:
+async def _set_limits(queue: QueueCore, field: str, value: str) -> int:
     k = queue.keys
     return int(
         await script("set_limits").run(

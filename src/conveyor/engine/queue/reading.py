@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from conveyor.engine.events import QueueEvents, parse_entry
 from conveyor.engine.job import Job
 from conveyor.engine.options import Priority
-from conveyor.engine.queue.common import NEWEST_FIRST, STATE_KEY, check_page, job_state
+from conveyor.engine.queue.common import NEWEST_FIRST, STATE_KEY, QueueCore, check_page, job_state
 from conveyor.engine.scripts import script
 from conveyor.engine.states import JobState
 from conveyor.errors import InvalidJobOptions, JobFailed, JobNotFound, WaitTimeout, check_seconds, is_count
 
-if TYPE_CHECKING:
-    from conveyor.engine.queue.handle import Queue
 
-
-async def get_job(queue: Queue, job_id: str) -> Job | None:
+async def get_job(queue: QueueCore, job_id: str) -> Job | None:
     """The job with this id, or None."""
     h = await queue._call(queue.redis.hgetall(queue.keys.job(job_id)))
     if not h:
@@ -27,7 +24,7 @@ async def get_job(queue: Queue, job_id: str) -> Job | None:
     return Job.from_hash(queue.name, job_id, h, queue)
 
 
-async def set_events_max(queue: Queue, max_len: int) -> None:
+async def set_events_max(queue: QueueCore, max_len: int) -> None:
     """Caps the queue's event stream at about ``max_len`` entries (a batch
     transition is one entry); 0 stops recording events. Default 10,000."""
     if not is_count(max_len, 0):
@@ -35,7 +32,7 @@ async def set_events_max(queue: Queue, max_len: int) -> None:
     await queue._call(queue.redis.hset(queue.keys.meta, "events-max", max_len))
 
 
-async def wait_until_finished(queue: Queue, job_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (the documented API)
+async def wait_until_finished(queue: QueueCore, job_id: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (the documented API)
     """Waits for the job to finish, from any process, and returns its result.
 
     Raises JobFailed (with the job's error and traceback) when it failed
@@ -56,19 +53,19 @@ async def wait_until_finished(queue: Queue, job_id: str, timeout: float | None =
         raise
 
 
-async def _wait(queue: Queue, job_id: str, until: float | None) -> Any:
+async def _wait(queue: QueueCore, job_id: str, until: float | None) -> Any:
     """The job's result; TimeoutError at ``until`` (the loop's clock). The
     reading stops there by itself as well as by the caller's cancellation,
     which a blocking read can lose when it lands as the read returns."""
     # The position is taken before the state is read, so a finish in
     # between is seen as an event.
     start = await QueueEvents(queue).position()
-    outcome = await queue._outcome(job_id)
+    outcome = await _outcome(queue, job_id)
     if outcome is not None:
         return outcome[0]
     async for event in QueueEvents(queue, after=str(start), block=0.2, until=until):
         if event.event == "gap" or (event.job_id == job_id and event.event in ("failed", "removed")):
-            outcome = await queue._outcome(job_id)
+            outcome = await _outcome(queue, job_id)
         elif event.job_id == job_id and event.event == "completed":
             return event.data.get("result")
         if outcome is not None:
@@ -76,11 +73,11 @@ async def _wait(queue: Queue, job_id: str, until: float | None) -> Any:
     raise TimeoutError(f"job {job_id} did not finish in time")
 
 
-async def _outcome(queue: Queue, job_id: str) -> tuple[Any] | None:
+async def _outcome(queue: QueueCore, job_id: str) -> tuple[Any] | None:
     """(result,) when the job completed, None while it is not finished.
     A job already gone may have been removed on completion: its last
     outcome is then looked for in the event stream, newest first."""
-    job = await queue.get_job(job_id)
+    job = await get_job(queue, job_id)
     if job is not None and job.state is JobState.COMPLETED:
         return (job.result,)
     if job is not None and job.state is JobState.FAILED:
@@ -104,17 +101,17 @@ async def _outcome(queue: Queue, job_id: str) -> tuple[Any] | None:
         top = f"({entries[-1][0].decode()}"
 
 
-async def get_state(queue: Queue, job_id: str) -> JobState | None:
+async def get_state(queue: QueueCore, job_id: str) -> JobState | None:
     raw = await queue._call(queue.redis.hget(queue.keys.job(job_id), "st"))
     return JobState(raw.decode()) if raw else None
 
 
-async def counts(queue: Queue) -> dict[JobState, int]:
+async def counts(queue: QueueCore) -> dict[JobState, int]:
     """How many jobs are in each state (waiting includes grouped jobs)."""
     async with queue.redis.pipeline(transaction=False) as pipe:
-        queue.ask_counts(pipe)
+        ask_counts(queue, pipe)
         replies = await queue._call(pipe.execute())
-    return queue.read_counts(replies)
+    return read_counts(replies)
 
 
 #: How many replies :meth:`ask_counts` adds to a pipeline.
@@ -125,7 +122,7 @@ COUNT_REPLIES = len(JobState) + 2
 LINE_CUT = int(Priority.NORMAL) * 2**42
 
 
-def ask_counts(queue: Queue, pipe: Any) -> None:
+def ask_counts(queue: QueueCore, pipe: Any) -> None:
     """Queues on ``pipe`` the reads :meth:`read_counts` needs (for
     callers that read more in the same round trip)."""
     for state in JobState:
@@ -141,11 +138,11 @@ def read_counts(replies: Sequence[Any]) -> dict[JobState, int]:
     return counts
 
 
-async def is_paused(queue: Queue) -> bool:
+async def is_paused(queue: QueueCore) -> bool:
     return bool(await queue._call(queue.redis.hexists(queue.keys.meta, "paused")))
 
 
-async def get_jobs(queue: Queue, state: JobState | str, start: int = 0, count: int = 50) -> list[Job]:
+async def get_jobs(queue: QueueCore, state: JobState | str, start: int = 0, count: int = 50) -> list[Job]:
     """A page of the jobs in ``state``: waiting in run order, delayed by
     due time, active by lease, finished newest first."""
     st = job_state(state)
@@ -153,15 +150,15 @@ async def get_jobs(queue: Queue, state: JobState | str, start: int = 0, count: i
     key = queue.keys.key(STATE_KEY[st])
     end = start + count - 1
     if st is JobState.WAITING:
-        return await queue._fetch(await _waiting_ids(queue, start, end))
+        return await _fetch(queue, await _waiting_ids(queue, start, end))
     if st in NEWEST_FIRST:
         ids = await queue._call(queue.redis.zrevrange(key, start, end))
     else:
         ids = await queue._call(queue.redis.zrange(key, start, end))
-    return await queue._fetch([i.decode() for i in ids])
+    return await _fetch(queue, [i.decode() for i in ids])
 
 
-async def _waiting_ids(queue: Queue, start: int, end: int) -> list[str]:
+async def _waiting_ids(queue: QueueCore, start: int, end: int) -> list[str]:
     """Ids of the ungrouped waiting jobs from rank ``start`` to ``end``, in
     run order: the wait zset's jobs of a higher priority than the default,
     then the line (the default priority), then the zset's others."""
@@ -181,7 +178,7 @@ async def _waiting_ids(queue: Queue, start: int, end: int) -> list[str]:
     return [i.decode() for i in ids]
 
 
-async def _fetch(queue: Queue, ids: list[str]) -> list[Job]:
+async def _fetch(queue: QueueCore, ids: list[str]) -> list[Job]:
     if not ids:
         return []
     async with queue.redis.pipeline(transaction=False) as pipe:
@@ -196,7 +193,7 @@ _FIELDS_CHUNK = 1000
 
 
 async def read_job_fields(
-    queue: Queue, ids: Sequence[str], fields: Sequence[str]
+    queue: QueueCore, ids: Sequence[str], fields: Sequence[str]
 ) -> dict[str, list[bytes | None]]:
     """Some fields of many jobs, a call per thousand jobs rather than a
     reply per job: per job that exists, its values in ``fields``' order."""
@@ -211,13 +208,13 @@ async def read_job_fields(
     return found
 
 
-async def get_logs(queue: Queue, job_id: str, start: int = 0, end: int = -1) -> list[str]:
+async def get_logs(queue: QueueCore, job_id: str, start: int = 0, end: int = -1) -> list[str]:
     rows = await queue._call(queue.redis.lrange(queue.keys.logs(job_id), start, end))
     return [r.decode(errors="replace") for r in rows]
 
 
-async def get_progress(queue: Queue, job_id: str) -> Any:
-    job = await queue.get_job(job_id)
+async def get_progress(queue: QueueCore, job_id: str) -> Any:
+    job = await get_job(queue, job_id)
     if job is None:
         raise JobNotFound(job_id)
     return job.progress

@@ -4,18 +4,16 @@ ticks). (Methods of :class:`Queue`.)"""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Unpack, cast
+from typing import Any, Unpack, cast
 
 from conveyor.engine import schedules as store
 from conveyor.engine.options import JobOptionsDict
+from conveyor.engine.queue.common import QueueCore
 from conveyor.engine.schedules import Schedule, build_spec
-
-if TYPE_CHECKING:
-    from conveyor.engine.queue.handle import Queue
 
 
 async def upsert_schedule(
-    queue: Queue,
+    queue: QueueCore,
     key: str,
     name: str,
     data: Any = None,
@@ -60,16 +58,16 @@ async def upsert_schedule(
     return cast(Schedule, await queue._call(store.upsert(queue, key, spec)))
 
 
-async def get_schedule(queue: Queue, key: str) -> Schedule | None:
+async def get_schedule(queue: QueueCore, key: str) -> Schedule | None:
     """The schedule ``key`` with its run count, last and next run."""
     return cast(Schedule | None, await queue._call(store.get(queue, key)))
 
 
-async def get_schedules(queue: Queue) -> list[Schedule]:
+async def get_schedules(queue: QueueCore) -> list[Schedule]:
     """Every schedule of this queue, by key."""
     return cast(list[Schedule], await queue._call(store.get_all(queue)))
 
 
-async def remove_schedule(queue: Queue, key: str) -> bool:
+async def remove_schedule(queue: QueueCore, key: str) -> bool:
     """Removes a schedule (jobs it already enqueued stay); False if absent."""
     return bool(await queue._call(store.remove(queue, key)))
