@@ -21,7 +21,7 @@ import os
 import socket
 import traceback
 import uuid
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError, ResponseError
@@ -38,7 +38,7 @@ from conveyor.errors import (
     check_seconds,
 )
 from conveyor.realtime.acks import Acknowledger
-from conveyor.realtime.claims import Delivery, Holdings
+from conveyor.realtime.claims import Delivery, HeldBus, Holdings
 from conveyor.realtime.dead_letters import (
     TRANSIENT_ERRORS,
     DeadLettered,
@@ -52,9 +52,22 @@ from conveyor.realtime.gate import SuspectGate
 from conveyor.realtime.router import Event, EventRouter
 
 if TYPE_CHECKING:
-    from conveyor.realtime.streams import EventBus
+    from conveyor.engine.cluster import RedisClient
 
 log = logging.getLogger("conveyor.events")
+
+
+class Stream(HeldBus, Protocol):
+    """What a consumer uses of its :class:`~conveyor.EventBus` (which makes
+    consumers, so this module does not import it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def redis(self) -> RedisClient: ...
+    async def create_group(self, group: str, *, start: Literal["first", "new"] = "first") -> bool: ...
+
+
 R = TypeVar("R")
 _FAILURES = (ConveyorError, RedisError, OSError)
 
@@ -83,7 +96,7 @@ class EventConsumer:
 
     def __init__(
         self,
-        bus: EventBus,
+        bus: Stream,
         group: str,
         *,
         router: EventRouter,
