@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's checks, in order: format, lint, types, import layers, module sizes, the
+# The project's checks, in order: format, lint, types, import layers and cycles, module sizes, the
 # docs site, the installed wheel, tests
 # (with no arguments, the suite runs a second time on a Redis Cluster).
 set -euo pipefail
@@ -9,6 +9,7 @@ ruff format --check src tests bench examples scripts docs
 ruff check src tests bench examples scripts docs
 mypy
 lint-imports
+python scripts/import_cycles.py
 python scripts/module_sizes.py
 # the documentation site: a broken link, page or reference fails the build
 NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
