@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 
 from conveyor import Queue
-from conveyor.engine.connection import connect
+from conveyor.engine.client.connection import connect
 from conveyor.testing import RedisServer, free_port
 from lean import LeanClient, pct, wait_http
 

@@ -25,8 +25,8 @@ from conveyor import (
     Worker,
     connect,
 )
-from conveyor.engine.cluster import ClusterClient
-from conveyor.engine.connection import parse_cluster_url, sync_twin
+from conveyor.engine.client.cluster import ClusterClient
+from conveyor.engine.client.connection import parse_cluster_url, sync_twin
 from conveyor.testing import RedisClusterNodes
 from faults.processes import wait_until
 

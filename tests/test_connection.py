@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aredis
 
 from conveyor import ConnectionFailed, Job, OutcomeUnknown, Queue, RedisSettings, connect, ping
-from conveyor.engine.channel import CHANNEL_NAME
-from conveyor.engine.connection import SentinelAddress, parse_sentinel_url
+from conveyor.engine.client.channel import CHANNEL_NAME
+from conveyor.engine.client.connection import SentinelAddress, parse_sentinel_url
 from conveyor.testing import RedisServer, free_port
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from conveyor import DeadLetteredJob, JobContext, JobState, Queue, Worker
+from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import packb
-from conveyor.engine.scripts import script
 
 
 class UpstreamError(Exception):

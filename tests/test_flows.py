@@ -24,9 +24,9 @@ from conveyor import (
     Queue,
     Worker,
 )
+from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import packb, unpack_reply
 from conveyor.engine.flows import relay
-from conveyor.engine.scripts import script
 
 
 @pytest.fixture

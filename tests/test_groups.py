@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from conveyor import InvalidJobOptions, JobContext, JobState, Queue, RateLimit, Worker
+from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import packb
-from conveyor.engine.scripts import script
 from faults.processes import wait_until
 from timeline import events, max_in_window
 

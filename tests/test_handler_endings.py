@@ -26,8 +26,8 @@ from conveyor import (
     Retry,
     Worker,
 )
+from conveyor.engine.client.scripts import script
 from conveyor.engine.procpool import describe_error as describe
-from conveyor.engine.scripts import script
 from faults.processes import wait_until
 
 

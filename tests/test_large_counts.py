@@ -10,7 +10,7 @@ import asyncio
 import redis.asyncio as aredis
 
 from conveyor import FlowJob, FlowProducer, JobContext, JobState, Queue, Worker
-from conveyor.engine.scripts import script
+from conveyor.engine.client.scripts import script
 
 
 async def test_a_flow_parent_waits_for_nine_thousand_children(redis: aredis.Redis, queue: Queue) -> None:

@@ -19,8 +19,8 @@ from conveyor import (
     RateLimited,
     Worker,
 )
+from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import packb, unpack_reply
-from conveyor.engine.scripts import script
 from timeline import events, max_in_window
 
 

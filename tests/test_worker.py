@@ -27,8 +27,8 @@ from conveyor import (
     StaleLease,
     Worker,
 )
+from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import packb, unpack_reply
-from conveyor.engine.scripts import script
 from faults.processes import wait_until
 
 

@@ -7,9 +7,9 @@ from conveyor.engine.backoff import Custom as Custom
 from conveyor.engine.backoff import Exponential as Exponential
 from conveyor.engine.backoff import Fixed as Fixed
 from conveyor.engine.children import Children as Children
+from conveyor.engine.client.connection import connect as connect
+from conveyor.engine.client.connection import ping as ping
 from conveyor.engine.clock import ManualClock as ManualClock
-from conveyor.engine.connection import connect as connect
-from conveyor.engine.connection import ping as ping
 from conveyor.engine.dlq import DeadLetteredJob as DeadLetteredJob
 from conveyor.engine.events import QueueEvent as QueueEvent
 from conveyor.engine.events import QueueEvents as QueueEvents

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aredis
 
 from conveyor import ConnectionFailed, Durable, JobState, Queue, connect
-from conveyor.engine.cluster import ClusterClient
+from conveyor.engine.client.cluster import ClusterClient
 from conveyor.testing import RedisClusterNodes, RedisServer
 
 from .processes import DurableProducer, completions, ledger, spans, spawn_worker, stop_gracefully, wait_until

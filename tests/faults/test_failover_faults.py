@@ -13,9 +13,9 @@ import pytest
 import redis.asyncio as aredis
 
 from conveyor import ConnectionFailed, Durable, JobState, Queue, connect
-from conveyor.engine.channel import Channel, Client
-from conveyor.engine.failover import RECHECK
-from conveyor.engine.scripts import describe
+from conveyor.engine.client.channel import Channel, Client
+from conveyor.engine.client.failover import RECHECK
+from conveyor.engine.client.scripts import describe
 from conveyor.testing import RedisServer
 
 from .processes import DurableProducer, completions, ledger, spans, spawn_worker, stop_gracefully, wait_until

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from conveyor.engine.connection import connect
+from conveyor.engine.client.connection import connect
 from conveyor.engine.job import Job
 from conveyor.engine.queue import Queue
 from conveyor.engine.registry import queue_listed, queue_names

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from conveyor.archive import JobArchive
-from conveyor.engine.connection import connect
+from conveyor.engine.client.connection import connect
 from conveyor.engine.queue import Queue
 from conveyor.engine.registry import queue_listed, queue_names
 from conveyor.engine.signals import stop_on_signals

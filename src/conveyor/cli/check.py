@@ -9,8 +9,8 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from rich.console import Console
 
-from conveyor.engine.cluster import SLOTS
-from conveyor.engine.connection import connect, ping
+from conveyor.engine.client.cluster import SLOTS
+from conveyor.engine.client.connection import connect, ping
 from conveyor.engine.preflight import missing_commands
 from conveyor.errors import ConnectionFailed
 from conveyor.settings import RedisSettings

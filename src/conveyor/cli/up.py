@@ -20,7 +20,7 @@ from conveyor.cli.loop import run as run_loop
 from conveyor.cli.supervisor import Supervisor, child_command
 from conveyor.cli.worker import HANDLERS_GRACE, STOP_MARGIN
 from conveyor.engine.backoff import Exponential
-from conveyor.engine.connection import connect
+from conveyor.engine.client.connection import connect
 from conveyor.engine.flows import FlowJob, FlowProducer
 from conveyor.engine.job import JobContext
 from conveyor.engine.limits import RateLimit

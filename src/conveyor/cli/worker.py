@@ -17,10 +17,10 @@ from typing import Any
 from conveyor import __version__
 from conveyor.cli.loop import loop_name
 from conveyor.cli.supervisor import Supervisor, child_command, process_count, watch_supervisor
-from conveyor.engine.connection import connect
+from conveyor.engine.client.connection import connect
+from conveyor.engine.client.scripts import describe
 from conveyor.engine.middleware import Middleware
 from conveyor.engine.queue import Queue
-from conveyor.engine.scripts import describe
 from conveyor.engine.signals import stop_on_signals
 from conveyor.engine.worker import Worker
 from conveyor.errors import ConveyorError

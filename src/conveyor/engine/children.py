@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.engine.cluster import RedisClient
+from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.codec import loads_or_text, text
 from conveyor.engine.keys import QueueKeys
 

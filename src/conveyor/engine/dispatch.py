@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Any
 
+from conveyor.engine.client.scripts import outage_event, script
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import packb, unpack_reply
 from conveyor.engine.dlq import DeadLetteredJob
@@ -24,7 +25,6 @@ from conveyor.engine.flows import FlowRelay
 from conveyor.engine.host import Host
 from conveyor.engine.marker import MarkerWatch
 from conveyor.engine.runner import Ending, Row, attempt_entry
-from conveyor.engine.scripts import outage_event, script
 from conveyor.engine.sideline import Sideline
 from conveyor.errors import ConnectionFailed, RedisOutOfMemory
 

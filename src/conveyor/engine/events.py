@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from conveyor.engine.client.scripts import connection_failed
 from conveyor.engine.codec import loads, loads_or_text, text
-from conveyor.engine.scripts import connection_failed
 from conveyor.errors import InvalidArgument, check_int, check_seconds
 
 if TYPE_CHECKING:

@@ -32,14 +32,14 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.children import job_ref
+from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.scripts import connection_failed, script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
-from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, text
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.middleware import Middleware, check_middleware, stamp_headers
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
-from conveyor.engine.scripts import connection_failed, script
 from conveyor.errors import ConnectionFailed, InvalidJobOptions
 
 log = logging.getLogger("conveyor.flows")

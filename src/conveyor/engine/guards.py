@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
+from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
-from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import text
 from conveyor.engine.keys import DEFAULT_PREFIX, check_name
 from conveyor.engine.limits import RateLimit
-from conveyor.engine.scripts import script
 from conveyor.errors import CircuitOpen, InvalidArgument, RateLimited, check_seconds
 
 T = TypeVar("T")

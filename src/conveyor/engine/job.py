@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol
 from typing_extensions import TypeVar
 
 from conveyor.engine.children import children_of
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import dumps_payload, loads_or_text
 from conveyor.engine.options import Priority, with_defaults
-from conveyor.engine.scripts import script
 from conveyor.engine.states import JobState
 from conveyor.errors import JobFailed, JobNotFound, PayloadError, PayloadTooLarge, StaleLease
 

@@ -19,9 +19,9 @@ from collections.abc import Callable
 import redis
 import redis.cluster
 
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, clock_arg
 from conveyor.engine.keys import QueueKeys
-from conveyor.engine.scripts import script
 from conveyor.errors import ConnectionFailed, RedisOutOfMemory
 
 log = logging.getLogger("conveyor.worker")

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from conveyor.engine.cluster import RedisClient, dedicated_connection
+from conveyor.engine.client.cluster import RedisClient, dedicated_connection
 
 
 class MarkerWatch:

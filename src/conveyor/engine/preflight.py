@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.scripts import connection_failed
+from conveyor.engine.client.scripts import connection_failed
 from conveyor.errors import UnsafeRedis
 
 log = logging.getLogger("conveyor.redis")

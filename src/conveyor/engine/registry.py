@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.clock import current_ms
-from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import loads_or_text, text
 from conveyor.engine.keys import DEFAULT_PREFIX, registry_key, stream_registry_key
 

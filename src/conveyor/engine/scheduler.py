@@ -14,12 +14,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine import preflight
+from conveyor.engine.client.scripts import outage_event, script
 from conveyor.engine.clock import clock_arg, current_ms
 from conveyor.engine.codec import loads
 from conveyor.engine.codec import text as codec_text
 from conveyor.engine.keys import runs_field
 from conveyor.engine.schedules import Spec, tick_job_id
-from conveyor.engine.scripts import outage_event, script
 from conveyor.errors import ConnectionFailed, InvalidArgument, RedisOutOfMemory, check_int, check_seconds
 
 if TYPE_CHECKING:

@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from cronsim import CronSim, CronSimError
 
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import current_ms
 from conveyor.engine.codec import dumps_payload, loads
 from conveyor.engine.codec import text as codec_text
 from conveyor.engine.keys import last_field, runs_field
 from conveyor.engine.options import JobOptions
-from conveyor.engine.scripts import script
 from conveyor.errors import (
     MAX_SECONDS,
     InvalidJobOptions,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.clock import Clock
-from conveyor.engine.cluster import RedisClient
 from conveyor.engine.keys import QueueKeys
 
 

@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 from conveyor.engine import preflight
+from conveyor.engine.client.connection import sync_twin
+from conveyor.engine.client.scripts import describe
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps
-from conveyor.engine.connection import sync_twin
 from conveyor.engine.dispatch import OUTCOME_GRACE, Dispatch
 from conveyor.engine.dlq import DeadLetteredJob, DeadLetterHook, RetryClassifier
 from conveyor.engine.execution import Execution, Executor, Route
@@ -23,7 +24,6 @@ from conveyor.engine.middleware import Middleware, check_middleware
 from conveyor.engine.options import DEFAULT_KEEP_FAILED
 from conveyor.engine.queue import Queue
 from conveyor.engine.runner import BackoffFn, Handler
-from conveyor.engine.scripts import describe
 from conveyor.errors import InvalidArgument, RedisOutOfMemory, check_seconds, is_count
 
 log = logging.getLogger("conveyor.worker")

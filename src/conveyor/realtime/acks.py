@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
-from conveyor.engine.cluster import RedisClient
-from conveyor.engine.scripts import script
+from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.scripts import script
 from conveyor.errors import ConveyorError
 
 log = logging.getLogger("conveyor.events")

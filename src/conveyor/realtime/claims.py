@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from redis.exceptions import RedisError
 
+from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import text
-from conveyor.engine.scripts import script
 from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
-    from conveyor.engine.cluster import RedisClient
+    from conveyor.engine.client.cluster import RedisClient
     from conveyor.engine.keys import StreamKeys
 
 log = logging.getLogger("conveyor.events")

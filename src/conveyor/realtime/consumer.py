@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from pydantic import ValidationError
 from redis.exceptions import RedisError, ResponseError
 
-from conveyor.engine.cluster import connection_kwargs
+from conveyor.engine.client.cluster import connection_kwargs
+from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import loads, text
 from conveyor.engine.keys import check_name
-from conveyor.engine.scripts import script
 from conveyor.engine.signals import Stopped, unless_stopped
 from conveyor.errors import (
     ConveyorError,
@@ -52,7 +52,7 @@ from conveyor.realtime.gate import SuspectGate
 from conveyor.realtime.router import Event, EventRouter
 
 if TYPE_CHECKING:
-    from conveyor.engine.cluster import RedisClient
+    from conveyor.engine.client.cluster import RedisClient
 
 log = logging.getLogger("conveyor.events")
 

@@ -18,12 +18,12 @@ from typing import Any
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 
+from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
-from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import dumps, loads
 from conveyor.engine.job import JobContext
 from conveyor.engine.keys import check_name
-from conveyor.engine.scripts import script
 from conveyor.errors import InvalidJobOptions, check_seconds
 
 #: Stages that end a subject (it leaves ``active()``); so does percent 100.

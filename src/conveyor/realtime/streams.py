@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 from redis.exceptions import ResponseError
 
+from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
-from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, text
 from conveyor.engine.keys import DEFAULT_PREFIX, StreamKeys, check_name, stream_registry_key
-from conveyor.engine.scripts import script
 from conveyor.errors import InvalidJobOptions, check_seconds
 from conveyor.realtime.dead_letters import DeadLetter, check_entry_ids
 from conveyor.realtime.router import EventRouter, H

@@ -13,8 +13,8 @@ from fastapi import FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from conveyor.engine.cluster import RedisClient
-from conveyor.engine.connection import connect
+from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.connection import connect
 from conveyor.engine.keys import DEFAULT_PREFIX
 from conveyor.errors import (
     ConnectionFailed,

@@ -17,9 +17,9 @@ from prometheus_client.registry import Collector
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
+from conveyor.engine.client.connection import ping
 from conveyor.engine.clock import RedisClock, current_ms
 from conveyor.engine.codec import dumps, text
-from conveyor.engine.connection import ping
 from conveyor.engine.events import QueueEvents
 from conveyor.engine.registry import count_alive, queue_names
 from conveyor.engine.states import JobState

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException, status
 
-from conveyor.engine.cluster import RedisClient
-from conveyor.engine.connection import connect
+from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.connection import connect
 from conveyor.engine.queue import Queue
 from conveyor.engine.registry import queue_listed, stream_listed, stream_names
 from conveyor.realtime.progress import ProgressBus

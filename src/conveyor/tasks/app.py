@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from conveyor.engine.cluster import RedisClient
+from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.connection import connect
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD
-from conveyor.engine.connection import connect
 from conveyor.engine.dlq import DeadLetterHook, RetryClassifier
 from conveyor.engine.execution import Executor
 from conveyor.engine.flows import FlowJob, FlowNode, FlowProducer

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, Unpack, cast
 
-from conveyor.engine.connection import connect
+from conveyor.engine.client.connection import connect
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX
 from conveyor.engine.middleware import Middleware
@@ -30,7 +30,7 @@ from conveyor.tasks.recording import run_eagerly
 from conveyor.tasks.task import BaseTask, BoundTask
 
 if TYPE_CHECKING:
-    from conveyor.engine.cluster import RedisClient
+    from conveyor.engine.client.cluster import RedisClient
     from conveyor.tasks.app import Conveyor
 
 P = ParamSpec("P")

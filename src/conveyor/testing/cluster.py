@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Self
 
-from conveyor.engine.cluster import SLOTS
+from conveyor.engine.client.cluster import SLOTS
 from conveyor.errors import ConnectionFailed
 from conveyor.testing.servers import RedisServer, Service, free_port
 

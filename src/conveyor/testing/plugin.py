@@ -24,8 +24,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from conveyor.engine.cluster import RedisClient
-from conveyor.engine.connection import connect
+from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.connection import connect
 from conveyor.testing.servers import RedisServer
 
 

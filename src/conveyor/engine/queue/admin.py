@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import cast
 
 from conveyor.engine.children import Children, children_of, pending_children
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import text
 from conveyor.engine.job import Job
@@ -15,7 +16,6 @@ from conveyor.engine.keys import registry_key
 from conveyor.engine.options import DEFAULT_KEEP_FAILED
 from conveyor.engine.queue.common import STATE_KEY, QueueCore, check_limit, check_page, job_state
 from conveyor.engine.queue.reading import get_jobs, get_state
-from conveyor.engine.scripts import script
 from conveyor.engine.states import CLEANABLE_STATES, JobState
 from conveyor.errors import InvalidJobOptions, JobIsActive, JobNotFound, QueueNotEmpty, check_seconds
 

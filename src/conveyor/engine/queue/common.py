@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.clock import Clock
-from conveyor.engine.cluster import RedisClient
 from conveyor.engine.keys import QueueKeys
 from conveyor.engine.states import JobState
 from conveyor.errors import InvalidJobOptions, is_count

@@ -14,8 +14,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine import preflight
+from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.scripts import connection_failed, not_clustered, out_of_memory, script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
-from conveyor.engine.cluster import RedisClient
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, packb, unpack_reply
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
@@ -23,7 +24,6 @@ from conveyor.engine.middleware import Middleware, check_middleware, stamp_heade
 from conveyor.engine.options import Durable, JobOptions, JobOptionsDict
 from conveyor.engine.queue import admin, reading, schedules
 from conveyor.engine.queue import limits as limiting
-from conveyor.engine.scripts import connection_failed, not_clustered, out_of_memory, script
 from conveyor.engine.states import JobState
 from conveyor.errors import (
     InvalidJobOptions,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg, current_ms
 from conveyor.engine.codec import text
 from conveyor.engine.job import Job
@@ -15,7 +16,6 @@ from conveyor.engine.limits import GroupInfo, QueueLimits, RateLimit, check_conc
 from conveyor.engine.queue.common import QueueCore, check_page
 from conveyor.engine.queue.reading import _fetch
 from conveyor.engine.registry import WorkerInfo, list_workers
-from conveyor.engine.scripts import script
 from conveyor.errors import InvalidJobOptions, check_seconds
 
 #: The queue meta fields of its limits, in the order read_limits takes them.

@@ -7,11 +7,11 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from conveyor.engine.client.scripts import script
 from conveyor.engine.events import QueueEvents, parse_entry
 from conveyor.engine.job import Job
 from conveyor.engine.options import Priority
 from conveyor.engine.queue.common import NEWEST_FIRST, STATE_KEY, QueueCore, check_page, job_state
-from conveyor.engine.scripts import script
 from conveyor.engine.states import JobState
 from conveyor.errors import InvalidJobOptions, JobFailed, JobNotFound, WaitTimeout, check_seconds, is_count
 

@@ -35,8 +35,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.channel import Arg, Channel, Client, Demoted, ReplyLost, Rerouted, encode_args
-from conveyor.engine.cluster import ClusterClient, RedisClient, cluster_nodes
+from conveyor.engine.client.channel import Arg, Channel, Client, Demoted, ReplyLost, Rerouted, encode_args
+from conveyor.engine.client.cluster import ClusterClient, RedisClient, cluster_nodes
 from conveyor.errors import (
     ConnectionFailed,
     InvalidJobOptions,

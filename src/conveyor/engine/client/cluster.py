@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MovedError, RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.channel import Channel
+from conveyor.engine.client.channel import Channel
 from conveyor.errors import ConnectionFailed
 
 #: What the engine takes as its Redis: a client of one server (or of a

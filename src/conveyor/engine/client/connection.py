@@ -31,9 +31,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from conveyor.engine.channel import Client
-from conveyor.engine.cluster import CLUSTER_SCHEMES, ClusterClient, RedisClient, cluster_nodes
-from conveyor.engine.scripts import describe
+from conveyor.engine.client.channel import Client
+from conveyor.engine.client.cluster import CLUSTER_SCHEMES, ClusterClient, RedisClient, cluster_nodes
+from conveyor.engine.client.scripts import describe
 from conveyor.errors import ConnectionFailed, InvalidArgument
 from conveyor.settings import RedisSettings
 

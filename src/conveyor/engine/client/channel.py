@@ -43,7 +43,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from conveyor.engine.failover import FailoverWatch
+from conveyor.engine.client.failover import FailoverWatch
 
 Arg = str | bytes | int | float
 _CONNECT_RETRIES = 6
