@@ -18,7 +18,7 @@ from conveyor import __version__
 from conveyor.cli.loop import loop_name
 from conveyor.cli.supervisor import Supervisor, child_command, process_count, watch_supervisor
 from conveyor.engine.client.connection import connect
-from conveyor.engine.client.scripts import describe
+from conveyor.engine.client.errors import describe
 from conveyor.engine.middleware import Middleware
 from conveyor.engine.queue import Queue
 from conveyor.engine.signals import stop_on_signals

@@ -16,7 +16,8 @@ import logging
 import time
 from typing import Any
 
-from conveyor.engine.client.scripts import outage_event, script
+from conveyor.engine.client.errors import outage_event
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import packb, unpack_reply
 from conveyor.engine.dlq import DeadLetteredJob

@@ -16,10 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from conveyor.engine.client.scripts import connection_failed
+from conveyor.engine.client.errors import call
 from conveyor.engine.codec import loads, loads_or_text, text
 from conveyor.errors import InvalidArgument, check_int, check_seconds
 
@@ -193,7 +190,4 @@ class QueueEvents:
                 yield page
 
     async def _call(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise connection_failed(self.queue.redis, exc) from exc
+        return await call(self.queue.redis, awaitable)

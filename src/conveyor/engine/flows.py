@@ -27,20 +27,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.children import job_ref
 from conveyor.engine.client.cluster import RedisClient
-from conveyor.engine.client.scripts import connection_failed, script
+from conveyor.engine.client.errors import call, redis_errors
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, text
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.middleware import Middleware, check_middleware, stamp_headers
 from conveyor.engine.options import DEFAULT_KEEP_FAILED, JobOptions, JobOptionsDict
-from conveyor.errors import ConnectionFailed, InvalidJobOptions
+from conveyor.errors import ConnectionFailed, InvalidJobOptions, RedisOutOfMemory
 
 log = logging.getLogger("conveyor.flows")
 
@@ -97,16 +96,19 @@ class FlowProducer:
         or a PayloadError means nothing was written."""
         plans: list[_Plan] = []
         root = self._plan(flow, None, "", plans)
-        await self.redis.sadd(registry_key(self.prefix), *{p.keys.queue for p in plans})
+        await call(self.redis, self.redis.sadd(registry_key(self.prefix), *{p.keys.queue for p in plans}))
         replies: list[Any] = []
         for run in _runs(plans) if isinstance(self.redis, RedisCluster) else [plans]:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for plan in run:
                     self._queue_call(pipe, plan)
                 try:
-                    replies += await self._execute(pipe, run)
-                except (RedisConnectionError, RedisTimeoutError) as exc:
-                    raise self._failed(exc, plans[: len(replies)]) from exc
+                    with redis_errors(self.redis):
+                        replies += await self._execute(pipe, run)
+                except (ConnectionFailed, RedisOutOfMemory) as exc:
+                    if not replies:
+                        raise
+                    raise _written_in_part(exc, plans[: len(replies)]) from exc
         now = int(replies[0][0]) if replies else 0
         for plan, reply in zip(plans, replies, strict=True):
             plan.created = int(reply[1]) == 1
@@ -140,16 +142,6 @@ class FlowProducer:
                 raise InvalidJobOptions("choose fail_parent_on_failure or ignore_dependency_on_failure")
             plan.children.append(self._plan(child, keys.job(opts.job_id), child_flags, plans))
         return plan
-
-    def _failed(self, exc: Exception, written: list[_Plan]) -> ConnectionFailed:
-        error = connection_failed(self.redis, exc)
-        if written:
-            ids = ", ".join(f"{p.keys.queue}/{p.opts.job_id}" for p in written)
-            error = ConnectionFailed(
-                f"{error}; on this cluster the flow was written in part, parents first ({ids}): "
-                "add it again with the same job ids to complete it"
-            )
-        return error
 
     def _queue_call(self, pipe: Any, plan: _Plan) -> None:
         k, opts = plan.keys, plan.opts
@@ -292,6 +284,16 @@ async def _stale_entries(redis: RedisClient, keys: QueueKeys, clock: Clock) -> l
         if len(out) >= 1000:
             break
     return out
+
+
+def _written_in_part(error: ConnectionFailed | RedisOutOfMemory, written: list[_Plan]) -> Exception:
+    """``error``, saying which nodes a flow added run by run (on a cluster)
+    had written before it."""
+    ids = ", ".join(f"{p.keys.queue}/{p.opts.job_id}" for p in written)
+    return type(error)(
+        f"{error}; on this cluster the flow was written in part, parents first ({ids}): "
+        "add it again with the same job ids to complete it"
+    )
 
 
 class FlowRelay:

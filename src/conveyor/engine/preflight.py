@@ -15,11 +15,9 @@ import weakref
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.engine.client.scripts import connection_failed
+from conveyor.engine.client.errors import redis_errors
 from conveyor.errors import UnsafeRedis
 
 log = logging.getLogger("conveyor.redis")
@@ -94,10 +92,8 @@ async def guard(redis: Any, who: str, allow_eviction: bool | None = None) -> Non
     policy other than ``noeviction`` (unless allowed), or a command the
     engine needs renamed away. ``who`` names the caller in the message.
     An unreachable Redis raises ConnectionFailed."""
-    try:
+    with redis_errors(redis):
         await _guard(redis, who, allow_eviction)
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise connection_failed(redis, exc) from exc
 
 
 async def _guard(redis: Any, who: str, allow_eviction: bool | None) -> None:

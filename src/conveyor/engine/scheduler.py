@@ -14,7 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine import preflight
-from conveyor.engine.client.scripts import outage_event, script
+from conveyor.engine.client.errors import outage_event
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg, current_ms
 from conveyor.engine.codec import loads
 from conveyor.engine.codec import text as codec_text

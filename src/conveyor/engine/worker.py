@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from conveyor.engine import preflight
 from conveyor.engine.client.connection import sync_twin
-from conveyor.engine.client.scripts import describe
+from conveyor.engine.client.errors import describe
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps
 from conveyor.engine.dispatch import OUTCOME_GRACE, Dispatch
 from conveyor.engine.dlq import DeadLetteredJob, DeadLetterHook, RetryClassifier

@@ -19,6 +19,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 
 from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.errors import maps_redis_errors
 from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
 from conveyor.engine.codec import dumps, loads
@@ -118,8 +119,10 @@ class ProgressBus:
     def _active_key(self) -> str:
         return f"{self._base}:active"
 
+    @maps_redis_errors
     async def report(
         self,
+        /,
         subject: str,
         stage: str,
         percent: float,
@@ -167,11 +170,13 @@ class ProgressBus:
         )
         return ProgressStatus.from_json(raw)
 
+    @maps_redis_errors
     async def get(self, subject: str) -> ProgressStatus | None:
         """The subject's latest status, or None (never reported, or expired)."""
         raw = await self.redis.get(self._status_key(subject))
         return ProgressStatus.from_json(raw) if raw else None
 
+    @maps_redis_errors
     async def active(self) -> list[ProgressStatus]:
         """Subjects in progress, most recently updated first (expired ones
         are dropped from the index on the way)."""

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from redis.exceptions import ResponseError
 
 from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.errors import maps_redis_errors
 from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, text
@@ -125,6 +126,7 @@ class EventBus:
         ``@bus.on("user.created", model=UserCreated)``."""
         return self.router.on(pattern, model=model)
 
+    @maps_redis_errors
     async def publish(self, type: str, data: Any = None) -> str:
         """Appends one event; returns its id. ``data`` is anything JSON can
         hold, a pydantic model or a dataclass. Raises InvalidJobOptions for
@@ -132,6 +134,7 @@ class EventBus:
         be encoded or is over ``max_payload``; nothing is written then."""
         return (await self.publish_many([(type, data)]))[0]
 
+    @maps_redis_errors
     async def publish_many(self, events: Iterable[tuple[str, Any]]) -> list[str]:
         """Appends events in order, in one step; returns their ids. Every
         event is validated first: one bad event and none is written."""
@@ -152,6 +155,7 @@ class EventBus:
             data = data.model_dump(mode="json")
         return dumps_payload(data, self.max_payload)
 
+    @maps_redis_errors
     async def register(self) -> None:
         """Lists this stream where the API, the dashboard and the CLI find
         streams (once per bus; publishing and consuming do it for you)."""
@@ -178,6 +182,7 @@ class EventBus:
 
         return EventConsumer(self, group, router=router or self.router, **options)
 
+    @maps_redis_errors
     async def create_group(self, group: str, *, start: Literal["first", "new"] = "first") -> bool:
         """Creates ``group`` (and the stream) if missing; returns whether it
         was created. ``start="first"``: the group gets every entry still in
@@ -194,6 +199,7 @@ class EventBus:
             raise
         return True
 
+    @maps_redis_errors
     async def delete_group(self, group: str) -> bool:
         """Deletes ``group`` and forgets what it had pending."""
         removed = await self.redis.xgroup_destroy(self.keys.stream, group)
@@ -202,6 +208,7 @@ class EventBus:
 
     # -- introspection ----------------------------------------------------
 
+    @maps_redis_errors
     async def info(self) -> StreamInfo:
         """Length, first and last ids, groups with lag and pending counts,
         and how many entries are dead-lettered."""
@@ -220,6 +227,7 @@ class EventBus:
             dead_letters=int(dead),
         )
 
+    @maps_redis_errors
     async def groups(self) -> list[GroupInfo]:
         try:
             raw = await self.redis.xinfo_groups(self.keys.stream)
@@ -236,10 +244,12 @@ class EventBus:
             for g in raw
         ]
 
+    @maps_redis_errors
     async def consumers(self, group: str) -> list[ConsumerInfo]:
         raw = await self.redis.xinfo_consumers(self.keys.stream, group)
         return [ConsumerInfo(text(c["name"]), int(c["pending"]), int(c["idle"]) / 1000) for c in raw]
 
+    @maps_redis_errors
     async def pending(
         self, group: str, *, count: int = 100, consumer: str | None = None
     ) -> list[PendingEntry]:
@@ -255,6 +265,7 @@ class EventBus:
             for p in raw
         ]
 
+    @maps_redis_errors
     async def forget_idle_consumers(self, group: str, *, idle: float) -> list[str]:
         """Removes from ``group`` the consumers idle for ``idle`` seconds
         that hold no entries (gone processes); returns their names."""
@@ -268,6 +279,7 @@ class EventBus:
                 gone.append(c.name)
         return gone
 
+    @maps_redis_errors
     async def trim(self, *, max_len: int | None = None, max_age: float | None = None) -> int:
         """Trims the stream now, exactly; returns how many entries went."""
         removed = 0
@@ -283,6 +295,7 @@ class EventBus:
 
     # -- dead letters -----------------------------------------------------
 
+    @maps_redis_errors
     async def dead_letters(
         self,
         *,
@@ -312,11 +325,13 @@ class EventBus:
             end = f"({text(page[-1][0])}"
         return out
 
+    @maps_redis_errors
     async def dead_letter(self, dead_id: str) -> DeadLetter | None:
         check_entry_ids([dead_id])
         page = await self.redis.xrange(self.keys.dead, min=dead_id, max=dead_id)
         return DeadLetter.from_entry(*page[0]) if page else None
 
+    @maps_redis_errors
     async def replay(self, *dead_ids: str) -> list[str | None]:
         """Publishes dead-lettered entries again, to the group that gave up
         on them only, and removes them from the dead-letter stream. Returns
@@ -340,6 +355,7 @@ class EventBus:
             yield letters
             before = letters[-1].id
 
+    @maps_redis_errors
     async def replay_dead_letters(
         self, *dead_ids: str, group: str | None = None, search: str | None = None
     ) -> int:
@@ -353,10 +369,12 @@ class EventBus:
             replayed += sum(1 for r in results if r is not None)
         return replayed
 
+    @maps_redis_errors
     async def remove_dead_letters(self, *dead_ids: str) -> int:
         check_entry_ids(dead_ids)
         return int(await self.redis.xdel(self.keys.dead, *dead_ids)) if dead_ids else 0
 
+    @maps_redis_errors
     async def purge_dead_letters(self, *dead_ids: str) -> int:
         """Deletes the dead letters ``dead_ids``, or with none every one;
         returns how many went."""

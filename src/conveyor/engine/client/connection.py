@@ -33,7 +33,7 @@ from redis.retry import Retry
 
 from conveyor.engine.client.channel import Client
 from conveyor.engine.client.cluster import CLUSTER_SCHEMES, ClusterClient, RedisClient, cluster_nodes
-from conveyor.engine.client.scripts import describe
+from conveyor.engine.client.errors import connection_failed, describe, redis_errors
 from conveyor.errors import ConnectionFailed, InvalidArgument
 from conveyor.settings import RedisSettings
 
@@ -254,11 +254,10 @@ async def ping(client: RedisClient) -> float:
 
     start = time.perf_counter()
     try:
-        await client.ping()
-    except AuthenticationError as exc:
-        raise ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}") from exc
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise ConnectionFailed(f"cannot reach Redis at {describe(client)}: {exc}") from exc
+        with redis_errors(client):
+            await client.ping()
+    except OSError as exc:
+        raise connection_failed(client, exc) from exc
     except ResponseError as exc:
         raise ConnectionFailed(f"Redis at {describe(client)} answered: {exc}") from exc
     return time.perf_counter() - start

@@ -23,25 +23,22 @@ from typing import Any, TypeVar, cast
 import redis
 import redis.cluster
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import (
-    AskError,
-    AuthenticationError,
-    ClusterError,
-    NoScriptError,
-    OutOfMemoryError,
-    SlotNotCoveredError,
-    TryAgainError,
-)
+from redis.exceptions import AuthenticationError, NoScriptError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine.client.channel import Arg, Channel, Client, Demoted, ReplyLost, Rerouted, encode_args
-from conveyor.engine.client.cluster import ClusterClient, RedisClient, cluster_nodes
+from conveyor.engine.client.cluster import ClusterClient, RedisClient
+from conveyor.engine.client.errors import (
+    connection_failed,
+    describe,
+    mapped,
+    not_clustered,
+    redis_errors,
+    slot_unavailable,
+)
 from conveyor.errors import (
-    ConnectionFailed,
     InvalidJobOptions,
     OutcomeUnknown,
-    RedisOutOfMemory,
     SlotUnavailable,
 )
 
@@ -102,22 +99,12 @@ class Script:
     async def _run_on_pool(self, client: RedisClient, call: Callable[[], Awaitable[R]]) -> R:
         """``call`` through redis-py, loading the script once if Redis does
         not know it, with Redis's failures mapped to Conveyor's errors."""
-        try:
+        with redis_errors(client):
             try:
                 return await call()
             except NoScriptError:
                 await client.script_load(self.source)
                 return await call()
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise connection_failed(client, exc) from exc
-        except OutOfMemoryError as exc:
-            raise out_of_memory(client, exc) from exc
-        except AskError as exc:
-            raise not_clustered(client, exc) from exc
-        except (ClusterError, TryAgainError, SlotNotCoveredError) as exc:
-            # a redirect too many ("TTL exhausted"), TRYAGAIN or CLUSTERDOWN:
-            # the script did not run
-            raise SlotUnavailable(f"the cluster slot is unavailable at {describe(client)}: {exc}") from exc
 
     async def _through_migration(self, client: RedisClient, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """The script, for a slot midway through a migration or a failover:
@@ -177,9 +164,7 @@ class Script:
                 elif wait is None:
                     return await self._through_migration(client, keys, args)
                 elif attempt == _RESENDS:
-                    raise SlotUnavailable(
-                        f"the cluster slot is unavailable at {describe(client)}: {exc}"
-                    ) from exc
+                    raise slot_unavailable(client, exc) from exc
                 else:
                     await asyncio.sleep(0.1 * 2**attempt)
             except ReplyLost as exc:
@@ -197,14 +182,14 @@ class Script:
                 if attempt == _RESENDS:
                     raise connection_failed(client, exc) from exc
                 await asyncio.sleep(0.1 * 2**attempt)
-            except AuthenticationError as exc:
-                raise ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}") from exc
-            except RedisConnectionError as exc:
-                if isinstance(client, ClusterClient):
-                    client.unreachable(keys[0])
-                raise connection_failed(client, exc) from exc
-            except OutOfMemoryError as exc:
-                raise out_of_memory(client, exc) from exc
+            except RedisError as exc:
+                gone = isinstance(exc, RedisConnectionError) and not isinstance(exc, AuthenticationError)
+                if gone and isinstance(client, ClusterClient):
+                    client.unreachable(keys[0])  # a node gone: ask for the slot table again
+                error = mapped(client, exc)
+                if error is None:  # the script's own error
+                    raise
+                raise error from exc
         raise AssertionError("unreachable")
 
     def _head(self, keys: Sequence[str]) -> bytes:
@@ -256,16 +241,12 @@ class Script:
     def run_sync(
         self, client: redis.Redis | redis.cluster.RedisCluster, keys: Sequence[str], args: Sequence[Arg]
     ) -> Any:
-        try:
+        with redis_errors(client):
             try:
                 return client.evalsha(self.sha, len(keys), *keys, *args)
             except NoScriptError:
                 client.script_load(self.source)
                 return client.evalsha(self.sha, len(keys), *keys, *args)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise connection_failed(client, exc) from exc
-        except OutOfMemoryError as exc:
-            raise out_of_memory(client, exc) from exc
 
 
 async def _channel(client: RedisClient, keys: Sequence[str]) -> Channel | None:
@@ -275,55 +256,6 @@ async def _channel(client: RedisClient, keys: Sequence[str]) -> Channel | None:
     if isinstance(client, ClusterClient) and keys:
         return await client.channel_for(keys[0])
     return None
-
-
-AnyClient = RedisClient | redis.Redis | redis.cluster.RedisCluster
-
-
-def describe(client: AnyClient) -> str:
-    """Where a client connects, without credentials: ``host:port``, the
-    socket path, the Sentinel service and its last known primary, or the
-    cluster's nodes."""
-    if isinstance(client, RedisCluster):
-        return "cluster " + ",".join(f"{host}:{port}" for host, port in cluster_nodes(client))
-    if isinstance(client, redis.cluster.RedisCluster):
-        return "cluster " + ",".join(client.nodes_manager.nodes_cache)
-    pool = client.connection_pool
-    kw: dict[str, Any] = pool.connection_kwargs
-    service = getattr(pool, "service_name", None)
-    if service is not None:
-        primary = getattr(pool, "master_address", None)
-        return f"sentinel service {service}" + (f" (primary {primary[0]}:{primary[1]})" if primary else "")
-    if kw.get("path"):
-        return f"unix:{kw['path']}"
-    return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
-
-
-def connection_failed(client: AnyClient, exc: Exception) -> ConnectionFailed:
-    if isinstance(exc, AuthenticationError):
-        return ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}")
-    return ConnectionFailed(f"cannot reach Redis at {describe(client)}: {exc}")
-
-
-def not_clustered(client: AnyClient, exc: Exception) -> ConnectionFailed:
-    """A server answered ``MOVED`` or ``ASK`` to a client of one server: it
-    is a node of a Redis Cluster, which needs a cluster client."""
-    return ConnectionFailed(
-        f"Redis at {describe(client)} is a node of a Redis Cluster ({exc}): connect with "
-        "redis+cluster://host:port[,host:port...] instead"
-    )
-
-
-def outage_event(exc: Exception) -> str:
-    """The log event for a Redis that refused work: full, or down."""
-    return "redis_full" if isinstance(exc, RedisOutOfMemory) else "redis_down"
-
-
-def out_of_memory(client: AnyClient, exc: Exception) -> RedisOutOfMemory:
-    return RedisOutOfMemory(
-        f"Redis at {describe(client)} is at its maxmemory limit and refused the change, "
-        f"which was not made: {exc}"
-    )
 
 
 @cache

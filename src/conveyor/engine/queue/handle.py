@@ -9,13 +9,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Unpack, cast
 
-from redis.exceptions import AskError, OutOfMemoryError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from conveyor.engine import preflight
 from conveyor.engine.client.cluster import RedisClient
-from conveyor.engine.client.scripts import connection_failed, not_clustered, out_of_memory, script
+from conveyor.engine.client.errors import call
+from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, packb, unpack_reply
 from conveyor.engine.job import Job
@@ -329,11 +326,5 @@ class Queue:
     get_children = admin.get_children
 
     async def _call(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise connection_failed(self.redis, exc) from exc
-        except OutOfMemoryError as exc:
-            raise out_of_memory(self.redis, exc) from exc
-        except AskError as exc:  # MOVED or ASK: a cluster node, through a plain client
-            raise not_clustered(self.redis, exc) from exc
+        """Awaits a Redis call, its failures mapped to Conveyor's errors."""
+        return await call(self.redis, awaitable)
