@@ -20,6 +20,7 @@ from conveyor.engine.client.errors import outage_event
 from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import packb, unpack_reply
+from conveyor.engine.codes import Reply
 from conveyor.engine.dlq import DeadLetteredJob
 from conveyor.engine.execution import Run, claimed_run, log_ending, log_start
 from conveyor.engine.flows import FlowRelay
@@ -222,7 +223,7 @@ class Dispatch:
                 log.warning(
                     "job %s: outcome rejected (%s)",
                     job_id,
-                    "lock superseded" if code == -2 else "job gone",
+                    "lock superseded" if code == Reply.SUPERSEDED else "job gone",
                     extra={"event": "stale_outcome", "queue": self.queue.name, "job_id": job_id},
                 )
 

@@ -14,9 +14,10 @@ from conveyor.engine.children import children_of
 from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import dumps_payload, loads_or_text
+from conveyor.engine.codes import job_error
 from conveyor.engine.options import Priority, with_defaults
 from conveyor.engine.states import JobState
-from conveyor.errors import JobFailed, JobNotFound, PayloadError, PayloadTooLarge, StaleLease
+from conveyor.errors import JobFailed, PayloadError, PayloadTooLarge
 
 if TYPE_CHECKING:
     from conveyor.engine.children import Children
@@ -267,10 +268,8 @@ class JobContext:
             [k.job(self.id), k.logs(self.id), k.events],
             [self.token, raw_progress, self.run.keep_logs, self.id, clock_arg(queue.clock), *lines],
         )
-        if code == -2:
-            raise StaleLease(f"job {self.id}: lock held by another worker")
-        if code == -1:
-            raise JobNotFound(self.id)
+        if (error := job_error(code, self.id)) is not None:
+            raise error
         if progress is not None and worker.progress_hook is not None:
             await worker.progress_hook(self, progress)
 

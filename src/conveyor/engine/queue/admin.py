@@ -11,6 +11,7 @@ from conveyor.engine.children import Children, children_of, pending_children
 from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import text
+from conveyor.engine.codes import Reply, job_error
 from conveyor.engine.job import Job
 from conveyor.engine.keys import registry_key
 from conveyor.engine.options import DEFAULT_KEEP_FAILED
@@ -85,7 +86,7 @@ async def obliterate(
                 [k.job_prefix, k.logs_prefix, 5000, "1" if force else "0", len(sets)],
             )
         )
-        if n == -4:
+        if n == Reply.ACTIVE:
             raise QueueNotEmpty(f"queue {queue.name} has running jobs; use force=True")
         total += n
         if on_progress is not None:
@@ -189,10 +190,8 @@ async def remove(queue: QueueCore, job_id: str) -> None:
         [k.wait, k.delayed, k.completed, k.failed, k.waiting_children],
         [k.job_prefix, k.logs_prefix, job_id],
     )
-    if code == -1:
-        raise JobNotFound(job_id)
-    if code == -4:
-        raise JobIsActive(f"job {job_id} is running; cancel it first")
+    if (error := job_error(code, job_id)) is not None:
+        raise error
 
 
 async def cancel(queue: QueueCore, job_id: str, reason: str = "cancelled") -> bool:
@@ -207,6 +206,6 @@ async def cancel(queue: QueueCore, job_id: str, reason: str = "cancelled") -> bo
         [k.wait, k.delayed, k.failed],
         [k.job_prefix, k.logs_prefix, job_id, reason, clock_arg(queue.clock), count, age],
     )
-    if code == -1:
-        raise JobNotFound(job_id)
+    if (error := job_error(code, job_id)) is not None:
+        raise error
     return int(code) > 0
