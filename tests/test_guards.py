@@ -121,17 +121,25 @@ async def test_only_failures_that_say_so_count(redis: aredis.Redis) -> None:
     await breaker.reset()
 
 
-async def test_an_open_breaker_in_a_handler_holds_the_queue(redis: aredis.Redis, queue: Queue) -> None:
-    breaker = CircuitBreaker(redis, f"up-{queue.name}", failure_threshold=1, cooldown=0.3)
+async def test_an_open_breaker_in_a_handler_holds_the_queue(
+    redis: aredis.Redis, queue: Queue, clock: ManualClock
+) -> None:
+    # the breaker's time moves only when told: it is open, 0.3 s of its
+    # cooldown left, however long the worker takes to start
+    breaker = CircuitBreaker(redis, f"up-{queue.name}", failure_threshold=1, cooldown=10, clock=clock)
     await _fail(breaker)
+    clock.advance(9.7)
     job = await queue.add("call", 1, attempts=1)
     runs = 0
 
     async def handler(ctx: JobContext) -> str:
         nonlocal runs
         runs += 1
-        async with breaker:
-            return "called"
+        try:
+            async with breaker:
+                return "called"
+        finally:
+            clock.advance(0.3)  # the queue is held that long: then the cooldown is over
 
     await Worker(queue, handler).run(burst=True)
     done = await queue.get_job(job.id)
