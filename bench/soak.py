@@ -22,7 +22,7 @@ import statistics
 import time
 
 from conveyor import JobContext, JobState, Queue, Worker, connect
-from conveyor.engine.worker import install_signal_handlers
+from conveyor.engine.signals import install_signal_handlers
 from conveyor.testing import RedisServer
 
 QUEUE = "soak"

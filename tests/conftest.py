@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aredis
 
 from conveyor import ManualClock, Queue, connect
+from conveyor.engine.client.cluster import RedisClient
 from conveyor.testing import RedisClusterNodes, RedisServer
 
 
@@ -53,7 +54,7 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aredis.Redis]:
+async def redis(redis_url: str) -> AsyncIterator[RedisClient]:
     async with connect(redis_url) as client:
         yield client
 

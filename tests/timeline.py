@@ -3,13 +3,16 @@ when things happened across processes (each event carries Redis time)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from conveyor import Queue, QueueEvent
 from conveyor.engine.events import parse_entry
 
 
 async def events(queue: Queue) -> list[QueueEvent]:
     out: list[QueueEvent] = []
-    for entry_id, fields in await queue.redis.xrange(queue.keys.events):
+    entries: Any = await queue.redis.xrange(queue.keys.events)
+    for entry_id, fields in entries:
         out.extend(parse_entry(entry_id, fields))
     return out
 

@@ -60,7 +60,7 @@ class FaultProxy:
 
     def cut(self) -> int:
         """Resets every open connection; returns how many sockets it reset."""
-        return self._call(self._cut())
+        return int(self._call(self._cut()))
 
     def __enter__(self) -> FaultProxy:
         return self.start()

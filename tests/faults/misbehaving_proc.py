@@ -22,11 +22,11 @@ import time
 import uuid
 from typing import Any
 
-import processes
 import redis as sync_redis
 
 from conveyor import JobContext, ProcessJob, Queue, Worker, connect
 from conveyor.engine.signals import install_signal_handlers
+from faults import processes
 
 LEDGER_URL = "FAULT_BOOKS_URL"
 

@@ -33,7 +33,9 @@ def spawn(
     ``skew``, the process's wall clock runs that many seconds off
     (``fault_clock``). ``books``: the URL of the Redis that keeps the
     ledger, when it is not the queue's own (a failover must not lose it)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "FAULT_CLOCK_SKEW": str(skew)}
+    # tests/ too: the scripts import their helpers as faults.*
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])
+    env = {**os.environ, "PYTHONPATH": path, "FAULT_CLOCK_SKEW": str(skew)}
     if books:
         env["FAULT_BOOKS_URL"] = books
     proc = subprocess.Popen(
@@ -119,7 +121,7 @@ def stop_gracefully(*procs: subprocess.Popen[Any], timeout: float = 15) -> None:
                 other.kill()
                 other.wait()
             raise AssertionError(
-                f"process {proc.args} did not stop in {timeout} s; it waited on:\n{stacks}"
+                f"process {proc.args!r} did not stop in {timeout} s; it waited on:\n{stacks}"
             ) from None
         assert code == 0
 
@@ -136,7 +138,8 @@ async def ledger(redis: aredis.Redis, name: str) -> dict[str, int]:
     """How many times each job or event id of queue or stream ``name`` ran
     (the ledger has one field per run: the id, a space, the run's token)."""
     runs: dict[str, int] = {}
-    for field in await redis.hkeys(f"ledger:{name}"):
+    fields: Any = await redis.hkeys(f"ledger:{name}")
+    for field in fields:
         item = field.decode().rsplit(" ", 1)[0]
         runs[item] = runs.get(item, 0) + 1
     return runs
@@ -147,7 +150,8 @@ async def spans(redis: aredis.Redis, name: str) -> dict[str, list[tuple[float, f
     A row seen twice is one run whose RPUSH was sent again after its reply
     was lost (Redis killed under it), not two runs: it counts once."""
     out: dict[str, list[tuple[float, float]]] = {}
-    for row in dict.fromkeys(await redis.lrange(f"spans:{name}", 0, -1)):
+    rows: Any = await redis.lrange(f"spans:{name}", 0, -1)
+    for row in dict.fromkeys(rows):
         job_id, start, end, _pid = row.decode().split(" ")
         out.setdefault(job_id, []).append((float(start), float(end)))
     return out
@@ -157,7 +161,8 @@ async def starts(redis: aredis.Redis, name: str) -> list[tuple[float, int, str]]
     """Every handler start of queue ``name``: (time, jobs of the queue
     running with it, job id), in the order recorded."""
     out = []
-    for row in await redis.lrange(f"starts:{name}", 0, -1):
+    recorded: Any = await redis.lrange(f"starts:{name}", 0, -1)
+    for row in recorded:
         at, running, job_id = row.decode().split(" ", 2)
         out.append((float(at), int(running), job_id))
     return out
@@ -176,7 +181,7 @@ async def event_counts(redis: aredis.Redis, queue: str, event: str) -> dict[str,
     key = Queue(queue, redis).keys.events
     last = "-"
     while True:
-        page = await redis.xrange(key, min=last, max="+", count=1000)
+        page: Any = await redis.xrange(key, min=last, max="+", count=1000)
         for _, fields in page:
             if fields.get(b"e") == event.encode():
                 for job_id in json.loads(fields[b"jobs"]):

@@ -9,10 +9,10 @@ import asyncio
 import signal
 import sys
 
-import fault_clock  # this script's own folder
 import redis
 
 from conveyor import Queue, Scheduler, connect
+from faults import fault_clock  # before the rest: it sets this process's clock
 
 
 class KeyClock:

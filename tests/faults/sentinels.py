@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -67,7 +68,7 @@ class SentinelGroup(Service):
         """The sentinel knows the other sentinels and the replica (without
         them it could not agree on a failover)."""
         try:
-            state = sentinel.sentinel_master(SERVICE)
+            state: Any = sentinel.sentinel_master(SERVICE)
         except redis.RedisError:
             return False
         return bool(state["num-other-sentinels"] == len(self.ports) - 1 and state["num-slaves"] >= 1)

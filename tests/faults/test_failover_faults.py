@@ -14,8 +14,9 @@ import redis.asyncio as aredis
 
 from conveyor import ConnectionFailed, Durable, JobState, Queue, connect
 from conveyor.engine.client.channel import Channel, Client
+from conveyor.engine.client.cluster import RedisClient
+from conveyor.engine.client.errors import describe
 from conveyor.engine.client.failover import RECHECK
-from conveyor.engine.client.scripts import describe
 from conveyor.testing import RedisServer
 
 from .processes import DurableProducer, completions, ledger, spans, spawn_worker, stop_gracefully, wait_until
@@ -32,7 +33,7 @@ def group() -> Iterator[SentinelGroup]:
 
 
 @pytest.fixture
-async def via_sentinels(group: SentinelGroup) -> AsyncIterator[aredis.Redis]:
+async def via_sentinels(group: SentinelGroup) -> AsyncIterator[RedisClient]:
     async with connect(group.url) as client:
         yield client
 

@@ -4,6 +4,9 @@ call), and poison jobs written straight into Redis."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import pytest
 import redis.asyncio as aredis
 
@@ -62,7 +65,7 @@ async def test_poison_jobs_are_dead_lettered_and_the_workers_keep_going(
     # Given jobs among which some were damaged in Redis: undecodable data,
     # undecodable options, a missing payload, a missing name
     jobs = await queue.add_bulk([("j", i) for i in range(200)])
-    damage = {
+    damage: dict[str, Callable[[str], Awaitable[Any]]] = {
         "undecodable data": lambda key: redis.hset(key, "data", b"\xff{not json"),
         "undecodable options": lambda key: redis.hset(key, "opts", b"\x00not-opts"),
         "missing data": lambda key: redis.hdel(key, "data"),

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aredis
 
 from conveyor import JobState, Queue, RedisOutOfMemory, connect
+from conveyor.engine.client.cluster import RedisClient
 from conveyor.testing import RedisServer
 
 from .processes import completions, ledger, spans, spawn_worker, stop_gracefully, wait_until
@@ -26,7 +27,7 @@ def small_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-async def small(small_server: RedisServer) -> AsyncIterator[aredis.Redis]:
+async def small(small_server: RedisServer) -> AsyncIterator[RedisClient]:
     async with connect(small_server.url) as client:
         yield client
 

@@ -10,6 +10,7 @@ import asyncio
 import signal
 import subprocess
 import time
+from typing import Any
 
 import pytest
 import redis.asyncio as aredis
@@ -88,7 +89,7 @@ async def test_pool_processes_that_exit_or_are_killed_fail_one_attempt_each(
 ) -> None:
     # Given 10 jobs whose pool process dies on their first run (5 by
     # os._exit, 5 by SIGKILL) among 90 that behave, two attempts each
-    faulty: list[object] = [{"die": "exit"}] * 5 + [{"die": "kill"}] * 5
+    faulty: list[Any] = [{"die": "exit"}] * 5 + [{"die": "kill"}] * 5
     bad, added = await run_scenario(redis_server, queue, "process", faulty, 90)
 
     # Then every job completed; each dead process cost its job one attempt,

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aredis
 
 from conveyor import ConnectionFailed, JobState, Queue, connect
+from conveyor.engine.client.cluster import RedisClient
 from conveyor.testing import RedisServer
 
 from .processes import completions, ledger, spans, spawn_worker, stop_gracefully, wait_until
@@ -121,7 +122,7 @@ def aof_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Redis
 
 
 @pytest.fixture
-async def aof_redis(aof_server: RedisServer) -> AsyncIterator[aredis.Redis]:
+async def aof_redis(aof_server: RedisServer) -> AsyncIterator[RedisClient]:
     async with connect(aof_server.url) as client:
         yield client
 

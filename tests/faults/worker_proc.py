@@ -17,11 +17,12 @@ import sys
 import time
 import uuid
 
-import fault_clock  # this script's own folder
-import processes
-
 from conveyor import JobContext, Queue, RateLimited, Worker, connect
 from conveyor.engine.signals import install_signal_handlers
+from faults import (
+    fault_clock,  # before the rest: it sets this process's clock
+    processes,
+)
 
 
 async def main(

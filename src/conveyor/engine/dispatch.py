@@ -125,7 +125,9 @@ class Dispatch:
                 rows, self.outcomes = self.outcomes, []
                 self.inflight += 1
                 self.reserved += want
-                self.calls.add(asyncio.create_task(self._finish_call(rows, want, burst)))
+                call = asyncio.create_task(self._finish_call(rows, want, burst))
+                self.calls.add(call)
+                call.add_done_callback(self.calls.discard)
                 continue
             if self.stopping and not self.running and self.threads_settled():
                 if not self.outcomes and not self.inflight:
@@ -188,7 +190,6 @@ class Dispatch:
         finally:
             self.inflight -= 1
             self.reserved -= want
-            self.calls.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
             self.wake.set()
 
     async def _finish(self, rows: list[Row], want: int) -> Any:

@@ -19,13 +19,15 @@ from typing import Any
 from conveyor.engine.backoff import Custom
 from conveyor.engine.codec import dumps
 from conveyor.engine.job import JobContext
-from conveyor.engine.procpool import HandlerFailed, describe_error
+from conveyor.engine.procpool import HandlerFailed, ProcessJob, describe_error
 from conveyor.engine.threads import HandlerAborted
 from conveyor.errors import MAX_SECONDS, Discard, PayloadError, RateLimited, Retry
 
 log = logging.getLogger("conveyor.worker")
 
-Handler = Callable[[JobContext], Awaitable[Any]] | Callable[[JobContext], Any]
+#: A worker's handler: ``async def`` or plain ``def`` taking a JobContext, or,
+#: with ``executor="process"``, a module-level ``def`` taking a ProcessJob.
+Handler = Callable[[JobContext], Awaitable[Any]] | Callable[[JobContext], Any] | Callable[[ProcessJob], Any]
 BackoffFn = Callable[[int, BaseException], float | None]
 Row = list[str | bytes | int]
 

@@ -173,6 +173,7 @@ class Worker:
             run.closed.set()
             raise
         self.execution.open()
+        keep_count, keep_age = DEFAULT_KEEP_FAILED.to_wire()
         lease = LeaseKeeper(
             sync_twin(self.queue.redis),
             self.queue.keys,
@@ -183,7 +184,7 @@ class Worker:
             renew_interval=self.renew_interval,
             stalled_interval=self.stalled_interval,
             max_stalled=self.max_stalled_count,
-            failed_keep=tuple(DEFAULT_KEEP_FAILED.to_wire()),  # type: ignore[arg-type]
+            failed_keep=(keep_count, keep_age),
             stalled_out=self._stalled_out,
             worker_id=self.id,
             beat=self._beat_info,

@@ -10,7 +10,7 @@ one subject. Statuses expire ``retention`` seconds after their last update.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -190,7 +190,7 @@ class ProgressBus:
             await self.redis.zrem(self._active_key, *gone)
         return [ProgressStatus.from_json(raw) for raw in raws if raw is not None]
 
-    async def subscribe(self, subject: str, *, current: bool = True) -> AsyncIterator[ProgressStatus]:
+    async def subscribe(self, subject: str, *, current: bool = True) -> AsyncGenerator[ProgressStatus, None]:
         """Yields the subject's updates as they are reported (first its
         current status, unless ``current=False``); ends after a finishing
         update. Cancel the consumer to stop earlier. The subscription starts
@@ -224,7 +224,7 @@ class ProgressBus:
             raise
         return ProgressSubscription(pubsub, status)
 
-    async def watch(self, prefix: str = "") -> AsyncIterator[ProgressStatus]:
+    async def watch(self, prefix: str = "") -> AsyncGenerator[ProgressStatus, None]:
         """Every update of every subject that starts with ``prefix``, as
         reported, over one pattern subscription (a feed of all imports,
         say); it does not end by itself: stop iterating to close it."""

@@ -136,7 +136,7 @@ async def dedicated_connection(client: RedisClient, key: str) -> tuple[Connectio
 
         return node.acquire_connection(), give_back
     pool = client.connection_pool
-    conn: Connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    conn: Connection = await pool.get_connection()
     return conn, pool.release
 
 

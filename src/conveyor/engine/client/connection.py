@@ -326,10 +326,7 @@ def _sync_cluster(client: RedisCluster) -> redis.cluster.RedisCluster:
     if kw.get("connection_class") is not Connection:
         kwargs["ssl"] = True
     return redis.cluster.RedisCluster(
-        startup_nodes=[
-            redis.cluster.ClusterNode(host, port)  # type: ignore[no-untyped-call]
-            for host, port in cluster_nodes(client)
-        ],
+        startup_nodes=[redis.cluster.ClusterNode(host, port) for host, port in cluster_nodes(client)],
         socket_connect_timeout=5.0,
         socket_timeout=10.0,
         retry=_Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),

@@ -255,7 +255,7 @@ async def test_an_obliterated_queue_is_archived_again_from_its_first_event(
 def test_bad_settings_are_refused(queue: Queue) -> None:
     for bad in ({"batch": 0}, {"result_chars": -1}, {"block": -1}, {"retry_max": float("nan")}):
         with pytest.raises(InvalidArgument):
-            JobArchive("sqlite+aiosqlite://", [queue], **bad)  # type: ignore[arg-type]
+            JobArchive("sqlite+aiosqlite://", [queue], **bad)
     with pytest.raises(InvalidArgument):
         JobArchive("sqlite+aiosqlite://", [queue, queue])
 

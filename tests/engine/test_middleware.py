@@ -13,7 +13,7 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aredis
@@ -25,6 +25,7 @@ from conveyor import (
     InvalidArgument,
     InvalidJobOptions,
     JobContext,
+    JobOptionsDict,
     JobState,
     Middleware,
     Queue,
@@ -220,7 +221,7 @@ async def test_headers_are_checked_before_anything_is_written(queue: Queue) -> N
         with pytest.raises(InvalidJobOptions, match="header"):
             await queue.add("job", {}, headers=headers)
     with pytest.raises(InvalidJobOptions, match="header"):
-        await queue.add_bulk([("job", {}), ("job", {}, {"headers": {"n": 1}})])
+        await queue.add_bulk([("job", {}), ("job", {}, cast(JobOptionsDict, {"headers": {"n": 1}}))])
     assert sum((await queue.counts()).values()) == 0
     with pytest.raises(InvalidArgument, match="Middleware instances"):
         Queue("q", queue.redis, middleware=[object()])  # type: ignore[list-item]
@@ -272,6 +273,7 @@ async def test_the_app_hands_its_middleware_and_retryable_to_its_producers_and_w
 
     with pytest.raises(InvalidArgument, match="Middleware instances"):
         Conveyor(middleware=[Recorder])  # type: ignore[list-item]
+    settings: dict[str, Any]
     for settings in ({"concurrency": 0}, {"concurrency": True}, {"max_stalled_count": -1}):
         with pytest.raises(InvalidArgument):
             app.queue(f"{queue_name}-{len(app.queues)}", **settings)

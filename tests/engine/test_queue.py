@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from datetime import UTC
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aredis
@@ -16,6 +16,7 @@ from conveyor import (
     JobContext,
     JobIsActive,
     JobNotFound,
+    JobOptionsDict,
     JobState,
     KeepJobs,
     ManualClock,
@@ -170,7 +171,7 @@ async def test_bad_input_raises_a_typed_error_and_writes_nothing(
     with pytest.raises(error):
         await queue.add("j", data, **options)
     with pytest.raises(error):
-        await queue.add_bulk([("j", "fine"), ("j", data, options)])
+        await queue.add_bulk([("j", "fine"), ("j", data, cast(JobOptionsDict, options))])
 
     assert await key_count(redis, queue) == before
     assert (await queue.counts())[JobState.WAITING] == 1

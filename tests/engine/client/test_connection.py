@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aredis
 
-from conveyor import ConnectionFailed, Job, OutcomeUnknown, Queue, RedisSettings, connect, ping
+from conveyor import ConnectionFailed, Job, JobState, OutcomeUnknown, Queue, RedisSettings, connect, ping
 from conveyor.engine.client.channel import CHANNEL_NAME
 from conveyor.engine.client.connection import SentinelAddress, parse_sentinel_url
 from conveyor.testing import RedisServer, free_port
@@ -152,7 +152,7 @@ async def test_unix_socket_url_works(tmp_path: Path) -> None:
         try:
             job = await Queue("q", client).add("j", {"n": 1})
 
-            assert (await Queue("q", client).counts())["waiting"] == 1
+            assert (await Queue("q", client).counts())[JobState.WAITING] == 1
             assert job.id == "1"
         finally:
             await client.aclose()
@@ -230,4 +230,4 @@ async def test_add_with_id_whose_reply_is_lost_is_resent_and_added_once(
     job = await _add_and_lose_the_reply(redis, channel_queue, job_id="order-1")
 
     assert job.id == "order-1"
-    assert (await channel_queue.counts())["waiting"] == 2
+    assert (await channel_queue.counts())[JobState.WAITING] == 2

@@ -19,8 +19,8 @@ from typer.main import get_command
 from conveyor.cli.main import app as cli_app
 from docs_page import PEERS, python_blocks
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNNER = Path(__file__).resolve().parent / "docs_page.py"
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = Path(__file__).resolve().parents[1] / "docs_page.py"
 PAGES = sorted(
     p
     for p in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]

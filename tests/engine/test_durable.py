@@ -12,6 +12,7 @@ import redis
 import redis.asyncio as aredis
 
 from conveyor import Durable, InvalidJobOptions, JobState, NotReplicated, Queue, connect
+from conveyor.engine.client.cluster import RedisClient
 from conveyor.testing import RedisServer
 from faults.processes import wait_until
 
@@ -26,7 +27,7 @@ def replica(redis_server: RedisServer) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-async def replica_client(replica: RedisServer) -> AsyncIterator[aredis.Redis]:
+async def replica_client(replica: RedisServer) -> AsyncIterator[RedisClient]:
     async with connect(replica.url) as client:
 
         async def linked() -> bool:
@@ -88,4 +89,4 @@ async def test_durable_without_a_replica_raises_and_bad_settings_are_refused(que
         await lonely.add("j", 1)
     for bad in ({"replicas": 0}, {"timeout": 0}):
         with pytest.raises(InvalidJobOptions):
-            Durable(**bad)  # type: ignore[arg-type]
+            Durable(**bad)

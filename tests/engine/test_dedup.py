@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conveyor import Discard, InvalidJobOptions, JobContext, JobState, Queue, Worker
+from conveyor import Discard, InvalidJobOptions, JobContext, JobOptionsDict, JobState, Queue, Worker
 from timeline import events
 
 
@@ -102,7 +102,7 @@ async def test_debounce_after_the_job_started_adds_a_new_one(queue: Queue) -> No
 
 
 async def test_bulk_adds_deduplicate_within_and_across_calls(queue: Queue) -> None:
-    jobs = await queue.add_bulk([("j", i, {"dedup_key": "same"}) for i in range(5)] + [("j", 9)])
+    jobs = await queue.add_bulk([("j", i, JobOptionsDict(dedup_key="same")) for i in range(5)] + [("j", 9)])
     assert len({j.id for j in jobs[:5]}) == 1 and jobs[5].id != jobs[0].id
     more = await queue.add_bulk([("j", 7, {"dedup_key": "same"})])
     assert more[0].id == jobs[0].id

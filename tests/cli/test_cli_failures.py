@@ -36,7 +36,7 @@ COMMANDS = [
     ["events", "purge", "s"],
     ["check"],
     ["scheduler", "q"],
-    ["worker", "tests.test_cli_failures:handlers"],
+    ["worker", "tests.cli.test_cli_failures:handlers"],
 ]
 
 

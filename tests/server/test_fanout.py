@@ -124,7 +124,7 @@ async def test_a_client_that_falls_behind_is_dropped_and_resumes_where_it_left(q
     await topic.started()
     start = await QueueEvents(queue).position()
     stream = aiter(queue_event_frames(queue, slow, start))
-    waiting = asyncio.create_task(anext(stream))
+    waiting = asyncio.ensure_future(anext(stream))
     # (its resume read, which finds nothing, is done before the first event:
     # a resume that saw events would catch up on all of them from Redis)
     await asyncio.sleep(FLUSH_INTERVAL)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conveyor import InvalidJobOptions, JobContext, JobState, Queue, RateLimit, Worker
+from conveyor import InvalidJobOptions, JobContext, JobOptionsDict, JobState, Queue, RateLimit, Worker
 from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import packb
 from faults.processes import wait_until
@@ -146,7 +146,9 @@ async def test_retries_and_stalls_return_to_the_group(queue: Queue) -> None:
 
 
 async def test_grouped_jobs_are_counted_listed_removed_and_drained(queue: Queue) -> None:
-    jobs = await queue.add_bulk([("j", i, {"group": "t1"}) for i in range(3)] + [("j", 9, {"group": "t2"})])
+    jobs = await queue.add_bulk(
+        [("j", i, JobOptionsDict(group="t1")) for i in range(3)] + [("j", 9, JobOptionsDict(group="t2"))]
+    )
     await queue.add("j", "plain")
     assert (await queue.counts())[JobState.WAITING] == 5
     assert [j.data for j in await queue.get_group_jobs("t1")] == [0, 1, 2]

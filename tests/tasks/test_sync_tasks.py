@@ -261,7 +261,8 @@ def test_declarations_that_could_not_run_are_refused() -> None:
     for timing in ("lock_duration", "stalled_interval"):
         for bad in (0, -1.0, float("nan")):
             with pytest.raises(InvalidArgument, match=timing):
-                local.queue(f"bad-{timing}-{bad}", **{timing: bad})
+                settings: dict[str, Any] = {timing: bad}
+                local.queue(f"bad-{timing}-{bad}", **settings)
     assert local.queue("checked", stalled_interval=0.5).worker().stalled_interval == 0.5
     assert local.queue("half-the-lock", lock_duration=4.0).worker().stalled_interval == 2.0
 

@@ -218,7 +218,7 @@ async def test_a_handoff_lost_in_a_crash_is_relayed_by_the_sweep_once(
     await FlowProducer(redis, clock=clock).add(flow)
     # a worker completes the child, then dies before relaying it
     k = child_q.keys
-    base = [k.job_prefix, k.logs_prefix, clock.now_ms()]
+    base: list[Any] = [k.job_prefix, k.logs_prefix, clock.now_ms()]
     claimed = unpack_reply(
         await script("finish_jobs").run(redis, k.finish, [*base, 1, 5000, "w", packb([]), 1])
     )

@@ -16,7 +16,7 @@ from conveyor import InvalidJobOptions, JobContext, ManualClock, Queue, Worker
 from conveyor.realtime.progress import ProgressBus, ProgressStatus
 from pubsub import subscribers
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

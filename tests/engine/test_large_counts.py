@@ -6,6 +6,7 @@ sent in slices instead."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import redis.asyncio as aredis
 
@@ -65,7 +66,7 @@ async def test_nine_thousand_stream_entries_acknowledged_in_one_call(
                 pipe.xadd(stream, {"n": i})
             await pipe.execute()
     await redis.xgroup_create(stream, "g", id="0")
-    read = await redis.xreadgroup("g", "c", {stream: ">"}, count=9000)
+    read: Any = await redis.xreadgroup("g", "c", {stream: ">"}, count=9000)
     ids = [entry_id for entry_id, _ in read[0][1]]
 
     acked = await script("ack_events").run(redis, [stream, errors], ["g", *ids])

@@ -76,7 +76,7 @@ async def test_many_calls_are_enqueued_at_once_each_checked_first(
             [{"artist_id": "a", "since": "2020-01-01"}, {"artist_id": "b", "since": "?"}]
         )
     with pytest.raises(InvalidJobOptions, match="keyword arguments"):
-        await import_catalog.enqueue_many([("a", "2020-01-01")])  # type: ignore[list-item]
+        await import_catalog.enqueue_many([("a", "2020-01-01")])
     assert sum((await queue.counts()).values()) == 0
 
     calls = [({"artist_id": f"a{i}", "since": "2020-01-31"}, {"job_id": f"sync-{i}"}) for i in range(1500)]

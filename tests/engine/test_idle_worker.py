@@ -11,6 +11,7 @@ import pytest
 
 from conveyor import Fixed, JobContext, JobState, Queue, Worker
 from conveyor.engine import marker as marker_module
+from conveyor.engine.client.cluster import dedicated_connection
 from conveyor.engine.dispatch import Dispatch
 from conveyor.engine.marker import MarkerWatch
 from faults.processes import wait_until
@@ -163,7 +164,7 @@ async def test_a_marker_watch_stopped_while_it_connects_does_not_block(
     one; the watch must not then block on the marker for its timeout."""
     connecting = asyncio.Event()
     go_on = asyncio.Event()
-    real = marker_module.dedicated_connection
+    real = dedicated_connection
 
     sent: list[str] = []
 
@@ -177,7 +178,7 @@ async def test_a_marker_watch_stopped_while_it_connects_does_not_block(
             sent.append(str(args[0]))
             return await send(*args, **options)
 
-        conn.send_command = recorded
+        monkeypatch.setattr(conn, "send_command", recorded)
         return conn, release
 
     monkeypatch.setattr(marker_module, "dedicated_connection", slow_connection)

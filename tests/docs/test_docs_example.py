@@ -9,7 +9,7 @@ import pytest
 
 from userland import run_pytest
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "example"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "example"
 
 
 @pytest.mark.single_node("its own private Redis, or none: the cluster pass adds nothing")
