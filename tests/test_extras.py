@@ -17,7 +17,8 @@ import pytest
 from conveyor import JobState, Queue
 from conveyor.errors import ConveyorError, MissingExtra
 from conveyor.extras import OTEL, SERVER, SQL, Extra
-from faults.processes import stop_gracefully, wait_until
+from faults.processes import stop_gracefully
+from polling import wait_until
 
 WEB_STACK = ("fastapi", "starlette", "uvicorn", "sse_starlette", "multipart", "python_multipart", "httptools")
 

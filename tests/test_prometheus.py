@@ -17,7 +17,8 @@ import pytest
 from conveyor import JobContext, Queue, Worker, connect
 from conveyor.prometheus import WorkerMetrics
 from conveyor.testing.servers import free_port
-from faults.processes import stop_gracefully, wait_until
+from faults.processes import stop_gracefully
+from polling import wait_until
 
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
 

@@ -27,7 +27,7 @@ from conveyor.engine.clock import ManualClock
 from conveyor.engine.scheduler import Scheduler
 from conveyor.engine.schedules import schedule_of, tick_job_id
 from conveyor.errors import InvalidArgument
-from faults.processes import wait_until
+from polling import wait_until
 
 PG_ADMIN = os.environ.get("CONVEYOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 

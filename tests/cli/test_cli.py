@@ -23,7 +23,8 @@ import redis.asyncio as aredis
 
 from conveyor import Discard, EventBus, JobContext, JobState, Queue, Worker
 from conveyor.testing import RedisServer, free_port
-from faults.processes import stop_gracefully, wait_until
+from faults.processes import stop_gracefully
+from polling import wait_until
 
 CONVEYOR = str(Path(sys.executable).parent / "conveyor")
 

@@ -20,7 +20,7 @@ import pytest
 from conveyor import Queue, __version__
 from conveyor.cli.logs import JsonFormatter, TextFormatter, resolve
 from conveyor.errors import InvalidArgument
-from faults.processes import wait_until
+from polling import wait_until
 
 HANDLERS = """
 import asyncio

@@ -22,7 +22,8 @@ import redis.asyncio as aredis
 from conveyor import JobState, Queue
 from conveyor.cli.supervisor import Restarts, Supervisor, describe_exit, process_count
 from conveyor.errors import InvalidArgument
-from faults.processes import completions, ledger, wait_until
+from faults.processes import completions, ledger
+from polling import wait_until
 
 APP = """
 import asyncio

@@ -8,6 +8,7 @@ import asyncio
 from conveyor import DeadLetteredJob, JobContext, JobState, Queue, Worker
 from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import packb
+from polling import wait_until
 
 
 class UpstreamError(Exception):
@@ -123,10 +124,11 @@ async def test_a_job_that_stalls_too_often_is_reported_once(queue: Queue) -> Non
         for _ in range(2)
     ]
     tasks = [asyncio.create_task(w.run()) for w in workers]
-    for _ in range(100):
-        if await queue.get_state(job.id) is JobState.FAILED and told:
-            break
-        await asyncio.sleep(0.02)
+
+    async def dead_and_told() -> bool:
+        return await queue.get_state(job.id) is JobState.FAILED and bool(told)
+
+    await wait_until(dead_and_told, within=10)
     await asyncio.sleep(0.2)
     await asyncio.gather(*(w.close() for w in workers))
     await asyncio.gather(*tasks)

@@ -14,7 +14,7 @@ import redis.asyncio as aredis
 from conveyor import Durable, InvalidJobOptions, JobState, NotReplicated, Queue, connect
 from conveyor.engine.client.cluster import RedisClient
 from conveyor.testing import RedisServer
-from faults.processes import wait_until
+from polling import wait_until
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from conveyor import (
 from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import packb, unpack_reply
 from conveyor.engine.flows import relay
+from polling import wait_until
 
 
 @pytest.fixture
@@ -130,10 +131,11 @@ async def test_fail_parent_on_failure_fails_the_parent_and_its_parent(
     )
     top = await FlowProducer(redis).add(flow)
     async with workers([queue], handle):
-        for _ in range(200):
-            if await queue.get_state(top.job.id) is JobState.FAILED:
-                break
-            await asyncio.sleep(0.02)
+
+        async def parent_failed() -> bool:
+            return await queue.get_state(top.job.id) is JobState.FAILED
+
+        await wait_until(parent_failed, within=10)
     mid = await queue.get_job(top.children[0].job.id)
     parent = await queue.get_job(top.job.id)
     assert mid is not None and mid.state is JobState.FAILED
@@ -163,10 +165,11 @@ async def test_by_default_a_failed_child_holds_the_parent_until_retried(
     flow.children[0].data = "fail"
     await FlowProducer(redis).add(flow)
     async with workers(list(queues.values()), handle):
-        for _ in range(200):
-            if await queues["tm"].get_state("shows-7") is JobState.FAILED:
-                break
-            await asyncio.sleep(0.02)
+
+        async def child_failed() -> bool:
+            return await queues["tm"].get_state("shows-7") is JobState.FAILED
+
+        await wait_until(child_failed, within=10)
         await asyncio.sleep(0.2)
         assert await queues["import"].get_state("import-7") is JobState.WAITING_CHILDREN
         assert (await queues["import"].get_children("import-7")).pending == ["shows-7"]

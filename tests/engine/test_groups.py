@@ -12,7 +12,7 @@ import pytest
 from conveyor import InvalidJobOptions, JobContext, JobOptionsDict, JobState, Queue, RateLimit, Worker
 from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import packb
-from faults.processes import wait_until
+from polling import wait_until
 from timeline import events, max_in_window
 
 

@@ -28,7 +28,7 @@ from conveyor import (
 )
 from conveyor.engine.client.scripts import script
 from conveyor.engine.procpool import describe_error as describe
-from faults.processes import wait_until
+from polling import wait_until
 
 
 async def state_of(queue: Queue, job_id: str) -> JobState | None:

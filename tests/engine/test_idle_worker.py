@@ -14,7 +14,7 @@ from conveyor.engine import marker as marker_module
 from conveyor.engine.client.cluster import dedicated_connection
 from conveyor.engine.dispatch import Dispatch
 from conveyor.engine.marker import MarkerWatch
-from faults.processes import wait_until
+from polling import wait_until
 
 
 async def _idle(worker: Worker) -> int:

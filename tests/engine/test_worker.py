@@ -29,7 +29,7 @@ from conveyor import (
 )
 from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import packb, unpack_reply
-from faults.processes import wait_until
+from polling import wait_until
 
 
 async def wait_for_state(queue: Queue, job_id: str, state: JobState) -> None:

@@ -13,13 +13,13 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aredis
 
 from conveyor import ConnectionFailed, JobState, NotReplicated, Queue
+from polling import wait_until
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -124,14 +124,6 @@ def stop_gracefully(*procs: subprocess.Popen[Any], timeout: float = 15) -> None:
                 f"process {proc.args!r} did not stop in {timeout} s; it waited on:\n{stacks}"
             ) from None
         assert code == 0
-
-
-async def wait_until(predicate: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def ledger(redis: aredis.Redis, name: str) -> dict[str, int]:

@@ -13,6 +13,7 @@ import redis.asyncio as aredis
 
 from conveyor import JobState, Queue
 from conveyor.testing import RedisServer
+from polling import wait_until
 
 from .processes import (
     completions,
@@ -23,7 +24,6 @@ from .processes import (
     spawn_worker,
     starts,
     stop_gracefully,
-    wait_until,
 )
 from .tally import check
 

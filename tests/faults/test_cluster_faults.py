@@ -17,8 +17,9 @@ import redis.asyncio as aredis
 from conveyor import ConnectionFailed, Durable, JobState, Queue, connect
 from conveyor.engine.client.cluster import ClusterClient
 from conveyor.testing import RedisClusterNodes, RedisServer
+from polling import wait_until
 
-from .processes import DurableProducer, completions, ledger, spans, spawn_worker, stop_gracefully, wait_until
+from .processes import DurableProducer, completions, ledger, spans, spawn_worker, stop_gracefully
 from .tally import check
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,9 @@ from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.client.errors import describe
 from conveyor.engine.client.failover import RECHECK
 from conveyor.testing import RedisServer
+from polling import wait_until
 
-from .processes import DurableProducer, completions, ledger, spans, spawn_worker, stop_gracefully, wait_until
+from .processes import DurableProducer, completions, ledger, spans, spawn_worker, stop_gracefully
 from .sentinels import SentinelGroup
 from .tally import check
 

@@ -11,9 +11,10 @@ import redis.asyncio as aredis
 
 from conveyor import JobState, Queue, RateLimit
 from conveyor.testing import RedisServer
+from polling import wait_until
 from timeline import events, max_in_window
 
-from .processes import ledger, spawn, spawn_worker, starts, stop_gracefully, wait_until
+from .processes import ledger, spawn, spawn_worker, starts, stop_gracefully
 
 pytestmark = pytest.mark.slow
 

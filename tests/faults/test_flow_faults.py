@@ -10,8 +10,9 @@ import redis.asyncio as aredis
 
 from conveyor import FlowJob, FlowProducer, JobState, Queue
 from conveyor.testing import RedisServer
+from polling import wait_until
 
-from .processes import spawn_worker, stop_gracefully, wait_until
+from .processes import spawn_worker, stop_gracefully
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,9 @@ import redis.asyncio as aredis
 
 from conveyor import JobState, Queue
 from conveyor.testing import RedisServer
+from polling import wait_until
 
-from .processes import completions, event_counts, ledger, spans, spawn_worker, stop_gracefully, wait_until
+from .processes import completions, event_counts, ledger, spans, spawn_worker, stop_gracefully
 from .tally import check
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,9 @@ import redis.asyncio as aredis
 
 from conveyor import Job, JobState, Queue
 from conveyor.testing import RedisServer
+from polling import wait_until
 
-from .processes import completions, ledger, spans, spawn, stop_gracefully, wait_until
+from .processes import completions, ledger, spans, spawn, stop_gracefully
 from .tally import check
 
 pytestmark = pytest.mark.slow

@@ -15,9 +15,10 @@ import redis.asyncio as aredis
 from conveyor import Event, EventBus, EventRouter, JobState, Queue, Worker, connect
 from conveyor.engine.options import JobOptionsDict
 from conveyor.testing import RedisServer
+from polling import wait_until
 
 from .fault_proxy import FaultProxy
-from .processes import completions, event_counts, ledger, spans, spawn_worker, stop_gracefully, wait_until
+from .processes import completions, event_counts, ledger, spans, spawn_worker, stop_gracefully
 from .tally import check
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,9 @@ import redis.asyncio as aredis
 from conveyor import ConnectionFailed, JobState, Queue, connect
 from conveyor.engine.client.cluster import RedisClient
 from conveyor.testing import RedisServer
+from polling import wait_until
 
-from .processes import completions, ledger, spans, spawn_worker, stop_gracefully, wait_until
+from .processes import completions, ledger, spans, spawn_worker, stop_gracefully
 from .tally import check
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,9 @@ import redis.asyncio as aredis
 
 from conveyor import JobState, ManualClock, Queue
 from conveyor.testing import RedisServer
+from polling import wait_until
 
-from .processes import spawn, stop_gracefully, wait_until
+from .processes import spawn, stop_gracefully
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,9 @@ import redis.asyncio as aredis
 
 from conveyor import EventBus
 from conveyor.testing import RedisServer
+from polling import wait_until
 
-from .processes import ledger, spawn_consumer, wait_until
+from .processes import ledger, spawn_consumer
 from .tally import check
 
 pytestmark = pytest.mark.slow

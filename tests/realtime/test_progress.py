@@ -14,6 +14,7 @@ import redis.asyncio as aredis
 
 from conveyor import InvalidJobOptions, JobContext, ManualClock, Queue, Worker
 from conveyor.realtime.progress import ProgressBus, ProgressStatus
+from polling import wait_until
 from pubsub import subscribers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,8 +162,11 @@ async def test_a_subscriber_in_another_process_receives_every_update(
     assert proc.stdout is not None
     assert await asyncio.to_thread(proc.stdout.readline) == "ready\n"
     channel = bus._channel("import:9")
-    while await subscribers(redis, channel) == 0:  # noqa: ASYNC110 (another process)
-        await asyncio.sleep(0.01)
+
+    async def subscribed() -> bool:
+        return await subscribers(redis, channel) > 0
+
+    await wait_until(subscribed, within=10)
 
     for pct in (20, 40, 80):
         await bus.report("import:9", "catalog", pct)

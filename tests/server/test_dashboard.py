@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from conveyor import Discard, Exponential, JobContext, JobState, Queue, Worker
 from conveyor.server import create_app
 from conveyor.testing import serving
-from faults.processes import wait_until
+from polling import wait_until
 
 TOKEN = "dashboard-token"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -17,7 +17,7 @@ from conveyor.realtime.progress import ProgressBus
 from conveyor.server import create_app
 from conveyor.server.hosting import DisconnectOnStop, QuietServer, Server
 from conveyor.testing import free_port
-from faults.processes import wait_until
+from polling import wait_until
 from pubsub import subscribers
 
 #: far longer than the stop may take: a stop that needs it has waited on a client

@@ -14,7 +14,7 @@ import redis.asyncio as aredis
 from conveyor import Discard, JobContext, JobState, Queue, RateLimit, RedisSettings, Worker, connect
 from conveyor.realtime.progress import ProgressBus
 from conveyor.server import create_app
-from faults.processes import wait_until
+from polling import wait_until
 
 TOKEN = "s3cret-token"
 

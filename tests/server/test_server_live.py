@@ -16,7 +16,7 @@ from conveyor import Queue
 from conveyor.realtime.progress import ProgressBus
 from conveyor.server import create_app
 from conveyor.testing import serving
-from faults.processes import wait_until
+from polling import wait_until
 from pubsub import subscribers
 from sse import read_events
 

@@ -28,7 +28,7 @@ from conveyor import (
 from conveyor.engine.client.cluster import ClusterClient
 from conveyor.engine.client.connection import parse_cluster_url, sync_twin
 from conveyor.testing import RedisClusterNodes
-from faults.processes import wait_until
+from polling import wait_until
 
 
 async def until(condition: Callable[[], bool], within: float) -> None:
