@@ -10,6 +10,8 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
+from typing import Any
 
 from conveyor.engine import preflight
 from conveyor.engine.client.connection import sync_twin
@@ -24,13 +26,11 @@ from conveyor.engine.middleware import Middleware, check_middleware
 from conveyor.engine.options import DEFAULT_KEEP_FAILED
 from conveyor.engine.queue import Queue
 from conveyor.engine.runner import BackoffFn, Handler
-from conveyor.errors import InvalidArgument, RedisOutOfMemory, check_seconds, is_count
+from conveyor.engine.worker_options import DEFAULT_MAX_LOG_LINE, WorkerOptions
+from conveyor.errors import RedisOutOfMemory
 
 log = logging.getLogger("conveyor.worker")
 __all__ = ["OUTCOME_GRACE", "ProgressHook", "Worker"]
-
-#: A log line longer than this (bytes) is refused by ``JobContext.log``.
-DEFAULT_MAX_LOG_LINE = 64 * 1024
 
 
 class Worker:
@@ -92,39 +92,37 @@ class Worker:
         task_middleware: Callable[[str], Sequence[Middleware]] | None = None,
         route: Route | None = None,
     ) -> None:
-        if not is_count(concurrency, 1):
-            raise InvalidArgument("concurrency must be an int >= 1")
-        if processes is not None and not is_count(processes, 1):
-            raise InvalidArgument("processes must be an int >= 1")
-        if not is_count(max_stalled_count, 0):
-            raise InvalidArgument("max_stalled_count must be an int >= 0")
-        for what, limit in (("max_result_size", max_result_size), ("max_log_line", max_log_line)):
-            if not is_count(limit, 0):
-                raise InvalidArgument(f"{what} must be an int >= 0 (0: no limit)")
-        lock_duration = check_seconds(lock_duration, "lock_duration", positive=True)
-        for what, seconds in (
-            ("renew_interval", renew_interval),
-            ("stalled_interval", stalled_interval),
-            ("block_timeout", block_timeout),
-            ("flow_sweep_interval", flow_sweep_interval),
-        ):
-            if seconds is not None:
-                check_seconds(seconds, what, positive=True)
-        check_seconds(shutdown_grace, "shutdown_grace")
-        check_seconds(thread_grace, "thread_grace")
+        options = WorkerOptions(
+            concurrency=concurrency,
+            lock_duration=lock_duration,
+            renew_interval=renew_interval,
+            stalled_interval=stalled_interval,
+            max_stalled_count=max_stalled_count,
+            shutdown_grace=shutdown_grace,
+            executor=executor,
+            processes=processes,
+            block_timeout=block_timeout,
+            flow_sweep_interval=flow_sweep_interval,
+            thread_grace=thread_grace,
+            max_result_size=max_result_size,
+            max_log_line=max_log_line,
+            allow_eviction=allow_eviction,
+            retryable=retryable,
+            on_dead_letter=on_dead_letter,
+        )
+        #: This worker's settings, checked.
+        self.options = options
         self.queue = queue
         self.handler = handler
-        self.concurrency = concurrency
-        self.lock_ms = int(lock_duration * 1000)
-        self.renew_interval = renew_interval or min(lock_duration / 4, 1.0)
-        self.stalled_interval = stalled_interval or max(0.1, lock_duration / 2)
-        self.max_stalled_count = max_stalled_count
-        self.shutdown_grace = shutdown_grace
-        self.block_timeout = block_timeout
-        self.flow_sweep_interval = flow_sweep_interval
+        self.concurrency = options.concurrency
+        self.lock_ms = options.lock_ms
+        self.renew_interval = options.renew_every
+        self.stalled_interval = options.stalled_every
+        self.max_stalled_count = options.max_stalled_count
+        self.shutdown_grace = options.shutdown_grace
+        self.block_timeout = options.block_timeout
+        self.flow_sweep_interval = options.flow_sweep_interval
         self.id = name or f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
-        if executor not in ("thread", "process"):
-            raise InvalidArgument(f"executor must be 'thread' or 'process', not {executor!r}")
         self.execution = Execution(
             handler,
             executor=executor,
@@ -137,20 +135,47 @@ class Worker:
             by_name=task_middleware,
             route=route,
         )
-        self.thread_grace = thread_grace
-        self.max_result_size = max_result_size
-        self.max_log_line = max_log_line
+        self.thread_grace = options.thread_grace
+        self.max_result_size = options.max_result_size
+        self.max_log_line = options.max_log_line
         #: Start on a Redis that may evict keys (None: CONVEYOR_ALLOW_EVICTION).
-        self.allow_eviction = allow_eviction
+        self.allow_eviction = options.allow_eviction
         #: Called after each accepted ``update_progress``.
         self.progress_hook = progress_hook
-        self.on_dead_letter = on_dead_letter
+        self.on_dead_letter = options.on_dead_letter
         #: The current (or last) run's state, made by :meth:`run`.
         self._run: Dispatch | None = None
         self._close_first = False
         self.processed = 0
         self.failed = 0
         self._started_ms = 0
+
+    @classmethod
+    def from_options(
+        cls,
+        queue: Queue,
+        handler: Handler,
+        options: WorkerOptions,
+        *,
+        name: str | None = None,
+        progress_hook: ProgressHook | None = None,
+        middleware: Sequence[Middleware] | None = None,
+        task_middleware: Callable[[str], Sequence[Middleware]] | None = None,
+        route: Route | None = None,
+    ) -> Worker:
+        """A worker with settings declared once (an app's queue declares
+        them for every worker it starts)."""
+        settings: dict[str, Any] = {f.name: getattr(options, f.name) for f in fields(options)}
+        return cls(
+            queue,
+            handler,
+            **settings,
+            name=name,
+            progress_hook=progress_hook,
+            middleware=middleware,
+            task_middleware=task_middleware,
+            route=route,
+        )
 
     # -- public -----------------------------------------------------------
 

@@ -23,9 +23,10 @@ from conveyor.engine.scheduler import Scheduler
 from conveyor.engine.schedules import build_spec
 from conveyor.engine.states import JobState
 from conveyor.engine.worker import Worker
+from conveyor.engine.worker_options import WorkerOptions
 from conveyor.errors import ConveyorError, InvalidArgument
 from conveyor.realtime.progress import ProgressBus
-from conveyor.tasks.queue import TaskQueue, WorkerSettings
+from conveyor.tasks.queue import TaskQueue
 from conveyor.tasks.task import BaseTask, BoundTask
 
 #: Job options a schedule cannot carry: each tick's job gets its own id and time.
@@ -133,16 +134,16 @@ class Conveyor:
             raise InvalidArgument(f"a queue needs a non-empty name, not {name!r}")
         if name in self.queues:
             raise InvalidArgument(f"queue {name!r} is declared twice")
-        settings = WorkerSettings(
-            concurrency,
-            lock_duration,
-            max_stalled_count,
-            shutdown_grace,
-            on_dead_letter,
-            retryable,
-            executor,
-            processes,
-            stalled_interval,
+        settings = WorkerOptions(
+            concurrency=concurrency,
+            lock_duration=lock_duration,
+            stalled_interval=stalled_interval,
+            max_stalled_count=max_stalled_count,
+            shutdown_grace=shutdown_grace,
+            executor=executor,
+            processes=processes,
+            retryable=retryable,
+            on_dead_letter=on_dead_letter,
         )
         declared = TaskQueue(
             self,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, cast, overload
 
-from conveyor.engine.dlq import DeadLetterHook, RetryClassifier
+from conveyor.engine.dlq import RetryClassifier
 from conveyor.engine.execution import Executor, Target
 from conveyor.engine.job import Job, JobContext
 from conveyor.engine.limits import RateLimit, check_concurrency
@@ -16,7 +16,8 @@ from conveyor.engine.middleware import Middleware
 from conveyor.engine.options import JobOptionsDict
 from conveyor.engine.queue import Queue
 from conveyor.engine.worker import Worker
-from conveyor.errors import Discard, InvalidArgument, InvalidJobOptions, InvalidTask, check_int, check_seconds
+from conveyor.engine.worker_options import WorkerOptions
+from conveyor.errors import Discard, InvalidArgument, InvalidJobOptions, InvalidTask
 from conveyor.tasks.blocking import SyncTask, SyncTaskContext
 from conveyor.tasks.task import BaseTask, Task, TaskContext
 
@@ -36,41 +37,6 @@ class TaskDecorator(Protocol):
     def __call__(self, fn: SyncTaskFunction[P, R], /) -> SyncTask[P, R]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    """How the workers of one queue run its jobs."""
-
-    concurrency: int = 10
-    lock_duration: float = 10.0
-    max_stalled_count: int = 1
-    shutdown_grace: float = 30.0
-    on_dead_letter: DeadLetterHook | None = None
-    retryable: RetryClassifier | None = None
-    #: Where the queue's plain (``def``) tasks run, unless a task says.
-    executor: Executor = "thread"
-    #: The size of the process pool (None: one per core).
-    processes: int | None = None
-    #: Seconds between checks for jobs whose worker died (None: half the
-    #: lock duration).
-    stalled_interval: float | None = None
-
-    def __post_init__(self) -> None:
-        """Checked where the queue is declared, not when a worker starts."""
-        check_int(self.concurrency, "concurrency", 1)
-        if self.processes is not None:
-            check_int(self.processes, "processes", 1)
-        if self.executor not in ("thread", "process"):
-            raise InvalidArgument(f"executor must be 'thread' or 'process', not {self.executor!r}")
-        check_int(self.max_stalled_count, "max_stalled_count", 0)
-        check_seconds(self.lock_duration, "lock_duration", positive=True)
-        check_seconds(self.shutdown_grace, "shutdown_grace")
-        if self.stalled_interval is not None:
-            check_seconds(self.stalled_interval, "stalled_interval", positive=True)
-        for hook, what in ((self.on_dead_letter, "on_dead_letter"), (self.retryable, "retryable")):
-            if hook is not None and not callable(hook):
-                raise InvalidArgument(f"{what} must be callable, not {hook!r}")
-
-
 class TaskQueue:
     """A queue of an app: its tasks, its limits and how its workers run."""
 
@@ -81,7 +47,7 @@ class TaskQueue:
         *,
         rate_limit: RateLimit | None,
         global_concurrency: int | None,
-        worker: WorkerSettings,
+        worker: WorkerOptions,
         middleware: tuple[Middleware, ...] = (),
     ) -> None:
         if rate_limit is not None and not isinstance(rate_limit, RateLimit):
@@ -207,20 +173,13 @@ class TaskQueue:
             await self.queue.set_concurrency(self.global_concurrency)
 
     def worker(self, concurrency: int | None = None) -> Worker:
-        s = self.worker_settings
-        return Worker(
+        options = self.worker_settings
+        return Worker.from_options(
             self.queue,
             self.handle,
-            concurrency=concurrency or s.concurrency,
-            lock_duration=s.lock_duration,
-            stalled_interval=s.stalled_interval,
-            max_stalled_count=s.max_stalled_count,
-            shutdown_grace=s.shutdown_grace,
-            on_dead_letter=s.on_dead_letter,
-            retryable=s.retryable,
+            replace(options, concurrency=concurrency) if concurrency else options,
             progress_hook=self.app.progress.bridge(),
             task_middleware=self._task_middleware,
-            processes=s.processes,
             route=self._route,
         )
 
