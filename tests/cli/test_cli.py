@@ -21,7 +21,8 @@ import httpx
 import pytest
 import redis.asyncio as aredis
 
-from conveyor import Discard, EventBus, JobContext, JobState, Queue, Worker
+from conveyor import Discard, EventBus, JobContext, JobState, Queue, Worker, connect
+from conveyor.engine.keys import DEFAULT_PREFIX, registry_key
 from conveyor.testing import RedisServer, free_port
 from faults.processes import stop_gracefully
 from polling import wait_until
@@ -302,6 +303,38 @@ async def test_up_runs_everything_on_a_private_redis_and_stops_it(tmp_path: Path
         async with httpx.AsyncClient() as client:
             await client.get(f"http://127.0.0.1:{port}/health")
     assert not _listening(redis_port)
+
+
+@pytest.mark.single_node("starts a Redis of its own")
+async def test_a_second_ctrl_c_stops_up_at_once_with_no_job_left_running(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_up(port, tmp_path / "redis")
+    assert proc.stdout is not None
+    try:
+        assert "started a private redis-server" in proc.stdout.readline()
+        assert "/dashboard" in proc.stdout.readline()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+            async def working() -> bool:
+                queues = (await client.get("/api/queues")).json()
+                return any(q["counts"]["completed"] > 0 for q in queues)
+
+            await wait_until(working, within=30)
+        os.killpg(proc.pid, signal.SIGINT)
+        out = await interrupt(proc, within=30)  # the second one
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 0, out
+    assert "stopping" in out and "Traceback" not in out, out
+    # what the workers held went back to waiting (the Redis is stopped with
+    # up: read its data from the AOF it kept)
+    with RedisServer(data_dir=tmp_path / "redis", appendonly=True) as server:
+        async with connect(server.url) as redis:
+            names = await redis.smembers(registry_key(DEFAULT_PREFIX))
+            assert names
+            for name in names:
+                counts = await Queue(name.decode(), redis).counts()
+                assert counts[JobState.ACTIVE] == 0, (name, counts)
 
 
 @asynccontextmanager

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import random
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from conveyor.engine.limits import RateLimit
 from conveyor.engine.options import Priority
 from conveyor.engine.queue import Queue
 from conveyor.engine.scheduler import Scheduler
+from conveyor.engine.signals import stop_on_signals
 from conveyor.engine.worker import Worker
 from conveyor.errors import Discard, RateLimited
 from conveyor.localredis import configured_or_private_redis
@@ -120,14 +120,23 @@ async def run_up(url: str, host: str, port: int, processes: int | None = None) -
     redis = connect(url)
     queues = await setup(redis)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     # the workers run here, or in processes of their own under a supervisor
     supervisor = worker_processes(url, processes) if processes else None
     workers = (
         [] if supervisor else [Worker(q, handle, concurrency=8, shutdown_grace=5) for q in queues.values()]
     )
+
+    async def begin_stopping() -> None:
+        stop.set()
+
+    def at_once() -> None:
+        """A second signal: running jobs go back to waiting now."""
+        for worker in workers:
+            worker.hand_back_all()
+        if supervisor is not None:
+            supervisor.hand_back()
+
+    stop_on_signals(begin_stopping, at_once)
     scheduler = Scheduler(list(queues.values()))
     api = create_app(redis)
     warn_if_open(host, api.state.conveyor.token)
