@@ -330,7 +330,7 @@ async def test_a_second_ctrl_c_stops_up_at_once_with_no_job_left_running(tmp_pat
     # up: read its data from the AOF it kept)
     with RedisServer(data_dir=tmp_path / "redis", appendonly=True) as server:
         async with connect(server.url) as redis:
-            names = await redis.smembers(registry_key(DEFAULT_PREFIX))
+            names: set[Any] = await redis.smembers(registry_key(DEFAULT_PREFIX))
             assert names
             for name in names:
                 counts = await Queue(name.decode(), redis).counts()
