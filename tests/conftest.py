@@ -8,6 +8,7 @@ process or commands a cluster has not) are skipped then."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -17,6 +18,10 @@ import redis.asyncio as aredis
 from conveyor import ManualClock, Queue, connect
 from conveyor.engine.client.cluster import RedisClient
 from conveyor.testing import RedisClusterNodes, RedisServer
+
+# every script call, here and in the processes the tests start, is held to
+# its script's header (conveyor.engine.client.headers)
+os.environ["CONVEYOR_CHECK_SCRIPTS"] = "1"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -36,6 +36,7 @@ from conveyor.engine.client.errors import (
     redis_errors,
     slot_unavailable,
 )
+from conveyor.engine.client.headers import check_call, checking
 from conveyor.errors import (
     InvalidJobOptions,
     OutcomeUnknown,
@@ -74,7 +75,7 @@ def _expand(name: str, seen: set[str]) -> str:
 class Script:
     """One Lua script, callable on an async or a sync redis-py client."""
 
-    __slots__ = ("_heads", "name", "sha", "source")
+    __slots__ = ("_checked", "_heads", "name", "sha", "source")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -82,12 +83,15 @@ class Script:
         self.source = f"#!lua{flags}\n" + _expand(name, set())
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
         self._heads: dict[tuple[str, ...], bytes] = {}
+        self._checked = checking()
 
     async def run(
         self, client: RedisClient, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
     ) -> Any:
         """Runs the script. ``resend``: the script is safe to run twice, so a
         call whose reply was lost is sent again; otherwise OutcomeUnknown."""
+        if self._checked:
+            check_call(self.name, keys, args)
         channel = await _channel(client, keys)
         if channel is not None:
             return await self._run_on(client, keys, args, resend, channel=channel)
@@ -216,6 +220,8 @@ class Script:
         the same connection. Returns the script's reply and how many
         replicas confirmed every write made on that connection. ``resend``
         as for :meth:`run`."""
+        if self._checked:
+            check_call(self.name, keys, args)
         channel = await _channel(client, keys)
         if channel is not None:
             return cast(
@@ -241,6 +247,8 @@ class Script:
     def run_sync(
         self, client: redis.Redis | redis.cluster.RedisCluster, keys: Sequence[str], args: Sequence[Arg]
     ) -> Any:
+        if self._checked:
+            check_call(self.name, keys, args)
         with redis_errors(client):
             try:
                 return client.evalsha(self.sha, len(keys), *keys, *args)
