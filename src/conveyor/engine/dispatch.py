@@ -305,8 +305,7 @@ class Dispatch:
         # set it), and a claim with each outcome would find nothing. A burst
         # run claims anyway: it ends on a claim that finds nothing.
         if self.burst:
-            self.dry = False
-            self.news += 1
+            self.wake_up()
         kind = ending.kind
         if kind == "":
             self.tokens.pop(ctx.id, None)

@@ -61,9 +61,7 @@ def mapped(client: AnyClient, exc: BaseException) -> ConveyorError | None:
     """Conveyor's error for ``exc`` raised by a call through ``client``, or
     None when it is not a failure of Redis itself (a script's own error, a
     wrong type: the caller's to handle)."""
-    if isinstance(exc, AuthenticationError):
-        return ConnectionFailed(f"Redis at {describe(client)} refused the credentials: {exc}")
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):  # AuthenticationError too
         return connection_failed(client, exc)
     if isinstance(exc, OutOfMemoryError):
         return out_of_memory(client, exc)
