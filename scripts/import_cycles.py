@@ -1,8 +1,5 @@
-"""Import cycles: the package has none at run time, and none at all, type
-annotations' imports counted, outside ``conveyor.tasks``. There the app, its
-queues and its tasks hand each other to the user typed (``ctx.app``,
-``task.queue``), so their modules name each other's classes in annotations
-only; those cycles are printed, not failed.
+"""Import cycles: the package has none, the imports made only for type
+annotations (under ``TYPE_CHECKING``) counted.
 
 Exit 1 and print each cycle found (its modules and the imports that close it)."""
 
@@ -11,9 +8,6 @@ from __future__ import annotations
 import sys
 
 import grimp
-
-#: Packages whose modules may name each other in annotations only.
-TYPED_BACK_REFERENCES = ("conveyor.tasks",)
 
 
 def cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -64,18 +58,12 @@ def describe(graph: grimp.ImportGraph, component: list[str]) -> str:
 def main() -> int:
     at_run_time = cycles(grimp.build_graph("conveyor", exclude_type_checking_imports=True, cache_dir=None))
     graph = grimp.build_graph("conveyor", cache_dir=None)
-    typed = cycles(graph)
-    allowed = [c for c in typed if all(m.startswith(TYPED_BACK_REFERENCES) for m in c)]
-    failing = [c for c in typed if c not in allowed]
-    for component in at_run_time:
-        print(f"error: an import cycle at run time:\n{describe(graph, component)}", file=sys.stderr)
-    for component in failing:
-        if component not in at_run_time:
-            print(f"error: an import cycle:\n{describe(graph, component)}", file=sys.stderr)
-    for component in allowed:
-        print(f"note: annotations only, in {TYPED_BACK_REFERENCES[0]}: {', '.join(component)}")
-    print(f"import cycles: {len(at_run_time)} at run time, {len(failing)} outside {TYPED_BACK_REFERENCES[0]}")
-    return 1 if at_run_time or failing else 0
+    found = cycles(graph)
+    for component in found:
+        when = "at run time" if component in at_run_time else "in type annotations"
+        print(f"error: an import cycle {when}:\n{describe(graph, component)}", file=sys.stderr)
+    print(f"import cycles: {len(found)} ({len(at_run_time)} at run time)")
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

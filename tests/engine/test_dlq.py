@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from conveyor import DeadLetteredJob, JobContext, JobState, Queue, Worker
-from conveyor.engine.client.scripts import script
-from conveyor.engine.codec import packb
+from conveyor.engine.commands.running import finish_jobs
 from polling import wait_until
 
 
@@ -103,10 +102,8 @@ async def test_a_job_that_stalls_too_often_is_reported_once(queue: Queue) -> Non
     # Given a job claimed by a worker that then died holding it
     job = await queue.add("j", 1)
     k = queue.keys
-    await script("finish_jobs").run(
-        queue.redis,
-        k.finish,
-        [k.job_prefix, k.logs_prefix, "", 1, 100, "dead-worker", packb([]), 1],
+    await finish_jobs(
+        queue.redis, k, now="", claim_count=1, lock_ms=100, worker_id="dead-worker", outcomes=[], call_id=1
     )
     told: list[DeadLetteredJob] = []
 

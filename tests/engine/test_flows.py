@@ -24,8 +24,7 @@ from conveyor import (
     Queue,
     Worker,
 )
-from conveyor.engine.client.scripts import script
-from conveyor.engine.codec import packb, unpack_reply
+from conveyor.engine.commands.running import finish_jobs
 from conveyor.engine.flows import relay
 from polling import wait_until
 
@@ -221,16 +220,16 @@ async def test_a_handoff_lost_in_a_crash_is_relayed_by_the_sweep_once(
     await FlowProducer(redis, clock=clock).add(flow)
     # a worker completes the child, then dies before relaying it
     k = child_q.keys
-    base: list[Any] = [k.job_prefix, k.logs_prefix, clock.now_ms()]
-    claimed = unpack_reply(
-        await script("finish_jobs").run(redis, k.finish, [*base, 1, 5000, "w", packb([]), 1])
+    now = clock.now_ms()
+    claimed = await finish_jobs(
+        redis, k, now=now, claim_count=1, lock_ms=5000, worker_id="w", outcomes=[], call_id=1
     )
-    token = claimed[3][0][1]
+    token = claimed.claimed[0][1]
     row = ["c1", token, "c", b'"shows done"', 0, -1, 0]
-    reply = unpack_reply(
-        await script("finish_jobs").run(redis, k.finish, [*base, 0, 5000, "w", packb([row]), 2])
+    reply = await finish_jobs(
+        redis, k, now=now, claim_count=0, lock_ms=5000, worker_id="w", outcomes=[row], call_id=2
     )
-    assert reply[5] == ["c1"]
+    assert reply.relay == ["c1"]
     parent_id = (await parent_q.get_jobs(JobState.WAITING_CHILDREN))[0].id
     assert await redis.hexists(k.outbox, "c1")
 

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from conveyor import InvalidJobOptions, JobContext, JobOptionsDict, JobState, Queue, RateLimit, Worker
-from conveyor.engine.client.scripts import script
-from conveyor.engine.codec import packb
+from conveyor.engine.commands.running import finish_jobs
 from polling import wait_until
 from timeline import events, max_in_window
 
@@ -115,14 +114,14 @@ async def test_retries_and_stalls_return_to_the_group(queue: Queue) -> None:
     flaky = await queue.add("j", "flaky", group="g", attempts=2, backoff=0)
     k = queue.keys
     # a worker that dies holding the group's only slot
-    await script("finish_jobs").run(
-        queue.redis, k.finish, [k.job_prefix, k.logs_prefix, "", 1, 100, "dead", packb([]), 1]
+    await finish_jobs(
+        queue.redis, k, now="", claim_count=1, lock_ms=100, worker_id="dead", outcomes=[], call_id=1
     )
     assert (await queue.groups())[0].active == 1
     second = await queue.add("j", "second", group="g")
     # another worker asks for work: the group is at its limit, so it parks
-    await script("finish_jobs").run(
-        queue.redis, k.finish, [k.job_prefix, k.logs_prefix, "", 5, 100, "w2", packb([]), 1]
+    await finish_jobs(
+        queue.redis, k, now="", claim_count=5, lock_ms=100, worker_id="w2", outcomes=[], call_id=1
     )
     info = (await queue.groups())[0]
     assert (info.waiting, info.active, info.state) == (1, 1, "parked")

@@ -26,7 +26,7 @@ from conveyor import (
     Retry,
     Worker,
 )
-from conveyor.engine.client.scripts import script
+from conveyor.engine.commands.running import RECOVER_STALLED
 from conveyor.engine.procpool import describe_error as describe
 from polling import wait_until
 
@@ -309,7 +309,7 @@ async def test_a_hung_thread_at_shutdown_keeps_its_job_until_it_ends(queue: Queu
 
 async def recover_stalled(queue: Queue) -> None:
     k = queue.keys
-    await script("recover_stalled").run(
+    await RECOVER_STALLED.run(
         queue.redis,
         [k.active, k.wait, k.marker, k.seq, k.failed, k.completed, k.stalled_guard],
         [k.job_prefix, k.logs_prefix, queue.clock.now_ms() or "", 5, 0, -1, 0],

@@ -11,7 +11,9 @@ from typing import Any
 import redis.asyncio as aredis
 
 from conveyor import FlowJob, FlowProducer, JobContext, JobState, Queue, Worker
-from conveyor.engine.client.scripts import script
+from conveyor.engine.codec import text
+from conveyor.engine.commands.events import ack_events
+from conveyor.engine.keys import StreamKeys
 
 
 async def test_a_flow_parent_waits_for_nine_thousand_children(redis: aredis.Redis, queue: Queue) -> None:
@@ -59,7 +61,8 @@ async def test_a_worker_claiming_ten_thousand_jobs_at_once_runs_each_once(queue:
 async def test_nine_thousand_stream_entries_acknowledged_in_one_call(
     redis: aredis.Redis, queue_name: str
 ) -> None:
-    stream, errors = f"{{{queue_name}}}:stream", f"{{{queue_name}}}:errors"
+    keys = StreamKeys(queue_name)
+    stream = keys.stream
     for start in range(0, 9000, 1000):
         async with redis.pipeline(transaction=False) as pipe:
             for i in range(start, start + 1000):
@@ -69,7 +72,7 @@ async def test_nine_thousand_stream_entries_acknowledged_in_one_call(
     read: Any = await redis.xreadgroup("g", "c", {stream: ">"}, count=9000)
     ids = [entry_id for entry_id, _ in read[0][1]]
 
-    acked = await script("ack_events").run(redis, [stream, errors], ["g", *ids])
+    acked = await ack_events(redis, keys, "g", [text(i) for i in ids])
 
     assert acked == 9000
     assert (await redis.xpending(stream, "g"))["pending"] == 0

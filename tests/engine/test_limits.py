@@ -19,31 +19,23 @@ from conveyor import (
     RateLimited,
     Worker,
 )
-from conveyor.engine.client.scripts import script
-from conveyor.engine.codec import packb, unpack_reply
+from conveyor.engine.commands.running import finish_jobs
 from timeline import events, max_in_window
 
 
 async def _claim(queue: Queue, count: int) -> tuple[list[str], int]:
     """Claims up to ``count`` jobs as one worker call would: (ids, held until)."""
-    k = queue.keys
-    reply = unpack_reply(
-        await script("finish_jobs").run(
-            queue.redis,
-            k.finish,
-            [
-                k.job_prefix,
-                k.logs_prefix,
-                queue.clock.now_ms() or "",
-                count,
-                60_000,
-                "w",
-                packb([]),
-                uuid4().hex,
-            ],
-        )
+    reply = await finish_jobs(
+        queue.redis,
+        queue.keys,
+        now=queue.clock.now_ms() or "",
+        claim_count=count,
+        lock_ms=60_000,
+        worker_id="w",
+        outcomes=[],
+        call_id=uuid4().hex,
     )
-    return [row[0] for row in reply[3]], int(reply[4])
+    return [row[0] for row in reply.claimed], reply.held_until
 
 
 async def test_rate_window_slides_and_counts_every_start(clocked_queue: Queue, clock: ManualClock) -> None:

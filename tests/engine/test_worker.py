@@ -27,8 +27,7 @@ from conveyor import (
     StaleLease,
     Worker,
 )
-from conveyor.engine.client.scripts import script
-from conveyor.engine.codec import packb, unpack_reply
+from conveyor.engine.commands.running import RECOVER_STALLED, finish_jobs
 from polling import wait_until
 
 
@@ -205,47 +204,33 @@ async def test_undecodable_payload_fails_the_job_and_the_worker_keeps_going(
 async def _claim(
     queue: Queue, worker_id: str, lock_ms: int = 1000, call: str | None = None
 ) -> tuple[str, str]:
-    k = queue.keys
-    reply = unpack_reply(
-        await script("finish_jobs").run(
-            queue.redis,
-            k.finish,
-            [
-                k.job_prefix,
-                k.logs_prefix,
-                queue.clock.now_ms() or "",
-                1,
-                lock_ms,
-                worker_id,
-                packb([]),
-                call or uuid4().hex,
-            ],
-        )
+    reply = await finish_jobs(
+        queue.redis,
+        queue.keys,
+        now=queue.clock.now_ms() or "",
+        claim_count=1,
+        lock_ms=lock_ms,
+        worker_id=worker_id,
+        outcomes=[],
+        call_id=call or uuid4().hex,
     )
-    job_id, token = reply[3][0][0], reply[3][0][1]
+    job_id, token = reply.claimed[0][0], reply.claimed[0][1]
     return job_id, token
 
 
 async def _finish(queue: Queue, job_id: str, token: str, kind: str = "c") -> int:
-    k = queue.keys
     row = [job_id, token, kind, b'"r"' if kind == "c" else b'{"error":"x"}', 0, -1, 0]
-    reply = unpack_reply(
-        await script("finish_jobs").run(
-            queue.redis,
-            k.finish,
-            [
-                k.job_prefix,
-                k.logs_prefix,
-                queue.clock.now_ms() or "",
-                0,
-                1000,
-                "w",
-                packb([row]),
-                uuid4().hex,
-            ],
-        )
+    reply = await finish_jobs(
+        queue.redis,
+        queue.keys,
+        now=queue.clock.now_ms() or "",
+        claim_count=0,
+        lock_ms=1000,
+        worker_id="w",
+        outcomes=[row],
+        call_id=uuid4().hex,
     )
-    return int(reply[2][0])
+    return int(reply.codes[0])
 
 
 async def test_a_resent_claim_gets_the_same_jobs_back(queue: Queue) -> None:
@@ -283,7 +268,7 @@ async def test_claim_records_expire_with_the_lock_and_are_pruned(
 
 async def _recover_stalled(queue: Queue, max_stalled: int = 5) -> None:
     k = queue.keys
-    await script("recover_stalled").run(
+    await RECOVER_STALLED.run(
         queue.redis,
         [k.active, k.wait, k.marker, k.seq, k.failed, k.completed, k.stalled_guard],
         [k.job_prefix, k.logs_prefix, queue.clock.now_ms() or "", max_stalled, 0, -1, 0],

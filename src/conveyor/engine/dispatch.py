@@ -17,10 +17,9 @@ import time
 from typing import Any
 
 from conveyor.engine.client.errors import outage_event
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg
-from conveyor.engine.codec import packb, unpack_reply
 from conveyor.engine.codes import Reply
+from conveyor.engine.commands.running import Finished, finish_jobs
 from conveyor.engine.dlq import DeadLetteredJob
 from conveyor.engine.execution import Run, claimed_run, log_ending, log_start
 from conveyor.engine.flows import FlowRelay
@@ -158,7 +157,7 @@ class Dispatch:
             if self.failures:
                 log.info("worker %s reconnected", worker.id, extra={"event": "reconnected"})
                 self.failures = 0
-            now, next_due, codes, claimed, held, outbox, grouped = unpack_reply(reply)
+            now, next_due, codes, claimed, held, outbox, grouped = reply
             if outbox:
                 self.flows.pending += 1
                 self.sideline.start(self.flows.finished(outbox, self._relayed))
@@ -192,20 +191,18 @@ class Dispatch:
             self.reserved -= want
             self.wake.set()
 
-    async def _finish(self, rows: list[Row], want: int) -> Any:
-        k = self.queue.keys
+    async def _finish(self, rows: list[Row], want: int) -> Finished:
         self.finish_calls += 1
-        args: list[Any] = [
-            k.job_prefix,
-            k.logs_prefix,
-            clock_arg(self.queue.clock),
-            min(want, 1000),
-            self.worker.lock_ms,
-            self.worker.id,
-            packb(rows),
-            self.finish_calls,
-        ]
-        return await script("finish_jobs").run(self.queue.redis, k.finish, args)
+        return await finish_jobs(
+            self.queue.redis,
+            self.queue.keys,
+            now=clock_arg(self.queue.clock),
+            claim_count=min(want, 1000),
+            lock_ms=self.worker.lock_ms,
+            worker_id=self.worker.id,
+            outcomes=rows,
+            call_id=self.finish_calls,
+        )
 
     def _settle(self, rows: list[Row], codes: list[int]) -> None:
         tokens = self.tokens

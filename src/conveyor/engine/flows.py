@@ -32,9 +32,9 @@ from redis.exceptions import NoScriptError
 from conveyor.engine.children import job_ref
 from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.client.errors import call, redis_errors
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, text
+from conveyor.engine.commands.flows import ADD_FLOW_NODE, NewNode, child_done, queue_flow_node
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.middleware import Middleware, check_middleware, stamp_headers
@@ -147,17 +147,7 @@ class FlowProducer:
         k, opts = plan.keys, plan.opts
         assert opts.job_id is not None
         delay = -opts.run_at_ms if opts.run_at_ms is not None else opts.delay_ms
-        pipe.execute_command(  # a cluster pipeline refuses .evalsha(), not the command
-            "EVALSHA",
-            script("add_flow_node").sha,
-            5,
-            k.wait,
-            k.delayed,
-            k.marker,
-            k.seq,
-            k.waiting_children,
-            k.job_prefix,
-            clock_arg(self.clock),
+        node = NewNode(
             opts.job_id,
             plan.node.name,
             plan.payload,
@@ -167,15 +157,16 @@ class FlowProducer:
             delay,
             plan.parent_key or "",
             plan.flags,
-            *(c.keys.job(c.opts.job_id or "") for c in plan.children),
         )
+        children = [c.keys.job(c.opts.job_id or "") for c in plan.children]
+        queue_flow_node(pipe, k, clock_arg(self.clock), node, children)
 
     async def _execute(self, pipe: Any, plans: list[_Plan]) -> list[Any]:
         try:
             return list(await pipe.execute())
         except NoScriptError:
             pass  # EXEC ran nothing: the script was not loaded yet (or Redis restarted)
-        await self.redis.script_load(script("add_flow_node").source)
+        await self.redis.script_load(ADD_FLOW_NODE.source)
         await pipe.reset()
         for plan in plans:
             self._queue_call(pipe, plan)
@@ -247,20 +238,16 @@ async def relay(redis: RedisClient, keys: QueueKeys, ids: Sequence[str] | None, 
             prefix, parent_queue, parent_id = job_ref(str(entry["parent"]))
             parent = QueueKeys(parent_queue, prefix or keys.prefix)
             value = entry.get("value", "")
-            outcome = await script("child_done").run(
+            outcome = await child_done(
                 redis,
-                [parent.wait, parent.marker, parent.seq, parent.waiting_children, parent.failed],
-                [
-                    parent.job_prefix,
-                    parent.logs_prefix,
-                    clock_arg(clock),
-                    parent_id,
-                    str(entry["child"]),
-                    str(entry.get("kind", "c")),
-                    value if isinstance(value, str) else text(value),
-                    str(entry.get("flags", "")),
-                    *DEFAULT_KEEP_FAILED.to_wire(),
-                ],
+                parent,
+                parent_id,
+                now=clock_arg(clock),
+                child_key=str(entry["child"]),
+                kind=str(entry.get("kind", "c")),
+                value=value if isinstance(value, str) else text(value),
+                flags=str(entry.get("flags", "")),
+                keep_failed=DEFAULT_KEEP_FAILED.to_wire(),
             )
             if outcome == 2:  # the parent failed in turn: tell its own parent now
                 await relay(redis, parent, [parent_id], clock)

@@ -18,9 +18,9 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 from conveyor.engine.client.cluster import RedisClient
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
 from conveyor.engine.codec import text
+from conveyor.engine.commands import guards as commands
 from conveyor.engine.keys import DEFAULT_PREFIX, check_name
 from conveyor.engine.limits import RateLimit
 from conveyor.errors import CircuitOpen, InvalidArgument, RateLimited, check_seconds
@@ -64,10 +64,15 @@ class Limiter:
         """Takes ``n`` slots if free: returns 0, or the seconds to wait."""
         if not 1 <= n <= self.limit.max:
             raise InvalidArgument(f"n must be between 1 and {self.limit.max}")
-        until, now = await script("limiter_take").run(
-            self.redis, self._keys, [clock_arg(self.clock), self.limit.max, self.limit.per_ms, n]
+        until, now = await commands.limiter_take(
+            self.redis,
+            *self._keys,
+            now=clock_arg(self.clock),
+            max=self.limit.max,
+            window_ms=self.limit.per_ms,
+            n=n,
         )
-        return 0.0 if int(until) == 0 else max(0.001, (int(until) - int(now)) / 1000)
+        return 0.0 if until == 0 else max(0.001, (until - now) / 1000)
 
     async def acquire(self, n: int = 1) -> None:
         """Waits for ``n`` slots (see the class doc for ``max_wait``)."""
@@ -141,28 +146,24 @@ class CircuitBreaker:
 
     async def enter(self) -> bool:
         """Lets a call through or raises CircuitOpen; True for a probe."""
-        verdict, retry_at, now = await script("breaker_enter").run(
-            self.redis, [self._key], [clock_arg(self.clock), self.probe_timeout_ms]
+        verdict, retry_at, now = await commands.breaker_enter(
+            self.redis, self._key, now=clock_arg(self.clock), probe_timeout_ms=self.probe_timeout_ms
         )
-        verdict = text(verdict)
         if verdict == "open":
-            raise CircuitOpen(self.name, max(0.001, (int(retry_at) - int(now)) / 1000))
+            raise CircuitOpen(self.name, max(0.001, (retry_at - now) / 1000))
         return verdict == "probe"
 
     async def exit(self, ok: bool, probe: bool) -> str:
         """Reports a call's outcome; returns the breaker's state after it."""
-        state = await script("breaker_exit").run(
+        return await commands.breaker_exit(
             self.redis,
-            [self._key],
-            [
-                clock_arg(self.clock),
-                "ok" if ok else "fail",
-                1 if probe else 0,
-                self.failure_threshold,
-                self.cooldown_ms,
-            ],
+            self._key,
+            now=clock_arg(self.clock),
+            ok=ok,
+            probe=probe,
+            threshold=self.failure_threshold,
+            cooldown_ms=self.cooldown_ms,
         )
-        return text(state)
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Runs ``await fn(*args, **kwargs)`` under the breaker."""

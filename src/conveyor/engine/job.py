@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol
 from typing_extensions import TypeVar
 
 from conveyor.engine.children import children_of
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import dumps_payload, loads_or_text
 from conveyor.engine.codes import job_error
+from conveyor.engine.commands import jobs as commands
 from conveyor.engine.options import Priority, with_defaults
 from conveyor.engine.states import JobState
 from conveyor.errors import JobFailed, PayloadError, PayloadTooLarge
@@ -262,11 +262,15 @@ class JobContext:
         raw_progress = (
             b"" if progress is None else dumps_payload(progress, worker.max_result_size, "progress")
         )
-        k = queue.keys
-        code = await script("update_progress").run(
+        code = await commands.update_progress(
             queue.redis,
-            [k.job(self.id), k.logs(self.id), k.events],
-            [self.token, raw_progress, self.run.keep_logs, self.id, clock_arg(queue.clock), *lines],
+            queue.keys,
+            self.id,
+            token=self.token,
+            progress=raw_progress,
+            keep_logs=self.run.keep_logs,
+            now=clock_arg(queue.clock),
+            lines=lines,
         )
         if (error := job_error(code, self.id)) is not None:
             raise error

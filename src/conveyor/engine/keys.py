@@ -48,7 +48,6 @@ class QueueKeys:
     __slots__ = (
         "base",
         "deps_prefix",
-        "finish",
         "job_prefix",
         "kids_prefix",
         "logs_prefix",
@@ -100,20 +99,6 @@ class QueueKeys:
         #: their outcomes (hash: r:<child key> result, f:<child key> error).
         self.deps_prefix = self.key("deps:")
         self.kids_prefix = self.key("kids:")
-        #: The KEYS of finish_jobs.lua, the worker's finish-and-claim call.
-        self.finish = (
-            self.wait,
-            self.active,
-            self.marker,
-            self.meta,
-            self.delayed,
-            self.seq,
-            self.completed,
-            self.failed,
-            self.limiter,
-            self.limiter_count,
-            self.claims,
-        )
 
     def __repr__(self) -> str:
         return f"QueueKeys({self.queue!r}, {self.prefix!r})"

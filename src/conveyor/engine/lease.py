@@ -19,8 +19,8 @@ from collections.abc import Callable
 import redis
 import redis.cluster
 
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, clock_arg
+from conveyor.engine.commands import running as commands
 from conveyor.engine.keys import QueueKeys
 from conveyor.errors import ConnectionFailed, RedisOutOfMemory
 
@@ -101,9 +101,8 @@ class LeaseKeeper:
 
     def _send_beat(self, info: str) -> None:
         """``info`` JSON, or '' for a worker that stopped."""
-        k = self._keys
-        script("beat_worker").run_sync(
-            self._client, [k.workers, k.worker_beats], [clock_arg(self._clock), self._worker_id, info]
+        commands.beat_worker(
+            self._client, self._keys, now=clock_arg(self._clock), worker_id=self._worker_id, info=info
         )
 
     def _run(self) -> None:
@@ -141,49 +140,38 @@ class LeaseKeeper:
         tokens = self._tokens.copy()
         if not tokens:
             return
-        args: list[str | int] = [self._keys.job_prefix, clock_arg(self._clock), self._lock_ms]
-        for job_id, token in tokens.items():
-            args.append(job_id)
-            args.append(token)
-        reply = script("extend_locks").run_sync(self._client, [self._keys.active], args)
+        lost, cancels = commands.extend_locks(
+            self._client, self._keys, now=clock_arg(self._clock), lock_ms=self._lock_ms, tokens=tokens
+        )
         self.renewals += 1
-        sep = reply.index(b"")
-        lost = [r.decode() for r in reply[:sep]]
-        rest = reply[sep + 1 :]
-        cancels = {rest[i].decode(): rest[i + 1].decode() for i in range(0, len(rest), 2)}
         if lost or cancels:
             self._report(lost, cancels)
 
     def check_stalled(self) -> None:
         k = self._keys
         guard_ms = max(1, int(self._stalled_interval * 1000) - 50)
-        reply = script("recover_stalled").run_sync(
+        recovered = commands.recover_stalled(
             self._client,
-            [k.active, k.wait, k.marker, k.seq, k.failed, k.completed, k.stalled_guard],
-            [
-                k.job_prefix,
-                k.logs_prefix,
-                clock_arg(self._clock),
-                self._max_stalled,
-                guard_ms,
-                *self._failed_keep,
-            ],
+            k,
+            now=clock_arg(self._clock),
+            max_stalled=self._max_stalled,
+            guard_ms=guard_ms,
+            keep_failed=self._failed_keep,
         )
-        if not reply:
+        if recovered is None:
             return
-        sep = reply.index(b"")
-        for raw in reply[:sep]:
+        for job_id in recovered.requeued:
             log.warning(
                 "job %s stalled; back to waiting",
-                raw.decode(),
-                extra={"event": "stalled", "queue": k.queue, "job_id": raw.decode()},
+                job_id,
+                extra={"event": "stalled", "queue": k.queue, "job_id": job_id},
             )
-        for raw in reply[sep + 1 :]:
+        failed = recovered.failed
+        for job_id in failed:
             log.warning(
                 "job %s stalled too often; failed",
-                raw.decode(),
-                extra={"event": "failed", "queue": k.queue, "job_id": raw.decode()},
+                job_id,
+                extra={"event": "failed", "queue": k.queue, "job_id": job_id},
             )
-        failed = [raw.decode() for raw in reply[sep + 1 :]]
         if failed and self._stalled_out is not None:
             self._stalled_out(failed, f"stalled more than {self._max_stalled} times")

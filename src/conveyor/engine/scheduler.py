@@ -15,10 +15,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.engine import preflight
 from conveyor.engine.client.errors import outage_event
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg, current_ms
 from conveyor.engine.codec import loads
 from conveyor.engine.codec import text as codec_text
+from conveyor.engine.commands.schedules import NO_JOB, TickJob, fire_schedule
 from conveyor.engine.keys import runs_field
 from conveyor.engine.schedules import Spec, tick_job_id
 from conveyor.errors import ConnectionFailed, InvalidArgument, RedisOutOfMemory, check_int, check_seconds
@@ -144,16 +144,14 @@ class Scheduler:
             fire = spec.missed == "once"
             nxt = spec.following(now, runs + 1 if fire else runs)
         k = queue.keys
-        args: list[str | bytes | int] = [k.job_prefix, clock_arg(queue.clock), key, tick, nxt, raw]
+        job = NO_JOB
         if fire:
             data = orjson.dumps(stored.get("data"))
-            args += [tick_job_id(key, tick), stored["name"], data, stored["opts"], int(stored.get("pr", 0))]
-        else:
-            args += ["", "", "", "", 0]
-        done = await script("fire_schedule").run(
-            queue.redis,
-            [k.schedules, k.schedules_next, k.schedules_runs, k.wait, k.marker, k.seq],
-            args,
+            job = TickJob(
+                tick_job_id(key, tick), stored["name"], data, stored["opts"], int(stored.get("pr", 0))
+            )
+        done = await fire_schedule(
+            queue.redis, k, key, now=clock_arg(queue.clock), tick_ms=tick, new_next_ms=nxt, spec=raw, job=job
         )
         if not done:
             return 0, 0

@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from cronsim import CronSim, CronSimError
 
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import current_ms
 from conveyor.engine.codec import dumps_payload, loads
 from conveyor.engine.codec import text as codec_text
+from conveyor.engine.commands.schedules import upsert_schedule
 from conveyor.engine.keys import last_field, runs_field
 from conveyor.engine.options import JobOptions
 from conveyor.errors import (
@@ -268,9 +268,7 @@ async def upsert(queue: QueueScope, key: str, spec: Spec) -> Schedule:
     now = await current_ms(queue.clock, queue.redis)
     runs = int(await queue.redis.hget(k.schedules_runs, runs_field(key)) or 0)
     first = spec.following(now, runs)
-    await script("upsert_schedule").run(
-        queue.redis, [k.schedules, k.schedules_next], [key, spec.encoded(), first]
-    )
+    await upsert_schedule(queue.redis, k, key, spec=spec.encoded(), next_run_ms=first)
     found = await get(queue, key)
     assert found is not None
     return found

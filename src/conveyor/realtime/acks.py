@@ -10,7 +10,8 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from conveyor.engine.client.cluster import RedisClient
-from conveyor.engine.client.scripts import script
+from conveyor.engine.commands.events import ack_events
+from conveyor.engine.keys import StreamKeys
 from conveyor.errors import ConveyorError
 
 log = logging.getLogger("conveyor.events")
@@ -23,11 +24,9 @@ class Acknowledger:
     that fails is sent again; after :meth:`close`, three failures give up
     (the entries are then delivered again later)."""
 
-    def __init__(
-        self, redis: RedisClient, stream: str, errors: str, group: str, done: Callable[[str], None]
-    ) -> None:
+    def __init__(self, redis: RedisClient, keys: StreamKeys, group: str, done: Callable[[str], None]) -> None:
         self.redis = redis
-        self.keys = [stream, errors]
+        self.keys = keys
         self.group = group
         self.done = done
         #: Ids waiting to be sent.
@@ -62,7 +61,7 @@ class Acknowledger:
         while self.pending:
             batch, self.pending = self.pending, []
             try:
-                await script("ack_events").run(self.redis, self.keys, [self.group, *batch])
+                await ack_events(self.redis, self.keys, self.group, batch)
             except _FAILURES as exc:
                 failures += 1
                 self.pending = batch + self.pending

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from redis.exceptions import RedisError
 
-from conveyor.engine.client.scripts import script
-from conveyor.engine.codec import text
+from conveyor.engine.commands.events import claim_events, forget_consumer, touch_events
 from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
@@ -133,29 +132,30 @@ class Holdings:
         if not ids:
             return
         c = self.consumer
-        lost = await script("touch_events").run(
-            c.redis, [c.bus.keys.stream], [c.group, c.name, idle_ms, *ids]
-        )
-        for raw in lost:
-            entry_id = text(raw)
+        for entry_id in await touch_events(c.redis, c.bus.keys, c.group, c.name, ids, idle_ms=idle_ms):
             if entry_id in self.held and entry_id not in self.lost:
                 self.lost.add(entry_id)
                 log.warning("%r: lost %s to another consumer while handling it", c, entry_id)
 
     async def claim(self) -> None:
         c = self.consumer
-        keys = [c.bus.keys.stream, c.bus.keys.dead, c.bus.keys.errors(c.group)]
         for _ in range(10):
             room = c.prefetch - len(self.held)
             if room <= 0 or self.stop.is_set():
                 return
-            cursor, claimed, dead = await script("claim_events").run(
-                c.redis, keys, [c.group, c.name, c.claim_idle_ms, self.cursor, room, c.bus.dead_max_len]
+            self.cursor, claimed, dead = await claim_events(
+                c.redis,
+                c.bus.keys,
+                c.group,
+                c.name,
+                min_idle_ms=c.claim_idle_ms,
+                cursor=self.cursor,
+                count=room,
+                dead_letter_cap=c.bus.dead_max_len,
             )
-            self.cursor = text(cursor)
             if dead:
-                await self.dead_lettered([(text(i), text(t), text(e), text(r)) for i, t, e, r in dead])
-            self.dispatch(Delivery(text(eid), None, suspect=not clean) for eid, clean in claimed)
+                await self.dead_lettered(dead)
+            self.dispatch(Delivery(eid, None, suspect=not clean) for eid, clean in claimed)
             if self.cursor == "0-0":
                 return
 
@@ -181,6 +181,6 @@ class Holdings:
         """Takes the consumer off the group (when it holds nothing)."""
         c = self.consumer
         try:
-            await script("forget_consumer").run(c.redis, [c.bus.keys.stream], [c.group, c.name])
+            await forget_consumer(c.redis, c.bus.keys, c.group, c.name)
         except _FAILURES as exc:
             log.debug("%r: could not leave the group: %s", c, exc)

@@ -27,8 +27,8 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError, ResponseError
 
 from conveyor.engine.client.cluster import connection_kwargs
-from conveyor.engine.client.scripts import script
 from conveyor.engine.codec import loads, text
+from conveyor.engine.commands.events import fail_event, start_event
 from conveyor.engine.keys import check_name
 from conveyor.engine.signals import Stopped, unless_stopped
 from conveyor.errors import (
@@ -151,14 +151,10 @@ class EventConsumer:
         self.transient_errors = transient_errors
         self.forget_after = forget_after
         self.on_dead_letter = on_dead_letter
-        self._errors_key = bus.keys.errors(group)
-        self._keys3 = [bus.keys.stream, bus.keys.dead, self._errors_key]
         self._stop = asyncio.Event()
         self._holdings = Holdings(self, self._dispatch, self._dead_lettered, self._stop)
         self._held = self._holdings.held
-        self._acks = Acknowledger(
-            self.redis, bus.keys.stream, self._errors_key, self.group, self._holdings.drop
-        )
+        self._acks = Acknowledger(self.redis, bus.keys, self.group, self._holdings.drop)
         self._done = asyncio.Event()
         self._room = self._holdings.room
         self._work: asyncio.Queue[Delivery] = asyncio.Queue()
@@ -296,19 +292,22 @@ class EventConsumer:
 
     async def _start_and_process(self, d: Delivery) -> None:
         if d.fields is None:
-            reply = await script("start_event").run(
+            started = await start_event(
                 self.redis,
-                self._keys3,
-                [self.group, self.name, d.id, self.max_deliveries, self.bus.dead_max_len],
+                self.bus.keys,
+                self.group,
+                self.name,
+                d.id,
+                max_deliveries=self.max_deliveries,
+                dead_letter_cap=self.bus.dead_max_len,
             )
-            if reply[0] != 1:
+            if started.code != 1:
                 self._holdings.drop(d.id)
-                if reply[0] == 2:
-                    await self._dead_lettered([(d.id, text(reply[1]), text(reply[2]), text(reply[3]))])
+                if started.code == 2:
+                    await self._dead_lettered([(d.id, started.type, started.error, started.reason)])
                 return
-            d.deliveries = int(reply[1])
-            flat = reply[2]
-            d.fields = {text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+            d.deliveries = started.deliveries
+            d.fields = started.fields
         await self._process(d)
 
     async def _process(self, d: Delivery) -> None:
@@ -360,21 +359,19 @@ class EventConsumer:
             delay = self.retry_delay * 2 ** (d.deliveries - 1)
         idle = max(0, self.claim_idle_ms - int(min(delay * 1000, self.claim_idle_ms)))
         try:
-            code = await script("fail_event").run(
+            code = await fail_event(
                 self.redis,
-                self._keys3,
-                [
-                    self.group,
-                    self.name,
-                    d.id,
-                    self.max_deliveries,
-                    idle,
-                    error,
-                    tb,
-                    self.bus.dead_max_len,
-                    "1" if reason in ("invalid", "discarded") else "0",
-                    reason,
-                ],
+                self.bus.keys,
+                self.group,
+                self.name,
+                d.id,
+                max_deliveries=self.max_deliveries,
+                idle_ms=idle,
+                error=error,
+                traceback=tb,
+                dead_letter_cap=self.bus.dead_max_len,
+                at_once=reason in ("invalid", "discarded"),
+                reason=reason,
             )
         finally:
             self._holdings.drop(d.id)

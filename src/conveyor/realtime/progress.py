@@ -20,9 +20,9 @@ from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 
 from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.client.errors import maps_redis_errors
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
 from conveyor.engine.codec import dumps, loads
+from conveyor.engine.commands.events import report_progress
 from conveyor.engine.job import JobContext
 from conveyor.engine.keys import check_name
 from conveyor.errors import InvalidJobOptions, check_seconds
@@ -151,22 +151,21 @@ class ProgressBus:
             raise InvalidJobOptions(f"percent must be between 0 and 100, not {percent!r}")
         if finished is None:
             finished = percent >= 100 or stage in FINAL_STAGES
-        raw = await script("report_progress").run(
+        raw = await report_progress(
             self.redis,
-            [self._status_key(subject), self._active_key],
-            [
-                subject,
-                stage,
-                float(percent),
-                message,
-                dumps(extra),
-                job_id or "",
-                clock_arg(self.clock),
-                self.retention_ms,
-                self._channel(subject),
-                "1" if finished else "0",
-                ("r" if restart else "") + ("m" if monotonic else "") + ("x" if merge else ""),
-            ],
+            self._status_key(subject),
+            self._active_key,
+            subject,
+            stage=stage,
+            percent=float(percent),
+            message=message,
+            extra=dumps(extra),
+            job_id=job_id or "",
+            now=clock_arg(self.clock),
+            retention_ms=self.retention_ms,
+            channel=self._channel(subject),
+            finished=finished,
+            options=("r" if restart else "") + ("m" if monotonic else "") + ("x" if merge else ""),
         )
         return ProgressStatus.from_json(raw)
 

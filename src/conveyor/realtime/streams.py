@@ -23,9 +23,9 @@ from redis.exceptions import ResponseError
 
 from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.client.errors import maps_redis_errors
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, text
+from conveyor.engine.commands import events as commands
 from conveyor.engine.keys import DEFAULT_PREFIX, StreamKeys, check_name, stream_registry_key
 from conveyor.errors import InvalidJobOptions, check_seconds
 from conveyor.realtime.dead_letters import DeadLetter, check_entry_ids
@@ -165,13 +165,15 @@ class EventBus:
 
     async def _append(self, args: Sequence[str | bytes]) -> list[str]:
         await self.register()
-        ids = await script("publish_events").run(
+        return await commands.publish_events(
             self.redis,
-            [self.keys.stream],
-            [self.max_len, self.max_age_ms, clock_arg(self.clock), self.trim_how, *args],
-            resend=False,
+            self.keys,
+            args,
+            max_length=self.max_len,
+            max_age_ms=self.max_age_ms,
+            now=clock_arg(self.clock),
+            trim=self.trim_how,
         )
-        return [text(i) for i in ids]
 
     # -- consuming --------------------------------------------------------
 
@@ -274,7 +276,7 @@ class EventBus:
             if (
                 c.pending == 0
                 and c.idle_seconds >= idle
-                and await script("forget_consumer").run(self.redis, [self.keys.stream], [group, c.name])
+                and await commands.forget_consumer(self.redis, self.keys, group, c.name)
             ):
                 gone.append(c.name)
         return gone
@@ -340,10 +342,9 @@ class EventBus:
         if not dead_ids:
             return []
         check_entry_ids(dead_ids)
-        raw = await script("replay_dead_events").run(
-            self.redis, [self.keys.stream, self.keys.dead], [self.max_len, self.trim_how, *dead_ids]
+        return await commands.replay_dead_events(
+            self.redis, self.keys, dead_ids, max_length=self.max_len, trim=self.trim_how
         )
-        return [text(r) if text(r) not in ("", "-") else None for r in raw]
 
     async def dead_letter_pages(
         self, *, group: str | None = None, search: str | None = None

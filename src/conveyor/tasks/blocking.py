@@ -29,13 +29,12 @@ from conveyor.engine.options import JobOptionsDict
 from conveyor.engine.procpool import ProcessJob
 from conveyor.errors import InvalidArgument, InvalidTask
 from conveyor.tasks.facts import JobFacts
+from conveyor.tasks.host import TaskApp, TaskHome
 from conveyor.tasks.recording import RecordedJob
 from conveyor.tasks.task import BaseTask
 
 if TYPE_CHECKING:
     from conveyor.engine.children import Children
-    from conveyor.tasks.app import Conveyor
-    from conveyor.tasks.queue import TaskQueue
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -106,7 +105,7 @@ class SyncTaskContext(JobFacts):
 
     job: BlockingJob
 
-    def __init__(self, app: Conveyor, job: BlockingJob) -> None:
+    def __init__(self, app: TaskApp, job: BlockingJob) -> None:
         self.app = app
         self.job = job
 
@@ -124,7 +123,7 @@ class SyncTaskContext(JobFacts):
     @classmethod
     def for_testing(
         cls,
-        app: Conveyor | None = None,
+        app: TaskApp | None = None,
         *,
         job_id: str = "test-job",
         queue: str = "test",
@@ -150,8 +149,8 @@ class SyncRecordingContext(SyncTaskContext):
 
     __slots__ = ("recorded",)
 
-    def __init__(self, app: Conveyor | None, recorded: RecordedJob) -> None:
-        super().__init__(cast("Conveyor", app), recorded.blocking)
+    def __init__(self, app: TaskApp | None, recorded: RecordedJob) -> None:
+        super().__init__(cast("TaskApp", app), recorded.blocking)
         self.recorded = recorded
 
 
@@ -166,7 +165,7 @@ class SyncTask(BaseTask[P, R]):
 
     def __init__(
         self,
-        queue: TaskQueue,
+        queue: TaskHome,
         fn: Callable[Concatenate[SyncTaskContext, P], R],
         name: str,
         options: JobOptionsDict,

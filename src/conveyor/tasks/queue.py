@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, cast, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, Unpack, cast, overload
 
 from conveyor.engine.dlq import RetryClassifier
 from conveyor.engine.execution import Executor, Target
@@ -19,10 +19,8 @@ from conveyor.engine.worker import Worker
 from conveyor.engine.worker_options import WorkerOptions
 from conveyor.errors import Discard, InvalidArgument, InvalidJobOptions, InvalidTask
 from conveyor.tasks.blocking import SyncTask, SyncTaskContext
+from conveyor.tasks.host import TaskApp
 from conveyor.tasks.task import BaseTask, Task, TaskContext
-
-if TYPE_CHECKING:
-    from conveyor.tasks.app import Conveyor
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,7 +40,7 @@ class TaskQueue:
 
     def __init__(
         self,
-        app: Conveyor,
+        app: TaskApp,
         name: str,
         *,
         rate_limit: RateLimit | None,

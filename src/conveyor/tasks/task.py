@@ -6,7 +6,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import (
-    TYPE_CHECKING,
     Any,
     ClassVar,
     Concatenate,
@@ -39,12 +38,9 @@ from conveyor.errors import (
 )
 from conveyor.realtime.progress import ProgressReporter
 from conveyor.tasks.facts import JobFacts
+from conveyor.tasks.host import TaskApp, TaskHome
 from conveyor.tasks.recording import RecordedJob, as_job_context, run_eagerly
 from conveyor.tasks.signature import arguments_model, describe, result_adapter
-
-if TYPE_CHECKING:
-    from conveyor.tasks.app import Conveyor
-    from conveyor.tasks.queue import TaskQueue
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,7 +63,7 @@ class TaskContext(JobFacts):
 
     job: JobContext
 
-    def __init__(self, app: Conveyor, job: JobContext) -> None:
+    def __init__(self, app: TaskApp, job: JobContext) -> None:
         self.app = app
         self.job = job
 
@@ -89,7 +85,7 @@ class TaskContext(JobFacts):
     @classmethod
     def for_testing(
         cls,
-        app: Conveyor | None = None,
+        app: TaskApp | None = None,
         *,
         job_id: str = "test-job",
         queue: str = "test",
@@ -109,7 +105,7 @@ class TaskContext(JobFacts):
             headers=headers,
             children=children,
         )
-        return RecordingContext(cast("Conveyor", app), recorded)
+        return RecordingContext(cast("TaskApp", app), recorded)
 
     def __repr__(self) -> str:
         return f"<TaskContext {self.queue}/{self.id} attempt={self.attempt}>"
@@ -120,7 +116,7 @@ class RecordingContext(TaskContext):
 
     __slots__ = ("recorded",)
 
-    def __init__(self, app: Conveyor, recorded: RecordedJob) -> None:
+    def __init__(self, app: TaskApp, recorded: RecordedJob) -> None:
         super().__init__(app, as_job_context(recorded))
         self.recorded = recorded
 
@@ -151,7 +147,7 @@ class BaseTask(Generic[P, R]):
 
     def __init__(
         self,
-        queue: TaskQueue,
+        queue: TaskHome,
         fn: Callable[..., Any],
         name: str,
         options: JobOptionsDict,
@@ -329,7 +325,7 @@ class Task(BaseTask[P, R]):
 
     def __init__(
         self,
-        queue: TaskQueue,
+        queue: TaskHome,
         fn: Callable[Concatenate[TaskContext, P], Awaitable[R]],
         name: str,
         options: JobOptionsDict,

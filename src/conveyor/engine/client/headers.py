@@ -48,8 +48,13 @@ def _section(header: str, name: str) -> str:
 
 
 def _count(text: str) -> Count:
+    """``1 a, 2 b`` is two; ``1 a, then c`` two or more; ``1 a, 2... c``
+    one or more (``2...``: the values from the second on, if any)."""
     numbers = [int(n) for n in _NUMBERED.findall(" " + text)]
-    return Count(max(numbers, default=0), bool(_MORE.search(text)) or not numbers)
+    least = max(numbers, default=0)
+    if re.search(rf"(?<!\d){least}\.\.\.", text):
+        least -= 1
+    return Count(least, bool(_MORE.search(text)) or not numbers)
 
 
 @cache
@@ -67,3 +72,68 @@ def check_call(name: str, keys: Sequence[object], args: Sequence[object]) -> Non
         if not count.fits(given):
             wanted = f"{count.least}{' or more' if count.more else ''}"
             raise AssertionError(f"script {name}: {given} {what} given, its header lists {wanted}")
+
+
+_ITEM = re.compile(r"(?:^|(?<=[,:;\s]))(\d+)(?:\.\.\.)?\s+(?=[a-z'(\[{])")
+_NAME_END = re.compile(r"\(|:|\s=\s|,\s*then\b|;|\.\s|\.$|\s\d+\.\.\.|\s'\d'")
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """What a header calls each of a script's KEYS, ARGV and reply fields
+    (as identifiers: ``job key prefix`` is ``job_key_prefix``)."""
+
+    keys: tuple[str, ...]
+    more_keys: bool
+    argv: tuple[str, ...]
+    more_argv: bool
+    returns: tuple[str, ...] | None  # the fields of a ``{ ... }`` reply
+
+
+def slug(text: str) -> str:
+    """``the group's error hash`` -> ``groups_error_hash``."""
+    text = re.sub(r"^(the|a|an)\s+", "", text.strip().lower())
+    return re.sub(r"[^a-z0-9]+", "_", text.replace("'", "")).strip("_")
+
+
+def _items(text: str) -> tuple[tuple[str, ...], bool]:
+    parts = _ITEM.split(" " + text)
+    names = []
+    for i in range(1, len(parts) - 1, 2):
+        body = parts[i + 1]
+        end = _NAME_END.search(body)
+        names.append(slug((body[: end.start()] if end else body).rstrip(", ")))
+    return tuple(names), bool(_MORE.search(text)) or not names
+
+
+def _fields(text: str) -> tuple[str, ...] | None:
+    """The top-level names in ``{ a, b (note), c }``, or None."""
+    start = text.find("{")
+    if start < 0 or text[:start].strip() not in ("", "msgpack"):
+        return None
+    depth, field, out = 0, "", []
+    for ch in text[start + 1 :]:
+        if ch in "({[":
+            depth += 1
+        elif ch in ")}]":
+            if depth == 0:
+                break
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(field)
+            field = ""
+            continue
+        if depth == 0 and ch not in ")}]":
+            field += ch
+    out.append(field)
+    return tuple(slug(re.split(r"\s(?:or|per)\s|\s-?\d", f.strip())[0]) for f in out)
+
+
+@cache
+def names_of(name: str) -> Names:
+    """What ``lua/<name>.lua``'s header calls its KEYS, ARGV and reply fields."""
+    source = (resources.files("conveyor.engine") / "lua" / f"{name}.lua").read_text()
+    header = "\n".join(line for line in source.splitlines() if line.startswith("--"))
+    keys, more_keys = _items(_section(header, "KEYS"))
+    argv, more_argv = _items(_section(header, "ARGV"))
+    return Names(keys, more_keys, argv, more_argv, _fields(_section(header, "Returns")))

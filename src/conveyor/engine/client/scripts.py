@@ -75,7 +75,7 @@ def _expand(name: str, seen: set[str]) -> str:
 class Script:
     """One Lua script, callable on an async or a sync redis-py client."""
 
-    __slots__ = ("_checked", "_heads", "name", "sha", "source")
+    __slots__ = ("_heads", "checked", "name", "sha", "source")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -83,14 +83,14 @@ class Script:
         self.source = f"#!lua{flags}\n" + _expand(name, set())
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
         self._heads: dict[tuple[str, ...], bytes] = {}
-        self._checked = checking()
+        self.checked = checking()
 
     async def run(
         self, client: RedisClient, keys: Sequence[str], args: Sequence[Arg], *, resend: bool = True
     ) -> Any:
         """Runs the script. ``resend``: the script is safe to run twice, so a
         call whose reply was lost is sent again; otherwise OutcomeUnknown."""
-        if self._checked:
+        if self.checked:
             check_call(self.name, keys, args)
         channel = await _channel(client, keys)
         if channel is not None:
@@ -220,7 +220,7 @@ class Script:
         the same connection. Returns the script's reply and how many
         replicas confirmed every write made on that connection. ``resend``
         as for :meth:`run`."""
-        if self._checked:
+        if self.checked:
             check_call(self.name, keys, args)
         channel = await _channel(client, keys)
         if channel is not None:
@@ -247,7 +247,7 @@ class Script:
     def run_sync(
         self, client: redis.Redis | redis.cluster.RedisCluster, keys: Sequence[str], args: Sequence[Arg]
     ) -> Any:
-        if self._checked:
+        if self.checked:
             check_call(self.name, keys, args)
         with redis_errors(client):
             try:

@@ -1,7 +1,7 @@
 -- ack_events: acknowledges entries a consumer group handled.
 -- Guarantees: an acknowledged entry is never delivered to the group again;
 -- the error recorded by an earlier failed delivery is dropped with it.
--- KEYS: 1 stream, 2 the group's error hash
+-- KEYS: 1 stream, 2 errors (the group's error hash)
 -- ARGV: 1 group, then entry ids
 -- Returns: how many entries were still pending (and are now acknowledged)
 --@include chunked

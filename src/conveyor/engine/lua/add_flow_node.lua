@@ -6,7 +6,7 @@
 -- ARGV: 1 job key prefix, 2 now, 3 id, 4 name, 5 data, 6 opts, 7 priority,
 --       8 lifo (0/1), 9 delay (as in add_jobs), 10 parent job key ('' none),
 --       11 flags ('f' fail parent on failure, 'i' ignore on failure),
---       12... the job keys of its children
+--       12... child keys (the job keys of its children)
 -- Returns: { now, created (1 or 0) }
 -- Events: added, delayed or waiting-children
 --@include chunked

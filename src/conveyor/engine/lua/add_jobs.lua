@@ -4,11 +4,11 @@
 -- as not created (idempotent ids); each new job is in exactly one of wait or
 -- delayed; idle workers are woken through the marker.
 -- KEYS: 1 wait (and its line, see wait_line), 2 delayed, 3 marker, 4 id counter, 5 seq counter
--- ARGV: 1 job key prefix, 2 now ('' = Redis TIME), 3 msgpack array of rows:
+-- ARGV: 1 job key prefix, 2 now ('' = Redis TIME), 3 rows (msgpack array:
 --       { id ('' = next auto id), name, data, opts, priority, lifo (0/1),
 --         delay: ms relative, or -(absolute ms) for run_at, or 0,
---         dedup key ('' none), dedup ttl ms, debounce (0/1), group ('' none) }
--- Returns: msgpack { now, { id, created (1, 0 or 2 as in add_job) } per job }
+--         dedup key ('' none), dedup ttl ms, debounce (0/1), group ('' none) })
+-- Returns: msgpack { now, jobs (per job: { id, created (1, 0 or 2 as in add_job) }) }
 -- Events: added (the waiting jobs), delayed (field due: a JSON array),
 --   deduplicated and debounced (as in add_job)
 --@include chunked

@@ -2,7 +2,7 @@
 -- about once a second), or with an empty info that it stopped. Readers
 -- count a worker alive while its last beat is recent (see Queue.workers).
 -- KEYS: 1 workers (hash id -> info JSON), 2 beats (zset id -> last beat ms)
--- ARGV: 1 now, 2 worker id, 3 info JSON ('' = the worker stopped)
+-- ARGV: 1 now, 2 worker id, 3 info (JSON; '' = the worker stopped)
 -- Returns: the time of the beat
 --@include now
 

@@ -6,7 +6,7 @@
 -- reports back expires after the probe timeout).
 -- KEYS: 1 breaker hash
 -- ARGV: 1 now, 2 probe timeout ms
--- Returns: { 'closed' | 'probe' | 'open', retry at ms (open), now }
+-- Returns: { state ('closed' | 'probe' | 'open'), retry at ms (open), now }
 --@include now
 
 local now = now_ms(ARGV[1])

@@ -3,8 +3,8 @@
 -- failure counts; at `threshold` consecutive failures, or for a failed
 -- probe, the breaker opens for the cool-down.
 -- KEYS: 1 breaker hash
--- ARGV: 1 now, 2 'ok' | 'fail', 3 was a probe (0/1), 4 threshold,
---       5 cool-down ms
+-- ARGV: 1 now, 2 outcome ('ok' | 'fail'), 3 probe (0/1: the call was a probe),
+--       4 threshold, 5 cooldown ms
 -- Returns: the state after: 'closed' | 'open' | 'half'
 --@include now
 

@@ -8,7 +8,7 @@
 --   otherwise the parent keeps waiting (the child may be retried).
 -- KEYS: 1 wait (and its line, see wait_line), 2 marker, 3 seq counter, 4 waiting-children, 5 failed
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 parent id, 5 child key,
---       6 kind ('c' | 'f'), 7 result JSON or error text, 8 flags,
+--       6 kind ('c' | 'f'), 7 value (result JSON or error text), 8 flags,
 --       9 failed keep count, 10 failed keep age ms
 -- Returns: 1 parent released, 2 parent failed, 3 recorded (others
 --          pending), 0 nothing to do (already counted, or no such parent)

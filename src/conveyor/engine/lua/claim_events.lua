@@ -5,10 +5,10 @@
 -- consumer had read ahead but never started lose nothing.
 -- Entries trimmed from the stream while pending are moved to the
 -- dead-letter stream (as ids without data), so none disappears silently.
--- KEYS: 1 stream, 2 dead-letter stream, 3 the group's error hash
+-- KEYS: 1 stream, 2 dead-letter stream, 3 errors (the group's error hash)
 -- ARGV: 1 group, 2 consumer, 3 min idle ms, 4 cursor, 5 count,
 --       6 dead-letter cap
--- Returns: { next cursor, { {id, clean}... }, { {id, '', error, reason}... } } where
+-- Returns: { next cursor, claimed ({id, clean}...), dead ({id, '', error, reason}...) } where
 --   clean is 1 when the last start of the entry ended in a recorded
 --   failure (not a crash), and the last list holds the dead-lettered ids
 --@include bus

@@ -1,6 +1,6 @@
 -- clean_jobs: removes up to `limit` jobs of one state (waiting, delayed,
 -- completed or failed) older than `grace` ms, oldest first.
--- KEYS: 1 the state's zset (for waiting: wait, and its line beside it)
+-- KEYS: 1 state set (the state's zset; for waiting: wait, and its line beside it)
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 grace ms, 5 limit,
 --       6 state name
 -- Returns: the removed ids

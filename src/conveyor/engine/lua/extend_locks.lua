@@ -4,7 +4,7 @@
 -- job, so a stale worker cannot revive a job another worker reclaimed.
 -- KEYS: 1 active
 -- ARGV: 1 job key prefix, 2 now, 3 lock ms, then id, token pairs
--- Returns: { lost ids..., '', cancelled id, reason pairs... }
+-- Returns: a flat list: the lost ids, '', then id, reason pairs of cancelled jobs
 --@include now
 
 local prefix = ARGV[1]

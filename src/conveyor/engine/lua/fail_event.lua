@@ -6,10 +6,10 @@
 -- last allowed delivery or when forced (invalid payload), moved to the
 -- dead-letter stream: XADD there and XACK here happen in one step, so the
 -- entry is never in neither and never in both.
--- KEYS: 1 stream, 2 dead-letter stream, 3 the group's error hash
+-- KEYS: 1 stream, 2 dead-letter stream, 3 errors (the group's error hash)
 -- ARGV: 1 group, 2 consumer, 3 entry id, 4 max deliveries, 5 idle ms to
 --       set (claim idle - retry delay), 6 error, 7 traceback, 8 dead-letter
---       cap, 9 '1' to dead-letter now, 10 the failure's reason (invalid,
+--       cap, 9 at once ('1' to dead-letter now), 10 reason (the failure's: invalid,
 --       discarded, transient or error)
 -- Returns: 0 not pending on this consumer, 1 left for a retry,
 --          2 dead-lettered

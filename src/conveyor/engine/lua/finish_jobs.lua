@@ -15,14 +15,14 @@
 --       7 completed, 8 failed, 9 limiter log, 10 limiter count,
 --       11 claims (hash: worker id -> msgpack { call id, job ids, valid until })
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 claim count, 5 lock ms,
---       6 worker id, 7 msgpack array of outcome rows:
---       { id, token, kind, value, delay ms, keep count, keep age ms },
+--       6 worker id, 7 outcomes (msgpack array of rows:
+--       { id, token, kind, value, delay ms, keep count, keep age ms }),
 --       8 call id (unique per call of this worker)
--- Returns: msgpack { now, next delayed due (or held group's turn) or -1,
---          codes, claimed rows,
---          held until (0: not held), ids of flow children that finished
---          (their outbox entries are for the worker to relay), grouped jobs
---          waiting for their group's turn (counted when the claim fell short) }
+-- Returns: msgpack { now, next due (the next delayed job's due time, a
+--          held group's turn, or -1), codes, claimed (rows), held until
+--          (0: not held), relay (ids of flow children that finished: their
+--          outbox entries are for the worker to relay), grouped (jobs
+--          waiting for their group's turn, counted when the claim fell short) }
 -- Events: completed (fields results, names, started: JSON arrays), retrying (error, attempt,
 --   delay), failed, waiting (reason 'handed back' or 'rate limited'), and
 --   those of claiming

@@ -2,7 +2,7 @@
 -- includes/window.lua), or none when fewer than `n` are left.
 -- KEYS: 1 log, 2 count
 -- ARGV: 1 now, 2 max, 3 window ms, 4 n
--- Returns: { 0, now } when taken, else { time at which to ask again, now }
+-- Returns: { until (0 when taken, else the time at which to ask again), now }
 --@include now
 --@include window
 

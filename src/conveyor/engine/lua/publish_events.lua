@@ -4,7 +4,7 @@
 -- trimming by age drops entries older than `now - max_age`.
 -- KEYS: 1 stream
 -- ARGV: 1 max length (0 = none), 2 max age ms (0 = none), 3 now ('' = Redis
---       TIME), 4 '~' (approximate) or '=' (exact), then per event four
+--       TIME), 4 trim ('~' approximate or '=' exact), then per event four
 --       values: type, data (JSON), target group ('' = every group),
 --       replayed dead-letter id ('' = none)
 -- Returns: the new entry ids, in order

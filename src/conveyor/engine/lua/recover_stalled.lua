@@ -9,7 +9,7 @@
 --       7 guard
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 max stalled,
 --       5 guard ms, 6 failed keep count, 7 failed keep age ms
--- Returns: { requeued ids..., '', failed ids... } or false if another
+-- Returns: a flat list: the requeued ids, '', then the failed ids; or false if another
 --          worker ran the check within the interval.
 -- Events: stalled (the requeued jobs), failed
 --@include now

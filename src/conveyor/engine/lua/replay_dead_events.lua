@@ -7,7 +7,7 @@
 -- letter's count plus one); a dead letter keeps both from the entry it
 -- came from, so a processor can cap replays per event.
 -- KEYS: 1 stream, 2 dead-letter stream
--- ARGV: 1 max length (0 = none), 2 '~' or '=', then dead-letter ids
+-- ARGV: 1 max length (0 = none), 2 trim ('~' or '='), then dead-letter ids
 -- Returns: per id, the new entry id, '' if not found, '-' if it has no data
 --@include bus
 

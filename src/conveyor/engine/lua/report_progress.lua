@@ -5,7 +5,7 @@
 -- expires `retention` ms after its last update.
 -- KEYS: 1 status key, 2 active index (zset: subject -> updated at)
 -- ARGV: 1 subject, 2 stage, 3 percent (0-100), 4 message, 5 extra (JSON
---       object), 6 job id or '', 7 now ('' = Redis TIME), 8 retention ms,
+--       object), 6 job id ('' none), 7 now ('' = Redis TIME), 8 retention ms,
 --       9 channel, 10 finished ('1' when this report ends the subject),
 --       11 options: 'r' restarts the subject (a new run: the stored status
 --       is dropped), 'm' keeps percent from going down while the subject

@@ -3,7 +3,7 @@
 -- effect at once.
 -- KEYS: 1 meta, 2 marker, 3 limiter log, 4 limiter count
 -- ARGV: 1 now, then field, value pairs; an empty value clears the field.
---       Fields: conc, rate ("<max>:<ms>"), hold (ms from now; 0 releases),
+--       Fields: conc, rate ("<max>:<ms>"), hold (ms from now; 0 = release),
 --       and for each group gconc, grate
 -- Returns: the time until which the queue is held (0: not held)
 --@include now

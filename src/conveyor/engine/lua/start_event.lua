@@ -5,9 +5,9 @@
 -- Guarantees: acts only while the entry is pending on this consumer; an
 -- entry is started at most `max deliveries` times; XADD to the dead-letter
 -- stream and XACK happen in one step.
--- KEYS: 1 stream, 2 dead-letter stream, 3 the group's error hash
+-- KEYS: 1 stream, 2 dead-letter stream, 3 errors (the group's error hash)
 -- ARGV: 1 group, 2 consumer, 3 entry id, 4 max deliveries, 5 dead-letter cap
--- Returns: {0} not pending on this consumer; {1, deliveries, fields} start
+-- Returns: by its first value: {0} not pending on this consumer; {1, deliveries, fields} start
 --          it; {2, type or '', error, reason} dead-lettered
 --@include bus
 

@@ -2,7 +2,7 @@
 -- lines, for the holder of the current lock token only.
 -- Guarantees: a stale worker's progress or log is rejected and changes nothing.
 -- KEYS: 1 job hash, 2 job logs, 3 events stream
--- ARGV: 1 token, 2 progress JSON or '' (unchanged), 3 keep logs (max lines,
+-- ARGV: 1 token, 2 progress (JSON, or '' unchanged), 3 keep logs (max lines,
 --       0 = unbounded), 4 job id, 5 now ('' = Redis TIME), then log lines
 -- Returns: 1 applied, -1 job missing, -2 token superseded
 -- Event: progress (field data: the progress JSON), when progress is given

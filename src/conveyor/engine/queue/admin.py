@@ -8,10 +8,11 @@ from collections.abc import Callable
 from typing import cast
 
 from conveyor.engine.children import Children, children_of, pending_children
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg
 from conveyor.engine.codec import text
 from conveyor.engine.codes import Reply, job_error
+from conveyor.engine.commands import admin as commands
+from conveyor.engine.commands.jobs import cancel_job, remove_job
 from conveyor.engine.job import Job
 from conveyor.engine.keys import registry_key
 from conveyor.engine.options import DEFAULT_KEEP_FAILED
@@ -26,13 +27,7 @@ async def drain(queue: QueueCore, *, delayed: bool = False) -> int:
     k = queue.keys
     total = 0
     while True:
-        n = int(
-            await script("drain").run(
-                queue.redis,
-                [k.wait, k.delayed],
-                [k.job_prefix, k.logs_prefix, 5000, "1" if delayed else "0"],
-            )
-        )
+        n = await commands.drain(queue.redis, k, limit=5000, include_delayed=delayed)
         total += n
         if n < 5000:
             return total
@@ -49,19 +44,15 @@ async def clean(queue: QueueCore, state: JobState | str, *, grace: float = 0, li
     limit = check_limit(limit)
     grace_ms = round(check_seconds(grace, "grace") * 1000)
     k = queue.keys
-    removed = await script("clean_jobs").run(
+    return await commands.clean_jobs(
         queue.redis,
-        [k.key(STATE_KEY[st])],
-        [
-            k.job_prefix,
-            k.logs_prefix,
-            clock_arg(queue.clock),
-            grace_ms,
-            limit,
-            st.value,
-        ],
+        k,
+        k.key(STATE_KEY[st]),
+        state=st.value,
+        now=clock_arg(queue.clock),
+        grace_ms=grace_ms,
+        limit=limit,
     )
-    return [r.decode() for r in removed]
 
 
 async def obliterate(
@@ -79,13 +70,7 @@ async def obliterate(
     others += [key for g in groups for key in k.group_limiter(g)]
     total = 0
     while True:
-        n = int(
-            await script("obliterate").run(
-                queue.redis,
-                [k.active, *sets, *others],
-                [k.job_prefix, k.logs_prefix, 5000, "1" if force else "0", len(sets)],
-            )
-        )
+        n = await commands.obliterate(queue.redis, k, sets, others, limit=5000, force=force)
         if n == Reply.ACTIVE:
             raise QueueNotEmpty(f"queue {queue.name} has running jobs; use force=True")
         total += n
@@ -120,7 +105,8 @@ async def _sweep_leftovers(queue: QueueCore) -> None:
 async def retry_failed(queue: QueueCore, job_id: str | None = None, *, limit: int = 1000) -> int:
     """Moves a failed job (or up to ``limit`` of them) back to waiting with
     fresh attempts; returns how many moved."""
-    return await _to_waiting(queue, "retry_jobs", queue.keys.failed, job_id, limit)
+    ids = [job_id] if job_id else []
+    return await commands.retry_jobs(queue.redis, queue.keys, ids, limit=check_limit(limit))
 
 
 async def dead_letters(queue: QueueCore, *, search: str = "", start: int = 0, count: int = 50) -> list[Job]:
@@ -152,18 +138,8 @@ async def dead_letters(queue: QueueCore, *, search: str = "", start: int = 0, co
 
 async def promote(queue: QueueCore, job_id: str | None = None, *, limit: int = 1000) -> int:
     """Makes a delayed job (or up to ``limit`` of them) run now."""
-    return await _to_waiting(queue, "promote_jobs", queue.keys.delayed, job_id, limit)
-
-
-async def _to_waiting(queue: QueueCore, name: str, source: str, job_id: str | None, limit: int) -> int:
-    """Moves one job, or up to ``limit``, from ``source`` to waiting with
-    script ``name``; returns how many moved."""
-    limit = check_limit(limit)
-    k = queue.keys
     ids = [job_id] if job_id else []
-    return int(
-        await script(name).run(queue.redis, [source, k.wait, k.marker, k.seq], [k.job_prefix, limit, *ids])
-    )
+    return await commands.promote_jobs(queue.redis, queue.keys, ids, limit=check_limit(limit))
 
 
 async def get_children(queue: QueueCore, job_id: str) -> Children:
@@ -184,12 +160,7 @@ async def remove(queue: QueueCore, job_id: str) -> None:
         for other, child in children:
             with contextlib.suppress(JobNotFound):
                 await remove(other, child)
-    k = queue.keys
-    code = await script("remove_job").run(
-        queue.redis,
-        [k.wait, k.delayed, k.completed, k.failed, k.waiting_children],
-        [k.job_prefix, k.logs_prefix, job_id],
-    )
+    code = await remove_job(queue.redis, queue.keys, job_id)
     if (error := job_error(code, job_id)) is not None:
         raise error
 
@@ -199,13 +170,14 @@ async def cancel(queue: QueueCore, job_id: str, reason: str = "cancelled") -> bo
     at its worker's next lease renewal and the job fails with ``reason``;
     a waiting or delayed job fails at once. Returns False when the job
     had already finished; raises JobNotFound."""
-    k = queue.keys
-    count, age = DEFAULT_KEEP_FAILED.to_wire()
-    code = await script("cancel_job").run(
+    code = await cancel_job(
         queue.redis,
-        [k.wait, k.delayed, k.failed],
-        [k.job_prefix, k.logs_prefix, job_id, reason, clock_arg(queue.clock), count, age],
+        queue.keys,
+        job_id,
+        reason=reason,
+        now=clock_arg(queue.clock),
+        keep_failed=DEFAULT_KEEP_FAILED.to_wire(),
     )
     if (error := job_error(code, job_id)) is not None:
         raise error
-    return int(code) > 0
+    return code > 0

@@ -12,9 +12,10 @@ from typing import Any, Unpack, cast
 from conveyor.engine import preflight
 from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.client.errors import call
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import Clock, RedisClock, clock_arg
-from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, packb, unpack_reply
+from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads
+from conveyor.engine.commands import jobs as commands
+from conveyor.engine.commands.jobs import AddedMany, NewJob
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.middleware import Middleware, check_middleware, stamp_headers
@@ -29,7 +30,7 @@ from conveyor.errors import (
 
 BULK_CHUNK = 1000
 #: A job ready to add: name, data, options and the add script's arguments.
-Prepared = tuple[str, Any, JobOptions, list[str | bytes | int]]
+Prepared = tuple[str, Any, JobOptions, NewJob]
 
 
 def _resendable(opts: JobOptions) -> bool:
@@ -66,8 +67,7 @@ class Queue:
         #: Adds wait for replicas to confirm them (see :class:`Durable`).
         self.durable = durable
         self.redis = redis
-        self.keys = k = QueueKeys(name, prefix)
-        self._add_keys = (k.wait, k.delayed, k.marker, k.id_counter, k.seq)
+        self.keys = QueueKeys(name, prefix)
         self.max_payload = max_payload
         self.clock: Clock = clock or RedisClock()
         self._defaults = dict(default_options or {})
@@ -90,11 +90,11 @@ class Queue:
             return self._default_opts
         return JobOptions.build(options, self._defaults)
 
-    def _job_args(self, name: str, data: Any, opts: JobOptions) -> list[str | bytes | int]:
+    def _job_args(self, name: str, data: Any, opts: JobOptions) -> NewJob:
         if not isinstance(name, str) or not name:
             raise InvalidJobOptions("a job needs a non-empty name")
         delay = -opts.run_at_ms if opts.run_at_ms is not None else opts.delay_ms
-        return [
+        return NewJob(
             opts.job_id or "",
             name,
             dumps_payload(data, self.max_payload),
@@ -106,7 +106,7 @@ class Queue:
             opts.dedup_ttl_ms,
             1 if opts.debounce else 0,
             opts.group or "",
-        ]
+        )
 
     async def register(self) -> None:
         """Lists this queue where the API and dashboard find queues (once
@@ -130,24 +130,15 @@ class Queue:
         opts = self._options(name, cast(dict[str, Any], options))
         args = self._job_args(name, data, opts)
         await self.register()
-        argv = [self.keys.job_prefix, clock_arg(self.clock), *args]
-        resend = _resendable(opts)  # an add with an id may be sent again
-        acked = 0
-        if self.durable is None:
-            reply = await script("add_job").run(self.redis, self._add_keys, argv, resend=resend)
-        else:
-            d = self.durable
-            reply, acked = await script("add_job").run_replicated(
-                self.redis,
-                self._add_keys,
-                argv,
-                d.replicas,
-                d.wait_ms,
-                resend=resend,
-            )
-        now, raw_id, created = reply
-        job_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-        now = int(now)
+        d = self.durable
+        (now, job_id, created), acked = await commands.add_job(
+            self.redis,
+            self.keys,
+            clock_arg(self.clock),
+            args,
+            resend=_resendable(opts),  # an add with an id may be sent again
+            replicas=None if d is None else (d.replicas, d.wait_ms),
+        )
         created_at = datetime.fromtimestamp(now / 1000, tz=UTC)
         job = await self._added(job_id, created, name, data, opts, now, created_at)
         if self.durable is not None and acked < self.durable.replicas:
@@ -196,41 +187,36 @@ class Queue:
         fewest = durable.replicas
         for i in range(0, len(prepared), BULK_CHUNK):
             chunk = prepared[i : i + BULK_CHUNK]
-            raw, acked = await script("add_jobs").run_replicated(
+            reply, acked = await commands.add_jobs(
                 self.redis,
-                self._add_keys,
-                self._bulk_args(chunk),
-                durable.replicas,
-                durable.wait_ms,
+                self.keys,
+                clock_arg(self.clock),
+                [p[3] for p in chunk],
                 resend=all(_resendable(p[2]) for p in chunk),
+                replicas=(durable.replicas, durable.wait_ms),
             )
-            out.extend(await self._built(chunk, unpack_reply(raw)))
+            out.extend(await self._built(chunk, reply))
             fewest = min(fewest, acked)
         if fewest < durable.replicas:
             raise NotReplicated(out, fewest, durable.replicas)
         return out
 
-    def _bulk_args(self, prepared: Sequence[Prepared]) -> list[str | bytes | int]:
-        """The ARGV of ``add_jobs.lua`` for these jobs."""
-        return [self.keys.job_prefix, clock_arg(self.clock), packb([p[3] for p in prepared])]
-
     async def _add_many(self, prepared: Sequence[Prepared]) -> list[Job]:
-        reply = unpack_reply(
-            await script("add_jobs").run(
-                self.redis,
-                self._add_keys,
-                self._bulk_args(prepared),
-                resend=all(_resendable(p[2]) for p in prepared),
-            )
+        reply, _ = await commands.add_jobs(
+            self.redis,
+            self.keys,
+            clock_arg(self.clock),
+            [p[3] for p in prepared],
+            resend=all(_resendable(p[2]) for p in prepared),
         )
         return await self._built(prepared, reply)
 
-    async def _built(self, prepared: Sequence[Prepared], reply: Any) -> list[Job]:
-        now = int(reply[0])
+    async def _built(self, prepared: Sequence[Prepared], reply: AddedMany) -> list[Job]:
+        now = reply.now
         created_at = datetime.fromtimestamp(now / 1000, tz=UTC)
         return [
             await self._added(job_id, created, name, data, opts, now, created_at)
-            for (name, data, opts, _), (job_id, created) in zip(prepared, reply[1], strict=True)
+            for (name, data, opts, _), (job_id, created) in zip(prepared, reply.jobs, strict=True)
         ]
 
     async def _added(

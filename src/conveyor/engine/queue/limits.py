@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from conveyor.engine.client.scripts import script
 from conveyor.engine.clock import clock_arg, current_ms
 from conveyor.engine.codec import text
+from conveyor.engine.commands import admin as commands
 from conveyor.engine.job import Job
 from conveyor.engine.limits import GroupInfo, QueueLimits, RateLimit, check_concurrency
 from conveyor.engine.queue.common import QueueCore, check_page
@@ -24,11 +24,11 @@ LIMIT_FIELDS = ("rlm", "rld", "conc", "hold", "grlm", "grld", "gconc")
 
 async def pause(queue: QueueCore) -> None:
     """Workers stop claiming jobs of this queue; running jobs finish."""
-    await script("set_paused").run(queue.redis, [queue.keys.meta, queue.keys.marker], ["1"])
+    await commands.set_paused(queue.redis, queue.keys, True)
 
 
 async def resume(queue: QueueCore) -> None:
-    await script("set_paused").run(queue.redis, [queue.keys.meta, queue.keys.marker], ["0"])
+    await commands.set_paused(queue.redis, queue.keys, False)
 
 
 async def set_rate_limit(queue: QueueCore, limit: RateLimit | None) -> None:
@@ -136,11 +136,4 @@ def read_limits(raw: Sequence[Any], now: int) -> QueueLimits:
 
 
 async def _set_limits(queue: QueueCore, field: str, value: str) -> int:
-    k = queue.keys
-    return int(
-        await script("set_limits").run(
-            queue.redis,
-            [k.meta, k.marker, k.limiter, k.limiter_count],
-            [clock_arg(queue.clock), field, value],
-        )
-    )
+    return await commands.set_limits(queue.redis, queue.keys, clock_arg(queue.clock), {field: value})

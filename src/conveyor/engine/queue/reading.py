@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.engine.client.scripts import script
+from conveyor.engine.commands.jobs import read_job_fields as read_fields
 from conveyor.engine.events import QueueEvents, parse_entry
 from conveyor.engine.job import Job
 from conveyor.engine.options import Priority
@@ -200,11 +200,10 @@ async def read_job_fields(
     found: dict[str, list[bytes | None]] = {}
     for i in range(0, len(ids), _FIELDS_CHUNK):
         chunk = ids[i : i + _FIELDS_CHUNK]
-        keys = [queue.keys.job(job_id) for job_id in chunk]
-        replies = await script("read_job_fields").run(queue.redis, keys, list(fields))
+        replies = await read_fields(queue.redis, queue.keys, chunk, fields)
         for job_id, values in zip(chunk, replies, strict=True):
             if values:
-                found[job_id] = list(values)
+                found[job_id] = values
     return found
 
 
