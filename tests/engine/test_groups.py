@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from conveyor import InvalidJobOptions, JobContext, JobOptionsDict, JobState, Queue, RateLimit, Worker
+from conveyor import (
+    InvalidJobOptions,
+    JobContext,
+    JobOptionsDict,
+    JobState,
+    ManualClock,
+    Queue,
+    RateLimit,
+    Worker,
+)
 from conveyor.engine.commands.running import finish_jobs
 from polling import wait_until
 from timeline import events, max_in_window
@@ -170,3 +179,35 @@ async def test_bad_groups_are_rejected(queue: Queue) -> None:
     with pytest.raises(InvalidJobOptions):
         await queue.set_group_limits(concurrency=0)
     assert (await queue.counts())[JobState.WAITING] == 0
+
+
+async def test_a_group_rate_log_that_outlives_its_count_still_limits(
+    clocked_queue: Queue, clock: ManualClock
+) -> None:
+    # Given a group that started one job in its window of one a minute,
+    # logged, whose count has expired (the keys' expiries are a
+    # millisecond apart)
+    queue = clocked_queue
+    await queue.set_group_limits(rate_limit=RateLimit(1, per=60))
+    await queue.add_bulk([("j", i, {"group": "g"}) for i in range(3)])
+    log, _ = queue.keys.group_limiter("g")
+    now = clock.now_ms()
+    await queue.redis.zadd(log, {f"{now}:1:0": now})
+
+    async def claim() -> int:
+        reply = await finish_jobs(
+            queue.redis,
+            queue.keys,
+            now=clock.now_ms(),
+            claim_count=3,
+            lock_ms=60_000,
+            worker_id="w",
+            outcomes=[],
+            call_id=str(clock.now_ms()),
+        )
+        return len(reply.claimed)
+
+    # Then the group waits out its window, and starts one job after it
+    assert await claim() == 0
+    clock.advance(60)
+    assert await claim() == 1

@@ -35,6 +35,30 @@ async def test_limiter_instances_share_one_window(redis: aredis.Redis, clock: Ma
     assert await Limiter(redis, "api-b", RateLimit(3), clock=clock).try_acquire() == 0  # its own window
 
 
+async def test_a_limiter_count_without_its_log_takes_and_records(
+    redis: aredis.Redis, clock: ManualClock
+) -> None:
+    # Given a full window whose log has just expired while its count has not
+    limiter = Limiter(redis, "api-d", RateLimit(2, per=60), clock=clock)
+    log, count = limiter._keys
+    await redis.set(count, 2)
+    # Then a call takes a slot, and it is recorded (the old count gave "no
+    # room" and, the log being empty, "ask again at 0": taken, unrecorded)
+    assert await limiter.try_acquire() == 0
+    assert await redis.zcard(log) == 1
+    assert await limiter.try_acquire() == 0
+    assert await limiter.try_acquire() == pytest.approx(60)
+
+
+async def test_a_limiter_log_without_its_count_still_limits(redis: aredis.Redis, clock: ManualClock) -> None:
+    limiter = Limiter(redis, "api-e", RateLimit(2, per=60), clock=clock)
+    log, count = limiter._keys
+    now = clock.now_ms()
+    await redis.zadd(log, {f"{now}:2:0": now})
+    assert await limiter.try_acquire() == pytest.approx(60)
+    assert await redis.get(count) == b"2"
+
+
 async def test_limiter_waits_for_a_slot_and_never_exceeds_the_window(redis: aredis.Redis) -> None:
     limiters = [Limiter(redis, "api-c", RateLimit(5, per=0.2)) for _ in range(3)]
     entered: list[float] = []

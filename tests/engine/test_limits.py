@@ -191,3 +191,39 @@ async def test_bad_limits_change_nothing(queue: Queue) -> None:
     assert (await queue.limits()).concurrency == 4
     with pytest.raises(ValueError):
         RateLimited(-1)
+
+
+async def test_a_rate_count_that_outlives_its_log_holds_nothing_up(
+    clocked_queue: Queue, clock: ManualClock
+) -> None:
+    # Given a full window whose log has just expired while its count has
+    # not (each key's expiry is rounded to its own millisecond)
+    queue = clocked_queue
+    await queue.set_rate_limit(RateLimit(5, per=60))
+    await queue.add_bulk([("j", i) for i in range(8)])
+    await queue.redis.set(queue.keys.limiter_count, 5)
+    # When a worker claims
+    ids, held = await _claim(queue, 5)
+    # Then the window counts as empty: it gets five jobs and the queue is
+    # held for the window (not "nothing to do", which ended burst runs
+    # with jobs still waiting)
+    assert len(ids) == 5
+    assert held == clock.now_ms() + 60_000
+    assert await queue.redis.get(queue.keys.limiter_count) == b"5"
+
+
+async def test_a_rate_log_that_outlives_its_count_still_limits(
+    clocked_queue: Queue, clock: ManualClock
+) -> None:
+    # Given five starts in the window, logged, whose count has expired
+    queue = clocked_queue
+    await queue.set_rate_limit(RateLimit(5, per=60))
+    await queue.add_bulk([("j", i) for i in range(8)])
+    now = clock.now_ms()
+    await queue.redis.zadd(queue.keys.limiter, {f"{now}:5:0": now})
+    # When a worker claims, the log is counted again: no room, held until
+    # the start leaves the window (not five more starts over the limit)
+    assert await _claim(queue, 5) == ([], now + 60_000)
+    clock.advance(60)
+    ids, _ = await _claim(queue, 5)
+    assert len(ids) == 5

@@ -4,7 +4,20 @@
 -- inside the window. An entry leaves the window once now >= its time + dur.
 -- Both keys expire after a window of silence.
 
+-- window_count(zkey): the starts the log holds (its members' n).
+local function window_count(zkey)
+  local n = 0
+  for _, member in ipairs(redis.call('ZRANGE', zkey, 0, -1)) do
+    n = n + (tonumber(string.match(member, '^%-?%d+:(%d+):')) or 0)
+  end
+  return n
+end
+
 -- window_room(zkey, nkey, now, max, dur): starts still allowed now.
+-- The two keys get the same time to live, but each expiry is rounded to
+-- its own millisecond: for a millisecond one may be gone and the other
+-- not. The log is the truth: no log, nothing in the window (a count left
+-- over is dropped); a log without its count is counted again.
 local function window_room(zkey, nkey, now, max, dur)
   local cutoff = now - dur
   local old = redis.call('ZRANGEBYSCORE', zkey, '-inf', cutoff)
@@ -14,13 +27,20 @@ local function window_room(zkey, nkey, now, max, dur)
       freed = freed + (tonumber(string.match(member, '^%-?%d+:(%d+):')) or 0)
     end
     redis.call('ZREMRANGEBYSCORE', zkey, '-inf', cutoff)
-    if redis.call('ZCARD', zkey) == 0 then
-      redis.call('DEL', nkey)
-    else
+    if redis.call('EXISTS', nkey) == 1 then
       redis.call('DECRBY', nkey, freed)
     end
   end
-  return max - (tonumber(redis.call('GET', nkey)) or 0)
+  if redis.call('EXISTS', zkey) == 0 then
+    redis.call('DEL', nkey)
+    return max
+  end
+  local n = tonumber(redis.call('GET', nkey))
+  if n == nil then
+    n = window_count(zkey)
+    redis.call('SET', nkey, n, 'PX', dur)
+  end
+  return max - n
 end
 
 -- window_record(zkey, nkey, now, dur, n): records n starts at now.
