@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from redis.exceptions import RedisError
 
-from conveyor.engine.commands.events import claim_events, forget_consumer, touch_events
+from conveyor.engine.commands.events import Member, claim_events, forget_consumer, touch_events
 from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
@@ -71,6 +71,8 @@ class Holder(Protocol):
     def group(self) -> str: ...
     @property
     def name(self) -> str: ...
+    @property
+    def member(self) -> Member: ...
     @property
     def prefetch(self) -> int: ...
     @property
@@ -132,7 +134,7 @@ class Holdings:
         if not ids:
             return
         c = self.consumer
-        for entry_id in await touch_events(c.redis, c.bus.keys, c.group, c.name, ids, idle_ms=idle_ms):
+        for entry_id in await touch_events(c.redis, c.member, ids, idle_ms=idle_ms):
             if entry_id in self.held and entry_id not in self.lost:
                 self.lost.add(entry_id)
                 log.warning("%r: lost %s to another consumer while handling it", c, entry_id)
@@ -145,9 +147,7 @@ class Holdings:
                 return
             self.cursor, claimed, dead = await claim_events(
                 c.redis,
-                c.bus.keys,
-                c.group,
-                c.name,
+                c.member,
                 min_idle_ms=c.claim_idle_ms,
                 cursor=self.cursor,
                 count=room,
@@ -181,6 +181,6 @@ class Holdings:
         """Takes the consumer off the group (when it holds nothing)."""
         c = self.consumer
         try:
-            await forget_consumer(c.redis, c.bus.keys, c.group, c.name)
+            await forget_consumer(c.redis, c.member)
         except _FAILURES as exc:
             log.debug("%r: could not leave the group: %s", c, exc)

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from conveyor.engine.client.cluster import connection_kwargs
 from conveyor.engine.codec import loads, text
-from conveyor.engine.commands.events import fail_event, start_event
+from conveyor.engine.commands.events import Member, fail_event, start_event
 from conveyor.engine.keys import check_name
 from conveyor.engine.signals import Stopped, unless_stopped
 from conveyor.errors import (
@@ -136,6 +136,8 @@ class EventConsumer:
         self.name = check_name(
             "consumer", name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         )
+        #: This consumer as the bus's scripts take it: stream keys, group, name.
+        self.member = Member(bus.keys, self.group, self.name)
         self.router = router
         self.concurrency = concurrency
         self.prefetch = max(prefetch or 16, concurrency)
@@ -294,9 +296,7 @@ class EventConsumer:
         if d.fields is None:
             started = await start_event(
                 self.redis,
-                self.bus.keys,
-                self.group,
-                self.name,
+                self.member,
                 d.id,
                 max_deliveries=self.max_deliveries,
                 dead_letter_cap=self.bus.dead_max_len,
@@ -361,9 +361,7 @@ class EventConsumer:
         try:
             code = await fail_event(
                 self.redis,
-                self.bus.keys,
-                self.group,
-                self.name,
+                self.member,
                 d.id,
                 max_deliveries=self.max_deliveries,
                 idle_ms=idle,

@@ -276,7 +276,7 @@ class EventBus:
             if (
                 c.pending == 0
                 and c.idle_seconds >= idle
-                and await commands.forget_consumer(self.redis, self.keys, group, c.name)
+                and await commands.forget_consumer(self.redis, commands.Member(self.keys, group, c.name))
             ):
                 gone.append(c.name)
         return gone

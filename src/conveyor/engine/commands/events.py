@@ -15,6 +15,14 @@ from conveyor.engine.keys import StreamKeys
 _THREE = ("stream", "dead_letter_stream", "errors")
 
 
+class Member(NamedTuple):
+    """A consumer of a group of a stream."""
+
+    keys: StreamKeys
+    group: str
+    consumer: str
+
+
 class Claimed(NamedTuple):
     next_cursor: str  # '0-0' when the scan is done
     claimed: list[tuple[str, bool]]  # id, and whether its last start ended in a recorded failure
@@ -89,6 +97,11 @@ REPORT_PROGRESS = Command(
 )
 
 
+def _three(m: Member) -> list[str]:
+    """The KEYS of the scripts that start, fail and claim entries."""
+    return [m.keys.stream, m.keys.dead, m.keys.errors(m.group)]
+
+
 async def publish_events(
     client: RedisClient,
     k: StreamKeys,
@@ -113,20 +126,16 @@ async def ack_events(client: RedisClient, k: StreamKeys, group: str, ids: Sequen
     return int(await ACK_EVENTS.run(client, [k.stream, k.errors(group)], [group, *ids]))
 
 
-async def touch_events(
-    client: RedisClient, k: StreamKeys, group: str, consumer: str, ids: Sequence[str], *, idle_ms: int
-) -> list[str]:
-    """Keeps ``ids`` on ``consumer`` (idle set to ``idle_ms``); returns
+async def touch_events(client: RedisClient, m: Member, ids: Sequence[str], *, idle_ms: int) -> list[str]:
+    """Keeps ``ids`` on the consumer (idle set to ``idle_ms``); returns
     those it no longer holds."""
-    lost = await TOUCH_EVENTS.run(client, [k.stream], [group, consumer, idle_ms, *ids])
+    lost = await TOUCH_EVENTS.run(client, [m.keys.stream], [m.group, m.consumer, idle_ms, *ids])
     return [text(i) for i in lost]
 
 
 async def claim_events(
     client: RedisClient,
-    k: StreamKeys,
-    group: str,
-    consumer: str,
+    m: Member,
     *,
     min_idle_ms: int,
     cursor: str,
@@ -135,9 +144,7 @@ async def claim_events(
 ) -> Claimed:
     """Takes over up to ``count`` entries pending longer than ``min_idle_ms``."""
     nxt, claimed, dead = await CLAIM_EVENTS.run(
-        client,
-        [k.stream, k.dead, k.errors(group)],
-        [group, consumer, min_idle_ms, cursor, count, dead_letter_cap],
+        client, _three(m), [m.group, m.consumer, min_idle_ms, cursor, count, dead_letter_cap]
     )
     return Claimed(
         text(nxt),
@@ -148,9 +155,7 @@ async def claim_events(
 
 async def start_event(
     client: RedisClient,
-    k: StreamKeys,
-    group: str,
-    consumer: str,
+    m: Member,
     entry_id: str,
     *,
     max_deliveries: int,
@@ -159,9 +164,7 @@ async def start_event(
     """Counts a delivery of ``entry_id`` and reads it, or dead-letters it
     when out of deliveries."""
     reply = await START_EVENT.run(
-        client,
-        [k.stream, k.dead, k.errors(group)],
-        [group, consumer, entry_id, max_deliveries, dead_letter_cap],
+        client, _three(m), [m.group, m.consumer, entry_id, max_deliveries, dead_letter_cap]
     )
     code = int(reply[0])
     if code == 1:
@@ -174,9 +177,7 @@ async def start_event(
 
 async def fail_event(
     client: RedisClient,
-    k: StreamKeys,
-    group: str,
-    consumer: str,
+    m: Member,
     entry_id: str,
     *,
     max_deliveries: int,
@@ -192,10 +193,10 @@ async def fail_event(
     return int(
         await FAIL_EVENT.run(
             client,
-            [k.stream, k.dead, k.errors(group)],
+            _three(m),
             [
-                group,
-                consumer,
+                m.group,
+                m.consumer,
                 entry_id,
                 max_deliveries,
                 idle_ms,
@@ -209,9 +210,9 @@ async def fail_event(
     )
 
 
-async def forget_consumer(client: RedisClient, k: StreamKeys, group: str, consumer: str) -> bool:
-    """Removes ``consumer`` from ``group`` unless it still holds entries."""
-    return bool(await FORGET_CONSUMER.run(client, [k.stream], [group, consumer]))
+async def forget_consumer(client: RedisClient, m: Member) -> bool:
+    """Takes the consumer off its group unless it still holds entries."""
+    return bool(await FORGET_CONSUMER.run(client, [m.keys.stream], [m.group, m.consumer]))
 
 
 async def replay_dead_events(

@@ -186,30 +186,31 @@ class Queue:
         out: list[Job] = []
         fewest = durable.replicas
         for i in range(0, len(prepared), BULK_CHUNK):
-            chunk = prepared[i : i + BULK_CHUNK]
-            reply, acked = await commands.add_jobs(
-                self.redis,
-                self.keys,
-                clock_arg(self.clock),
-                [p[3] for p in chunk],
-                resend=all(_resendable(p[2]) for p in chunk),
-                replicas=(durable.replicas, durable.wait_ms),
+            jobs, acked = await self._add_chunk(
+                prepared[i : i + BULK_CHUNK], (durable.replicas, durable.wait_ms)
             )
-            out.extend(await self._built(chunk, reply))
+            out.extend(jobs)
             fewest = min(fewest, acked)
         if fewest < durable.replicas:
             raise NotReplicated(out, fewest, durable.replicas)
         return out
 
     async def _add_many(self, prepared: Sequence[Prepared]) -> list[Job]:
-        reply, _ = await commands.add_jobs(
+        return (await self._add_chunk(prepared))[0]
+
+    async def _add_chunk(
+        self, prepared: Sequence[Prepared], replicas: tuple[int, int] | None = None
+    ) -> tuple[list[Job], int]:
+        """One add_jobs call: the jobs, and how many replicas confirmed them."""
+        reply, acked = await commands.add_jobs(
             self.redis,
             self.keys,
             clock_arg(self.clock),
             [p[3] for p in prepared],
             resend=all(_resendable(p[2]) for p in prepared),
+            replicas=replicas,
         )
-        return await self._built(prepared, reply)
+        return await self._built(prepared, reply), acked
 
     async def _built(self, prepared: Sequence[Prepared], reply: AddedMany) -> list[Job]:
         now = reply.now
