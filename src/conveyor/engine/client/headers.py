@@ -1,5 +1,7 @@
 """What each script's header says it takes: how many KEYS and ARGV, and
-whether more may follow (``then ...`` or ``12...``). With
+whether more may follow (``then ...`` or ``12...``), and what it calls
+each of them and each field of its reply (which a test holds the script's
+:class:`~conveyor.engine.client.command.Command` to). With
 ``CONVEYOR_CHECK_SCRIPTS=1`` in the environment (the test suite sets it),
 every call is held to its script's header before it is sent, so a caller
 and a script that disagree fail the first test that makes the call."""
@@ -40,6 +42,12 @@ class Shape:
     argv: Count
 
 
+def _header(name: str) -> str:
+    """The comment lines of ``lua/<name>.lua``."""
+    source = (resources.files("conveyor.engine") / "lua" / f"{name}.lua").read_text()
+    return "\n".join(line for line in source.splitlines() if line.startswith("--"))
+
+
 def _section(header: str, name: str) -> str:
     found = re.search(rf"^-- {name}:(.*?)(?=^-- [A-Z][A-Za-z]+:|\Z)", header, re.S | re.M)
     if found is None:
@@ -60,8 +68,7 @@ def _count(text: str) -> Count:
 @cache
 def shape_of(name: str) -> Shape:
     """The KEYS and ARGV that ``lua/<name>.lua``'s header lists."""
-    source = (resources.files("conveyor.engine") / "lua" / f"{name}.lua").read_text()
-    header = "\n".join(line for line in source.splitlines() if line.startswith("--"))
+    header = _header(name)
     return Shape(_count(_section(header, "KEYS")), _count(_section(header, "ARGV")))
 
 
@@ -132,8 +139,7 @@ def _fields(text: str) -> tuple[str, ...] | None:
 @cache
 def names_of(name: str) -> Names:
     """What ``lua/<name>.lua``'s header calls its KEYS, ARGV and reply fields."""
-    source = (resources.files("conveyor.engine") / "lua" / f"{name}.lua").read_text()
-    header = "\n".join(line for line in source.splitlines() if line.startswith("--"))
+    header = _header(name)
     keys, more_keys = _items(_section(header, "KEYS"))
     argv, more_argv = _items(_section(header, "ARGV"))
     return Names(keys, more_keys, argv, more_argv, _fields(_section(header, "Returns")))
