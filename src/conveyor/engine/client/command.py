@@ -1,7 +1,7 @@
 """A script as the engine calls it: :class:`Command` names its KEYS, its
 ARGV and the fields of its reply in the order its header lists them, and
-the typed function beside each one (in ``engine/commands`` and
-``realtime/commands``) is the only caller. A test holds every declaration
+the typed function beside each one (in ``engine/commands``) is the only
+caller. A test holds every declaration
 to its script's header, so a header, its declaration and its caller agree
 by name, not only by count."""
 
