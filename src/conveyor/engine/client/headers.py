@@ -21,7 +21,8 @@ def checking() -> bool:
     return os.environ.get("CONVEYOR_CHECK_SCRIPTS") == "1"
 
 
-_NUMBERED = re.compile(r"(?:^|[,:;]\s*|\s)(\d+)(?:\.\.\.)?\s+(?=[a-z'(\[{])")
+_ITEM = re.compile(r"(?:^|(?<=[,:;\s]))(\d+)(\.\.\.)?\s+(?=[a-z'(\[{])")
+_NAME_END = re.compile(r"\(|:|\s=\s|,\s*then\b|;|\.\s|\.$|\s\d+\.\.\.|\s'\d'")
 _MORE = re.compile(r"\bthen\b|\d+\.\.\.")
 
 
@@ -42,10 +43,15 @@ class Shape:
     argv: Count
 
 
+@cache
+def lua_text(name: str) -> str:
+    """The text of ``lua/<name>.lua`` (``includes/<name>`` for a shared step)."""
+    return (resources.files("conveyor.engine") / "lua" / f"{name}.lua").read_text()
+
+
 def _header(name: str) -> str:
     """The comment lines of ``lua/<name>.lua``."""
-    source = (resources.files("conveyor.engine") / "lua" / f"{name}.lua").read_text()
-    return "\n".join(line for line in source.splitlines() if line.startswith("--"))
+    return "\n".join(line for line in lua_text(name).splitlines() if line.startswith("--"))
 
 
 def _section(header: str, name: str) -> str:
@@ -55,21 +61,24 @@ def _section(header: str, name: str) -> str:
     return " ".join(line.lstrip("- ").strip() for line in found.group(1).splitlines())
 
 
-def _count(text: str) -> Count:
-    """``1 a, 2 b`` is two; ``1 a, then c`` two or more; ``1 a, 2... c``
-    one or more (``2...``: the values from the second on, if any)."""
-    numbers = [int(n) for n in _NUMBERED.findall(" " + text)]
-    least = max(numbers, default=0)
-    if re.search(rf"(?<!\d){least}\.\.\.", text):
-        least -= 1
-    return Count(least, bool(_MORE.search(text)) or not numbers)
+def _items(text: str) -> tuple[tuple[str, ...], Count]:
+    """The name of each numbered value, and how many values there are:
+    ``1 a, 2 b`` two; ``1 a, then c`` two or more; ``1 a, 2... c`` one or
+    more (``2...``: the values from the second on, if any)."""
+    parts = _ITEM.split(" " + text)  # text, then number, '...' or None, text, ...
+    names = []
+    optional = False
+    for i in range(1, len(parts) - 2, 3):
+        body = parts[i + 2]
+        end = _NAME_END.search(body)
+        names.append(slug((body[: end.start()] if end else body).rstrip(", ")))
+        optional = parts[i + 1] is not None
+    return tuple(names), Count(len(names) - optional, bool(_MORE.search(text)) or not names)
 
 
-@cache
 def shape_of(name: str) -> Shape:
     """The KEYS and ARGV that ``lua/<name>.lua``'s header lists."""
-    header = _header(name)
-    return Shape(_count(_section(header, "KEYS")), _count(_section(header, "ARGV")))
+    return _read(name)[1]
 
 
 def check_call(name: str, keys: Sequence[object], args: Sequence[object]) -> None:
@@ -79,10 +88,6 @@ def check_call(name: str, keys: Sequence[object], args: Sequence[object]) -> Non
         if not count.fits(given):
             wanted = f"{count.least}{' or more' if count.more else ''}"
             raise AssertionError(f"script {name}: {given} {what} given, its header lists {wanted}")
-
-
-_ITEM = re.compile(r"(?:^|(?<=[,:;\s]))(\d+)(?:\.\.\.)?\s+(?=[a-z'(\[{])")
-_NAME_END = re.compile(r"\(|:|\s=\s|,\s*then\b|;|\.\s|\.$|\s\d+\.\.\.|\s'\d'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +106,6 @@ def slug(text: str) -> str:
     """``the group's error hash`` -> ``groups_error_hash``."""
     text = re.sub(r"^(the|a|an)\s+", "", text.strip().lower())
     return re.sub(r"[^a-z0-9]+", "_", text.replace("'", "")).strip("_")
-
-
-def _items(text: str) -> tuple[tuple[str, ...], bool]:
-    parts = _ITEM.split(" " + text)
-    names = []
-    for i in range(1, len(parts) - 1, 2):
-        body = parts[i + 1]
-        end = _NAME_END.search(body)
-        names.append(slug((body[: end.start()] if end else body).rstrip(", ")))
-    return tuple(names), bool(_MORE.search(text)) or not names
 
 
 def _fields(text: str) -> tuple[str, ...] | None:
@@ -136,10 +131,16 @@ def _fields(text: str) -> tuple[str, ...] | None:
     return tuple(slug(re.split(r"\s(?:or|per)\s|\s-?\d", f.strip())[0]) for f in out)
 
 
-@cache
 def names_of(name: str) -> Names:
     """What ``lua/<name>.lua``'s header calls its KEYS, ARGV and reply fields."""
+    return _read(name)[0]
+
+
+@cache
+def _read(name: str) -> tuple[Names, Shape]:
+    """One reading of a header: its names, and its counts."""
     header = _header(name)
-    keys, more_keys = _items(_section(header, "KEYS"))
-    argv, more_argv = _items(_section(header, "ARGV"))
-    return Names(keys, more_keys, argv, more_argv, _fields(_section(header, "Returns")))
+    keys, key_count = _items(_section(header, "KEYS"))
+    argv, argv_count = _items(_section(header, "ARGV"))
+    names = Names(keys, key_count.more, argv, argv_count.more, _fields(_section(header, "Returns")))
+    return names, Shape(key_count, argv_count)

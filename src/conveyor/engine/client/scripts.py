@@ -17,7 +17,6 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
-from importlib import resources
 from typing import Any, TypeVar, cast
 
 import redis
@@ -36,7 +35,7 @@ from conveyor.engine.client.errors import (
     redis_errors,
     slot_unavailable,
 )
-from conveyor.engine.client.headers import check_call, checking
+from conveyor.engine.client.headers import check_call, checking, lua_text
 from conveyor.errors import (
     InvalidJobOptions,
     OutcomeUnknown,
@@ -56,11 +55,6 @@ ALLOW_OOM = frozenset(
 )
 
 
-@cache
-def _read(name: str) -> str:
-    return (resources.files("conveyor.engine") / "lua" / f"{name}.lua").read_text()
-
-
 def _expand(name: str, seen: set[str]) -> str:
     def include(match: re.Match[str]) -> str:
         inc = match.group(1)
@@ -69,7 +63,7 @@ def _expand(name: str, seen: set[str]) -> str:
         seen.add(inc)
         return _expand(f"includes/{inc}", seen)
 
-    return _INCLUDE.sub(include, _read(name))
+    return _INCLUDE.sub(include, lua_text(name))
 
 
 class Script:
