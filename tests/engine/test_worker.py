@@ -611,3 +611,30 @@ async def test_a_close_completes_when_redis_is_already_gone() -> None:
             await asyncio.wait_for(worker.close(), OUTCOME_GRACE + 10)
             await asyncio.wait_for(task, 5)
             assert time.monotonic() - began < OUTCOME_GRACE + 5
+
+
+async def test_completed_jobs_are_counted_into_wait_and_run_buckets(
+    clocked_queue: Queue, clock: ManualClock
+) -> None:
+    await clocked_queue.add("j", 0.7)  # waits 30 ms, runs 700 ms
+    clock.advance(0.03)
+
+    async def run_for(job: JobContext) -> None:
+        clock.advance(job.data)
+
+    await Worker(clocked_queue, run_for).run(burst=True)
+    await clocked_queue.add("j", 400)  # waits 0 ms, runs 400 s: past the last bound
+    await Worker(clocked_queue, run_for).run(burst=True)
+    stats = {
+        k.decode(): int(v) for k, v in (await clocked_queue.redis.hgetall(clocked_queue.keys.stats)).items()
+    }
+    # buckets: ≤5, 10, 25, 50 (4), 100, 250, 500, 1000 (8), ... 300000 (14), over (15)
+    assert stats == {
+        "completed": 2,
+        "w:4": 1,
+        "w:1": 1,
+        "w:sum": 30,
+        "r:8": 1,
+        "r:15": 1,
+        "r:sum": 400_700,
+    }

@@ -57,7 +57,7 @@ local names, started = {}, {}
 local hold = 0
 local outbox = {}
 local failed_n = 0
-local timings = {}
+local timings = timing_new()
 for i, row in ipairs(rows) do
   local id = row[1]
   local jk = prefix .. id
