@@ -18,11 +18,13 @@ from polling import wait_until
 
 
 async def _idle(worker: Worker) -> int:
-    """Waits until the running worker found its queue dry; its calls so far."""
+    """Waits until the running worker found its queue dry (and, but on a
+    test clock, has a claim riding behind its block); its calls so far."""
+    rides = worker.queue.clock.now_ms() is None
 
     async def dry() -> bool:
         run = worker._run
-        return run is not None and run.dry and not run.inflight
+        return run is not None and run.dry and not run.inflight and (run.riding > 0 or not rides)
 
     await wait_until(dry)
     assert worker._run is not None
@@ -51,8 +53,9 @@ async def test_a_job_added_to_an_idle_worker_costs_one_claim_and_one_outcome_cal
     await worker.close()
     await task
     assert worker.processed == 20
-    # one claim (woken by the marker) and one outcome per job; a second claim
-    # in flight beside the first, or a claim with each outcome, would find nothing
+    # one claim (behind the marker's block) and one outcome per job; a second
+    # claim in flight beside the first, or a claim with each outcome, would
+    # find nothing
     assert calls == 40
 
 
@@ -120,15 +123,17 @@ async def test_a_burst_run_ends_when_its_last_outcome_came_while_a_claim_was_out
     ends at once instead of first blocking on the marker for its timeout."""
     real = Dispatch._finish
 
-    async def second_claim_waits_for_the_outcome(self: Dispatch, rows: list[Any], want: int) -> Any:
+    async def second_claim_waits_for_the_outcome(
+        self: Dispatch, rows: list[Any], want: int, call_id: int | None
+    ) -> Any:
         call = self.finish_calls + 1
-        reply = await real(self, rows, want)
+        reply = await real(self, rows, want, call_id)
         if call == 2:
             # the job's outcome is recorded, and the marker the add set is
             # taken (the watch woke on it): nothing else will wake the run
 
             async def recorded_and_marker_taken() -> bool:
-                return bool(self.outcomes) and not await queue.redis.exists(queue.keys.marker)
+                return bool(self.ledger.outcomes) and not await queue.redis.exists(queue.keys.marker)
 
             await wait_until(recorded_and_marker_taken)
         return reply
@@ -199,21 +204,23 @@ async def test_a_marker_watch_stopped_while_it_connects_does_not_block(
 
 
 async def test_a_wake_that_comes_while_a_claim_is_out_is_not_lost(
-    queue: Queue, monkeypatch: pytest.MonkeyPatch
+    clocked_queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A claim is out (sent on a timer's wake, say) when a job is added and
     the marker wakes the worker; the claim ran before the add and comes back
     dry. The worker claims again at once: the wake came after the claim was
     sent, and the marker it took is gone, so blocking on it would leave the
-    job waiting for the block's timeout."""
+    job waiting for the block's timeout. (On a test clock no claim rides
+    behind the block: the marker's wake is a wake, as in a burst run.)"""
+    queue = clocked_queue
     real = Dispatch._finish
     trace: list[str] = []
     added: list[str] = []
 
-    async def traced(self: Dispatch, rows: list[Any], want: int) -> Any:
+    async def traced(self: Dispatch, rows: list[Any], want: int, call_id: int | None) -> Any:
         call = self.finish_calls + 1
         trace.append(f"send {call}")
-        reply = await real(self, rows, want)
+        reply = await real(self, rows, want, call_id)
         if call == 2:
             # the add comes after this claim ran; its marker wakes the watch
             added.append((await queue.add("j", "late")).id)

@@ -625,9 +625,8 @@ async def test_completed_jobs_are_counted_into_wait_and_run_buckets(
     await Worker(clocked_queue, run_for).run(burst=True)
     await clocked_queue.add("j", 400)  # waits 0 ms, runs 400 s: past the last bound
     await Worker(clocked_queue, run_for).run(burst=True)
-    stats = {
-        k.decode(): int(v) for k, v in (await clocked_queue.redis.hgetall(clocked_queue.keys.stats)).items()
-    }
+    raw = await clocked_queue.redis.hgetall(clocked_queue.keys.stats)
+    stats = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
     # buckets: ≤5, 10, 25, 50 (4), 100, 250, 500, 1000 (8), ... 300000 (14), over (15)
     assert stats == {
         "completed": 2,

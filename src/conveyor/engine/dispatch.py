@@ -11,20 +11,19 @@ runs one batch's script while this process runs the last batch's handlers.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import time
+from collections.abc import Coroutine
 from typing import Any
 
 from conveyor.engine.client.errors import outage_event
 from conveyor.engine.clock import clock_arg
-from conveyor.engine.codes import Reply
-from conveyor.engine.commands.running import Finished, finish_jobs
-from conveyor.engine.dlq import DeadLetteredJob
-from conveyor.engine.execution import Run, claimed_run, log_ending, log_start
+from conveyor.engine.commands.running import Finished, claim_command, finish_jobs, finished
+from conveyor.engine.execution import Run, claimed_run, log_start
 from conveyor.engine.flows import FlowRelay
 from conveyor.engine.host import Host
-from conveyor.engine.marker import MarkerWatch
+from conveyor.engine.ledger import Ledger
+from conveyor.engine.marker import MarkerWatch, Ride
+from conveyor.engine.overruns import Overruns
 from conveyor.engine.runner import Ending, Row, attempt_entry
 from conveyor.engine.sideline import Sideline
 from conveyor.errors import ConnectionFailed, RedisOutOfMemory
@@ -55,16 +54,24 @@ class Dispatch:
             self.wake,
             self.wake_up,
             lambda: self.stopping,
+            self._ride,
         )
         self.running: dict[str, Run] = {}
-        #: Jobs stopped (timeout, cancel, shutdown) whose handler thread still runs.
-        self.overruns: dict[str, Run] = {}
-        self.tokens: dict[str, str] = {}
-        self.outcomes: list[Row] = []
-        self.letters: dict[str, DeadLetteredJob] = {}
         self.sideline = Sideline(self.loop)
+        self.ledger = Ledger(worker, self.queue.name, self.sideline)
+        #: The lease tokens of the jobs this run holds, by job id.
+        self.tokens = self.ledger.tokens
+        self.threads = Overruns(
+            self.loop,
+            self.execution,
+            self.queue.name,
+            record=self.record,
+            let_lapse=lambda job_id: self.tokens.pop(job_id, None),
+            closed=self.closed,
+        )
+        #: Jobs stopped (timeout, cancel, shutdown) whose handler thread still runs.
+        self.overruns = self.threads.runs
         self.calls: set[asyncio.Task[None]] = set()
-        self.overrun_deadline: float | None = None
         self.given_up = False
         # The last claim found the queue dry: claim again only when the
         # marker, a due delayed job or a finished job says there may be more.
@@ -79,6 +86,10 @@ class Dispatch:
         #: A burst run (set by fetch_loop): it ends once a claim finds nothing.
         self.burst = False
         self.inflight = 0
+        #: Claims riding behind the marker's block (0 or 1), their slots reserved.
+        self.riding = 0
+        #: fetch_loop runs: a lost ride is sent again.
+        self.looping = True
         self.reserved = 0
         self.failures = 0
         self.backoff = False
@@ -91,25 +102,22 @@ class Dispatch:
 
     async def fetch_loop(self, burst: bool) -> None:
         self.burst = burst
+        try:
+            await self._fetch(burst)
+        finally:
+            self.looping = False
+
+    async def _fetch(self, burst: bool) -> None:
         wake = self.wake
         min_batch = max(1, self.concurrency // 4)
-        # Each call claims at most half the slots, so that the second call in
-        # flight has slots to fill while the first one's jobs run.
-        max_batch = max(1, (self.concurrency + 1) // 2)
+        max_batch = self.max_batch
         while True:
             if self.error is not None:
                 err, self.error = self.error, None
                 raise err
             if self.drained and burst and not self.inflight and not self.flows.pending and not self.overruns:
                 return
-            # threads that outlived their jobs take slots past ``concurrency`` first
-            free = (
-                self.concurrency
-                - len(self.running)
-                - self.reserved
-                - max(0, len(self.overruns) - self.concurrency)
-            )
-            want = 0 if self.stopping or self.marker.held or self.dry else min(free, max_batch)
+            want = 0 if self.stopping or self.marker.held or self.dry else min(self._free(), max_batch)
             # a second call in flight only for a batch worth it, and not to
             # claim from a queue the last claim found near empty
             least = 1 if self.inflight == 0 else min_batch if not self.sparse else max_batch + 1
@@ -117,19 +125,19 @@ class Dispatch:
                 self.inflight < 2
                 and not self.backoff
                 and (
-                    (self.outcomes and (self.inflight == 0 or len(self.outcomes) >= min_batch))
+                    (self.ledger.outcomes and (self.inflight == 0 or len(self.ledger.outcomes) >= min_batch))
                     or want >= least
                 )
             ):
-                rows, self.outcomes = self.outcomes, []
+                rows, self.ledger.outcomes = self.ledger.outcomes, []
                 self.inflight += 1
                 self.reserved += want
-                call = asyncio.create_task(self._finish_call(rows, want, burst))
-                self.calls.add(call)
-                call.add_done_callback(self.calls.discard)
+                self._spawn(self._finish_call(rows, want, burst))
                 continue
+            if self.stopping and self.riding:
+                self.marker.end_block()  # its claim runs, and its jobs go back
             if self.stopping and not self.running and self.threads_settled():
-                if not self.outcomes and not self.inflight:
+                if not self.ledger.outcomes and not self.inflight and not self.riding:
                     return
                 if self.given_up:
                     self._abandon_outcomes()
@@ -137,16 +145,37 @@ class Dispatch:
             await wake.wait()
             wake.clear()
 
-    async def _finish_call(self, rows: list[Row], want: int, burst: bool) -> None:
+    @property
+    def max_batch(self) -> int:
+        """Each call claims at most half the slots, so that the second call
+        in flight has slots to fill while the first one's jobs run."""
+        return max(1, (self.concurrency + 1) // 2)
+
+    def _free(self) -> int:
+        """Slots no job holds and no call has reserved; threads that outlived
+        their jobs take slots past ``concurrency`` first."""
+        return (
+            self.concurrency
+            - len(self.running)
+            - self.reserved
+            - max(0, len(self.overruns) - self.concurrency)
+        )
+
+    def _spawn(self, call: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(call)
+        self.calls.add(task)
+        task.add_done_callback(self.calls.discard)
+
+    async def _finish_call(self, rows: list[Row], want: int, burst: bool, call_id: int | None = None) -> None:
         worker = self.worker
         news = self.news
         try:
             try:
-                reply = await self._finish(rows, want)
+                reply = await self._finish(rows, want, call_id)
             except (ConnectionFailed, RedisOutOfMemory) as exc:
                 # Redis down or full: the outcomes wait here (the lease
                 # keeper keeps their locks) and are sent again.
-                self.outcomes[:0] = rows
+                self.ledger.outcomes[:0] = rows
                 self.failures += 1
                 if self.failures == 1 or self.failures % 10 == 0:
                     log.warning("worker %s: %s; retrying", worker.id, exc, extra={"event": outage_event(exc)})
@@ -157,33 +186,7 @@ class Dispatch:
             if self.failures:
                 log.info("worker %s reconnected", worker.id, extra={"event": "reconnected"})
                 self.failures = 0
-            now, next_due, codes, claimed, held, outbox, grouped = reply
-            if outbox:
-                self.flows.pending += 1
-                self.sideline.start(self.flows.finished(outbox, self._relayed))
-            if rows:
-                self._settle(rows, codes)
-            if claimed:
-                self._start_claimed(claimed)
-            if want > 0:
-                self.sparse = len(claimed) < want
-            if held > now:
-                # The queue is rate limited or held: ask again when it opens,
-                # without blocking on the marker meanwhile.
-                self.marker.hold((held - now) / 1000)
-            elif want > 0 and len(claimed) < want and not self.stopping:
-                # The queue ran dry: block on the marker, and wake for the next
-                # delayed job or group turn. Grouped jobs still waiting for a
-                # turn keep a burst run going.
-                if burst and not claimed and not self.running and not self.outcomes and not grouped:
-                    self.drained = self.inflight == 1
-                # Unless a wake (or a burst run's outcome) came while the call
-                # was out: the claim ran before it, and the marker it woke on
-                # is taken, so claim again instead of blocking.
-                self.dry = self.news == news
-                self.marker.idle.set()
-                if next_due >= 0:
-                    self.marker.after(max(0, next_due - now) / 1000)
+            self._apply(rows, want, reply, news, burst)
         except Exception as exc:  # a bug or an unexpected Redis error: stop the worker loudly
             self.error = exc
         finally:
@@ -191,8 +194,42 @@ class Dispatch:
             self.reserved -= want
             self.wake.set()
 
-    async def _finish(self, rows: list[Row], want: int) -> Finished:
-        self.finish_calls += 1
+    def _apply(self, rows: list[Row], want: int, reply: Finished, news: int, burst: bool) -> None:
+        """A finish-and-claim call's reply: outcomes settled, claimed jobs
+        started, and the marker watched if the queue ran dry (``news``: the
+        wakes counted when the call was sent)."""
+        now, next_due, codes, claimed, held, outbox, grouped = reply
+        if outbox:
+            self.flows.pending += 1
+            self.sideline.start(self.flows.finished(outbox, self._relayed))
+        if rows:
+            self.ledger.settle(rows, codes)
+        if claimed:
+            self._start_claimed(claimed)
+        if want > 0:
+            self.sparse = len(claimed) < want
+        if held > now:
+            # The queue is rate limited or held: ask again when it opens,
+            # without blocking on the marker meanwhile.
+            self.marker.hold((held - now) / 1000)
+        elif want > 0 and len(claimed) < want and not self.stopping:
+            # The queue ran dry: block on the marker, and wake for the next
+            # delayed job or group turn. Grouped jobs still waiting for a
+            # turn keep a burst run going.
+            if burst and not claimed and not self.running and not self.ledger.outcomes and not grouped:
+                self.drained = self.inflight == 1
+            # Unless a wake (or a burst run's outcome) came while the call
+            # was out: the claim ran before it, and the marker it woke on
+            # is taken, so claim again instead of blocking.
+            self.dry = self.news == news
+            self.marker.idle.set()
+            if next_due >= 0:
+                self.marker.after(max(0, next_due - now) / 1000)
+
+    async def _finish(self, rows: list[Row], want: int, call_id: int | None) -> Finished:
+        if call_id is None:
+            self.finish_calls += 1
+            call_id = self.finish_calls
         return await finish_jobs(
             self.queue.redis,
             self.queue.keys,
@@ -201,29 +238,58 @@ class Dispatch:
             lock_ms=self.worker.lock_ms,
             worker_id=self.worker.id,
             outcomes=rows,
-            call_id=self.finish_calls,
+            call_id=call_id,
         )
 
-    def _settle(self, rows: list[Row], codes: list[int]) -> None:
-        tokens = self.tokens
-        letters = self.letters
-        ended = getattr(self.worker.progress_hook, "job_ended", None)
-        for row, code in zip(rows, codes, strict=True):
-            job_id = str(row[0])
-            tokens.pop(job_id, None)
-            if ended is not None and code >= 0 and row[2] in ("c", "f"):
-                report = ended(self.queue.name, job_id, row[2] == "c")
-                if report is not None:
-                    self.sideline.progress_end(report, job_id)
-            if letters and (letter := letters.pop(job_id, None)) is not None and code >= 0:
-                self.notify_dead_letter(letter)
-            if code < 0 and log.isEnabledFor(logging.WARNING):
-                log.warning(
-                    "job %s: outcome rejected (%s)",
-                    job_id,
-                    "lock superseded" if code == Reply.SUPERSEDED else "job gone",
-                    extra={"event": "stale_outcome", "queue": self.queue.name, "job_id": job_id},
-                )
+    # -- a claim riding behind the marker's block ----------------------------
+
+    def _ride(self) -> Ride | None:
+        """A claim of the free slots for the marker watch to write behind its
+        block (see conveyor.engine.marker), the slots reserved until it
+        lands. None in a burst run (it ends on a claim that finds nothing),
+        on a test clock (the claim runs later than it is written: only
+        Redis's own time is right then), or with no slot free."""
+        if self.burst or self.stopping or self.marker.held or self.queue.clock.now_ms() is not None:
+            return None
+        want = min(self._free(), self.max_batch)
+        if want <= 0:
+            return None
+        self.finish_calls += 1
+        call_id = self.finish_calls
+        self.reserved += want
+        self.riding += 1
+        news = self.news
+        command = claim_command(
+            self.queue.keys,
+            claim_count=min(want, 1000),
+            lock_ms=self.worker.lock_ms,
+            worker_id=self.worker.id,
+            call_id=call_id,
+        )
+        return Ride(command, lambda reply: self._rode(reply, want, news, call_id))
+
+    def _rode(self, reply: Any, want: int, news: int, call_id: int) -> None:
+        self.riding -= 1
+        if isinstance(reply, BaseException):
+            # The reply is lost, and the claim may have run: the same call
+            # again gets back the jobs it claimed (or claims now). It keeps
+            # the slots.
+            if self.looping:
+                self.inflight += 1
+                self._spawn(self._finish_call([], want, False, call_id))
+            else:
+                self.reserved -= want
+            return
+        # the marker moved (or a timer ended the block): more may wait,
+        # unless the claim comes back short
+        self.dry = False
+        try:
+            self._apply([], want, finished(reply), news, False)
+        except Exception as exc:  # a bug or an unexpected reply: stop the worker loudly
+            self.error = exc
+        finally:
+            self.reserved -= want
+            self.wake.set()
 
     # -- running jobs -------------------------------------------------------
 
@@ -257,41 +323,9 @@ class Dispatch:
             self.record(run, ending)
 
     def _outlive(self, run: Run, ending: Ending | None) -> None:
-        """The job was stopped but its handler thread runs on: hold the job
-        (its lease renewed) until the thread ends, then record ``ending``
-        (None: what the thread itself returned or raised)."""
-        ctx = run.ctx
-        thread = run.thread
-        assert thread is not None
-        self.running.pop(ctx.id, None)
-        self.overruns[ctx.id] = run
+        self.running.pop(run.ctx.id, None)
+        self.threads.hold(run, ending)
         self.wake.set()
-        log.warning(
-            "job %s: its handler thread is still running (a thread cannot be stopped); "
-            "the job stays held until it returns",
-            ctx.id,
-            extra={"event": "thread_overrun", "queue": self.queue.name, "job_id": ctx.id},
-        )
-
-        def on_loop() -> None:
-            if self.overruns.pop(ctx.id, None) is None:
-                return
-            if self.closed.is_set():
-                self.tokens.pop(ctx.id, None)  # the worker is gone: let the lease lapse
-                return
-            if run.lease_lost:
-                final = Ending("")
-            else:
-                final = ending if ending is not None else self.execution.thread_ending(ctx, thread)
-            self.record(run, final)
-
-        def ended(_: concurrent.futures.Future[Any]) -> None:  # on the handler's thread
-            try:
-                self.loop.call_soon_threadsafe(on_loop)
-            except RuntimeError:  # the event loop is closed: let the lease lapse
-                self.tokens.pop(ctx.id, None)
-
-        thread.add_done_callback(ended)
 
     def record(self, run: Run, ending: Ending) -> None:
         ctx = run.ctx
@@ -303,26 +337,10 @@ class Dispatch:
         # run claims anyway: it ends on a claim that finds nothing.
         if self.burst:
             self.wake_up()
-        kind = ending.kind
-        if kind == "":
-            self.tokens.pop(ctx.id, None)
-            self.wake.set()
-            return
-        worker = self.worker
-        if kind == "c":
-            keep = ctx.run.keep_completed
-            worker.processed += 1
+        if ending.kind == "":
+            self.tokens.pop(run.ctx.id, None)
         else:
-            keep = ctx.run.keep_failed
-            if kind in ("r", "f"):
-                worker.failed += 1
-            if kind == "f" and keep[0] != 0 and worker.on_dead_letter is not None:
-                self.letters[ctx.id] = DeadLetteredJob(
-                    self.queue.name, ctx.id, ctx.name, ending.error, ctx.attempt
-                )
-        if log.isEnabledFor(logging.INFO if kind != "f" else logging.WARNING):
-            log_ending(self.queue.name, run, ending)
-        self.outcomes.append([ctx.id, ctx.token, kind, ending.value, ending.delay_ms, keep[0], keep[1]])
+            self.ledger.owe(run, ending)
         self.wake.set()
 
     # -- stopping -----------------------------------------------------------
@@ -336,8 +354,7 @@ class Dispatch:
             run.hand_back = True
             if run.task:
                 run.task.cancel()
-        if self.overrun_deadline is None:
-            self.overrun_deadline = time.monotonic() + thread_grace
+        if self.threads.grace(thread_grace):
             self.loop.call_later(thread_grace + 0.01, self.wake_up)
             # Redis gone: outcomes that cannot be sent by then are given up
             # (their jobs come back after their lease) rather than retried forever
@@ -345,29 +362,16 @@ class Dispatch:
         self.wake.set()
 
     def threads_settled(self) -> bool:
-        """No handler thread to wait for: none outlived its job, or the
-        thread grace is over."""
-        deadline = self.overrun_deadline
-        return not self.overruns or (deadline is not None and time.monotonic() >= deadline)
+        return self.threads.settled()
 
     def _give_up(self) -> None:
         self.given_up = True
         self.wake.set()
 
     def _abandon_outcomes(self) -> None:
-        """The worker stops while Redis cannot take its outcomes: say which
-        jobs will run again, and stop the calls still trying."""
-        pending = [str(row[0]) for row in self.outcomes]
-        if pending or self.inflight:
-            log.error(
-                "worker %s: Redis cannot be reached to record %d outcome(s) (jobs %s); "
-                "they run again once their lease runs out",
-                self.worker.id,
-                len(pending),
-                ", ".join(pending[:20]) or "in flight",
-                extra={"event": "outcomes_abandoned", "queue": self.queue.name},
-            )
-        self.outcomes = []
+        """The worker stops while Redis cannot take its outcomes: they are
+        given up, and the calls still trying stopped."""
+        self.ledger.abandon(self.inflight)
         for call in list(self.calls):
             call.cancel()
 
@@ -388,9 +392,3 @@ class Dispatch:
         """A burst run that looked drained asks once more."""
         self.drained = False
         self.wake.set()
-
-    def notify_dead_letter(self, letter: DeadLetteredJob) -> None:
-        """Runs the on_dead_letter hook beside the loop (its errors are logged)."""
-        hook = self.worker.on_dead_letter
-        if hook is not None:
-            self.sideline.dead_letter(hook, letter)

@@ -320,7 +320,7 @@ class Worker:
         if self.on_dead_letter is not None and run is not None and not run.loop.is_closed():
             for job_id in ids:
                 letter = DeadLetteredJob(self.queue.name, job_id, None, error, 0)
-                run.loop.call_soon_threadsafe(run.notify_dead_letter, letter)
+                run.loop.call_soon_threadsafe(run.ledger.notify_dead_letter, letter)
 
     def _lease_report(self, lost: list[str], cancels: dict[str, str]) -> None:
         """Leases lost and cancels asked for: hop onto the event loop."""

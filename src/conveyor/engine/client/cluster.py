@@ -140,6 +140,22 @@ async def dedicated_connection(client: RedisClient, key: str) -> tuple[Connectio
     return conn, pool.release
 
 
+async def unblock(client: RedisClient, key: str, client_id: int) -> bool:
+    """Ends the blocking command of connection ``client_id`` on the server
+    holding ``key`` as if it had timed out (``CLIENT UNBLOCK``); false when
+    that connection is not blocked there."""
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+        reply = await client.execute_command(
+            "CLIENT UNBLOCK", client_id, target_nodes=primary_for(client, key)
+        )
+        if isinstance(reply, dict):  # one answer per node asked
+            reply = next(iter(reply.values()), 0)
+    else:
+        reply = await client.execute_command("CLIENT UNBLOCK", client_id)
+    return bool(reply)
+
+
 def connection_kwargs(client: RedisClient) -> dict[str, Any]:
     """The settings the client opens its connections with (timeouts,
     credentials)."""

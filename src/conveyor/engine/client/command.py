@@ -86,9 +86,15 @@ class Command:
         """Queues the script in a redis-py pipeline (as EVALSHA: a cluster
         pipeline refuses ``.evalsha()``); the caller loads :attr:`source`
         when the pipeline answers NOSCRIPT."""
+        pipe.execute_command(*self.evalsha(keys, argv))
+
+    def evalsha(self, keys: Sequence[str], argv: Sequence[Arg]) -> tuple[Any, ...]:
+        """The call as a raw EVALSHA command, for a caller that writes it on a
+        connection itself (a pipeline, or behind a blocking command) and
+        loads :attr:`source` when Redis answers NOSCRIPT."""
         if self.script.checked:
             check_call(self.name, keys, argv)
-        pipe.execute_command("EVALSHA", self.script.sha, len(keys), *keys, *argv)
+        return ("EVALSHA", self.script.sha, len(keys), *keys, *argv)
 
     @property
     def source(self) -> str:

@@ -82,6 +82,31 @@ RECOVER_STALLED = Command(
 )
 
 
+def _finish_call(
+    k: QueueKeys,
+    now: Arg,
+    claim_count: int,
+    lock_ms: int,
+    worker_id: str,
+    outcomes: Sequence[Sequence[Any]],
+    call_id: int | str,
+) -> tuple[list[str], list[Arg]]:
+    keys = [
+        k.wait,
+        k.active,
+        k.marker,
+        k.meta,
+        k.delayed,
+        k.seq,
+        k.completed,
+        k.failed,
+        k.limiter,
+        k.limiter_count,
+        k.claims,
+    ]
+    return keys, [k.job_prefix, k.logs_prefix, now, claim_count, lock_ms, worker_id, packb(outcomes), call_id]
+
+
 async def finish_jobs(
     client: RedisClient,
     k: QueueKeys,
@@ -96,21 +121,24 @@ async def finish_jobs(
     """Records ``outcomes`` (rows: id, token, kind, value, delay ms, keep
     count, keep age ms) and claims up to ``claim_count`` jobs, in one call;
     a resend with the same ``call_id`` gets the same jobs back."""
-    keys = [
-        k.wait,
-        k.active,
-        k.marker,
-        k.meta,
-        k.delayed,
-        k.seq,
-        k.completed,
-        k.failed,
-        k.limiter,
-        k.limiter_count,
-        k.claims,
-    ]
-    argv = [k.job_prefix, k.logs_prefix, now, claim_count, lock_ms, worker_id, packb(outcomes), call_id]
-    return Finished(*unpack_reply(await FINISH_JOBS.run(client, keys, argv)))
+    keys, argv = _finish_call(k, now, claim_count, lock_ms, worker_id, outcomes, call_id)
+    return finished(await FINISH_JOBS.run(client, keys, argv))
+
+
+def claim_command(
+    k: QueueKeys, *, claim_count: int, lock_ms: int, worker_id: str, call_id: int
+) -> tuple[Any, ...]:
+    """finish_jobs claiming only, as a raw EVALSHA command (see
+    :meth:`Command.evalsha`) to write behind a blocking pop, so that Redis
+    runs it the moment the pop returns. Its time is Redis's, read when it
+    runs. Its raw reply becomes a :class:`Finished` by :func:`finished`."""
+    keys, argv = _finish_call(k, "", claim_count, lock_ms, worker_id, (), call_id)
+    return FINISH_JOBS.evalsha(keys, argv)
+
+
+def finished(raw: bytes) -> Finished:
+    """finish_jobs's raw reply, unpacked."""
+    return Finished(*unpack_reply(raw))
 
 
 def beat_worker(client: SyncClient, k: QueueKeys, *, now: Arg, worker_id: str, info: str) -> None:

@@ -1,0 +1,182 @@
+"""The claim that rides behind the marker's block: an idle worker's next
+claim is written on the marker's connection right behind its BZPOPMIN, so
+Redis runs it the moment the pop returns. Whatever ends the block (an
+add, a timer, a stop, a lost connection, a flushed script cache), the
+jobs it claims run once and none is left held."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from conveyor import JobContext, JobState, Queue, Worker
+from conveyor.engine import marker as marker_module
+from conveyor.engine.commands.running import finished
+from conveyor.engine.dispatch import Dispatch
+from polling import wait_until
+
+
+async def _riding(worker: Worker) -> Dispatch:
+    """Waits until the running worker blocks with a claim behind the block."""
+
+    async def riding() -> bool:
+        run = worker._run
+        return run is not None and run.riding > 0 and run.marker._conn_id is not None
+
+    await wait_until(riding)
+    assert worker._run is not None
+    return worker._run
+
+
+def _runs(log: list[tuple[str, int]]) -> Any:
+    async def handler(job: JobContext) -> None:
+        log.append((job.id, job.attempt))
+
+    return handler
+
+
+async def _completed(queue: Queue, job_id: str) -> None:
+    async def done() -> bool:
+        return await queue.get_state(job_id) is JobState.COMPLETED
+
+    await wait_until(done, within=10)
+
+
+async def test_a_job_added_to_an_idle_worker_is_claimed_by_the_ride(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rode: list[str] = []
+    real = Dispatch._rode
+
+    def rode_traced(self: Dispatch, reply: Any, want: int, news: int, call_id: int) -> None:
+        if isinstance(reply, bytes):
+            rode.extend(str(row[0]) for row in finished(reply).claimed)
+        real(self, reply, want, news, call_id)
+
+    monkeypatch.setattr(Dispatch, "_rode", rode_traced)
+    log: list[tuple[str, int]] = []
+    worker = Worker(queue, _runs(log), concurrency=4, block_timeout=60)
+    task = asyncio.create_task(worker.run())
+    await _riding(worker)
+    jobs = []
+    for i in range(5):
+        jobs.append(job := await queue.add("j", i))
+        await _completed(queue, job.id)
+        await _riding(worker)
+    await worker.close()
+    await task
+    # each job came back in the reply of the claim behind the block
+    assert rode == [job.id for job in jobs]
+    assert log == [(job.id, 1) for job in jobs]
+
+
+async def test_a_ride_that_comes_back_full_leaves_the_worker_claiming(queue: Queue) -> None:
+    log: list[tuple[str, int]] = []
+    # two slots: a ride claims one job, and the rest wait for the worker
+    worker = Worker(queue, _runs(log), concurrency=2, block_timeout=60)
+    task = asyncio.create_task(worker.run())
+    await _riding(worker)
+    jobs = await queue.add_bulk([("j", i) for i in range(20)])
+    for job in jobs:
+        await _completed(queue, job.id)
+    await worker.close()
+    await task
+    assert sorted(log) == sorted((job.id, 1) for job in jobs)
+
+
+async def test_a_delayed_job_falling_due_ends_the_block(queue: Queue) -> None:
+    log: list[tuple[str, int]] = []
+    # the block alone would last a minute: the job's timer ends it
+    worker = Worker(queue, _runs(log), concurrency=1, block_timeout=60)
+    task = asyncio.create_task(worker.run())
+    await _riding(worker)
+    job = await queue.add("j", None, delay=0.2)
+    await _completed(queue, job.id)
+    await worker.close()
+    await task
+    assert log == [(job.id, 1)]
+
+
+async def test_a_worker_stopped_while_a_claim_rides_leaves_no_job_held(queue: Queue) -> None:
+    log: list[tuple[str, int]] = []
+    added = []
+    for i in range(10):
+        worker = Worker(queue, _runs(log), concurrency=4, block_timeout=60)
+        task = asyncio.create_task(worker.run())
+        await _riding(worker)
+        if i % 2:
+            # an add racing the stop: the ride may claim it as it ends
+            added.append((await queue.add("j", i)).id)
+        await asyncio.wait_for(worker.close(), 10)
+        await task
+        assert worker._run is not None and worker._run.riding == 0
+        counts = await queue.counts()
+        assert counts[JobState.ACTIVE] == 0, i
+    # each job ran once or waits for the next worker
+    for job_id in added:
+        assert await queue.get_state(job_id) in (JobState.COMPLETED, JobState.WAITING)
+    assert len(log) == len({job_id for job_id, _ in log})
+
+
+async def test_a_ride_whose_reply_is_lost_gets_its_jobs_back(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = marker_module._reply
+    dropped: list[bytes] = []
+
+    async def lossy(conn: Any, *, decode: bool) -> Any:
+        reply = await real(conn, decode=decode)
+        if not decode and not dropped and isinstance(reply, bytes) and finished(reply).claimed:
+            dropped.append(reply)
+            raise ConnectionError("the connection broke before the reply was read")
+        return reply
+
+    monkeypatch.setattr(marker_module, "_reply", lossy)
+    log: list[tuple[str, int]] = []
+    # a lease of a minute: only the resend can bring the job back in time
+    worker = Worker(queue, _runs(log), concurrency=4, block_timeout=60, lock_duration=60)
+    task = asyncio.create_task(worker.run())
+    await _riding(worker)
+    job = await queue.add("j", 1)
+    await _completed(queue, job.id)
+    await worker.close()
+    await task
+    assert dropped, "the claim's reply was never dropped"
+    # the claim ran; sent again under its call id, it returned the same job,
+    # still under its first attempt's lease
+    assert log == [(job.id, 1)]
+
+
+async def test_a_ride_answered_noscript_is_sent_again(queue: Queue) -> None:
+    log: list[tuple[str, int]] = []
+    worker = Worker(queue, _runs(log), concurrency=2, block_timeout=60)
+    task = asyncio.create_task(worker.run())
+    await _riding(worker)
+    await queue.redis.script_flush()  # a restart or a failover: the ride's EVALSHA is unknown
+    job = await queue.add("j", 1)
+    await _completed(queue, job.id)
+    await worker.close()
+    await task
+    assert log == [(job.id, 1)]
+
+
+async def test_a_marker_connection_killed_under_a_ride_is_made_again(queue: Queue) -> None:
+    log: list[tuple[str, int]] = []
+    worker = Worker(queue, _runs(log), concurrency=2, block_timeout=60)
+    task = asyncio.create_task(worker.run())
+    run = await _riding(worker)
+    first_id = run.marker._conn_id
+    assert first_id is not None
+    await queue.redis.execute_command("CLIENT", "KILL", "ID", first_id)
+
+    async def reconnected() -> bool:
+        return run.riding > 0 and run.marker._conn_id not in (None, first_id)
+
+    await wait_until(reconnected, within=10)
+    job = await queue.add("j", 1)
+    await _completed(queue, job.id)
+    await worker.close()
+    await task
+    assert log == [(job.id, 1)]
