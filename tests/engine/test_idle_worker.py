@@ -124,10 +124,9 @@ async def test_a_burst_run_ends_when_its_last_outcome_came_while_a_claim_was_out
     real = Dispatch._finish
 
     async def second_claim_waits_for_the_outcome(
-        self: Dispatch, rows: list[Any], want: int, call_id: int | None
+        self: Dispatch, rows: list[Any], want: int, call: int
     ) -> Any:
-        call = self.finish_calls + 1
-        reply = await real(self, rows, want, call_id)
+        reply = await real(self, rows, want, call)
         if call == 2:
             # the job's outcome is recorded, and the marker the add set is
             # taken (the watch woke on it): nothing else will wake the run
@@ -217,10 +216,9 @@ async def test_a_wake_that_comes_while_a_claim_is_out_is_not_lost(
     trace: list[str] = []
     added: list[str] = []
 
-    async def traced(self: Dispatch, rows: list[Any], want: int, call_id: int | None) -> Any:
-        call = self.finish_calls + 1
+    async def traced(self: Dispatch, rows: list[Any], want: int, call: int) -> Any:
         trace.append(f"send {call}")
-        reply = await real(self, rows, want, call_id)
+        reply = await real(self, rows, want, call)
         if call == 2:
             # the add comes after this claim ran; its marker wakes the watch
             added.append((await queue.add("j", "late")).id)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conveyor import JobContext, JobState, Queue, Worker
+from conveyor import ConnectionFailed, JobContext, JobState, Queue, Worker
 from conveyor.engine import marker as marker_module
 from conveyor.engine.commands.running import finished
 from conveyor.engine.dispatch import Dispatch
@@ -146,6 +146,43 @@ async def test_a_ride_whose_reply_is_lost_gets_its_jobs_back(
     assert dropped, "the claim's reply was never dropped"
     # the claim ran; sent again under its call id, it returned the same job,
     # still under its first attempt's lease
+    assert log == [(job.id, 1)]
+
+
+async def test_a_lost_ride_is_sent_again_until_redis_answers(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_reply = marker_module._reply
+    real_finish = Dispatch._finish
+    dropped: list[bytes] = []
+    resends: list[int] = []
+
+    async def lossy(conn: Any, *, decode: bool) -> Any:
+        reply = await real_reply(conn, decode=decode)
+        if not decode and not dropped and isinstance(reply, bytes) and finished(reply).claimed:
+            dropped.append(reply)
+            raise ConnectionError("the connection broke before the reply was read")
+        return reply
+
+    async def down_twice(self: Dispatch, rows: list[Any], want: int, call: int) -> Any:
+        if dropped and want and len(resends) < 3:
+            resends.append(call)
+            if len(resends) < 3:  # Redis still unreachable
+                raise ConnectionFailed("Redis is unreachable")
+        return await real_finish(self, rows, want, call)
+
+    monkeypatch.setattr(marker_module, "_reply", lossy)
+    monkeypatch.setattr(Dispatch, "_finish", down_twice)
+    log: list[tuple[str, int]] = []
+    worker = Worker(queue, _runs(log), concurrency=4, block_timeout=60, lock_duration=60)
+    task = asyncio.create_task(worker.run())
+    await _riding(worker)
+    job = await queue.add("j", 1)
+    await _completed(queue, job.id)
+    await worker.close()
+    await task
+    # the same call three times, the last answered: the same job, first attempt
+    assert len(resends) == 3 and len(set(resends)) == 1
     assert log == [(job.id, 1)]
 
 

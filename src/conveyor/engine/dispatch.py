@@ -43,6 +43,9 @@ class Dispatch:
         self.queue = worker.queue
         self.execution = worker.execution
         self.concurrency = worker.concurrency
+        #: Each call claims at most half the slots, so that the second call
+        #: in flight has slots to fill while the first one's jobs run.
+        self.max_batch = max(1, (self.concurrency + 1) // 2)
         self.loop = asyncio.get_running_loop()
         self.wake = asyncio.Event()
         self.closed = asyncio.Event()
@@ -58,21 +61,18 @@ class Dispatch:
         )
         self.running: dict[str, Run] = {}
         self.sideline = Sideline(self.loop)
-        self.ledger = Ledger(worker, self.queue.name, self.sideline)
-        #: The lease tokens of the jobs this run holds, by job id.
-        self.tokens = self.ledger.tokens
+        self.ledger = Ledger(worker, self.queue.name, self.sideline, self.wake)
         self.threads = Overruns(
             self.loop,
             self.execution,
             self.queue.name,
             record=self.record,
-            let_lapse=lambda job_id: self.tokens.pop(job_id, None),
+            let_lapse=lambda job_id: self.ledger.tokens.pop(job_id, None),
             closed=self.closed,
         )
         #: Jobs stopped (timeout, cancel, shutdown) whose handler thread still runs.
         self.overruns = self.threads.runs
         self.calls: set[asyncio.Task[None]] = set()
-        self.given_up = False
         # The last claim found the queue dry: claim again only when the
         # marker, a due delayed job or a finished job says there may be more.
         self.dry = False
@@ -88,7 +88,10 @@ class Dispatch:
         self.inflight = 0
         #: Claims riding behind the marker's block (0 or 1), their slots reserved.
         self.riding = 0
-        #: fetch_loop runs: a lost ride is sent again.
+        #: Claims sent again after their reply was lost: no other claim goes
+        #: out meanwhile, for it would replace their record in Redis.
+        self.resending = 0
+        #: fetch_loop runs (the worker sets it false after): a lost ride is sent again.
         self.looping = True
         self.reserved = 0
         self.failures = 0
@@ -102,12 +105,6 @@ class Dispatch:
 
     async def fetch_loop(self, burst: bool) -> None:
         self.burst = burst
-        try:
-            await self._fetch(burst)
-        finally:
-            self.looping = False
-
-    async def _fetch(self, burst: bool) -> None:
         wake = self.wake
         min_batch = max(1, self.concurrency // 4)
         max_batch = self.max_batch
@@ -117,7 +114,8 @@ class Dispatch:
                 raise err
             if self.drained and burst and not self.inflight and not self.flows.pending and not self.overruns:
                 return
-            want = 0 if self.stopping or self.marker.held or self.dry else min(self._free(), max_batch)
+            idle = self.stopping or self.marker.held or self.dry or self.resending
+            want = 0 if idle else min(self._free(), max_batch)
             # a second call in flight only for a batch worth it, and not to
             # claim from a queue the last claim found near empty
             least = 1 if self.inflight == 0 else min_batch if not self.sparse else max_batch + 1
@@ -135,21 +133,17 @@ class Dispatch:
                 self._spawn(self._finish_call(rows, want, burst))
                 continue
             if self.stopping and self.riding:
-                self.marker.end_block()  # its claim runs, and its jobs go back
-            if self.stopping and not self.running and self.threads_settled():
+                self.marker.end_block(stopping=True)  # its claim runs, and its jobs go back
+            if self.stopping and not self.running and self.threads.settled():
                 if not self.ledger.outcomes and not self.inflight and not self.riding:
                     return
-                if self.given_up:
-                    self._abandon_outcomes()
+                if self.ledger.given_up:  # Redis cannot take the outcomes: say so, stop the calls
+                    self.ledger.abandon(self.inflight)
+                    for call in list(self.calls):
+                        call.cancel()
                     return
             await wake.wait()
             wake.clear()
-
-    @property
-    def max_batch(self) -> int:
-        """Each call claims at most half the slots, so that the second call
-        in flight has slots to fill while the first one's jobs run."""
-        return max(1, (self.concurrency + 1) // 2)
 
     def _free(self) -> int:
         """Slots no job holds and no call has reserved; threads that outlived
@@ -167,32 +161,55 @@ class Dispatch:
         task.add_done_callback(self.calls.discard)
 
     async def _finish_call(self, rows: list[Row], want: int, burst: bool, call_id: int | None = None) -> None:
-        worker = self.worker
+        """One finish-and-claim call; ``call_id`` given: a ride's whose reply
+        was lost, sent again (see :meth:`_rode`)."""
         news = self.news
+        lost = call_id is not None
+        if call_id is None:
+            self.finish_calls += 1
+            call_id = self.finish_calls
+        else:
+            self.resending += 1
         try:
-            try:
-                reply = await self._finish(rows, want, call_id)
-            except (ConnectionFailed, RedisOutOfMemory) as exc:
-                # Redis down or full: the outcomes wait here (the lease
-                # keeper keeps their locks) and are sent again.
-                self.ledger.outcomes[:0] = rows
-                self.failures += 1
-                if self.failures == 1 or self.failures % 10 == 0:
-                    log.warning("worker %s: %s; retrying", worker.id, exc, extra={"event": outage_event(exc)})
-                self.backoff = True
-                await asyncio.sleep(min(2.0, 0.05 * 2**self.failures))
-                self.backoff = False
-                return
+            while True:
+                try:
+                    reply = await self._finish(rows, want, call_id)
+                    break
+                except (ConnectionFailed, RedisOutOfMemory) as exc:
+                    # Redis down or full. Outcomes alone wait here (the lease
+                    # keeper keeps their locks) and go in a later call. A
+                    # claim may have run with its reply lost: the same call
+                    # goes again, and no other claim meanwhile (under its
+                    # call id it gets back the jobs it claimed, and its
+                    # outcomes, applied already, answer 0).
+                    if want == 0 or self.ledger.given_up:
+                        self.ledger.outcomes[:0] = rows
+                        await self._back_off(exc)
+                        return
+                    if not lost:
+                        lost = True
+                        self.resending += 1
+                    await self._back_off(exc)
             if self.failures:
-                log.info("worker %s reconnected", worker.id, extra={"event": "reconnected"})
+                log.info("worker %s reconnected", self.worker.id, extra={"event": "reconnected"})
                 self.failures = 0
             self._apply(rows, want, reply, news, burst)
         except Exception as exc:  # a bug or an unexpected Redis error: stop the worker loudly
             self.error = exc
         finally:
+            if lost:
+                self.resending -= 1
             self.inflight -= 1
             self.reserved -= want
             self.wake.set()
+
+    async def _back_off(self, exc: Exception) -> None:
+        self.failures += 1
+        if self.failures == 1 or self.failures % 10 == 0:
+            log.warning("worker %s: %s; retrying", self.worker.id, exc, extra={"event": outage_event(exc)})
+        self.backoff = True
+        await asyncio.sleep(min(2.0, 0.05 * 2**self.failures))
+        self.backoff = False
 
     def _apply(self, rows: list[Row], want: int, reply: Finished, news: int, burst: bool) -> None:
         """A finish-and-claim call's reply: outcomes settled, claimed jobs
@@ -226,10 +243,7 @@ class Dispatch:
             if next_due >= 0:
                 self.marker.after(max(0, next_due - now) / 1000)
 
-    async def _finish(self, rows: list[Row], want: int, call_id: int | None) -> Finished:
-        if call_id is None:
-            self.finish_calls += 1
-            call_id = self.finish_calls
+    async def _finish(self, rows: list[Row], want: int, call_id: int) -> Finished:
         return await finish_jobs(
             self.queue.redis,
             self.queue.keys,
@@ -249,7 +263,13 @@ class Dispatch:
         lands. None in a burst run (it ends on a claim that finds nothing),
         on a test clock (the claim runs later than it is written: only
         Redis's own time is right then), or with no slot free."""
-        if self.burst or self.stopping or self.marker.held or self.queue.clock.now_ms() is not None:
+        if (
+            self.burst
+            or self.stopping
+            or self.marker.held
+            or self.resending
+            or self.queue.clock.now_ms() is not None
+        ):
             return None
         want = min(self._free(), self.max_batch)
         if want <= 0:
@@ -272,8 +292,8 @@ class Dispatch:
         self.riding -= 1
         if isinstance(reply, BaseException):
             # The reply is lost, and the claim may have run: the same call
-            # again gets back the jobs it claimed (or claims now). It keeps
-            # the slots.
+            # again, until Redis answers, gets back the jobs it claimed (or
+            # claims now). It keeps the slots.
             if self.looping:
                 self.inflight += 1
                 self._spawn(self._finish_call([], want, False, call_id))
@@ -299,7 +319,7 @@ class Dispatch:
         for row in claimed:
             run, bad = claimed_run(self.worker, row)
             job_id = run.ctx.id
-            self.tokens[job_id] = run.ctx.token
+            self.ledger.tokens[job_id] = run.ctx.token
             self.running[job_id] = run
             if bad is not None:
                 self.record(
@@ -317,15 +337,12 @@ class Dispatch:
 
     async def _execute(self, run: Run) -> None:
         ending = await self.execution.run(run)
-        if run.thread_running:
-            self._outlive(run, None if run.hand_back else ending)
+        if run.thread_running:  # stopped, its thread runs on: held until the thread ends
+            self.running.pop(run.ctx.id, None)
+            self.threads.hold(run, None if run.hand_back else ending)
+            self.wake.set()
         else:
             self.record(run, ending)
-
-    def _outlive(self, run: Run, ending: Ending | None) -> None:
-        self.running.pop(run.ctx.id, None)
-        self.threads.hold(run, ending)
-        self.wake.set()
 
     def record(self, run: Run, ending: Ending) -> None:
         ctx = run.ctx
@@ -338,7 +355,7 @@ class Dispatch:
         if self.burst:
             self.wake_up()
         if ending.kind == "":
-            self.tokens.pop(run.ctx.id, None)
+            self.ledger.tokens.pop(run.ctx.id, None)
         else:
             self.ledger.owe(run, ending)
         self.wake.set()
@@ -358,22 +375,8 @@ class Dispatch:
             self.loop.call_later(thread_grace + 0.01, self.wake_up)
             # Redis gone: outcomes that cannot be sent by then are given up
             # (their jobs come back after their lease) rather than retried forever
-            self.loop.call_later(OUTCOME_GRACE, self._give_up)
+            self.loop.call_later(OUTCOME_GRACE, self.ledger.give_up)
         self.wake.set()
-
-    def threads_settled(self) -> bool:
-        return self.threads.settled()
-
-    def _give_up(self) -> None:
-        self.given_up = True
-        self.wake.set()
-
-    def _abandon_outcomes(self) -> None:
-        """The worker stops while Redis cannot take its outcomes: they are
-        given up, and the calls still trying stopped."""
-        self.ledger.abandon(self.inflight)
-        for call in list(self.calls):
-            call.cancel()
 
     async def wind_down(self) -> None:
         """After the loop: timers off, background work awaited."""

@@ -4,6 +4,7 @@ their job's row is written."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from conveyor.engine.codes import Reply
@@ -20,10 +21,13 @@ class Ledger:
     """Tokens (job id -> lease token, read by the lease keeper), outcome
     rows waiting for a call, and dead letters waiting for their row."""
 
-    def __init__(self, worker: Host, queue_name: str, sideline: Sideline) -> None:
+    def __init__(self, worker: Host, queue_name: str, sideline: Sideline, wake: asyncio.Event) -> None:
         self.worker = worker
         self.queue_name = queue_name
         self.sideline = sideline
+        self.wake = wake
+        #: A stopping worker gave up writing to an unreachable Redis.
+        self.given_up = False
         self.tokens: dict[str, str] = {}
         self.outcomes: list[Row] = []
         self.letters: dict[str, DeadLetteredJob] = {}
@@ -73,6 +77,10 @@ class Ledger:
                     "lock superseded" if code == Reply.SUPERSEDED else "job gone",
                     extra={"event": "stale_outcome", "queue": self.queue_name, "job_id": job_id},
                 )
+
+    def give_up(self) -> None:
+        self.given_up = True
+        self.wake.set()
 
     def abandon(self, inflight: int) -> None:
         """The worker stops while Redis cannot take its outcomes: says which

@@ -13,6 +13,7 @@ with ``CLIENT UNBLOCK``, so that the claim runs then."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +70,10 @@ class MarkerWatch:
         #: The ride written behind the block now in progress, if any.
         self.riding: Ride | None = None
         self._conn_id: int | None = None
+        #: CLIENT UNBLOCK is allowed (a least-privilege ACL user may not send it).
+        self._may_unblock = True
         self._unblocking: asyncio.Task[None] | None = None
+        self._unblocking_to_stop = False
         self._timer: asyncio.TimerHandle | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
 
@@ -93,32 +97,46 @@ class MarkerWatch:
 
     def _due(self) -> None:
         if self.riding is not None:
-            self.end_block()
+            self.end_block(stopping=False)
         else:
             self.wake()
 
-    def end_block(self) -> None:
+    def end_block(self, *, stopping: bool) -> None:
         """Ends the block in progress now, so that its ride runs (a timer
         fell due, or the worker stops)."""
-        if self._unblocking is None or self._unblocking.done():
-            self._unblocking = asyncio.get_running_loop().create_task(self._unblock(self.riding))
+        running = self._unblocking
+        if running is None or running.done() or (stopping and not self._unblocking_to_stop):
+            self._unblocking_to_stop = stopping
+            self._unblocking = asyncio.get_running_loop().create_task(self._unblock(self.riding, stopping))
 
-    async def _unblock(self, ride: Ride | None) -> None:
+    async def _unblock(self, ride: Ride | None, stopping: bool) -> None:
         for _ in range(UNBLOCK_TRIES):
             if ride is None or self.riding is not ride:
                 return
-            conn_id = self._conn_id
+            if self._conn_id is None or not self._may_unblock:
+                break
             try:
-                if conn_id is not None and await unblock(self.redis, self.marker, conn_id):
+                if await unblock(self.redis, self.marker, self._conn_id):
                     return
+            except ResponseError:  # not allowed (CLIENT UNBLOCK is an admin command)
+                self._may_unblock = False
+                break
             except Exception:
                 break
             # not blocked (yet): the pop is still on its way, or returning
             await asyncio.sleep(0.005)
+        if ride is None or self.riding is not ride:
+            return
+        if not stopping:
+            # a timer: set the marker, as an add does; the worker blocked
+            # longest wakes and claims the job that fell due
+            with contextlib.suppress(Exception):
+                await self.redis.zadd(self.marker, {"0": 0})
+                return
         conn = self._conn
-        if ride is not None and self.riding is ride and conn is not None:
-            # Redis unreachable or the pop never seen: close the connection
-            # (the ride then lands as lost, and is sent again)
+        if self.riding is ride and conn is not None:
+            # stopping, or Redis unreachable: close the connection (the ride
+            # then lands as lost, and is sent again)
             await conn.disconnect()
 
     def cancel_timers(self) -> None:
@@ -141,8 +159,7 @@ class MarkerWatch:
                         conn, release = await dedicated_connection(self.redis, self.marker)
                         self._conn_id = None
                         if self.ride is not None:
-                            await conn.send_command("CLIENT", "ID")
-                            self._conn_id = int(await conn.read_response())
+                            self._conn_id = await _client_id(conn)
                     self._conn = conn
                     if self.stopping():
                         # stop() came while the connection was being made: it
@@ -210,3 +227,10 @@ async def _reply(conn: Any, *, decode: bool) -> Any:
         return await conn.read_response(disable_decoding=not decode)
     except ResponseError as exc:
         return exc
+
+
+async def _client_id(conn: Any) -> int | None:
+    """The connection's id in Redis, for CLIENT UNBLOCK (None: not allowed)."""
+    await conn.send_command("CLIENT", "ID")
+    reply = await _reply(conn, decode=True)
+    return None if isinstance(reply, ResponseError) else int(reply)

@@ -202,7 +202,7 @@ class Worker:
         lease = LeaseKeeper(
             sync_twin(self.queue.redis),
             self.queue.keys,
-            run.tokens,
+            run.ledger.tokens,
             self._lease_report,
             clock=self.queue.clock,
             lock_ms=self.lock_ms,
@@ -238,6 +238,7 @@ class Worker:
                 try:
                     await run.fetch_loop(burst)
                 finally:
+                    run.looping = False
                     run.stopping = True
                     sweep.cancel()
                     await run.marker.stop(marker)
@@ -308,7 +309,7 @@ class Worker:
             "pid": os.getpid(),
             "concurrency": self.concurrency,
             "started": self._started_ms,
-            "jobs": list(self._run.tokens) if self._run else [],
+            "jobs": list(self._run.ledger.tokens) if self._run else [],
             "processed": self.processed,
             "failed": self.failed,
         }

@@ -36,6 +36,7 @@ from conveyor import (
 from conveyor.engine.client.cluster import RedisClient
 from conveyor.server import create_app
 from conveyor.testing import RedisServer, free_port
+from polling import wait_until
 
 pytestmark = pytest.mark.single_node("starts servers of its own (TLS, ACL users)")
 
@@ -178,5 +179,43 @@ async def test_an_acl_user_limited_to_the_prefix_runs_the_engine(
             with pytest.raises(ConnectionFailed, match="refused the credentials"):
                 await ping(client)
         assert await connections_made(redis) - before == 1
+    finally:
+        await redis.execute_command("ACL", "DELUSER", user)
+
+
+async def test_an_acl_user_without_client_unblock_still_wakes_for_a_due_job(
+    redis: aredis.Redis, redis_server: RedisServer
+) -> None:
+    # The least-privilege user may not send CLIENT UNBLOCK (an admin
+    # command): a timer sets the queue's marker instead, as an add does
+    user = f"app-{uuid.uuid4().hex[:6]}"
+    await redis.execute_command("ACL", "SETUSER", user, *ACL_RULES)
+    ran = asyncio.Event()
+
+    async def handler(job: JobContext) -> None:
+        ran.set()
+
+    try:
+        async with connect(f"redis://{user}:app-secret@127.0.0.1:{redis_server.port}/0") as client:
+            queue = Queue(f"acl-{uuid.uuid4().hex[:8]}", client)
+            # the block alone would last a minute
+            worker = Worker(queue, handler, concurrency=1, block_timeout=60)
+            running = asyncio.create_task(worker.run())
+
+            async def riding() -> bool:
+                run = worker._run
+                return run is not None and run.riding > 0
+
+            await wait_until(riding)
+            assert worker._run is not None
+            marker = worker._run.marker
+            blocked_on = marker._conn_id
+            await queue.add("j", None, delay=0.2)
+            await asyncio.wait_for(ran.wait(), 10)
+            # the marker's connection was not closed to end the block
+            assert marker._conn_id == blocked_on is not None
+            assert not marker._may_unblock
+            await asyncio.wait_for(worker.close(), 10)
+            await running
     finally:
         await redis.execute_command("ACL", "DELUSER", user)
