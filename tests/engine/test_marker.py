@@ -217,3 +217,29 @@ async def test_a_marker_connection_killed_under_a_ride_is_made_again(queue: Queu
     await worker.close()
     await task
     assert log == [(job.id, 1)]
+
+
+async def test_jobs_a_ride_claimed_have_their_leases_renewed_at_once(queue: Queue) -> None:
+    # A ride's claim ran when the pop returned, before the worker heard of
+    # it: its leases are renewed as its reply lands, not an interval later
+    release = asyncio.Event()
+
+    async def held(job: JobContext) -> None:
+        await release.wait()
+
+    worker = Worker(queue, held, concurrency=2, block_timeout=60, lock_duration=30, renew_interval=60)
+    task = asyncio.create_task(worker.run())
+    await _riding(worker)
+    assert worker._run is not None
+    keeper: Any = worker._run.renew_soon.__self__  # type: ignore[attr-defined]  # the lease keeper
+    assert keeper.renewals == 0
+    job = await queue.add("j", 1)
+
+    async def renewed() -> bool:
+        return bool(keeper.renewals >= 1)
+
+    await wait_until(renewed, within=10)  # the regular renewal would come after 60 s
+    release.set()
+    await _completed(queue, job.id)
+    await worker.close()
+    await task

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from conveyor.engine.client.errors import outage_event
@@ -100,6 +100,8 @@ class Dispatch:
         self.flows = FlowRelay(self.queue.redis, self.queue.keys, self.queue.clock, worker.id)
         self.error: Exception | None = None
         self.finish_calls = 0
+        #: Asks the lease keeper to renew now (the worker sets it).
+        self.renew_soon: Callable[[], None] = lambda: None
 
     # -- the loop -----------------------------------------------------------
 
@@ -146,8 +148,7 @@ class Dispatch:
             wake.clear()
 
     def _free(self) -> int:
-        """Slots no job holds and no call has reserved; threads that outlived
-        their jobs take slots past ``concurrency`` first."""
+        """Slots free: threads that outlived their jobs take slots past ``concurrency`` first."""
         return (
             self.concurrency
             - len(self.running)
@@ -193,7 +194,7 @@ class Dispatch:
             if self.failures:
                 log.info("worker %s reconnected", self.worker.id, extra={"event": "reconnected"})
                 self.failures = 0
-            self._apply(rows, want, reply, news, burst)
+            self._apply(rows, want, reply, news, burst, early=lost)
         except Exception as exc:  # a bug or an unexpected Redis error: stop the worker loudly
             self.error = exc
         finally:
@@ -211,10 +212,14 @@ class Dispatch:
         await asyncio.sleep(min(2.0, 0.05 * 2**self.failures))
         self.backoff = False
 
-    def _apply(self, rows: list[Row], want: int, reply: Finished, news: int, burst: bool) -> None:
+    def _apply(
+        self, rows: list[Row], want: int, reply: Finished, news: int, burst: bool, *, early: bool = False
+    ) -> None:
         """A finish-and-claim call's reply: outcomes settled, claimed jobs
         started, and the marker watched if the queue ran dry (``news``: the
-        wakes counted when the call was sent)."""
+        wakes counted when the call was sent). ``early``: the claim ran
+        before this worker could know (behind the marker's block, or a lost
+        reply), so its jobs' leases are renewed now, not an interval later."""
         now, next_due, codes, claimed, held, outbox, grouped = reply
         if outbox:
             self.flows.pending += 1
@@ -223,6 +228,8 @@ class Dispatch:
             self.ledger.settle(rows, codes)
         if claimed:
             self._start_claimed(claimed)
+            if early:
+                self.renew_soon()
         if want > 0:
             self.sparse = len(claimed) < want
         if held > now:
@@ -304,7 +311,7 @@ class Dispatch:
         # unless the claim comes back short
         self.dry = False
         try:
-            self._apply([], want, finished(reply), news, False)
+            self._apply([], want, finished(reply), news, False, early=True)
         except Exception as exc:  # a bug or an unexpected reply: stop the worker loudly
             self.error = exc
         finally:
@@ -377,11 +384,6 @@ class Dispatch:
             # (their jobs come back after their lease) rather than retried forever
             self.loop.call_later(OUTCOME_GRACE, self.ledger.give_up)
         self.wake.set()
-
-    async def wind_down(self) -> None:
-        """After the loop: timers off, background work awaited."""
-        self.marker.cancel_timers()
-        await self.sideline.finish()
 
     # -- waiting for work ---------------------------------------------------
 

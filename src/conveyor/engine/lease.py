@@ -66,6 +66,8 @@ class LeaseKeeper:
         self._worker_id = worker_id
         self._beat = beat
         self._stop = threading.Event()
+        #: Set to renew now rather than at the next interval (see renew_soon).
+        self._soon = threading.Event()
         self._linger = False
         self._thread = threading.Thread(target=self._run, name="conveyor-lease", daemon=True)
         self.renewals = 0
@@ -80,6 +82,7 @@ class LeaseKeeper:
         stops by itself."""
         self._linger = linger
         self._stop.set()
+        self._soon.set()
         if not linger:
             self._thread.join(timeout=15)
             self._close()
@@ -93,6 +96,12 @@ class LeaseKeeper:
         if isinstance(self._client, redis.Redis):
             # the client was given its pool, so close() leaves it open
             self._client.connection_pool.disconnect()
+
+    def renew_soon(self) -> None:
+        """Renews the leases now, not at the next interval: for jobs whose
+        lease began before their worker heard of them (a claim that ran
+        behind the marker's block, or one sent again after a lost reply)."""
+        self._soon.set()
 
     def beat(self) -> None:
         """Tells readers this worker is alive, and what it holds."""
@@ -116,8 +125,11 @@ class LeaseKeeper:
                 if not (self._linger and self._tokens):
                     break
                 time.sleep(interval)
-            elif self._stop.wait(interval):
-                continue
+            else:
+                self._soon.wait(interval)
+                self._soon.clear()
+                if self._stop.is_set():
+                    continue
             try:
                 self.renew()
                 self.beat()

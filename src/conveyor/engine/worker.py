@@ -215,6 +215,7 @@ class Worker:
             beat=self._beat_info,
         )
         self._started_ms = int(time.time() * 1000)
+        run.renew_soon = lease.renew_soon
         lease.start()
         redis_at = describe(self.queue.redis)
         log.info(
@@ -243,7 +244,8 @@ class Worker:
                     sweep.cancel()
                     await run.marker.stop(marker)
         finally:
-            await run.wind_down()
+            run.marker.cancel_timers()
+            await run.sideline.finish()  # background work of the run
             hung = len(run.overruns)
             if hung:
                 log.error(
