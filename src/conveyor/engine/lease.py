@@ -68,6 +68,7 @@ class LeaseKeeper:
         self._stop = threading.Event()
         #: Set to renew now rather than at the next interval (see renew_soon).
         self._soon = threading.Event()
+        self._renewed_at = 0.0
         self._linger = False
         self._thread = threading.Thread(target=self._run, name="conveyor-lease", daemon=True)
         self.renewals = 0
@@ -98,7 +99,8 @@ class LeaseKeeper:
             self._client.connection_pool.disconnect()
 
     def renew_soon(self) -> None:
-        """Renews the leases now, not at the next interval: for jobs whose
+        """Renews the leases now, not at the next interval (or a quarter
+        interval after the last renewal, if that is later): for jobs whose
         lease began before their worker heard of them (a claim that ran
         behind the marker's block, or one sent again after a lost reply)."""
         self._soon.set()
@@ -127,10 +129,16 @@ class LeaseKeeper:
                 time.sleep(interval)
             else:
                 self._soon.wait(interval)
+                if self._soon.is_set():
+                    # renewals asked for come at most once a quarter interval
+                    gap = self._renewed_at + self._renew_interval / 4 - time.monotonic()
+                    if gap > 0:
+                        self._stop.wait(gap)
                 self._soon.clear()
                 if self._stop.is_set():
                     continue
             try:
+                self._renewed_at = time.monotonic()
                 self.renew()
                 self.beat()
                 if time.monotonic() >= next_check:
