@@ -7,6 +7,7 @@ jobs it claims run once and none is left held."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -35,6 +36,42 @@ def _runs(log: list[tuple[str, int]]) -> Any:
         log.append((job.id, job.attempt))
 
     return handler
+
+
+def _lose_the_first_claim_reply(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The first reply of a claim behind the block that took jobs is read
+    and then lost, as if the connection broke; returns the lost replies."""
+    real = marker_module._reply
+    dropped: list[bytes] = []
+
+    async def lossy(conn: Any, *, decode: bool) -> Any:
+        reply = await real(conn, decode=decode)
+        if not decode and not dropped and isinstance(reply, bytes) and finished(reply).claimed:
+            dropped.append(reply)
+            raise ConnectionError("the connection broke before the reply was read")
+        return reply
+
+    monkeypatch.setattr(marker_module, "_reply", lossy)
+    return dropped
+
+
+async def _one_job(
+    queue: Queue, before_add: Callable[[Dispatch], Awaitable[None]] | None = None, **options: Any
+) -> tuple[str, list[tuple[str, int]]]:
+    """A worker made with ``options`` (a block of a minute) blocks with a
+    claim behind the block; ``before_add`` runs, one job is added and
+    completes, and the worker closes. The job's id and the runs seen."""
+    log: list[tuple[str, int]] = []
+    worker = Worker(queue, _runs(log), **{"concurrency": 2, "block_timeout": 60, **options})
+    task = asyncio.create_task(worker.run())
+    run = await _riding(worker)
+    if before_add is not None:
+        await before_add(run)
+    job = await queue.add("j", 1)
+    await _completed(queue, job.id)
+    await worker.close()
+    await task
+    return job.id, log
 
 
 async def _completed(queue: Queue, job_id: str) -> None:
@@ -123,46 +160,21 @@ async def test_a_worker_stopped_while_a_claim_rides_leaves_no_job_held(queue: Qu
 async def test_a_ride_whose_reply_is_lost_gets_its_jobs_back(
     queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = marker_module._reply
-    dropped: list[bytes] = []
-
-    async def lossy(conn: Any, *, decode: bool) -> Any:
-        reply = await real(conn, decode=decode)
-        if not decode and not dropped and isinstance(reply, bytes) and finished(reply).claimed:
-            dropped.append(reply)
-            raise ConnectionError("the connection broke before the reply was read")
-        return reply
-
-    monkeypatch.setattr(marker_module, "_reply", lossy)
-    log: list[tuple[str, int]] = []
+    dropped = _lose_the_first_claim_reply(monkeypatch)
     # a lease of a minute: only the resend can bring the job back in time
-    worker = Worker(queue, _runs(log), concurrency=4, block_timeout=60, lock_duration=60)
-    task = asyncio.create_task(worker.run())
-    await _riding(worker)
-    job = await queue.add("j", 1)
-    await _completed(queue, job.id)
-    await worker.close()
-    await task
+    job_id, log = await _one_job(queue, lock_duration=60)
     assert dropped, "the claim's reply was never dropped"
     # the claim ran; sent again under its call id, it returned the same job,
     # still under its first attempt's lease
-    assert log == [(job.id, 1)]
+    assert log == [(job_id, 1)]
 
 
 async def test_a_lost_ride_is_sent_again_until_redis_answers(
     queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_reply = marker_module._reply
+    dropped = _lose_the_first_claim_reply(monkeypatch)
     real_finish = Dispatch._finish
-    dropped: list[bytes] = []
     resends: list[int] = []
-
-    async def lossy(conn: Any, *, decode: bool) -> Any:
-        reply = await real_reply(conn, decode=decode)
-        if not decode and not dropped and isinstance(reply, bytes) and finished(reply).claimed:
-            dropped.append(reply)
-            raise ConnectionError("the connection broke before the reply was read")
-        return reply
 
     async def down_twice(self: Dispatch, rows: list[Any], want: int, call: int) -> Any:
         if dropped and want and len(resends) < 3:
@@ -171,52 +183,34 @@ async def test_a_lost_ride_is_sent_again_until_redis_answers(
                 raise ConnectionFailed("Redis is unreachable")
         return await real_finish(self, rows, want, call)
 
-    monkeypatch.setattr(marker_module, "_reply", lossy)
     monkeypatch.setattr(Dispatch, "_finish", down_twice)
-    log: list[tuple[str, int]] = []
-    worker = Worker(queue, _runs(log), concurrency=4, block_timeout=60, lock_duration=60)
-    task = asyncio.create_task(worker.run())
-    await _riding(worker)
-    job = await queue.add("j", 1)
-    await _completed(queue, job.id)
-    await worker.close()
-    await task
+    job_id, log = await _one_job(queue, lock_duration=60)
     # the same call three times, the last answered: the same job, first attempt
     assert len(resends) == 3 and len(set(resends)) == 1
-    assert log == [(job.id, 1)]
+    assert log == [(job_id, 1)]
 
 
 async def test_a_ride_answered_noscript_is_sent_again(queue: Queue) -> None:
-    log: list[tuple[str, int]] = []
-    worker = Worker(queue, _runs(log), concurrency=2, block_timeout=60)
-    task = asyncio.create_task(worker.run())
-    await _riding(worker)
-    await queue.redis.script_flush()  # a restart or a failover: the ride's EVALSHA is unknown
-    job = await queue.add("j", 1)
-    await _completed(queue, job.id)
-    await worker.close()
-    await task
-    assert log == [(job.id, 1)]
+    async def flush(run: Dispatch) -> None:
+        await queue.redis.script_flush()  # a restart or a failover: the ride's EVALSHA is unknown
+
+    job_id, log = await _one_job(queue, flush)
+    assert log == [(job_id, 1)]
 
 
 async def test_a_marker_connection_killed_under_a_ride_is_made_again(queue: Queue) -> None:
-    log: list[tuple[str, int]] = []
-    worker = Worker(queue, _runs(log), concurrency=2, block_timeout=60)
-    task = asyncio.create_task(worker.run())
-    run = await _riding(worker)
-    first_id = run.marker._conn_id
-    assert first_id is not None
-    await queue.redis.execute_command("CLIENT", "KILL", "ID", first_id)
+    async def kill(run: Dispatch) -> None:
+        first_id = run.marker._conn_id
+        assert first_id is not None
+        await queue.redis.execute_command("CLIENT", "KILL", "ID", first_id)
 
-    async def reconnected() -> bool:
-        return run.riding > 0 and run.marker._conn_id not in (None, first_id)
+        async def reconnected() -> bool:
+            return run.riding > 0 and run.marker._conn_id not in (None, first_id)
 
-    await wait_until(reconnected, within=10)
-    job = await queue.add("j", 1)
-    await _completed(queue, job.id)
-    await worker.close()
-    await task
-    assert log == [(job.id, 1)]
+        await wait_until(reconnected, within=10)
+
+    job_id, log = await _one_job(queue, kill)
+    assert log == [(job_id, 1)]
 
 
 async def test_jobs_a_ride_claimed_have_their_leases_renewed_at_once(queue: Queue) -> None:
