@@ -219,6 +219,8 @@ class MarkerWatch:
         if conn is not None:
             await conn.disconnect()
         await task
+        if self._unblocking is not None:
+            self._unblocking.cancel()
 
 
 async def _reply(conn: Any, *, decode: bool) -> Any:
