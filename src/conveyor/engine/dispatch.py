@@ -62,6 +62,7 @@ class Dispatch:
         self.running: dict[str, Run] = {}
         self.sideline = Sideline(self.loop)
         self.ledger = Ledger(worker, self.queue.name, self.sideline, self.wake)
+        #: Jobs stopped (timeout, cancel, shutdown) whose handler thread still runs.
         self.threads = Overruns(
             self.loop,
             self.execution,
@@ -70,8 +71,6 @@ class Dispatch:
             let_lapse=lambda job_id: self.ledger.tokens.pop(job_id, None),
             closed=self.closed,
         )
-        #: Jobs stopped (timeout, cancel, shutdown) whose handler thread still runs.
-        self.overruns = self.threads.runs
         self.calls: set[asyncio.Task[None]] = set()
         # The last claim found the queue dry: claim again only when the
         # marker, a due delayed job or a finished job says there may be more.
@@ -110,11 +109,12 @@ class Dispatch:
         wake = self.wake
         min_batch = max(1, self.concurrency // 4)
         max_batch = self.max_batch
+        overruns = self.threads.runs
         while True:
             if self.error is not None:
                 err, self.error = self.error, None
                 raise err
-            if self.drained and burst and not self.inflight and not self.flows.pending and not self.overruns:
+            if self.drained and burst and not self.inflight and not self.flows.pending and not overruns:
                 return
             idle = self.stopping or self.marker.held or self.dry or self.resending
             want = 0 if idle else min(self._free(), max_batch)
@@ -153,7 +153,7 @@ class Dispatch:
             self.concurrency
             - len(self.running)
             - self.reserved
-            - max(0, len(self.overruns) - self.concurrency)
+            - max(0, len(self.threads.runs) - self.concurrency)
         )
 
     def _spawn(self, call: Coroutine[Any, Any, None]) -> None:
@@ -255,7 +255,7 @@ class Dispatch:
             self.queue.redis,
             self.queue.keys,
             now=clock_arg(self.queue.clock),
-            claim_count=min(want, 1000),
+            claim_count=want,
             lock_ms=self.worker.lock_ms,
             worker_id=self.worker.id,
             outcomes=rows,
@@ -288,7 +288,7 @@ class Dispatch:
         news = self.news
         command = claim_command(
             self.queue.keys,
-            claim_count=min(want, 1000),
+            claim_count=want,
             lock_ms=self.worker.lock_ms,
             worker_id=self.worker.id,
             call_id=call_id,

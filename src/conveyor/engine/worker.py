@@ -246,7 +246,7 @@ class Worker:
         finally:
             run.marker.cancel_timers()
             await run.sideline.finish()  # background work of the run
-            hung = len(run.overruns)
+            hung = len(run.threads.runs)
             if hung:
                 log.error(
                     "worker %s: %d handler thread(s) still running past the shutdown grace; "
@@ -276,9 +276,9 @@ class Worker:
         grace = self.shutdown_grace if grace is None else grace
         run.stopping = True
         run.wake.set()
-        if run.running or run.overruns:
+        if run.running or run.threads.runs:
             pending = [r.task for r in run.running.values() if r.task]
-            threads = [asyncio.wrap_future(r.thread) for r in run.overruns.values() if r.thread]
+            threads = [asyncio.wrap_future(r.thread) for r in run.threads.runs.values() if r.thread]
             if (pending or threads) and grace > 0:
                 await asyncio.wait([*pending, *threads], timeout=grace)
         run.hand_back_all(self.thread_grace)
@@ -299,7 +299,7 @@ class Worker:
         (``os._exit``); their jobs then come back after their lease."""
         if self._run is None:
             return 0
-        return sum(1 for run in self._run.overruns.values() if run.thread_running)
+        return sum(1 for run in self._run.threads.runs.values() if run.thread_running)
 
     # -- from the lease thread ----------------------------------------------
 
@@ -333,7 +333,7 @@ class Worker:
 
     def _apply_lease_report(self, run: Dispatch, lost: list[str], cancels: dict[str, str]) -> None:
         for job_id in lost:
-            if (overrun := run.overruns.get(job_id)) is not None:
+            if (overrun := run.threads.runs.get(job_id)) is not None:
                 overrun.lease_lost = True
             job = run.running.get(job_id)
             if job and job.task:

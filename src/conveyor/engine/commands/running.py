@@ -18,6 +18,9 @@ from conveyor.engine.keys import QueueKeys
 
 SyncClient = redis.Redis | redis.cluster.RedisCluster
 
+#: The most jobs one finish-and-claim call claims.
+MAX_CLAIM = 1000
+
 
 class Finished(NamedTuple):
     """finish_jobs's reply."""
@@ -104,6 +107,7 @@ def _finish_call(
         k.limiter_count,
         k.claims,
     ]
+    claim_count = min(claim_count, MAX_CLAIM)
     return keys, [k.job_prefix, k.logs_prefix, now, claim_count, lock_ms, worker_id, packb(outcomes), call_id]
 
 
@@ -119,8 +123,9 @@ async def finish_jobs(
     call_id: int | str,
 ) -> Finished:
     """Records ``outcomes`` (rows: id, token, kind, value, delay ms, keep
-    count, keep age ms) and claims up to ``claim_count`` jobs, in one call;
-    a resend with the same ``call_id`` gets the same jobs back."""
+    count, keep age ms) and claims up to ``claim_count`` jobs (at most
+    MAX_CLAIM), in one call; a resend with the same ``call_id`` gets the
+    same jobs back."""
     keys, argv = _finish_call(k, now, claim_count, lock_ms, worker_id, outcomes, call_id)
     return finished(await FINISH_JOBS.run(client, keys, argv))
 
