@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aredis
 
-from conveyor import JobContext, JobState, Priority, Queue, Worker
+from conveyor import JobContext, JobState, ManualClock, Priority, Queue, Worker
 
 # sizes around the chunk (64 bytes) and the largest split data (4,096)
 SIZES = [0, 1, 63, 64, 65, 100, 128, 129, 1000, 4095, 4096, 4097, 20_000]
@@ -120,3 +120,29 @@ async def test_a_delayed_lifo_job_keeps_its_place_when_it_comes_due(queue: Queue
     await Worker(queue, handler, concurrency=1).run(burst=True)
     assert seen == ["front", "fifo"]
     assert (await queue.counts())[JobState.COMPLETED] == 2
+
+
+async def test_times_and_counts_are_stored_as_exact_integer_text(
+    redis: aredis.Redis, queue_name: str
+) -> None:
+    # a clock past 10^14 ms, where Lua's own number text turns to exponent form
+    clock = ManualClock(start_ms=123_456_789_012_345)
+    queue = Queue(queue_name, redis, clock=clock)
+    later = await queue.add("later", 1, delay=5, priority=Priority.LOW)
+    now = await queue.add("now", 2, lifo=True)
+    fields = await redis.hgetall(queue.keys.job(later.id))
+    assert fields[b"ts"] == b"123456789012345" and fields[b"due"] == b"123456789017345"
+    assert fields[b"pr"] == str(int(Priority.LOW)).encode()
+    assert (await redis.hget(queue.keys.job(now.id), "lifo")) == b"1"
+
+    async def handler(ctx: JobContext) -> None:
+        return None
+
+    await Worker(queue, handler, concurrency=1).run(burst=True)
+    done = await redis.hgetall(queue.keys.job(now.id))
+    assert done[b"pon"] == done[b"fon"] == b"123456789012345" and done[b"ats"] == b"1"
+    assert done[b"tk"].startswith(b"1:")
+    assert await redis.pttl(queue.keys.job(now.id)) > 0  # the keep age, as an exact count of ms
+    entries = await redis.xrange(queue.keys.events)
+    assert {e[b"t"] for _, e in entries} == {b"123456789012345"}
+    assert [int(i.split(b"-")[0]) for i, _ in entries] == list(range(1, len(entries) + 1))

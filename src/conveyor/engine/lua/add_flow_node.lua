@@ -40,11 +40,11 @@ if #ARGV > 11 then
   emit(stream, now, 'waiting-children', { id }, { 'children', #children })
 elseif #waiting > 0 then
   wait_put(KEYS[1], nil, waiting[1], id)
-  redis.call('ZADD', KEYS[3], 0, '0')
+  redis.call('ZADD', KEYS[3], '0', '0')
   emit(stream, now, 'added', { id })
 else
   redis.call('ZADD', KEYS[2], delayed[1], id)
-  redis.call('ZADD', KEYS[3], 0, '0')
+  redis.call('ZADD', KEYS[3], '0', '0')
   emit(stream, now, 'delayed', { id }, { 'due', '[' .. delayed[1] .. ']' })
 end
 return { now, 1 }

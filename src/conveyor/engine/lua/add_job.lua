@@ -32,13 +32,13 @@ if dk ~= '' then
     tonumber(ARGV[9]), ARGV[13])
   if found then
     if code == 2 then
-      redis.call('ZADD', KEYS[3], 0, '0')
+      redis.call('ZADD', KEYS[3], '0', '0')
     end
     return { now, found, code }
   end
 end
 if id == '' then
-  id = tostring(redis.call('INCR', KEYS[4]))
+  id = string.format('%d', redis.call('INCR', KEYS[4]))
 end
 local waiting = {}
 local delayed = {}
@@ -56,5 +56,5 @@ else
   redis.call('ZADD', KEYS[2], delayed[1], id)
   emit(events_key(prefix), now, 'delayed', { id }, { 'due', '[' .. delayed[1] .. ']' })
 end
-redis.call('ZADD', KEYS[3], 0, '0')
+redis.call('ZADD', KEYS[3], '0', '0')
 return { now, id, 1 }

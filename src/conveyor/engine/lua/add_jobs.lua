@@ -40,7 +40,7 @@ for i, row in ipairs(rows) do
   local created = 1
   if id == '' then
     next_auto = next_auto + 1
-    id = tostring(next_auto)
+    id = string.format('%d', next_auto)
   elseif redis.call('EXISTS', prefix .. id) == 1 then
     created = 0
   end
@@ -82,6 +82,6 @@ if #delayed > 0 then
   emit(stream, now, 'delayed', ids, { 'due', cjson.encode(due) })
 end
 if #waiting > 0 or #delayed > 0 or #grouped > 0 or woken then
-  redis.call('ZADD', KEYS[3], 0, '0')
+  redis.call('ZADD', KEYS[3], '0', '0')
 end
 return cmsgpack.pack({ now, out })

@@ -54,6 +54,6 @@ if redis.call('SCARD', deps) > 0 then
 end
 redis.call('ZREM', KEYS[4], pid)
 enqueue_waiting(KEYS[1], KEYS[3], pk, pid, false)
-redis.call('ZADD', KEYS[2], 0, '0')
+redis.call('ZADD', KEYS[2], '0', '0')
 emit(events_key(prefix), now, 'waiting', { pid }, { 'reason', 'children completed' })
 return 1

@@ -41,10 +41,12 @@
 --@include fail_job
 --@include emit
 --@include timings
+--@include num_text
 
 local prefix = ARGV[1]
 local logs_prefix = ARGV[2]
 local now = now_ms(ARGV[3])
+local now_text = num_text(now)
 local rows = cmsgpack.unpack(ARGV[7])
 local codes = {}
 local released = {}
@@ -85,14 +87,14 @@ for i, row in ipairs(rows) do
       end
       results[#results + 1] = row[4]
       names[#names + 1] = f[9] or ''
-      started[#started + 1] = tonumber(f[8]) or 0
+      started[#started + 1] = f[8] or '0'
       if keep_count == 0 then
         remove_job_keys(prefix, logs_prefix, id)
       else
         release_dedup(prefix, id, f[4])
-        redis.call('HSET', jk, 'st', 'completed', 'rv', row[4], 'fon', now)
+        redis.call('HSET', jk, 'st', 'completed', 'rv', row[4], 'fon', now_text)
         expire_job(jk, logs_prefix .. id, row[7], f[3])
-        done[#done + 1] = now
+        done[#done + 1] = now_text
         done[#done + 1] = id
         if keep_count > 0 and (keep_done < 0 or keep_count < keep_done) then
           keep_done = keep_count
@@ -156,7 +158,7 @@ if hold > 0 and hold > (tonumber(redis.call('HGET', KEYS[4], 'hold')) or 0) then
   redis.call('HSET', KEYS[4], 'hold', hold)
 end
 if requeued then
-  redis.call('ZADD', KEYS[3], 0, '0')
+  redis.call('ZADD', KEYS[3], '0', '0')
 end
 local jobs = {}
 local count = tonumber(ARGV[4])

@@ -32,7 +32,7 @@ if id ~= '' then
     insert_job(prefix, now, redis.call('INCR', KEYS[6]), id, ARGV[8], ARGV[9], ARGV[10],
       tonumber(ARGV[11]), 0, 0, waiting, delayed)
     wait_put(KEYS[4], nil, waiting[1], id)
-    redis.call('ZADD', KEYS[5], 0, '0')
+    redis.call('ZADD', KEYS[5], '0', '0')
     emit(events_key(prefix), now, 'added', { id }, { 'schedule', key })
   end
   redis.call('HINCRBY', KEYS[3], 'n:' .. key, 1)

@@ -55,7 +55,7 @@ for _, id in ipairs(expired) do
   end
 end
 if #requeued > 0 then
-  redis.call('ZADD', KEYS[3], 0, '0')
+  redis.call('ZADD', KEYS[3], '0', '0')
   emit(events_key(prefix), now, 'stalled', requeued)
 end
 -- retention sweep: drop ids whose job hash expired, oldest first

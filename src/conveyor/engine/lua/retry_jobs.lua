@@ -28,7 +28,7 @@ for _, id in ipairs(ids) do
   end
 end
 if moved > 0 then
-  redis.call('ZADD', KEYS[3], 0, '0')
+  redis.call('ZADD', KEYS[3], '0', '0')
   emit(events_key(ARGV[1]), now_ms(''), 'waiting', moved_ids, { 'reason', 'retried' })
 end
 return moved

@@ -35,7 +35,7 @@ for i = 2, #ARGV, 2 do
     redis.call('HSET', KEYS[1], field, value)
   end
 end
-redis.call('ZADD', KEYS[2], 0, '0')
+redis.call('ZADD', KEYS[2], '0', '0')
 local hold = tonumber(redis.call('HGET', KEYS[1], 'hold')) or 0
 if hold <= now then
   return 0

@@ -7,6 +7,6 @@ if ARGV[1] == '1' then
   redis.call('HSET', KEYS[1], 'paused', '1')
 else
   redis.call('HDEL', KEYS[1], 'paused')
-  redis.call('ZADD', KEYS[2], 0, '0')
+  redis.call('ZADD', KEYS[2], '0', '0')
 end
 return 1

@@ -23,6 +23,7 @@
 --@include wait_line
 --@include groups
 --@include job_data
+--@include num_text
 
 -- pick(ckeys, prefix, now, count, m): takes up to `count` ids off the line:
 -- ungrouped jobs from wait and, at each group token's turn, one job of
@@ -117,7 +118,8 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
     return 0, 0
   end
   local picked, more = pick(ckeys, prefix, now, count, m)
-  local deadline = now + lock_ms
+  local deadline = num_text(now + lock_ms)
+  local started = num_text(now)
   local leases = {}
   for _, id in ipairs(picked) do
     local jk = prefix .. id
@@ -127,8 +129,9 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
         f[2] = whole_data(jk, f[2], f[7])
       end
       local ats = (tonumber(f[6]) or 0) + 1
-      local token = ats .. ':' .. worker_id
-      redis.call('HSET', jk, 'st', 'active', 'tk', token, 'pon', now, 'ats', ats)
+      local ats_text = num_text(ats)
+      local token = ats_text .. ':' .. worker_id
+      redis.call('HSET', jk, 'st', 'active', 'tk', token, 'pon', started, 'ats', ats_text)
       leases[#leases + 1] = deadline
       leases[#leases + 1] = id
       jobs[#jobs + 1] = { id, token, ats, f[1] or '', f[2] or '', f[3] or '',
@@ -150,7 +153,7 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
     end
   end
   if not limited and more then
-    redis.call('ZADD', ckeys[3], 0, '0')
+    redis.call('ZADD', ckeys[3], '0', '0')
   end
   return n, held
 end
@@ -160,6 +163,6 @@ end
 -- had kept jobs waiting.
 local function wake_for_slot(ckeys, prefix)
   if redis.call('HEXISTS', ckeys[4], 'conc') == 1 and in_line(ckeys, prefix) then
-    redis.call('ZADD', ckeys[3], 0, '0')
+    redis.call('ZADD', ckeys[3], '0', '0')
   end
 end

@@ -6,6 +6,7 @@
 -- so a consumer knows exactly how many events a trimmed range held.
 -- Fields: e (event name), jobs (JSON array of ids), t (ms), then extras.
 --@include base
+--@include num_text
 
 -- events_key(prefix): the stream key from a job key prefix (`<base>job:`).
 local function events_key(prefix)
@@ -29,8 +30,8 @@ local function emit(stream, now, name, ids, extra)
     return
   end
   local last = redis.call('INCRBY', stream .. ':seq', k)
-  local args = { 'XADD', stream, 'MAXLEN', '~', events_cap, last .. '-0',
-    'e', name, 'jobs', cjson.encode(ids), 't', now }
+  local args = { 'XADD', stream, 'MAXLEN', '~', num_text(events_cap), num_text(last) .. '-0',
+    'e', name, 'jobs', cjson.encode(ids), 't', num_text(now) }
   if extra then
     for i = 1, #extra do
       args[#args + 1] = extra[i]
@@ -43,7 +44,7 @@ local function emit(stream, now, name, ids, extra)
     local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
     last = tonumber(string.match(top[1][1], '^(%d+)')) + k
     redis.call('SET', stream .. ':seq', last)
-    args[6] = last .. '-0'
+    args[6] = num_text(last) .. '-0'
     redis.call(unpack(args))
   end
 end

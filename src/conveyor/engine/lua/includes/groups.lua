@@ -64,7 +64,7 @@ local function group_release(prefix, g, marker_key)
   end
   if redis.call('SREM', base .. 'groups:parked', g) == 1 then
     group_requeue_token(base, g)
-    redis.call('ZADD', marker_key, 0, '0')
+    redis.call('ZADD', marker_key, '0', '0')
   end
 end
 

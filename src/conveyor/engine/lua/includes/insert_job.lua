@@ -11,6 +11,7 @@
 --@include wait_line
 --@include groups
 --@include job_data
+--@include num_text
 local function insert_job(prefix, now, n, id, name, data, opts, pr, lifo, delay, waiting, delayed, group)
   local run_at = 0
   if delay < 0 then
@@ -32,19 +33,19 @@ local function insert_job(prefix, now, n, id, name, data, opts, pr, lifo, delay,
   end
   if lifo == 1 then
     fields[#fields + 1] = 'lifo'
-    fields[#fields + 1] = 1
+    fields[#fields + 1] = '1'
   end
   fields[#fields + 1] = 'ts'
-  fields[#fields + 1] = now
+  fields[#fields + 1] = num_text(now)
   if pr ~= PRIO_DEFAULT then
     fields[#fields + 1] = 'pr'
-    fields[#fields + 1] = pr
+    fields[#fields + 1] = num_text(pr)
   end
   fields[#fields + 1] = 'st'
   if run_at > now then
     fields[#fields + 1] = 'delayed'
     fields[#fields + 1] = 'due'
-    fields[#fields + 1] = run_at
+    fields[#fields + 1] = num_text(run_at)
     redis.call(unpack(fields))
     delayed[#delayed + 1] = run_at
     delayed[#delayed + 1] = id

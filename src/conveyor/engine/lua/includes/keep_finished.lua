@@ -7,12 +7,14 @@
 -- 1,000 per call, in one DEL; later calls and the periodic sweep do the rest).
 -- keep_finished(...): both, for one job; keep_count 0 removes it at once.
 --@include chunked
+--@include num_text
 
 local function expire_job(jk, lk, keep_age, has_logs)
   if keep_age > 0 then
-    redis.call('PEXPIRE', jk, keep_age)
+    local ms = num_text(keep_age)
+    redis.call('PEXPIRE', jk, ms)
     if has_logs then
-      redis.call('PEXPIRE', lk, keep_age)
+      redis.call('PEXPIRE', lk, ms)
     end
   end
 end
