@@ -219,3 +219,29 @@ async def test_an_acl_user_without_client_unblock_still_wakes_for_a_due_job(
             await running
     finally:
         await redis.execute_command("ACL", "DELUSER", user)
+
+
+async def test_an_acl_user_without_object_still_claims_large_batches(
+    redis: aredis.Redis, redis_server: RedisServer
+) -> None:
+    # A claim asks OBJECT ENCODING before widening the active set; a user
+    # refused OBJECT keeps the compact encoding and loses nothing
+    user = f"app-{uuid.uuid4().hex[:6]}"
+    await redis.execute_command("ACL", "SETUSER", user, *ACL_RULES, "-object")
+    seen: list[int] = []
+
+    async def handler(job: JobContext) -> None:
+        seen.append(job.data)
+
+    try:
+        async with connect(f"redis://{user}:app-secret@127.0.0.1:{redis_server.port}/0") as client:
+            with pytest.raises(NoPermissionError):
+                await client.object("encoding", "conveyor:x")
+            queue = Queue(f"acl-{uuid.uuid4().hex[:8]}", client)
+            await queue.add_bulk([("j", i) for i in range(200)])
+            async with asyncio.timeout(20):
+                await Worker(queue, handler, concurrency=64).run(burst=True)
+            assert sorted(seen) == list(range(200))
+            assert (await queue.counts())[JobState.COMPLETED] == 200
+    finally:
+        await redis.execute_command("ACL", "DELUSER", user)

@@ -80,7 +80,7 @@ for i, row in ipairs(rows) do
     if kind == 'c' then
       local keep_count = row[6]
       done_ids[#done_ids + 1] = id
-      timing_add(timings, tonumber(f[7]), tonumber(f[8]), now)
+      timing_add(timings, num_of(f[7]), num_of(f[8]), now)
       if f[5] then
         to_outbox(prefix, id, jk, 'c', row[4], now)
         outbox[#outbox + 1] = id
@@ -93,7 +93,7 @@ for i, row in ipairs(rows) do
       else
         release_dedup(prefix, id, f[4])
         redis.call('HSET', jk, 'st', 'completed', 'rv', row[4], 'fon', now_text)
-        expire_job(jk, logs_prefix .. id, row[7], f[3])
+        expire_job(jk, f[3] and logs_prefix .. id, row[7])
         done[#done + 1] = now_text
         done[#done + 1] = id
         if keep_count > 0 and (keep_done < 0 or keep_count < keep_done) then

@@ -24,6 +24,7 @@
 --@include groups
 --@include job_data
 --@include num_text
+--@include wide_set
 
 -- pick(ckeys, prefix, now, count, m): takes up to `count` ids off the line:
 -- ungrouped jobs from wait and, at each group token's turn, one job of
@@ -135,12 +136,16 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
       leases[#leases + 1] = deadline
       leases[#leases + 1] = id
       jobs[#jobs + 1] = { id, token, ats, f[1] or '', f[2] or '', f[3] or '',
-        tonumber(f[4]) or 0, tonumber(f[5]) or 0 }
+        tonumber(f[4]) or 0, num_of(f[5]) or 0 }
     end
   end
   local n = #leases / 2
   if n > 0 then
+    local widened = set_widen(ckeys[2], n)
     call_chunked({ 'ZADD', ckeys[2] }, leases)
+    if widened then
+      set_unwiden(ckeys[2])
+    end
     local ids = {}
     for i = 2, #leases, 2 do ids[#ids + 1] = leases[i] end
     emit(events_key(prefix), now, 'active', ids, { 'worker', worker_id })

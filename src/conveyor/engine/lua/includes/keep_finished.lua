@@ -1,7 +1,7 @@
 -- Retention of finished jobs (completed or failed).
--- expire_job(jk, lk, keep_age, has_logs): a positive keep_age (ms) sets a
--- TTL on the job's keys, so Redis removes them on time even if nothing else
--- ever finishes.
+-- expire_job(jk, lk, keep_age): a positive keep_age (ms) sets a TTL on the
+-- job's hash (and its logs `lk`, unless nil), so Redis removes them on time
+-- even if nothing else ever finishes.
 -- trim_finished(set_key, prefix, logs_prefix, keep_count): keeps the newest
 -- keep_count ids of a finished zset, deleting the oldest beyond it (at most
 -- 1,000 per call, in one DEL; later calls and the periodic sweep do the rest).
@@ -9,11 +9,11 @@
 --@include chunked
 --@include num_text
 
-local function expire_job(jk, lk, keep_age, has_logs)
+local function expire_job(jk, lk, keep_age)
   if keep_age > 0 then
     local ms = num_text(keep_age)
     redis.call('PEXPIRE', jk, ms)
-    if has_logs then
+    if lk then
       redis.call('PEXPIRE', lk, ms)
     end
   end
@@ -42,6 +42,6 @@ local function keep_finished(set_key, prefix, logs_prefix, id, now, keep_count, 
     return
   end
   redis.call('ZADD', set_key, now, id)
-  expire_job(prefix .. id, logs_prefix .. id, keep_age, true)
+  expire_job(prefix .. id, logs_prefix .. id, keep_age)
   trim_finished(set_key, prefix, logs_prefix, keep_count)
 end

@@ -19,3 +19,19 @@ local function num_text(n)
   end
   return s
 end
+
+-- num_of(text): the number a stored decimal text holds (nil for none),
+-- each distinct text parsed once per script call: jobs of one batch share
+-- their created and started times.
+local NUM_OF = {}
+local function num_of(text)
+  if not text then
+    return nil
+  end
+  local n = NUM_OF[text]
+  if n == nil then
+    n = tonumber(text)
+    NUM_OF[text] = n
+  end
+  return n
+end
