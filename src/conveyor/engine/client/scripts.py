@@ -1,7 +1,7 @@
 """The Lua layer: one script per state transition (``lua/*.lua``), loaded
 once and called by SHA, reloaded when Redis answers NOSCRIPT (after a
 restart or failover). Shared steps live in ``lua/includes`` and are pulled
-in by ``--@include name`` lines.
+in by ``--@include name`` lines (see ``assemble``).
 
 Every script starts with a ``#!lua`` line, so that Redis at its
 ``maxmemory`` limit refuses a script before it starts instead of at its
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cache
 from typing import Any, TypeVar, cast
@@ -25,6 +24,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, NoScriptError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from conveyor.engine.client.assemble import assemble
 from conveyor.engine.client.channel import Arg, Channel, Client, Demoted, ReplyLost, Rerouted, encode_args
 from conveyor.engine.client.cluster import ClusterClient, RedisClient
 from conveyor.engine.client.errors import (
@@ -35,7 +35,7 @@ from conveyor.engine.client.errors import (
     redis_errors,
     slot_unavailable,
 )
-from conveyor.engine.client.headers import check_call, checking, lua_text
+from conveyor.engine.client.headers import check_call, checking
 from conveyor.errors import (
     InvalidJobOptions,
     OutcomeUnknown,
@@ -43,7 +43,6 @@ from conveyor.errors import (
 )
 
 R = TypeVar("R")
-_INCLUDE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
 _RESENDS = 3
 #: How long a script waits for a cluster slot that is migrating or failing
 #: over (ASK, TRYAGAIN, CLUSTERDOWN) before SlotUnavailable.
@@ -55,17 +54,6 @@ ALLOW_OOM = frozenset(
 )
 
 
-def _expand(name: str, seen: set[str]) -> str:
-    def include(match: re.Match[str]) -> str:
-        inc = match.group(1)
-        if inc in seen:
-            return ""
-        seen.add(inc)
-        return _expand(f"includes/{inc}", seen)
-
-    return _INCLUDE.sub(include, lua_text(name))
-
-
 class Script:
     """One Lua script, callable on an async or a sync redis-py client."""
 
@@ -74,7 +62,7 @@ class Script:
     def __init__(self, name: str) -> None:
         self.name = name
         flags = " flags=allow-oom" if name in ALLOW_OOM else ""
-        self.source = f"#!lua{flags}\n" + _expand(name, set())
+        self.source = f"#!lua{flags}\n" + assemble(name)
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
         self._heads: dict[tuple[str, ...], bytes] = {}
         self.checked = checking()
