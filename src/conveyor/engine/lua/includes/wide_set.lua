@@ -20,7 +20,7 @@ local WIDE_FROM = 32
 -- right after its ZADD.
 local function set_widen(key, adding)
   local enc = redis.pcall('OBJECT', 'ENCODING', key)
-  if enc ~= false and enc ~= 'listpack' then
+  if enc ~= false and enc ~= 'listpack' and enc ~= 'ziplist' then  -- ziplist: Redis 6.2
     return false
   end
   if adding + (enc and redis.call('ZCARD', key) or 0) < WIDE_FROM then
