@@ -146,3 +146,22 @@ async def test_times_and_counts_are_stored_as_exact_integer_text(
     entries: Any = await redis.xrange(queue.keys.events)
     assert {e[b"t"] for _, e in entries} == {b"123456789012345"}
     assert [int(i.split(b"-")[0]) for i, _ in entries] == list(range(1, len(entries) + 1))
+
+
+@pytest.mark.parametrize("cap", ["nan", "inf", "-inf", "12.5", "many"])
+async def test_an_events_cap_written_by_hand_that_is_no_count_is_the_default(
+    redis: aredis.Redis, queue: Queue, cap: str
+) -> None:
+    # set_events_max writes a count; anything else must not fail a transition
+    # after its writes (the job stored, its add reported as an error)
+    await redis.hset(queue.keys.meta, "events-max", cap)
+    jobs = [await queue.add("j", i) for i in range(3)]
+    await queue.add_bulk([("j", i) for i in range(3)])
+
+    async def handler(ctx: JobContext) -> None:
+        return None
+
+    await Worker(queue, handler, concurrency=4).run(burst=True)
+    assert (await queue.counts())[JobState.COMPLETED] == 6
+    assert await queue.get_state(jobs[0].id) is JobState.COMPLETED
+    assert await redis.xlen(queue.keys.events) > 0

@@ -24,7 +24,14 @@ local function emit(stream, now, name, ids, extra)
   end
   local base = string.sub(stream, 1, -7)
   if events_cap == nil then
-    events_cap = tonumber(redis.call('HGET', base .. 'meta', 'events-max')) or 10000
+    -- a count, as set_events_max writes it; a value written by hand that
+    -- is no whole number (NaN, inf, 12.5, text) is the default, rather than
+    -- an XADD that fails the transition after its writes
+    local cap = tonumber(redis.call('HGET', base .. 'meta', 'events-max'))
+    if not cap or cap ~= cap or cap ~= math.floor(cap) or cap == math.huge or cap == -math.huge then
+      cap = 10000
+    end
+    events_cap = cap
   end
   if events_cap <= 0 then
     return

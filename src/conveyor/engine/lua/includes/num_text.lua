@@ -15,7 +15,9 @@ local function num_text(n)
     else
       s = string.format('%.17g', n)
     end
-    NUM_TEXT[n] = s
+    if n == n then  -- NaN cannot be a table key
+      NUM_TEXT[n] = s
+    end
   end
   return s
 end
