@@ -6,8 +6,8 @@ nothing in the script calls dropped.
 Redis runs a script's whole chunk on every call, so each ``local function``
 of every include is made anew each time: a closure, its upvalues and the
 garbage they leave. With every include whole, that is some forty closures
-a call, about a third of Redis's work for adding one job. Dropping those a
-script never reaches leaves what it runs unchanged.
+a call, more than a quarter of Redis's work for adding one job. Dropping
+those a script never reaches leaves what it runs unchanged.
 
 A function is reached when its name appears in the script's other code
 (outside comments) or in a function that is reached. An include's functions
