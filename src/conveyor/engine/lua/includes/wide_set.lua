@@ -4,20 +4,21 @@
 -- of 50 leases into a set of 100 then costs more than the rest of its
 -- claim. Redis switches a set to a skiplist when a member longer than 64
 -- bytes (zset-max-listpack-value) arrives, and does not switch it back
--- while the set exists. So a claim that would grow a listpack set past
--- WIDE_FROM adds such a member before its leases and removes it after,
--- in the same script: no reader ever sees it. The member starts with
--- 'repeat:' and ends with ':', which no job id can (ids starting with
--- 'repeat:' are schedule ticks, which end in digits); were it ever left
--- behind, its score of 0 is past every lease, and the stalled check drops
--- it (no job hash). A Redis that refuses OBJECT keeps the listpack.
+-- while the set exists. So a claim that would grow a listpack set to
+-- WIDE_FROM leases or more adds such a member before its leases and
+-- removes it after, in the same script: no reader ever sees it. The
+-- member starts with 'repeat:' and ends with ':', which no job id can (ids
+-- starting with 'repeat:' are schedule ticks, which end in digits); were
+-- it ever left behind, its score of 0 is past every lease, and the stalled
+-- check drops it (no job hash). A Redis that refuses OBJECT keeps the
+-- listpack.
 local WIDE_PROBE = 'repeat:' .. string.rep('~', 64) .. ':'
 local WIDE_FROM = 32
 
 -- set_widen(key, adding): makes the set at `key` a skiplist if it is (or
 -- would be created as) a listpack that `adding` more members would grow
--- past WIDE_FROM. Returns true when the caller must call set_unwiden(key)
--- right after its ZADD.
+-- to WIDE_FROM or more. Returns true when the caller must call
+-- set_unwiden(key) right after its ZADD.
 local function set_widen(key, adding)
   local enc = redis.pcall('OBJECT', 'ENCODING', key)
   if enc ~= false and enc ~= 'listpack' and enc ~= 'ziplist' then  -- ziplist: Redis 6.2
