@@ -105,8 +105,9 @@ for i, row in ipairs(rows) do
       redis.call('HINCRBY', jk, 'atm', 1)
       local delay = row[5]
       if delay > 0 then
-        redis.call('HSET', jk, 'st', 'delayed', 'due', now + delay)
-        redis.call('ZADD', KEYS[5], now + delay, id)
+        local due = num_text(now + delay)
+        redis.call('HSET', jk, 'st', 'delayed', 'due', due)
+        redis.call('ZADD', KEYS[5], due, id)
       else
         enqueue_waiting(KEYS[1], KEYS[6], jk, id, false)
       end

@@ -41,7 +41,7 @@ local function keep_finished(set_key, prefix, logs_prefix, id, now, keep_count, 
     remove_job_keys(prefix, logs_prefix, id)
     return
   end
-  redis.call('ZADD', set_key, now, id)
+  redis.call('ZADD', set_key, num_text(now), id)
   expire_job(prefix .. id, logs_prefix .. id, keep_age)
   trim_finished(set_key, prefix, logs_prefix, keep_count)
 end
