@@ -1,84 +1,153 @@
-"""Node BullMQ beside Conveyor: ``bench/run.py --compare bullmq`` runs the
-same measurements through ``bench/bullmq/bench.mjs`` (bullmq and ioredis
-pinned in ``bench/bullmq/package.json``, installed with ``npm ci`` on
-first use) against the same Redis, each run right after Conveyor's, so
-the ratios come from one machine at one time."""
+"""Peers beside Conveyor: ``bench/run.py --compare bullmq,huey`` runs the
+same measurements through each peer's harness against the same Redis,
+each run right after Conveyor's, so the ratios come from one machine at
+one time.
+
+- Node BullMQ: ``bench/bullmq/bench.mjs`` (bullmq and ioredis pinned in
+  ``bench/bullmq/package.json``, installed with ``npm ci`` on first use);
+  drain, one-by-one and bulk adds, latency, memory.
+- huey: ``bench/huey/bench.py`` (huey pinned in
+  ``bench/huey/requirements.txt``, installed into ``bench/huey/lib`` with
+  pip on first use); one-by-one adds and latency, the two measures where
+  a synchronous queue is Conveyor's closest rival.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).parent / "bullmq"
+BENCH = Path(__file__).parent
+PIP = (sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--upgrade")
 
 
-def bullmq_version() -> str:
-    """The pinned version, installing the harness's packages first if needed."""
+@dataclass(frozen=True)
+class Peer:
+    """One peer engine: its name, pinned version, the measures its harness
+    runs, and the command that runs one."""
+
+    name: str
+    version: str
+    measures: frozenset[str]
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+
+    def run(self, measure: str, url: str, **options: Any) -> dict[str, Any]:
+        """One measurement: the harness's JSON answer."""
+        done = subprocess.run(
+            [*self.command, measure, url, json.dumps(options)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, **self.env},
+        )
+        answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return answer
+
+
+def bullmq() -> Peer:
+    """Node BullMQ, installing the harness's packages first if needed."""
+    here = BENCH / "bullmq"
     if shutil.which("node") is None or shutil.which("npm") is None:
         raise SystemExit("--compare bullmq needs Node.js and npm")
-    if not (HERE / "node_modules" / "bullmq").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
-    package = json.loads((HERE / "node_modules" / "bullmq" / "package.json").read_text())
-    return str(package["version"])
+    if not (here / "node_modules" / "bullmq").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=here, check=True)
+    package = json.loads((here / "node_modules" / "bullmq" / "package.json").read_text())
+    measures = frozenset({"drain", "single", "bulk", "latency", "memory"})
+    return Peer("BullMQ", str(package["version"]), measures, ("node", str(here / "bench.mjs")), {})
 
 
-def bullmq(measure: str, url: str, **options: Any) -> dict[str, Any]:
-    """One measurement by Node BullMQ: its JSON answer."""
-    done = subprocess.run(
-        ["node", str(HERE / "bench.mjs"), measure, url, json.dumps(options)],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer
+def huey() -> Peer:
+    """huey, installed into ``bench/huey/lib`` first if needed; it runs on
+    this interpreter, beside the redis-py Conveyor uses."""
+    here = BENCH / "huey"
+    lib = here / "lib"
+    pinned = (here / "requirements.txt").read_text().split("==")[1].strip()
+    if not list(lib.glob(f"huey-{pinned}.dist-info")):
+        subprocess.run(
+            [*PIP, "--target", str(lib), "-r", str(here / "requirements.txt")],
+            check=True,
+        )
+    command = (sys.executable, str(here / "bench.py"))
+    return Peer("huey", pinned, frozenset({"single", "latency"}), command, {"PYTHONPATH": str(lib)})
+
+
+PEERS = {"bullmq": bullmq, "huey": huey}
 
 
 class Table:
-    """Rows of (measure, Conveyor, BullMQ, ratio, target); the BullMQ
-    columns only when comparing."""
+    """Rows of the measure, Conveyor's figure, each peer's figure and
+    ratio, and the target; peer columns only for the peers compared."""
 
-    def __init__(self, bullmq_version: str | None) -> None:
-        self.bullmq_version = bullmq_version
-        self.rows: list[tuple[str, str, str, str, str]] = []
+    def __init__(self, peers: list[Peer]) -> None:
+        self.peers = peers
+        self.rows: list[tuple[str, str, dict[str, tuple[str, str]], str]] = []
         #: Lines printed under the table (histograms).
         self.notes: list[str] = []
 
-    @property
-    def comparing(self) -> bool:
-        return self.bullmq_version is not None
+    def peers_for(self, measure: str) -> list[Peer]:
+        return [p for p in self.peers if measure in p.measures]
 
-    def row(self, name: str, ours: str, theirs: str = "", ratio: str = "", target: str = "") -> None:
-        self.rows.append((name, ours, theirs, ratio, target))
+    def row(
+        self, name: str, ours: str, theirs: Mapping[str, tuple[str, str]] | None = None, target: str = ""
+    ) -> None:
+        """``theirs`` maps a peer's name to its figure and the ratio."""
+        self.rows.append((name, ours, dict(theirs or {}), target))
 
-    def rates(self, name: str, ours: list[float], theirs: list[float], unit: str, target: str) -> None:
+    def rates(
+        self, name: str, ours: list[float], theirs: Mapping[str, list[float]], unit: str, target: str
+    ) -> None:
         """Median of the runs, every run listed, and the ratio of medians."""
-        mine, other = statistics.median(ours), statistics.median(theirs) if theirs else 0.0
+        mine = statistics.median(ours)
         self.row(
             name,
             f"{mine:,.0f} {unit}",
-            f"{other:,.0f} {unit}" if theirs else "",
-            f"{mine / other:.2f}x" if theirs else "",
+            {
+                peer: (f"{statistics.median(v):,.0f} {unit}", f"{mine / statistics.median(v):.2f}x")
+                for peer, v in theirs.items()
+                if v
+            },
             target,
         )
-        self.row("  (all runs)", ", ".join(f"{v:,.0f}" for v in ours), ", ".join(f"{v:,.0f}" for v in theirs))
+        self.row(
+            "  (all runs)",
+            ", ".join(f"{v:,.0f}" for v in ours),
+            {peer: (", ".join(f"{x:,.0f}" for x in v), "") for peer, v in theirs.items() if v},
+        )
 
     def print(self) -> None:
-        heads = ("measure", "Conveyor", f"BullMQ {self.bullmq_version}", "ratio", "target")
-        cols = [0, 1, 2, 3, 4] if self.comparing else [0, 1, 4]
-        widths = {c: max(len(heads[c]), *(len(r[c]) for r in self.rows)) for c in cols}
-        line = lambda cells: "  ".join(  # noqa: E731
-            cells[c].ljust(widths[c]) if c in (0, 4) else cells[c].rjust(widths[c]) for c in cols
-        )
-        print(line(heads))
-        print("-" * len(line(heads)))
-        for r in self.rows:
-            print(line(r))
+        heads = ["measure", "Conveyor"]
+        for p in self.peers:
+            heads += [f"{p.name} {p.version}", "ratio"]
+        heads.append("target")
+        cells = [heads]
+        for name, ours, theirs, target in self.rows:
+            line = [name, ours]
+            for p in self.peers:
+                line += list(theirs.get(p.name, ("", "")))
+            cells.append([*line, target])
+        widths = [max(len(r[c]) for r in cells) for c in range(len(heads))]
+        last = len(heads) - 1
+
+        def text(r: list[str]) -> str:
+            return "  ".join(
+                v.ljust(w) if c in (0, last) else v.rjust(w)
+                for c, (v, w) in enumerate(zip(r, widths, strict=True))
+            )
+
+        print(text(heads))
+        print("-" * len(text(heads)))
+        for r in cells[1:]:
+            print(text(r))
         for note in self.notes:
             print(note)
 

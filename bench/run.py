@@ -1,6 +1,6 @@
 """Engine benchmark: one command, prints a table.
 
-    python bench/run.py [--jobs 100000] [--quick] [--only SECTIONS] [--compare bullmq]
+    python bench/run.py [--jobs 100000] [--quick] [--only SECTIONS] [--compare bullmq,huey]
 
 Runs against a private redis-server on a free port (loopback). Each
 measurement is run three times, interleaved so drift hits all alike; the
@@ -21,6 +21,9 @@ waiting job with a 100-byte payload, 100,000 jobs).
 measurements for Node BullMQ too (``bench/bullmq``: bullmq and ioredis
 pinned, installed with npm on first use), each run right after
 Conveyor's on the same Redis, and adds its column and the ratio.
+``--compare huey`` does the same for huey's one-by-one adds and latency
+(``bench/huey``: huey pinned, installed with pip on first use);
+``--compare bullmq,huey`` runs both.
 ``--cluster`` runs the drain and enqueue sections on a private
 three-primary Redis Cluster instead.
 """
@@ -36,7 +39,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from compare import Table, bullmq, bullmq_version, histogram, summary
+from compare import PEERS, Table, histogram, summary
 from conveyor import Event, EventBus, JobContext, Middleware, Queue, RateLimit, Worker, connect
 from conveyor.collector import tune_collector
 from conveyor.realtime.progress import ProgressBus
@@ -362,10 +365,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--compare",
-        choices=["bullmq"],
-        help="run the same drain, enqueue, latency and memory measurements for Node BullMQ",
+        default="",
+        help="comma-separated peers to measure beside Conveyor: bullmq, huey",
     )
     args = parser.parse_args()
+    names = list(filter(None, args.compare.split(",")))
+    if unknown := set(names) - set(PEERS):
+        parser.error(f"--compare: no peer named {', '.join(sorted(unknown))}")
     only = set(filter(None, args.only.split(",")))
     if args.cluster:
         only = (only or {"drain", "enqueue"}) & {"drain", "enqueue"}
@@ -375,7 +381,7 @@ def main() -> None:
 
     n = 5_000 if args.quick else args.jobs
     tune_collector()  # as the conveyor commands (worker, up) do
-    table = Table(bullmq_version() if args.compare else None)
+    table = Table([PEERS[name]() for name in names])
     with RedisClusterNodes() if args.cluster else RedisServer() as server:
         url = server.url
         repeats = 1 if args.quick else 3
@@ -398,12 +404,14 @@ def main() -> None:
             table.row("  (time to add the jobs)", f"{filled:.1f} s")
         if want("memory"):
             mem = run(bench_memory(url, 100_000 if not args.quick else n))
-            other = bullmq("memory", url, jobs=100_000 if not args.quick else n) if args.compare else None
+            theirs = {
+                p.name: p.run("memory", url, jobs=100_000 if not args.quick else n)["bytes"]
+                for p in table.peers_for("memory")
+            }
             table.row(
                 "Redis memory per waiting job (100 B payload)",
                 f"{mem:,.0f} B",
-                f"{other['bytes']:,.0f} B" if other else "",
-                f"{other['bytes'] / mem:.1f}x less" if other else "",
+                {peer: (f"{b:,.0f} B", f"{b / mem:.1f}x less") for peer, b in theirs.items()},
                 "<= 350 B",
             )
     table.print()
@@ -411,38 +419,42 @@ def main() -> None:
 
 def _drain_rows(table: Table, url: str, n: int, repeats: int) -> None:
     plain: list[dict[str, Any]] = []
-    theirs: list[dict[str, Any]] = []
+    theirs: dict[str, list[dict[str, Any]]] = {p.name: [] for p in table.peers_for("drain")}
     limited: list[float] = []
     capped: list[float] = []
     grouped: list[float] = []
     for _ in range(repeats):
         plain.append(run(bench_drain(url, n)))
-        if table.comparing:
-            theirs.append(bullmq("drain", url, jobs=n))
+        for p in table.peers_for("drain"):
+            theirs[p.name].append(p.run("drain", url, jobs=n))
         limited.append(run(bench_drain(url, n, limit=RateLimit(100_000, per=1.0)))["rate"])
         capped.append(run(bench_drain(url, n, concurrency=1000))["rate"])
         grouped.append(run(bench_drain(url, n, groups=100))["rate"])
     rates = [r["rate"] for r in plain]
-    table.rates("drain, no-op, concurrency 100", rates, [r["rate"] for r in theirs], "jobs/s", ">= 1.25x")
+    their_rates = {peer: [r["rate"] for r in runs] for peer, runs in theirs.items()}
+    table.rates("drain, no-op, concurrency 100", rates, their_rates, "jobs/s", ">= 1.25x")
     _redis_rows(table, "drain", plain, theirs)
-    table.rates("drain, rate limit 100,000/s", limited, [], "jobs/s", ">= 80% of unlimited")
+    table.rates("drain, rate limit 100,000/s", limited, {}, "jobs/s", ">= 80% of unlimited")
     table.row(
         "  (limited / unlimited, medians)", f"{statistics.median(limited) / statistics.median(rates):.0%}"
     )
-    table.rates("drain, global concurrency 1,000", capped, [], "jobs/s", "")
-    table.rates("drain, 100 groups taking turns", grouped, [], "jobs/s", "")
+    table.rates("drain, global concurrency 1,000", capped, {}, "jobs/s", "")
+    table.rates("drain, 100 groups taking turns", grouped, {}, "jobs/s", "")
 
 
-def _redis_rows(table: Table, what: str, ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> None:
+def _redis_rows(
+    table: Table, what: str, ours: list[dict[str, Any]], theirs: dict[str, list[dict[str, Any]]]
+) -> None:
     """Redis's CPU and script time per job, medians of the runs."""
     for key, label in (("cpu", "Redis CPU"), ("scripts", "in scripts")):
         mine = statistics.median(r["redis"][key] for r in ours)
-        other = statistics.median(r["redis"][key] for r in theirs) if theirs else 0.0
+        other = {
+            peer: statistics.median(r["redis"][key] for r in runs) for peer, runs in theirs.items() if runs
+        }
         table.row(
             f"  {what}: {label} per job",
             f"{mine:.1f} us",
-            f"{other:.1f} us" if theirs else "",
-            f"{other / mine:.1f}x less" if theirs and mine else "",
+            {peer: (f"{o:.1f} us", f"{o / mine:.1f}x less" if mine else "") for peer, o in other.items()},
             "<= 15 us" if what == "drain" else "",
         )
 
@@ -450,18 +462,23 @@ def _redis_rows(table: Table, what: str, ours: list[dict[str, Any]], theirs: lis
 def _enqueue_rows(table: Table, url: str, n: int, repeats: int) -> None:
     singles = min(n, 20_000)
     single: list[float] = []
-    theirs: list[float] = []
+    theirs: dict[str, list[float]] = {p.name: [] for p in table.peers_for("single")}
     bulk: list[dict[str, Any]] = []
-    bulk_theirs: list[dict[str, Any]] = []
+    bulk_theirs: dict[str, list[dict[str, Any]]] = {p.name: [] for p in table.peers_for("bulk")}
     for _ in range(repeats):
         single.append(run(bench_enqueue_single(url, singles)))
+        for p in table.peers_for("single"):
+            theirs[p.name].append(p.run("single", url, jobs=singles)["rate"])
         bulk.append(run(bench_enqueue_bulk(url, n * 2)))
-        if table.comparing:
-            theirs.append(bullmq("single", url, jobs=singles)["rate"])
-            bulk_theirs.append(bullmq("bulk", url, jobs=n * 2))
+        for p in table.peers_for("bulk"):
+            bulk_theirs[p.name].append(p.run("bulk", url, jobs=n * 2))
     table.rates("enqueue one by one (awaiting each)", single, theirs, "jobs/s", ">= 8,000")
     table.rates(
-        "enqueue in bulk", [r["rate"] for r in bulk], [r["rate"] for r in bulk_theirs], "jobs/s", ">= 60,000"
+        "enqueue in bulk",
+        [r["rate"] for r in bulk],
+        {peer: [r["rate"] for r in runs] for peer, runs in bulk_theirs.items()},
+        "jobs/s",
+        ">= 60,000",
     )
     _redis_rows(table, "bulk add", bulk, bulk_theirs)
 
@@ -469,31 +486,30 @@ def _enqueue_rows(table: Table, url: str, n: int, repeats: int) -> None:
 def _latency_rows(table: Table, url: str, repeats: int, seconds: float) -> None:
     for rate in (200, 500):
         ours: list[list[float]] = []
-        theirs: list[list[float]] = []
+        theirs: dict[str, list[list[float]]] = {p.name: [] for p in table.peers_for("latency")}
         for _ in range(repeats):
             ours.append(run(bench_latency(url, rate, seconds)))
-            if table.comparing:
-                theirs.append(bullmq("latency", url, rate=rate, seconds=seconds)["samples"])
+            for p in table.peers_for("latency"):
+                theirs[p.name].append(p.run("latency", url, rate=rate, seconds=seconds)["samples"])
         mine = [summary(s) for s in ours]
-        other = [summary(s) for s in theirs]
+        other = {peer: [summary(s) for s in runs] for peer, runs in theirs.items()}
         for q in ("p50", "p95", "p99", "max"):
             m = statistics.median(r[q] for r in mine)
-            o = statistics.median(r[q] for r in other) if other else 0.0
+            o = {peer: statistics.median(r[q] for r in runs) for peer, runs in other.items()}
             table.row(
                 f"enqueue-to-start {q} @ {rate} jobs/s" if q == "p50" else f"  {q}",
                 f"{m:.2f} ms",
-                f"{o:.2f} ms" if other else "",
-                f"{o / m:.1f}x less" if other else "",
+                {peer: (f"{v:.2f} ms", f"{v / m:.1f}x less") for peer, v in o.items()},
                 {"p50": "<= 0.4 ms", "p99": "<= 0.7 ms"}.get(q, ""),
             )
-        table.row(
-            "  (p50, p99 of each run)",
-            ", ".join(f"{r['p50']:.2f}/{r['p99']:.2f}" for r in mine),
-            ", ".join(f"{r['p50']:.2f}/{r['p99']:.2f}" for r in other),
-        )
+        each = {
+            peer: (", ".join(f"{r['p50']:.2f}/{r['p99']:.2f}" for r in runs), "")
+            for peer, runs in other.items()
+        }
+        table.row("  (p50, p99 of each run)", ", ".join(f"{r['p50']:.2f}/{r['p99']:.2f}" for r in mine), each)
         table.notes.append(f"enqueue-to-start @ {rate}/s, Conveyor: {histogram(ours)}")
-        if theirs:
-            table.notes.append(f"enqueue-to-start @ {rate}/s, BullMQ:   {histogram(theirs)}")
+        for peer, runs in theirs.items():
+            table.notes.append(f"enqueue-to-start @ {rate}/s, {peer}: {histogram(runs)}")
 
 
 def _progress_rows(table: Table, url: str, quick: bool) -> None:
@@ -505,12 +521,12 @@ def _progress_rows(table: Table, url: str, quick: bool) -> None:
 
 def _event_rows(table: Table, url: str, n: int, repeats: int, quick: bool) -> None:
     pub = [run(bench_publish(url, min(n, 20_000), False)) for _ in range(repeats)]
-    table.rates("event publish one by one (awaiting each)", pub, [], "events/s", "")
+    table.rates("event publish one by one (awaiting each)", pub, {}, "events/s", "")
     pub = [run(bench_publish(url, n, True)) for _ in range(repeats)]
-    table.rates("event publish_many (1,000 per call)", pub, [], "events/s", "")
+    table.rates("event publish_many (1,000 per call)", pub, {}, "events/s", "")
     for conc in (1, 50):
         rate = [run(bench_consume(url, n, conc)) for _ in range(repeats)]
-        table.rates(f"event group drain, no-op handler, concurrency {conc}", rate, [], "events/s", "")
+        table.rates(f"event group drain, no-op handler, concurrency {conc}", rate, {}, "events/s", "")
     p50, p99, worst = run(bench_event_latency(url, 200 if quick else 2000, 500))
     table.row("event publish-to-handler p50 (other process)", f"{p50:.2f} ms")
     table.row("event publish-to-handler p99 (other process)", f"{p99:.2f} ms")
