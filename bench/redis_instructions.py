@@ -5,7 +5,11 @@ one-by-one add. Unlike time, the count hardly moves from run to run or
 hour to hour, so a change to a script can be weighed by one run of each
 build (drain batches follow timing, so expect a few hundred either way).
 
-    python bench/redis_instructions.py [--jobs 4000] [--only drain,add]
+    python bench/redis_instructions.py [--jobs 4000] [--only drain,add,single]
+
+single: one job at a time through an idle worker (add, the claim riding
+behind the worker's blocking pop, the finish), the latency benchmark's
+path; counted per job.
 
 Needs valgrind (``apt install valgrind``); Redis runs some 50 times
 slower under it, hence the small default count.
@@ -26,6 +30,7 @@ from typing import Any
 import redis as sync_redis
 
 from conveyor import JobContext, Queue, Worker, connect
+from conveyor.engine.client.command import COMMANDS
 
 
 async def _noop(job: JobContext) -> None:
@@ -62,11 +67,15 @@ async def _measure(url: str, pid: int, out: str, what: str, n: int) -> float:
     # scripts loaded and caches warm before counting
     await queue.add_bulk([("noop", i) for i in range(10)])
     await Worker(queue, _noop, concurrency=100).run(burst=True)
+    for name in COMMANDS:
+        await redis.script_load(COMMANDS[name].source)
     if what == "drain":
         for i in range(0, n, 10_000):
             await queue.add_bulk([("noop", j) for j in range(i, min(n, i + 10_000))])
         _control(pid, "-z")
         await Worker(queue, _noop, concurrency=100).run(burst=True)
+    elif what == "single":
+        await _one_at_a_time(queue, pid, n)
     else:
         _control(pid, "-z")
         for i in range(n):
@@ -75,6 +84,30 @@ async def _measure(url: str, pid: int, out: str, what: str, n: int) -> float:
     await queue.obliterate(force=True)
     await redis.aclose()
     return used / n
+
+
+async def _one_at_a_time(queue: Queue, pid: int, n: int) -> None:
+    """Adds a job, waits for an idle worker to run it, and so on: the
+    path of the latency benchmark (an add, the claim riding behind the
+    worker's blocking pop, the finish)."""
+    ran = asyncio.Event()
+
+    async def handler(job: JobContext) -> None:
+        ran.set()
+
+    worker = Worker(queue, handler, concurrency=50)
+    task = asyncio.create_task(worker.run())
+    for counting in (False, True):
+        if counting:
+            await asyncio.sleep(0.5)  # the last finish written
+            _control(pid, "-z")
+        for i in range(n if counting else 20):
+            ran.clear()
+            await queue.add("tick", {"i": i})
+            await ran.wait()
+            await asyncio.sleep(0.002)  # the finish written, the next block begun
+    await worker.close()
+    await task
 
 
 def main() -> None:
@@ -100,9 +133,11 @@ def main() -> None:
                     time.sleep(0.1)
             url = f"redis://127.0.0.1:{port}/0"
             for what in args.only.split(","):
-                n = args.jobs if what == "drain" else max(1, args.jobs // 2)
+                n = {"drain": args.jobs, "single": max(1, args.jobs // 8)}.get(what, max(1, args.jobs // 2))
                 per_job = asyncio.run(_measure(url, server.pid, out, what, n))
-                label = "drain (claim + finish)" if what == "drain" else "add, one by one"
+                label = {"drain": "drain (claim + finish)", "single": "one at a time, idle worker"}.get(
+                    what, "add, one by one"
+                )
                 print(f"{label:<24} {per_job:>10,.0f} instructions per job in redis-server")
         finally:
             server.terminate()

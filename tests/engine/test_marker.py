@@ -198,6 +198,38 @@ async def test_a_ride_answered_noscript_is_sent_again(queue: Queue) -> None:
     assert log == [(job_id, 1)]
 
 
+async def test_after_a_ride_answered_noscript_the_next_ride_finds_its_script(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the ride's claim is a script of its own: the call that makes good the
+    # lost claim loads it, so rides work again from the next job on
+    landed: list[Any] = []
+    real = Dispatch._rode
+
+    def noted(self: Dispatch, reply: Any, *args: Any) -> None:
+        landed.append(reply)
+        real(self, reply, *args)
+
+    monkeypatch.setattr(Dispatch, "_rode", noted)
+    log: list[tuple[str, int]] = []
+    worker = Worker(queue, _runs(log), concurrency=2, block_timeout=60)
+    task = asyncio.create_task(worker.run())
+    await _riding(worker)
+    await queue.redis.script_flush()
+    ids = []
+    for n in range(3):
+        job = await queue.add("j", n)
+        await _completed(queue, job.id)
+        ids.append(job.id)
+        await _riding(worker)
+    await worker.close()
+    await task
+    assert log == [(job_id, 1) for job_id in ids]
+    errors = [type(r).__name__ for r in landed if isinstance(r, BaseException)]
+    assert errors == ["NoScriptError"]
+    assert sum(1 for r in landed if isinstance(r, bytes)) >= 2  # the next two jobs came by ride
+
+
 async def test_a_marker_connection_killed_under_a_ride_is_made_again(queue: Queue) -> None:
     async def kill(run: Dispatch) -> None:
         first_id = run.marker._conn_id
