@@ -19,6 +19,7 @@ from conveyor import (
     RateLimited,
     Worker,
 )
+from conveyor.engine.commands.admin import set_limits
 from conveyor.engine.commands.running import finish_jobs
 from timeline import events, max_in_window
 
@@ -227,3 +228,42 @@ async def test_a_rate_log_that_outlives_its_count_still_limits(
     clock.advance(60)
     ids, _ = await _claim(queue, 5)
     assert len(ids) == 5
+
+
+BAD_COUNTS = ["nan", "inf", "-inf", "12.5", "-3", "0", "1e3", "many", ""]
+
+
+@pytest.mark.parametrize("field", ["conc", "rlm", "rld", "gconc", "grlm", "grld", "hold"])
+async def test_a_limit_written_by_hand_that_is_no_count_is_unset(queue: Queue, field: str) -> None:
+    # set_limits writes whole numbers only; anything else in the meta hash
+    # must not make every claim fail (the queue's jobs stranded) nor the
+    # limits unreadable: it counts as unset, for the claim and limits() alike
+    redis = queue.redis
+    await queue.set_rate_limit(RateLimit(1000, per=1))
+    await queue.set_group_limits(concurrency=50, rate_limit=RateLimit(1000, per=1))
+    await queue.set_concurrency(50)
+    ran: list[Any] = []
+
+    async def handler(ctx: JobContext) -> None:
+        ran.append(ctx.data)
+
+    for value in BAD_COUNTS:
+        await redis.hset(queue.keys.meta, field, value)
+        await queue.add_bulk([("j", value), ("j", value, {"group": "g"})])
+        await Worker(queue, handler, concurrency=4).run(burst=True)
+        limits = await queue.limits()
+        rate, group_rate = limits.rate_limit, limits.group_rate_limit
+        unset = {
+            "conc": limits.concurrency,
+            "rlm": rate,
+            "rld": rate,
+            "gconc": limits.group_concurrency,
+            "grlm": group_rate,
+            "grld": group_rate,
+            "hold": limits.held_until,
+        }[field]
+        assert unset is None, value
+        # set_limits reads the hold back: a bad one is no hold
+        assert await set_limits(redis, queue.keys, "", {"conc": "50"}) == 0
+    assert ran == [v for v in BAD_COUNTS for _ in range(2)]
+    assert (await queue.counts())[JobState.COMPLETED] == 2 * len(BAD_COUNTS)

@@ -156,7 +156,7 @@ emit(stream, now, 'completed', done_ids, { 'results', '[' .. table.concat(result
   'names', cjson.encode(names), 'started', '[' .. table.concat(started, ',') .. ']' })
 emit(stream, now, 'waiting', handed, { 'reason', 'handed back' })
 emit(stream, now, 'waiting', limited, { 'reason', 'rate limited', 'until', hold })
-if hold > 0 and hold > (tonumber(redis.call('HGET', KEYS[4], 'hold')) or 0) then
+if hold > 0 and hold > (count_of(redis.call('HGET', KEYS[4], 'hold')) or 0) then
   redis.call('HSET', KEYS[4], 'hold', hold)
 end
 if requeued then

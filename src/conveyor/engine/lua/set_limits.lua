@@ -7,6 +7,7 @@
 --       and for each group gconc, grate
 -- Returns: the time until which the queue is held (0: not held)
 --@include now
+--@include num_text
 
 local now = now_ms(ARGV[1])
 for i = 2, #ARGV, 2 do
@@ -36,7 +37,7 @@ for i = 2, #ARGV, 2 do
   end
 end
 redis.call('ZADD', KEYS[2], '0', '0')
-local hold = tonumber(redis.call('HGET', KEYS[1], 'hold')) or 0
+local hold = count_of(redis.call('HGET', KEYS[1], 'hold')) or 0
 if hold <= now then
   return 0
 end

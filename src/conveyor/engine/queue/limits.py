@@ -124,8 +124,15 @@ def ask_limits(queue: QueueCore, pipe: Any) -> None:
     pipe.hmget(queue.keys.meta, *LIMIT_FIELDS)
 
 
+def _count(value: Any) -> int | None:
+    """A stored limit field as the claim reads it: a whole number of at
+    least 1, or None (unset, or written by hand as anything else)."""
+    digits = text(value) if value is not None else ""
+    return int(digits) if digits.isascii() and digits.isdigit() and int(digits) >= 1 else None
+
+
 def read_limits(raw: Sequence[Any], now: int) -> QueueLimits:
-    rlm, rld, conc, hold, grlm, grld, gconc = (int(v) if v is not None else None for v in raw)
+    rlm, rld, conc, hold, grlm, grld, gconc = (_count(v) for v in raw)
     return QueueLimits(
         rate_limit=RateLimit(rlm, rld / 1000) if rlm and rld else None,
         concurrency=conc,

@@ -12,6 +12,8 @@
 --   conc        at most this many jobs active at once
 --   rlm, rld    at most rlm jobs started in any window of rld ms
 --   gconc, grlm, grld   the same for each group (see groups.lua)
+-- A field that is no whole number of at least 1 (a hand edit: set_limits
+-- writes only those) counts as unset, as does a rate with half its pair.
 -- Ids whose hash is missing are dropped. When jobs are left in wait and
 -- another worker could take one, the marker is set again to wake it.
 -- Event: active (field worker).
@@ -39,7 +41,7 @@ local function pick(ckeys, prefix, now, count, m)
     local ids = wait_take(ckeys[1], nil, count)
     return ids, #ids == count and wait_count(ckeys[1]) > 0
   end
-  local limits = { tonumber(m[6]), tonumber(m[7]), tonumber(m[8]) }
+  local limits = { count_of(m[6]), pair_of(m[7], m[8]) }
   local ids = {}
   for _ = 1, count * 3 + 3 do
     local need = count - #ids
@@ -87,12 +89,12 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
   if m[1] then
     return 0, 0
   end
-  local hold = tonumber(m[2])
+  local hold = count_of(m[2])
   if hold and hold > now then
     return 0, hold
   end
   local limited = false
-  local conc = tonumber(m[3])
+  local conc = count_of(m[3])
   if conc then
     local free = conc - redis.call('ZCARD', ckeys[2])
     if free <= count then
@@ -100,7 +102,7 @@ local function claim(ckeys, prefix, now, count, lock_ms, worker_id, jobs)
       limited = true
     end
   end
-  local rlm, rld = tonumber(m[4]), tonumber(m[5])
+  local rlm, rld = pair_of(m[4], m[5])
   local room = 0
   if rlm and count > 0 then
     room = window_room(ckeys[5], ckeys[6], now, rlm, rld)

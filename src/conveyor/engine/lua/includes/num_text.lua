@@ -37,3 +37,27 @@ local function num_of(text)
   end
   return n
 end
+
+-- count_of(text): a stored limit (a count, a window, a time in ms) as a
+-- whole number of at least 1, or nil: missing, or written by hand as
+-- anything but decimal digits (NaN, inf, a fraction, a sign, 1e3), or 0,
+-- which then counts as unset, as the queue's limits() reports it.
+local function count_of(text)
+  if text and string.match(text, '^%d+$') then
+    local n = tonumber(text)
+    if n >= 1 then
+      return n
+    end
+  end
+  return nil
+end
+
+-- pair_of(a, b): two counts that only mean something together (a rate's
+-- jobs and window); both nil unless both are counts.
+local function pair_of(a, b)
+  a, b = count_of(a), count_of(b)
+  if a and b then
+    return a, b
+  end
+  return nil, nil
+end
