@@ -297,19 +297,19 @@ class Dispatch:
 
     def _rode(self, reply: Any, want: int, news: int, call_id: int) -> None:
         self.riding -= 1
+        # the marker moved (or a timer ended the block, or the reply is an
+        # error): more may wait, unless the claim comes back short
+        self.dry = False
         if isinstance(reply, BaseException):
-            # The reply is lost, and the claim may have run: the same call
-            # again, until Redis answers, gets back the jobs it claimed (or
-            # claims now). It keeps the slots.
+            # The reply is lost (or NOSCRIPT, READONLY), and the claim may
+            # have run: the same call again, until Redis answers, gets back
+            # the jobs it claimed (or claims now). It keeps the slots.
             if self.looping:
                 self.inflight += 1
                 self._spawn(self._finish_call([], want, False, call_id))
             else:
                 self.reserved -= want
             return
-        # the marker moved (or a timer ended the block): more may wait,
-        # unless the claim comes back short
-        self.dry = False
         try:
             self._apply([], want, finished(reply), news, False, early=True)
         except Exception as exc:  # a bug or an unexpected reply: stop the worker loudly
