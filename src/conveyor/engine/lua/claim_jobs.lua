@@ -13,8 +13,8 @@
 --       8 call id (unique per call of this worker)
 -- Returns: msgpack { now, next due (the next delayed job's due time, a
 --          held group's turn, or -1), codes (empty), claimed (rows), held
---          until (0: not held), relay (empty), grouped (jobs
---          waiting for their group's turn, counted when the claim fell short) }
+--          until (0: not held), relay (empty), grouped (jobs waiting for
+--          their group's turn, counted when the claim fell short) }
 -- Events: those of claiming
 --@include now
 --@include claim_call

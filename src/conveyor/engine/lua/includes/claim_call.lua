@@ -6,10 +6,9 @@
 -- claimed, those still held under its tokens. With 0 and `freed` (the
 -- call released slots) it wakes a worker blocked on the marker if a slot
 -- opened for a waiting job.
--- Returns: jobs (rows: { id, token, attempts started, name, data, opts,
--- attempts made, added at }), held until (0: not held), jobs waiting for
--- their group's turn (counted when the claim fell short).
---@include now
+-- Returns: jobs (rows as claim's: { id, token, attempts started, name,
+-- data, opts, attempts made, created at }), held until (0: not held), jobs
+-- waiting for their group's turn (counted when the claim fell short).
 --@include wait_score
 --@include enqueue_waiting
 --@include promote_delayed
