@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from functools import cache
+from functools import cache, partial
 from typing import Any, TypeVar, cast
 
 import redis
@@ -44,6 +44,9 @@ from conveyor.errors import (
 
 R = TypeVar("R")
 _RESENDS = 3
+#: Loads of a script that Redis answers NOSCRIPT before a call gives up:
+#: its cache may be flushed again between a load and the call.
+LOADS = 3
 #: How long a script waits for a cluster slot that is migrating or failing
 #: over (ASK, TRYAGAIN, CLUSTERDOWN) before SlotUnavailable.
 SLOT_WAIT = 5.0
@@ -86,11 +89,17 @@ class Script:
         """``call`` through redis-py, loading the script once if Redis does
         not know it, with Redis's failures mapped to Conveyor's errors."""
         with redis_errors(client):
+            return await self._loading(call, partial(client.script_load, self.source))
+
+    async def _loading(self, call: Callable[[], Awaitable[R]], load: Callable[[], Awaitable[Any]]) -> R:
+        """``call``; while Redis answers NOSCRIPT, ``load`` and call again
+        (LOADS times at most: a cache flushed between a load and the call)."""
+        for _ in range(LOADS):
             try:
                 return await call()
             except NoScriptError:
-                await client.script_load(self.source)
-                return await call()
+                await load()
+        return await call()
 
     async def _through_migration(self, client: RedisClient, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """The script, for a slot midway through a migration or a failover:
@@ -124,21 +133,22 @@ class Script:
         count = 3 + len(keys) + len(args)
         body = self._head(keys) + encode_args(args)
 
-        async def send(channel: Channel) -> Any:
+        async def send_once(channel: Channel) -> Any:
             if wait is None:
                 return await channel.send(count, body)
             return await channel.send_replicated(count, body, *wait)
+
+        async def send(channel: Channel) -> Any:
+            return await self._loading(
+                partial(send_once, channel), partial(channel.call, "SCRIPT", "LOAD", self.source)
+            )
 
         for attempt in range(_RESENDS + 1):
             if attempt or channel is None:
                 channel = await _channel(client, keys)
             assert channel is not None
             try:
-                try:
-                    return await send(channel)
-                except NoScriptError:
-                    await channel.call("SCRIPT", "LOAD", self.source)
-                    return await send(channel)
+                return await send(channel)
             except Rerouted as exc:
                 # the node did not run it: a moved slot is noted and the
                 # script sent to its new primary; a migrating slot is left
@@ -232,11 +242,12 @@ class Script:
         if self.checked:
             check_call(self.name, keys, args)
         with redis_errors(client):
-            try:
-                return client.evalsha(self.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                client.script_load(self.source)
-                return client.evalsha(self.sha, len(keys), *keys, *args)
+            for _ in range(LOADS):
+                try:
+                    return client.evalsha(self.sha, len(keys), *keys, *args)
+                except NoScriptError:
+                    client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
 
 
 async def _channel(client: RedisClient, keys: Sequence[str]) -> Channel | None:
