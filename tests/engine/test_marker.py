@@ -7,10 +7,13 @@ jobs it claims run once and none is left held."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from redis.exceptions import ResponseError
 
 from conveyor import ConnectionFailed, JobContext, JobState, Queue, Worker
 from conveyor.engine import marker as marker_module
@@ -249,6 +252,41 @@ async def test_a_ride_answered_noscript_leaves_the_worker_claiming_and_riding(
     # the last one, ended by close(), brought nothing)
     assert [type(r).__name__ for r in landed][:3] == ["NoScriptError", "bytes", "bytes"]
     assert not any(isinstance(r, BaseException) for r in landed[1:])
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_rides_under_random_flushes_and_kills_run_every_job_once(queue: Queue, seed: int) -> None:
+    # adds one by one and in threes, the script cache flushed and the
+    # marker's connection killed at random moments, whatever a ride is
+    # doing then: every job runs, once, on its first attempt (a ride's jobs
+    # whose reply was lost after another claim of the worker took its
+    # place in the claims record may wait out their lease first)
+    rng = random.Random(seed)
+    log: list[tuple[str, int]] = []
+    worker = Worker(queue, _runs(log), concurrency=3, block_timeout=60)
+    task = asyncio.create_task(worker.run())
+    run = await _riding(worker)
+    added: list[str] = []
+    for _ in range(60):
+        roll = rng.random()
+        if roll < 0.45:
+            added.append((await queue.add("j", len(added))).id)
+        elif roll < 0.6:
+            added += [job.id for job in await queue.add_bulk([("j", len(added) + i) for i in range(3)])]
+        elif roll < 0.8:
+            await queue.redis.script_flush()
+        elif run.marker._conn_id is not None:
+            with contextlib.suppress(ResponseError):  # already gone
+                await queue.redis.execute_command("CLIENT", "KILL", "ID", run.marker._conn_id)
+        await asyncio.sleep(rng.random() * 0.01)
+
+    async def all_ran() -> bool:
+        return len(log) >= len(added) and not (await queue.counts())[JobState.ACTIVE]
+
+    await wait_until(all_ran, within=20)
+    await worker.close()
+    await task
+    assert sorted(log) == sorted((job_id, 1) for job_id in added)
 
 
 async def test_a_marker_connection_killed_under_a_ride_is_made_again(queue: Queue) -> None:

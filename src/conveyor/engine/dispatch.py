@@ -163,14 +163,12 @@ class Dispatch:
 
     async def _finish_call(self, rows: list[Row], want: int, burst: bool, call_id: int | None = None) -> None:
         """One finish-and-claim call; ``call_id`` given: a ride's whose reply
-        was lost, sent again (see :meth:`_rode`)."""
+        was lost, sent again (see :meth:`_rode`, which counts it resending)."""
         news = self.news
         lost = call_id is not None
         if call_id is None:
             self.finish_calls += 1
             call_id = self.finish_calls
-        else:
-            self.resending += 1
         try:
             while True:
                 try:
@@ -305,7 +303,8 @@ class Dispatch:
             # have run: the same call again, until Redis answers, gets back
             # the jobs it claimed (or claims now). It keeps the slots.
             if self.looping:
-                self.inflight += 1
+                # resending from now: no other claim may overwrite its record
+                self.inflight, self.resending = self.inflight + 1, self.resending + 1
                 self._spawn(self._finish_call([], want, False, call_id))
             else:
                 self.reserved -= want
