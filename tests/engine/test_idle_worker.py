@@ -17,6 +17,11 @@ from conveyor.engine.marker import MarkerWatch
 from polling import wait_until
 
 
+def _nth(call: str) -> int:
+    """A call id's number within its run ('<run tag>:<n>')."""
+    return int(call.rsplit(":", 1)[1])
+
+
 async def _idle(worker: Worker) -> int:
     """Waits until the running worker found its queue dry (and, but on a
     test clock, has a claim riding behind its block); its calls so far."""
@@ -124,10 +129,10 @@ async def test_a_burst_run_ends_when_its_last_outcome_came_while_a_claim_was_out
     real = Dispatch._finish
 
     async def second_claim_waits_for_the_outcome(
-        self: Dispatch, rows: list[Any], want: int, call: int
+        self: Dispatch, rows: list[Any], want: int, call: str
     ) -> Any:
         reply = await real(self, rows, want, call)
-        if call == 2:
+        if _nth(call) == 2:
             # the job's outcome is recorded, and the marker the add set is
             # taken (the watch woke on it): nothing else will wake the run
 
@@ -216,10 +221,10 @@ async def test_a_wake_that_comes_while_a_claim_is_out_is_not_lost(
     trace: list[str] = []
     added: list[str] = []
 
-    async def traced(self: Dispatch, rows: list[Any], want: int, call: int) -> Any:
-        trace.append(f"send {call}")
+    async def traced(self: Dispatch, rows: list[Any], want: int, call: str) -> Any:
+        trace.append(f"send {_nth(call)}")
         reply = await real(self, rows, want, call)
-        if call == 2:
+        if _nth(call) == 2:
             # the add comes after this claim ran; its marker wakes the watch
             added.append((await queue.add("j", "late")).id)
 
@@ -227,7 +232,7 @@ async def test_a_wake_that_comes_while_a_claim_is_out_is_not_lost(
                 return not await queue.redis.exists(queue.keys.marker)
 
             await wait_until(marker_taken)
-        trace.append(f"back {call}")
+        trace.append(f"back {_nth(call)}")
         return reply
 
     real_wake = Dispatch.wake_up

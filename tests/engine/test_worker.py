@@ -10,6 +10,7 @@ import time
 from typing import Any
 from uuid import uuid4
 
+import msgpack
 import pytest
 import redis.asyncio as aredis
 
@@ -249,6 +250,30 @@ async def test_a_resent_claim_gets_the_same_jobs_back(queue: Queue) -> None:
     assert await _finish(queue, next_id, next_token) == 1
     with pytest.raises(IndexError):
         await _claim(queue, "w1", call="8")
+
+
+async def test_a_resent_claim_finds_its_jobs_after_a_later_claim_of_the_worker(queue: Queue) -> None:
+    # Given two claims of one worker out at once (a ride behind the marker's
+    # block and a claim of its fetch loop), both answered, the first reply lost
+    a, b, c = [await queue.add("j", i) for i in range(3)]
+    first = await _claim(queue, "w1", call="r:1")
+    second = await _claim(queue, "w1", call="r:2")
+    assert (first[0], second[0]) == (a.id, b.id)
+    # When the first is sent again, it gets its own job back, not a new one
+    assert await _claim(queue, "w1", call="r:1") == first
+    assert await _claim(queue, "w1", call="r:2") == second
+    assert (await queue.counts())[JobState.ACTIVE] == 2
+    assert await queue.get_state(c.id) is JobState.WAITING
+
+
+async def test_a_claims_record_written_by_an_older_version_is_read(queue: Queue) -> None:
+    # one bare { call, ids, valid until } per worker, as before the list
+    job = await queue.add("j", 1)
+    job_id, token = await _claim(queue, "w1", call="7")
+    now = int((await queue.redis.time())[0]) * 1000
+    await queue.redis.hset(queue.keys.claims, "w1", msgpack.packb(["7", [job_id], now + 60_000]))
+    assert await _claim(queue, "w1", call="7") == (job_id, token)
+    assert job_id == job.id
 
 
 async def test_claim_records_expire_with_the_lock_and_are_pruned(

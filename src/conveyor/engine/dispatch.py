@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -98,7 +99,7 @@ class Dispatch:
         self.drained = False
         self.flows = FlowRelay(self.queue.redis, self.queue.keys, self.queue.clock, worker.id)
         self.error: Exception | None = None
-        self.finish_calls = 0
+        self.finish_calls, self.tag = 0, os.urandom(4).hex()  # call ids: '<tag>:<n>', new per run
         #: Asks the lease keeper to renew now (the worker sets it).
         self.renew_soon: Callable[[], None] = lambda: None
 
@@ -161,14 +162,14 @@ class Dispatch:
         self.calls.add(task)
         task.add_done_callback(self.calls.discard)
 
-    async def _finish_call(self, rows: list[Row], want: int, burst: bool, call_id: int | None = None) -> None:
+    async def _finish_call(self, rows: list[Row], want: int, burst: bool, call_id: str | None = None) -> None:
         """One finish-and-claim call; ``call_id`` given: a ride's whose reply
         was lost, sent again (see :meth:`_rode`, which counts it resending)."""
         news = self.news
         lost = call_id is not None
         if call_id is None:
             self.finish_calls += 1
-            call_id = self.finish_calls
+            call_id = f"{self.tag}:{self.finish_calls}"
         try:
             while True:
                 try:
@@ -248,7 +249,7 @@ class Dispatch:
             if next_due >= 0:
                 self.marker.after(max(0, next_due - now) / 1000)
 
-    async def _finish(self, rows: list[Row], want: int, call_id: int) -> Finished:
+    async def _finish(self, rows: list[Row], want: int, call_id: str) -> Finished:
         return await finish_jobs(
             self.queue.redis,
             self.queue.keys,
@@ -280,7 +281,7 @@ class Dispatch:
         if want <= 0:
             return None
         self.finish_calls += 1
-        call_id = self.finish_calls
+        call_id = f"{self.tag}:{self.finish_calls}"
         self.reserved += want
         self.riding += 1
         news = self.news
@@ -293,7 +294,7 @@ class Dispatch:
         )
         return Ride(command, lambda reply: self._rode(reply, want, news, call_id))
 
-    def _rode(self, reply: Any, want: int, news: int, call_id: int) -> None:
+    def _rode(self, reply: Any, want: int, news: int, call_id: str) -> None:
         self.riding -= 1
         # the marker moved (or a timer ended the block, or the reply is an
         # error): more may wait, unless the claim comes back short

@@ -136,7 +136,7 @@ async def finish_jobs(
 
 
 def claim_command(
-    k: QueueKeys, *, claim_count: int, lock_ms: int, worker_id: str, call_id: int
+    k: QueueKeys, *, claim_count: int, lock_ms: int, worker_id: str, call_id: int | str
 ) -> tuple[Any, ...]:
     """A claim (claim_jobs) as a raw EVALSHA command (see
     :meth:`Command.evalsha`) to write behind a blocking pop, so that Redis

@@ -13,7 +13,7 @@
 -- instead of claiming others and leaving those to lapse unseen.
 -- KEYS: 1 wait (and its line, see wait_line), 2 active, 3 marker, 4 meta, 5 delayed, 6 seq counter,
 --       7 completed, 8 failed, 9 limiter log, 10 limiter count,
---       11 claims (hash: worker id -> msgpack { call id, job ids, valid until })
+--       11 claims (hash: worker id -> msgpack list of its last calls { call id, job ids, valid until })
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 claim count, 5 lock ms,
 --       6 worker id, 7 outcomes (msgpack array of rows:
 --       { id, token, kind, value, delay ms, keep count, keep age ms }),

@@ -67,12 +67,21 @@ for _, set_key in ipairs({ KEYS[6], KEYS[5] }) do
     end
   end
 end
--- claim records of calls older than a lock (one field per worker)
+-- claim records of calls older than a lock (one field per worker: a list
+-- of its last calls' records, or one bare record as older versions wrote)
 local claims = queue_base(prefix) .. 'claims'
 if redis.call('HLEN', claims) > 0 then
   local all = redis.call('HGETALL', claims)
   for i = 1, #all, 2 do
-    if cmsgpack.unpack(all[i + 1])[3] <= now then
+    local records = cmsgpack.unpack(all[i + 1])
+    if type(records[1]) ~= 'table' then
+      records = { records }
+    end
+    local live = false
+    for _, r in ipairs(records) do
+      live = live or r[3] > now
+    end
+    if not live then
       redis.call('HDEL', claims, all[i])
     end
   end

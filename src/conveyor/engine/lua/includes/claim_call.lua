@@ -3,7 +3,12 @@
 -- above 0 it claims up to that many jobs for worker ARGV[6] under call id
 -- ARGV[8], or, for a resend of the call (the worker's claims record holds
 -- the same call id and has not lapsed), returns the jobs that call
--- claimed, those still held under its tokens. With 0 and `freed` (the
+-- claimed, those still held under its tokens. The worker's field of the
+-- claims hash keeps its last CLAIM_RECORDS calls that claimed jobs (msgpack
+-- list of { call id, job ids, valid until }; one bare record, as older
+-- versions wrote it, reads as a list of one): a ride and a claim of the
+-- same worker may both be out when the ride's reply is lost, and the
+-- resend must still find the ride's jobs. With 0 and `freed` (the
 -- call released slots) it wakes a worker blocked on the marker if a slot
 -- opened for a waiting job.
 -- Returns: jobs (rows as claim's: { id, token, attempts started, name,
@@ -15,15 +20,34 @@
 --@include window
 --@include claim
 --@include num_text
+local CLAIM_RECORDS = 4
+
+-- claim_records(raw): the records of a claims field, oldest first.
+local function claim_records(raw)
+  if not raw then
+    return {}
+  end
+  local records = cmsgpack.unpack(raw)
+  if type(records[1]) ~= 'table' then
+    records = { records }
+  end
+  return records
+end
+
 local function claim_call(prefix, now, freed)
   local jobs = {}
   local count = tonumber(ARGV[4])
   local ckeys = { KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[9], KEYS[10] }
   local held = 0
   local call = ARGV[8]
-  local record = count > 0 and redis.call('HGET', KEYS[11], ARGV[6])
-  record = record and cmsgpack.unpack(record)
-  if record and record[1] == call and record[3] > now then
+  local records = count > 0 and claim_records(redis.call('HGET', KEYS[11], ARGV[6])) or {}
+  local record = nil
+  for _, r in ipairs(records) do
+    if r[1] == call and r[3] > now then
+      record = r
+    end
+  end
+  if record then
     -- a resend of this call: the jobs it claimed, those still held under its tokens
     for _, id in ipairs(record[2]) do
       local f = redis.call('HMGET', prefix .. id, 'name', 'data', 'opts', 'atm', 'ts', 'ats', 'tk', 'st', 'dn')
@@ -42,7 +66,17 @@ local function claim_call(prefix, now, freed)
     if #jobs > 0 then
       local ids = {}
       for i, row in ipairs(jobs) do ids[i] = row[1] end
-      redis.call('HSET', KEYS[11], ARGV[6], cmsgpack.pack({ call, ids, now + tonumber(ARGV[5]) }))
+      local kept = {}
+      for _, r in ipairs(records) do
+        if r[3] > now then
+          kept[#kept + 1] = r
+        end
+      end
+      kept[#kept + 1] = { call, ids, now + tonumber(ARGV[5]) }
+      while #kept > CLAIM_RECORDS do
+        table.remove(kept, 1)
+      end
+      redis.call('HSET', KEYS[11], ARGV[6], cmsgpack.pack(kept))
     end
   elseif freed then
     wake_for_slot(ckeys, prefix)
