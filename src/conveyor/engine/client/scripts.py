@@ -86,8 +86,8 @@ class Script:
         return await self._run_on_pool(client, lambda: client.evalsha(self.sha, len(keys), *keys, *args))
 
     async def _run_on_pool(self, client: RedisClient, call: Callable[[], Awaitable[R]]) -> R:
-        """``call`` through redis-py, loading the script once if Redis does
-        not know it, with Redis's failures mapped to Conveyor's errors."""
+        """``call`` through redis-py, loading the script if Redis does not
+        know it, with Redis's failures mapped to Conveyor's errors."""
         with redis_errors(client):
             return await self._loading(call, partial(client.script_load, self.source))
 
