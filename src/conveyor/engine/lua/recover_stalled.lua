@@ -19,6 +19,7 @@
 --@include keep_finished
 --@include fail_job
 --@include emit
+--@include claim_records
 
 local prefix = ARGV[1]
 local logs_prefix = ARGV[2]
@@ -67,18 +68,13 @@ for _, set_key in ipairs({ KEYS[6], KEYS[5] }) do
     end
   end
 end
--- claim records of calls older than a lock (one field per worker: a list
--- of its last calls' records, or one bare record as older versions wrote)
+-- claim records of calls older than a lock (see claim_records)
 local claims = queue_base(prefix) .. 'claims'
 if redis.call('HLEN', claims) > 0 then
   local all = redis.call('HGETALL', claims)
   for i = 1, #all, 2 do
-    local records = cmsgpack.unpack(all[i + 1])
-    if type(records[1]) ~= 'table' then
-      records = { records }
-    end
     local live = false
-    for _, r in ipairs(records) do
+    for _, r in ipairs(claim_records(all[i + 1])) do
       live = live or r[3] > now
     end
     if not live then

@@ -4,11 +4,10 @@
 -- ARGV[8], or, for a resend of the call (the worker's claims record holds
 -- the same call id and has not lapsed), returns the jobs that call
 -- claimed, those still held under its tokens. The worker's field of the
--- claims hash keeps its last CLAIM_RECORDS calls that claimed jobs (msgpack
--- list of { call id, job ids, valid until }; one bare record, as older
--- versions wrote it, reads as a list of one): a ride and a claim of the
--- same worker may both be out when the ride's reply is lost, and the
--- resend must still find the ride's jobs. With 0 and `freed` (the
+-- claims hash keeps its last CLAIM_RECORDS calls that claimed jobs (see
+-- claim_records): a ride and a claim of the same worker may both be out
+-- when the ride's reply is lost, and the resend must still find the
+-- ride's jobs. With 0 and `freed` (the
 -- call released slots) it wakes a worker blocked on the marker if a slot
 -- opened for a waiting job.
 -- Returns: jobs (rows as claim's: { id, token, attempts started, name,
@@ -20,19 +19,7 @@
 --@include window
 --@include claim
 --@include num_text
-local CLAIM_RECORDS = 4
-
--- claim_records(raw): the records of a claims field, oldest first.
-local function claim_records(raw)
-  if not raw then
-    return {}
-  end
-  local records = cmsgpack.unpack(raw)
-  if type(records[1]) ~= 'table' then
-    records = { records }
-  end
-  return records
-end
+--@include claim_records
 
 local function claim_call(prefix, now, freed)
   local jobs = {}
