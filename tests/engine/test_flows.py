@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aredis
+from redis.exceptions import NoScriptError
 
 from conveyor import (
     Discard,
@@ -24,6 +25,7 @@ from conveyor import (
     Queue,
     Worker,
 )
+from conveyor.engine.client.scripts import LOADS
 from conveyor.engine.commands.running import finish_jobs
 from conveyor.engine.flows import relay
 from polling import wait_until
@@ -269,6 +271,50 @@ async def test_a_burst_run_also_runs_the_parents_its_children_wake(
         )
         await Worker(queue, handle).run(burst=True)
         assert (await queue.get_job(f"p{round_}")).state is JobState.COMPLETED  # type: ignore[union-attr]
+
+
+def _flushing_after_loads(monkeypatch: pytest.MonkeyPatch, redis: aredis.Redis, times: int) -> list[int]:
+    """Each of the next ``times`` script loads is followed by a flush of
+    the script cache, as if another client flushed it between the load and
+    the EXEC; the loads seen."""
+    loads: list[int] = []
+    cls: Any = type(redis)
+    real = cls.script_load
+
+    async def script_load(self: Any, source: str) -> Any:
+        sha = await real(self, source)
+        loads.append(1)
+        if len(loads) <= times:
+            await self.script_flush()
+        return sha
+
+    monkeypatch.setattr(cls, "script_load", script_load)
+    return loads
+
+
+async def test_a_flow_is_added_after_its_script_is_flushed_again_after_each_load(
+    redis: aredis.Redis, names: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await redis.script_flush()
+    loads = _flushing_after_loads(monkeypatch, redis, LOADS - 1)
+    node = await FlowProducer(redis).add(artist_import(names))
+    assert len(loads) == LOADS
+    assert node.job.state is JobState.WAITING_CHILDREN
+    assert await Queue(names["import"], redis).get_state("import-7") is JobState.WAITING_CHILDREN
+    assert (await Queue(names["tm"], redis).counts())[JobState.WAITING] == 1
+
+
+async def test_a_script_cache_that_keeps_being_flushed_fails_the_flow_and_writes_nothing(
+    redis: aredis.Redis, names: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await redis.script_flush()
+    loads = _flushing_after_loads(monkeypatch, redis, LOADS + 5)
+    flow = FlowJob("wrap-up", names["import"], children=[FlowJob("shows", names["import"])])
+    with pytest.raises(NoScriptError):
+        await FlowProducer(redis).add(flow)
+    assert len(loads) == LOADS  # then the last EXEC, unloaded, fails
+    counts = await Queue(names["import"], redis).counts()
+    assert counts == {state: 0 for state in counts}
 
 
 @pytest.mark.parametrize(

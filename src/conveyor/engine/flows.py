@@ -24,17 +24,17 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
 from conveyor.engine.children import job_ref
 from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.client.errors import call, redis_errors
 from conveyor.engine.clock import Clock, RedisClock, clock_arg, current_ms
 from conveyor.engine.codec import DEFAULT_MAX_PAYLOAD, dumps_payload, loads, text
-from conveyor.engine.commands.flows import ADD_FLOW_NODE, NewNode, child_done, queue_flow_node
+from conveyor.engine.commands.flows import NewNode, child_done, queue_flow_node, run_flow
 from conveyor.engine.job import Job
 from conveyor.engine.keys import DEFAULT_PREFIX, QueueKeys, registry_key
 from conveyor.engine.middleware import Middleware, check_middleware, stamp_headers
@@ -100,11 +100,9 @@ class FlowProducer:
         replies: list[Any] = []
         for run in _runs(plans) if isinstance(self.redis, RedisCluster) else [plans]:
             async with self.redis.pipeline(transaction=True) as pipe:
-                for plan in run:
-                    self._queue_call(pipe, plan)
                 try:
                     with redis_errors(self.redis):
-                        replies += await self._execute(pipe, run)
+                        replies += await run_flow(self.redis, pipe, partial(self._queue_run, run))
                 except (ConnectionFailed, RedisOutOfMemory) as exc:
                     if not replies:
                         raise
@@ -161,16 +159,9 @@ class FlowProducer:
         children = [c.keys.job(c.opts.job_id or "") for c in plan.children]
         queue_flow_node(pipe, k, clock_arg(self.clock), node, children)
 
-    async def _execute(self, pipe: Any, plans: list[_Plan]) -> list[Any]:
-        try:
-            return list(await pipe.execute())
-        except NoScriptError:
-            pass  # EXEC ran nothing: the script was not loaded yet (or Redis restarted)
-        await self.redis.script_load(ADD_FLOW_NODE.source)
-        await pipe.reset()
-        for plan in plans:
+    def _queue_run(self, run: list[_Plan], pipe: Any) -> None:
+        for plan in run:
             self._queue_call(pipe, plan)
-        return list(await pipe.execute())
 
     def _nodes(self, plan: _Plan, now: int) -> FlowNode:
         from datetime import UTC, datetime

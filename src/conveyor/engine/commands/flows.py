@@ -3,12 +3,15 @@ telling a parent that a child finished."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
+
+from redis.exceptions import NoScriptError
 
 from conveyor.engine.client.channel import Arg
 from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.client.command import Command
+from conveyor.engine.client.scripts import LOADS
 from conveyor.engine.keys import QueueKeys
 
 
@@ -58,13 +61,30 @@ CHILD_DONE = Command(
 
 def queue_flow_node(pipe: Any, k: QueueKeys, now: Arg, node: NewNode, child_keys: Sequence[str]) -> None:
     """Queues adding ``node`` to ``pipe`` (a transaction holding the rest
-    of its run); its reply is a :class:`NodeAdded`. The caller loads
-    :data:`ADD_FLOW_NODE`'s source when the pipeline answers NOSCRIPT."""
+    of its run, sent by :func:`run_flow`); its reply is a :class:`NodeAdded`."""
     ADD_FLOW_NODE.queue_in(
         pipe,
         [k.wait, k.delayed, k.marker, k.seq, k.waiting_children],
         [k.job_prefix, now, *node, *child_keys],
     )
+
+
+async def run_flow(client: RedisClient, pipe: Any, queue_run: Callable[[Any], None]) -> list[Any]:
+    """Sends the transaction ``queue_run`` queues on ``pipe`` (add_flow_node
+    calls); while Redis answers NOSCRIPT (EXEC ran nothing: the script was
+    not loaded yet, or its cache was flushed, even between a load and the
+    EXEC), loads the script and sends the transaction again, LOADS times at
+    most. Returns the replies."""
+    queue_run(pipe)
+    for _ in range(LOADS):
+        try:
+            return list(await pipe.execute())
+        except NoScriptError:
+            pass
+        await client.script_load(ADD_FLOW_NODE.source)
+        await pipe.reset()
+        queue_run(pipe)
+    return list(await pipe.execute())
 
 
 async def child_done(
