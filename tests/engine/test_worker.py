@@ -266,14 +266,57 @@ async def test_a_resent_claim_finds_its_jobs_after_a_later_claim_of_the_worker(q
     assert await queue.get_state(c.id) is JobState.WAITING
 
 
-async def test_a_claims_record_written_by_an_older_version_is_read(queue: Queue) -> None:
-    # one bare { call, ids, valid until } per worker, as before the list
-    job = await queue.add("j", 1)
-    job_id, token = await _claim(queue, "w1", call="7")
+async def test_a_worker_keeps_the_claims_records_of_its_last_16_calls(queue: Queue) -> None:
+    ids = [(await queue.add("j", i)).id for i in range(20)]
+    claimed = [await _claim(queue, "w1", lock_ms=60_000, call=f"t:{n}") for n in range(1, 21)]
+    assert [job_id for job_id, _ in claimed] == ids
+    fields = set(await queue.redis.hkeys(queue.keys.claims))
+    assert fields == {f"w1|t:{n}".encode() for n in range(5, 21)}
+    # a resend of the oldest kept call still gets its own job back
+    assert await _claim(queue, "w1", lock_ms=60_000, call="t:5") == claimed[4]
+    assert (await queue.counts())[JobState.ACTIVE] == 20
+
+
+async def test_recover_stalled_prunes_lapsed_claims_records_of_every_shape(queue: Queue) -> None:
+    # one field per call now; older versions wrote one field per worker,
+    # holding a bare record or a list of them
     now = int((await queue.redis.time())[0]) * 1000
-    await queue.redis.hset(queue.keys.claims, "w1", msgpack.packb(["7", [job_id], now + 60_000]))
-    assert await _claim(queue, "w1", call="7") == (job_id, token)
-    assert job_id == job.id
+    old, live = now - 1000, now + 60_000
+    await queue.redis.hset(
+        queue.keys.claims,
+        mapping={
+            "w1": msgpack.packb(["7", ["1"], old]),
+            "w2": msgpack.packb([["7", ["1"], old], ["8", ["2"], old]]),
+            "w3|r:1": msgpack.packb(["r:1", ["3"], old]),
+            "w4": msgpack.packb([["7", ["4"], old], ["8", ["5"], live]]),
+            "w5|r:2": msgpack.packb(["r:2", ["6"], live]),
+        },
+    )
+    await _recover_stalled(queue)
+    assert sorted(await queue.redis.hkeys(queue.keys.claims)) == [b"w4", b"w5|r:2"]
+
+
+# How versions before the per-call fields pruned the claims hash: each field
+# one bare record, pruned once its valid-until (its third item) passed.
+_OLDER_PRUNING = """
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if cmsgpack.unpack(all[i + 1])[3] <= tonumber(ARGV[1]) then
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return redis.call('HLEN', KEYS[1])
+"""
+
+
+async def test_a_claims_record_reads_as_the_bare_record_older_versions_prune(queue: Queue) -> None:
+    # workers of an older version, still running in a rolling upgrade,
+    # prune the records this version writes
+    await queue.add("j", 1)
+    await _claim(queue, "w1", lock_ms=5000, call="r:1")
+    now = int((await queue.redis.time())[0]) * 1000
+    assert await queue.redis.eval(_OLDER_PRUNING, 1, queue.keys.claims, now) == 1
+    assert await queue.redis.eval(_OLDER_PRUNING, 1, queue.keys.claims, now + 10_000) == 0
 
 
 async def test_claim_records_expire_with_the_lock_and_are_pruned(
@@ -282,7 +325,7 @@ async def test_claim_records_expire_with_the_lock_and_are_pruned(
     queue = clocked_queue
     await queue.add_bulk([("j", 1), ("j", 2)])
     job_id, _ = await _claim(queue, "w1", lock_ms=1000, call="1")
-    assert await queue.redis.hexists(queue.keys.claims, "w1")
+    assert await queue.redis.hexists(queue.keys.claims, "w1|1")
     # past the lock, a resend is a new claim (the old job's lease lapsed)
     clock.advance(2)
     assert (await _claim(queue, "w1", lock_ms=1000, call="1"))[0] != job_id

@@ -7,10 +7,11 @@
 -- outcomes, a claim for a job that just arrived costs Redis less.
 -- KEYS: 1 wait (and its line, see wait_line), 2 active, 3 marker, 4 meta, 5 delayed, 6 seq counter,
 --       7 completed, 8 failed, 9 limiter log, 10 limiter count,
---       11 claims (hash: worker id -> msgpack list of its last calls { call id, job ids, valid until })
+--       11 claims (hash: '<worker id>|<call id>' -> msgpack { call id, job ids, valid until })
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 claim count, 5 lock ms,
 --       6 worker id, 7 outcomes (not read: there are none),
---       8 call id (unique per call of this worker)
+--       8 call id ('<tag>:<n>', n counting the worker's calls; unique per
+--       call of this worker)
 -- Returns: msgpack { now, next due (the next delayed job's due time, a
 --          held group's turn, or -1), codes (empty), claimed (rows), held
 --          until (0: not held), relay (empty), grouped (jobs waiting for

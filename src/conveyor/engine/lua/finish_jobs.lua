@@ -7,17 +7,18 @@
 -- Guarantees: only the holder of the current lock token changes the job
 -- (fencing); a repeated call with the same token changes nothing and reports
 -- 0, so a worker may resend after a lost reply. A call that claimed jobs
--- records their ids under its call id in the worker's field of the claims
--- hash (valid for one lock duration; recover_stalled prunes old ones): a
+-- records their ids in the claims hash under the worker's and the call's
+-- ids (valid for one lock duration; see claim_call): a
 -- resend of that call gets the same jobs back, still under their tokens,
 -- instead of claiming others and leaving those to lapse unseen.
 -- KEYS: 1 wait (and its line, see wait_line), 2 active, 3 marker, 4 meta, 5 delayed, 6 seq counter,
 --       7 completed, 8 failed, 9 limiter log, 10 limiter count,
---       11 claims (hash: worker id -> msgpack list of its last calls { call id, job ids, valid until })
+--       11 claims (hash: '<worker id>|<call id>' -> msgpack { call id, job ids, valid until })
 -- ARGV: 1 job key prefix, 2 logs prefix, 3 now, 4 claim count, 5 lock ms,
 --       6 worker id, 7 outcomes (msgpack array of rows:
 --       { id, token, kind, value, delay ms, keep count, keep age ms }),
---       8 call id (unique per call of this worker)
+--       8 call id ('<tag>:<n>', n counting the worker's calls; unique per
+--       call of this worker)
 -- Returns: msgpack { now, next due (the next delayed job's due time, a
 --          held group's turn, or -1), codes, claimed (rows), held until
 --          (0: not held), relay (ids of flow children that finished: their

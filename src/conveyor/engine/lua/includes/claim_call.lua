@@ -1,15 +1,16 @@
 -- claim_call: the claiming half of finish_jobs and claim_jobs, which take
 -- the same KEYS and ARGV (see finish_jobs). With ARGV[4] (claim count)
 -- above 0 it claims up to that many jobs for worker ARGV[6] under call id
--- ARGV[8], or, for a resend of the call (the worker's claims record holds
--- the same call id and has not lapsed), returns the jobs that call
--- claimed, those still held under its tokens. The worker's field of the
--- claims hash keeps its last CLAIM_RECORDS calls that claimed jobs (see
--- claim_records): a ride and a claim of the same worker may both be out
--- when the ride's reply is lost, and the resend must still find the
--- ride's jobs. With 0 and `freed` (the
--- call released slots) it wakes a worker blocked on the marker if a slot
--- opened for a waiting job.
+-- ARGV[8], or, for a resend of the call (the claims hash holds the call's
+-- record and it has not lapsed), returns the jobs that call claimed, those
+-- still held under its tokens. A call that claimed jobs writes its record
+-- to the field '<worker id>|<call id>' (see claim_records) and deletes the
+-- one of the worker's call CLAIM_KEPT numbers before it (call ids
+-- '<tag>:<n>'), so each call is found by its own field, whatever the
+-- worker's other calls did in between (a ride and a claim of the same
+-- worker may both be out when the ride's reply is lost), without reading
+-- or rewriting the others. With 0 and `freed` (the call released slots) it
+-- wakes a worker blocked on the marker if a slot opened for a waiting job.
 -- Returns: jobs (rows as claim's: { id, token, attempts started, name,
 -- data, opts, attempts made, created at }), held until (0: not held), jobs
 -- waiting for their group's turn (counted when the claim fell short).
@@ -19,7 +20,9 @@
 --@include window
 --@include claim
 --@include num_text
---@include claim_records
+
+-- A worker's records are kept for its last CLAIM_KEPT calls (by number).
+local CLAIM_KEPT = 16
 
 local function claim_call(prefix, now, freed)
   local jobs = {}
@@ -27,11 +30,12 @@ local function claim_call(prefix, now, freed)
   local ckeys = { KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[9], KEYS[10] }
   local held = 0
   local call = ARGV[8]
-  local records = count > 0 and claim_records(redis.call('HGET', KEYS[11], ARGV[6])) or {}
-  local record = nil
-  for _, r in ipairs(records) do
-    if r[1] == call and r[3] > now then
-      record = r
+  local field = ARGV[6] .. '|' .. call
+  local record = count > 0 and redis.call('HGET', KEYS[11], field)
+  if record then
+    record = cmsgpack.unpack(record)
+    if record[3] <= now then
+      record = nil
     end
   end
   if record then
@@ -53,17 +57,11 @@ local function claim_call(prefix, now, freed)
     if #jobs > 0 then
       local ids = {}
       for i, row in ipairs(jobs) do ids[i] = row[1] end
-      local kept = {}
-      for _, r in ipairs(records) do
-        if r[3] > now then
-          kept[#kept + 1] = r
-        end
+      redis.call('HSET', KEYS[11], field, cmsgpack.pack({ call, ids, now + tonumber(ARGV[5]) }))
+      local tag, n = string.match(call, '^(.*):(%d+)$')
+      if n and tonumber(n) > CLAIM_KEPT then
+        redis.call('HDEL', KEYS[11], ARGV[6] .. '|' .. tag .. ':' .. num_text(tonumber(n) - CLAIM_KEPT))
       end
-      kept[#kept + 1] = { call, ids, now + tonumber(ARGV[5]) }
-      while #kept > CLAIM_RECORDS do
-        table.remove(kept, 1)
-      end
-      redis.call('HSET', KEYS[11], ARGV[6], cmsgpack.pack(kept))
     end
   elseif freed then
     wake_for_slot(ckeys, prefix)

@@ -1,10 +1,10 @@
--- The claims hash: one field per worker, a msgpack list of its last
--- CLAIM_RECORDS calls that claimed jobs, { call id, job ids, valid until },
--- oldest first (see claim_call; recover_stalled prunes lapsed fields).
-local CLAIM_RECORDS = 4
-
+-- The claims hash: a field '<worker id>|<call id>' per call that claimed
+-- jobs, holding the msgpack record { call id, job ids, valid until } (see
+-- claim_call; recover_stalled prunes lapsed fields). Older versions wrote
+-- one field per worker, named by its id: the same bare record, or a list
+-- of them, oldest first.
 -- claim_records(raw): the records of a claims field, oldest first; one
--- bare record, as older versions wrote it, reads as a list of one.
+-- bare record reads as a list of one.
 local function claim_records(raw)
   if not raw then
     return {}
