@@ -157,6 +157,10 @@ class Dispatch:
             - max(0, len(self.threads.runs) - self.concurrency)
         )
 
+    def _call_id(self) -> str:
+        self.finish_calls += 1
+        return f"{self.tag}:{self.finish_calls}"
+
     def _spawn(self, call: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(call)
         self.calls.add(task)
@@ -167,9 +171,7 @@ class Dispatch:
         was lost, sent again (see :meth:`_rode`, which counts it resending)."""
         news = self.news
         lost = call_id is not None
-        if call_id is None:
-            self.finish_calls += 1
-            call_id = f"{self.tag}:{self.finish_calls}"
+        call_id = call_id or self._call_id()
         try:
             while True:
                 try:
@@ -280,8 +282,7 @@ class Dispatch:
         want = min(self._free(), self.max_batch)
         if want <= 0:
             return None
-        self.finish_calls += 1
-        call_id = f"{self.tag}:{self.finish_calls}"
+        call_id = self._call_id()
         self.reserved += want
         self.riding += 1
         news = self.news
@@ -304,7 +305,7 @@ class Dispatch:
             # have run: the same call again, until Redis answers, gets back
             # the jobs it claimed (or claims now). It keeps the slots.
             if self.looping:
-                # resending from now: no other claim may overwrite its record
+                # resending from now: no other claim goes out (16 would drop its record)
                 self.inflight, self.resending = self.inflight + 1, self.resending + 1
                 self._spawn(self._finish_call([], want, False, call_id))
             else:
