@@ -10,8 +10,8 @@ Redis's CPU and script time per job, and under queue-wide limits set high,
 a rate limit of 100,000/s and a global concurrency of 1,000, and spread
 over 100 groups taking turns), enqueue (one by one, awaiting each, and in
 bulk, with Redis's time per job), latency (enqueue-to-start at a steady
-200 and 500 jobs/s, producer in another process: p50, p95, p99, max and a
-histogram), progress (the progress bus's report-to-subscriber latency,
+200 and 500 jobs/s, producer in another process: p50, p95, p99, max, a
+histogram and Redis's time in scripts per job), progress (the progress bus's report-to-subscriber latency,
 subscriber in another process), events (publish rates, a consumer group's
 drain rate, publish-to-handler latency), api (the HTTP API's queue list
 with 20 queues and a million jobs in Redis) and memory (Redis memory per
@@ -147,9 +147,10 @@ def _produce(url: str, rate: int, seconds: float) -> None:
     run(main())
 
 
-async def bench_latency(url: str, rate: int, seconds: float) -> list[float]:
-    """Enqueue-to-start latencies (ms) of jobs added at a steady ``rate``
-    by another process, one idle worker taking them."""
+async def bench_latency(url: str, rate: int, seconds: float) -> dict[str, Any]:
+    """Enqueue-to-start latencies (ms, ``samples``) of jobs added at a
+    steady ``rate`` by another process, one idle worker taking them, and
+    Redis's time per job meanwhile (``redis``: its add, claim and finish)."""
     redis = connect(url)
     queue = Queue("bench-latency", redis)
     samples: list[float] = []
@@ -160,15 +161,17 @@ async def bench_latency(url: str, rate: int, seconds: float) -> list[float]:
     worker = Worker(queue, handler, concurrency=50)
     task = asyncio.create_task(worker.run())
     await asyncio.sleep(0.3)
+    before = await redis_usec(redis)
     producer = mp.get_context("spawn").Process(target=_produce, args=(url, rate, seconds))
     producer.start()
     while producer.is_alive():  # noqa: ASYNC110 (a process, not an event)
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)
+    used = per_job(before, await redis_usec(redis), max(1, len(samples)))
     await worker.close()
     await task
     await redis.aclose()
-    return samples
+    return {"samples": samples, "redis": used}
 
 
 async def _start_listener(target: Any, url: str, n: int) -> tuple[Any, Any]:
@@ -486,9 +489,12 @@ def _enqueue_rows(table: Table, url: str, n: int, repeats: int) -> None:
 def _latency_rows(table: Table, url: str, repeats: int, seconds: float) -> None:
     for rate in (200, 500):
         ours: list[list[float]] = []
+        scripts: list[float] = []
         theirs: dict[str, list[list[float]]] = {p.name: [] for p in table.peers_for("latency")}
         for _ in range(repeats):
-            ours.append(run(bench_latency(url, rate, seconds)))
+            got = run(bench_latency(url, rate, seconds))
+            ours.append(got["samples"])
+            scripts.append(got["redis"]["scripts"])
             for p in table.peers_for("latency"):
                 theirs[p.name].append(p.run("latency", url, rate=rate, seconds=seconds)["samples"])
         mine = [summary(s) for s in ours]
@@ -507,6 +513,9 @@ def _latency_rows(table: Table, url: str, repeats: int, seconds: float) -> None:
             for peer, runs in other.items()
         }
         table.row("  (p50, p99 of each run)", ", ".join(f"{r['p50']:.2f}/{r['p99']:.2f}" for r in mine), each)
+        # Redis runs a script slower at a low steady rate than in a drain
+        # (its caches gone cold between jobs); add and claim lie on the path
+        table.row("  Redis in scripts per job (add, claim, finish)", f"{statistics.median(scripts):.0f} us")
         table.notes.append(f"enqueue-to-start @ {rate}/s, Conveyor: {histogram(ours)}")
         for peer, runs in theirs.items():
             table.notes.append(f"enqueue-to-start @ {rate}/s, {peer}: {histogram(runs)}")
