@@ -305,7 +305,7 @@ class Dispatch:
             # have run: the same call again, until Redis answers, gets back
             # the jobs it claimed (or claims now). It keeps the slots.
             if self.looping:
-                # resending from now: no other claim goes out (16 would drop its record)
+                # resending from now: no other claim goes out (its record lasts 16 calls)
                 self.inflight, self.resending = self.inflight + 1, self.resending + 1
                 self._spawn(self._finish_call([], want, False, call_id))
             else:
