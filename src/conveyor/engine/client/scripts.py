@@ -89,17 +89,7 @@ class Script:
         """``call`` through redis-py, loading the script if Redis does not
         know it, with Redis's failures mapped to Conveyor's errors."""
         with redis_errors(client):
-            return await self._loading(call, partial(client.script_load, self.source))
-
-    async def _loading(self, call: Callable[[], Awaitable[R]], load: Callable[[], Awaitable[Any]]) -> R:
-        """``call``; while Redis answers NOSCRIPT, ``load`` and call again
-        (LOADS times at most: a cache flushed between a load and the call)."""
-        for _ in range(LOADS):
-            try:
-                return await call()
-            except NoScriptError:
-                await load()
-        return await call()
+            return await loading(call, partial(client.script_load, self.source))
 
     async def _through_migration(self, client: RedisClient, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """The script, for a slot midway through a migration or a failover:
@@ -139,7 +129,7 @@ class Script:
             return await channel.send_replicated(count, body, *wait)
 
         async def send(channel: Channel) -> Any:
-            return await self._loading(
+            return await loading(
                 partial(send_once, channel), partial(channel.call, "SCRIPT", "LOAD", self.source)
             )
 
@@ -248,6 +238,17 @@ class Script:
                 except NoScriptError:
                     client.script_load(self.source)
             return client.evalsha(self.sha, len(keys), *keys, *args)
+
+
+async def loading(call: Callable[[], Awaitable[R]], load: Callable[[], Awaitable[Any]]) -> R:
+    """``call``; while Redis answers NOSCRIPT, ``load`` and call again
+    (LOADS times at most: a cache flushed between a load and the call)."""
+    for _ in range(LOADS):
+        try:
+            return await call()
+        except NoScriptError:
+            await load()
+    return await call()
 
 
 async def _channel(client: RedisClient, keys: Sequence[str]) -> Channel | None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from redis.exceptions import NoScriptError
-
 from conveyor.engine.client.channel import Arg
 from conveyor.engine.client.cluster import RedisClient
 from conveyor.engine.client.command import Command
-from conveyor.engine.client.scripts import LOADS
+from conveyor.engine.client.scripts import loading
 from conveyor.engine.keys import QueueKeys
 
 
@@ -73,18 +71,19 @@ async def run_flow(client: RedisClient, pipe: Any, queue_run: Callable[[Any], No
     """Sends the transaction ``queue_run`` queues on ``pipe`` (add_flow_node
     calls); while Redis answers NOSCRIPT (EXEC ran nothing: the script was
     not loaded yet, or its cache was flushed, even between a load and the
-    EXEC), loads the script and sends the transaction again, LOADS times at
-    most. Returns the replies."""
-    queue_run(pipe)
-    for _ in range(LOADS):
-        try:
-            return list(await pipe.execute())
-        except NoScriptError:
-            pass
+    EXEC), loads the script and sends the transaction again (see
+    :func:`~conveyor.engine.client.scripts.loading`). Returns the replies."""
+
+    async def execute() -> list[Any]:
+        return list(await pipe.execute())
+
+    async def load() -> None:
         await client.script_load(ADD_FLOW_NODE.source)
         await pipe.reset()
         queue_run(pipe)
-    return list(await pipe.execute())
+
+    queue_run(pipe)
+    return await loading(execute, load)
 
 
 async def child_done(
