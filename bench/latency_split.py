@@ -118,10 +118,9 @@ def main() -> None:
     args = parser.parse_args()
     tune_collector()
     with RedisServer() as server, tempfile.TemporaryDirectory() as tmp:
-        port = server.url.rsplit(":", 1)[1].split("/")[0]
         log = Path(tmp) / "monitor.log"
         with log.open("w") as out:
-            monitor = subprocess.Popen(["redis-cli", "-p", port, "monitor"], stdout=out)
+            monitor = subprocess.Popen(["redis-cli", "-p", str(server.port), "monitor"], stdout=out)
             time.sleep(0.3)
             seen = run(_measure(server.url, args.rate, args.seconds))
             monitor.terminate()
